@@ -1,0 +1,166 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · A first fully convolutional model
+#
+# How far does the simplest possible network get? Two 3x3 convolutions extract features
+# from the 72 px input, an upsampling layer doubles their size, and a 1x1 convolution
+# turns them into a 144 px colour image. We train it twice, once with nearest-neighbour
+# and once with bilinear upsampling, and compare both with plain bicubic interpolation.
+#
+# The step reads the prepared images from the run's data cache and writes both trained
+# models, their histories, GIFs and `metrics.json` into the run folder.
+
+# %% tags=["parameters"]
+profile: str = "smoke"  # parameter profile this page ran with
+run_dir: str = ""  # run folder (absolute); empty means <project>/runs/notebook
+data_source: str = "sample"  # sample | folder:PATH | voc2007
+data_mode: str = ""  # resize | crop; empty means the source's default
+n_images: int = 24  # images prepared; about 80 % train, 20 % validation
+seed: int = 0  # seed for crops, split and weight initialisation
+epochs: int = 1  # passes over the training images
+batch_size: int = 8  # images per gradient step
+learning_rate: float = 0.001  # Adam step size
+precision: str = "float32"  # float32 | mixed_bfloat16
+
+# %% tags=["hide-input"]
+from srkit import data, evaluate, models, plots, report, train
+
+STEP = "02_initial_model"
+MODELS = ["simple_model_nearest", "simple_model_bilinear"]
+RUN = report.run_folder(run_dir)
+split = data.prepare(
+    data_source,
+    n_images=n_images,
+    seed=seed,
+    mode=data_mode or None,
+    cache_dir=RUN / "data",
+)
+report.banner(
+    profile,
+    split,
+    epochs=epochs,
+    batch_size=batch_size,
+    learning_rate=learning_rate,
+    precision=precision,
+)
+
+# %% [markdown]
+# ## Data
+#
+# Three validation images at the network's input size (72 px) and at the two target
+# sizes. This step predicts only the 144 px version; the 288 px targets appear from step
+# 03 on.
+
+# %%
+plots.sample_grid(split.val, n=3)
+
+# %% [markdown]
+# ## Model
+#
+# Both variants have the same 38,915 weights: 1,792 and 36,928 in the two 3x3
+# convolutions with 64 filters, 195 in the 1x1 output convolution. They differ only in
+# how the upsampling layer fills the new pixels: nearest-neighbour copies each feature
+# into a 2x2 block, bilinear interpolates between neighbours.
+
+# %%
+built = {name: models.build(name) for name in MODELS}
+built["simple_model_nearest"].summary(line_length=110)
+[report.check_params(model) for model in built.values()]
+
+# %% [markdown]
+# ## Training
+#
+# Each variant minimises the mean squared error of its output with Adam, on the same
+# images and with the same seed. Keras prints one line per epoch.
+
+# %% tags=["scroll-output"]
+# papermill_description=train
+# The full profile trains these models for longer on VOC 2007 (srkit/profiles/full.yaml).
+results = {
+    name: train.fit(
+        model,
+        split,
+        loss=models.MODEL_INFO[name]["loss"],
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        run_dir=RUN / "models" / name,
+        precision=precision,
+        seed=seed,
+        verbose=2,
+    )
+    for name, model in built.items()
+}
+[report.fit_summary(result) for result in results.values()]
+
+# %% [markdown]
+# ## Results
+#
+# Mean validation metrics of both variants next to bicubic interpolation and the
+# original report. Higher is better for PSNR (dB) and SSIM, lower for MSE and MAE.
+
+# %%
+evaluations = [evaluate.evaluate(r.model, split.val) for r in results.values()]
+report.results_table(evaluations)
+
+# %% [markdown]
+# Learning curves of the nearest-neighbour variant, then of the bilinear one.
+
+# %%
+plots.learning_curves(results["simple_model_nearest"].history)
+
+# %%
+plots.learning_curves(results["simple_model_bilinear"].history)
+
+# %% [markdown]
+# The best and worst reconstructed validation images of the bilinear variant, ranked
+# by PSNR, with a magnified crop of the same region in prediction and target.
+
+# %%
+plots.best_worst_figure(
+    results["simple_model_bilinear"].model,
+    split.val,
+    evaluations[1].per_image,
+    scale=144,
+    k=2,
+)
+
+# %% [markdown]
+# Predictions for three fixed validation images after each epoch, nearest-neighbour
+# first, then bilinear (the first frame is the untrained network):
+
+# %%
+plots.show_gif(results["simple_model_nearest"].paths["gif_low_upsample"])
+
+# %%
+plots.show_gif(results["simple_model_bilinear"].paths["gif_low_upsample"])
+
+# %% [markdown]
+# ## Takeaways
+#
+# Nearest-neighbour upsampling tends to leave blocky artefacts that the final 1x1
+# convolution cannot smooth, since it sees one pixel at a time; bilinear upsampling
+# avoids them by construction. How the two compare here, and whether either beats
+# bicubic interpolation, is stated below.
+
+# %%
+report.takeaways(evaluations)
+
+# %% tags=["remove-cell"]
+metrics_file = evaluate.write_metrics(
+    RUN / "steps" / STEP / "metrics.json",
+    [(evaluation, results[evaluation.model_name]) for evaluation in evaluations],
+    step=STEP,
+)
+assert metrics_file.exists(), metrics_file

@@ -1,0 +1,151 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 07 · Depth-to-space upsampling
+#
+# Is a learned upsampling better than a fixed one? Until now the network enlarged its
+# feature maps by copying or interpolating pixels. Depth-to-space (the sub-pixel
+# convolution of ESPCN) instead computes 64 channels at low resolution and rearranges
+# each group of four channels into a 2x2 patch of pixels, so the network decides what
+# every new pixel looks like.
+#
+# The step reads the prepared images from the run's data cache and writes the trained
+# model, its history, the training GIFs and `metrics.json` into the run folder.
+
+# %% tags=["parameters"]
+profile: str = "smoke"  # parameter profile this page ran with
+run_dir: str = ""  # run folder (absolute); empty means <project>/runs/notebook
+data_source: str = "sample"  # sample | folder:PATH | voc2007
+data_mode: str = ""  # resize | crop; empty means the source's default
+n_images: int = 24  # images prepared; about 80 % train, 20 % validation
+seed: int = 0  # seed for crops, split and weight initialisation
+epochs: int = 1  # passes over the training images
+batch_size: int = 8  # images per gradient step
+learning_rate: float = 0.001  # Adam step size
+vgg_weights: str = "random"  # VGG16 block-1 weights: random | imagenet | PATH
+precision: str = "float32"  # float32 | mixed_bfloat16
+
+# %% tags=["hide-input"]
+from srkit import data, evaluate, models, plots, report, train
+
+STEP = "07_depth_to_space"
+MODEL = "dts_model"
+RUN = report.run_folder(run_dir)
+split = data.prepare(
+    data_source,
+    n_images=n_images,
+    seed=seed,
+    mode=data_mode or None,
+    cache_dir=RUN / "data",
+)
+report.banner(
+    profile,
+    split,
+    epochs=epochs,
+    batch_size=batch_size,
+    learning_rate=learning_rate,
+    vgg_weights=vgg_weights,
+    precision=precision,
+)
+
+# %% [markdown]
+# ## Data
+#
+# Three validation images at the network's input size (72 px) and at the two target
+# sizes (144 px and 288 px). The validation images come from photographs the network
+# never sees during training.
+
+# %%
+plots.sample_grid(split.val, n=3)
+
+# %% [markdown]
+# ## Model
+#
+# Two 3x3 convolutions and the frozen VGG16 block run side by side on the input; their
+# concatenation goes through a 3x3 convolution with 64 filters and a depth-to-space
+# rearrangement with block size 2 (64 channels become 16 at twice the size). The x4
+# branch repeats the convolution and the rearrangement once more.
+
+# %%
+model = models.build(MODEL, vgg_weights=vgg_weights)
+model.summary(line_length=110)
+report.check_params(model)
+
+# %% [markdown]
+# ## Training
+#
+# MSE per output, summed, with Adam.
+
+# %% tags=["scroll-output"]
+# papermill_description=train
+# The full profile trains this model for longer on VOC 2007 (srkit/profiles/full.yaml).
+result = train.fit(
+    model,
+    split,
+    loss=models.MODEL_INFO[MODEL]["loss"],
+    epochs=epochs,
+    batch_size=batch_size,
+    learning_rate=learning_rate,
+    run_dir=RUN / "models" / MODEL,
+    precision=precision,
+    seed=seed,
+    verbose=2,
+)
+report.fit_summary(result)
+
+# %% [markdown]
+# ## Results
+#
+# Mean metrics over the validation images at each output size, next to bicubic
+# interpolation of the same inputs and to the numbers of the original report. Higher is
+# better for PSNR (in dB) and SSIM, lower for MSE and MAE.
+
+# %%
+evaluation = evaluate.evaluate(result.model, split.val)
+report.results_table(evaluation)
+
+# %% [markdown]
+# Learning curves: the loss and each metric per epoch, on training and validation
+# images.
+
+# %%
+plots.learning_curves(result.history)
+
+# %% [markdown]
+# The validation images the model reconstructs best and worst at 288 px, ranked by PSNR,
+# with a magnified crop of the same region in the prediction and in the target.
+
+# %%
+plots.best_worst_figure(result.model, split.val, evaluation.per_image, scale=288, k=2)
+
+# %% [markdown]
+# The predictions for three fixed validation images after each epoch (the first frame
+# is the untrained network):
+
+# %%
+plots.show_gif(result.paths["gif_high_upsample"])
+
+# %% [markdown]
+# ## Takeaways
+#
+# Depth-to-space replaces the fixed upsampling with learned weights. Its effect on the
+# metrics in this run is stated below.
+
+# %%
+report.takeaways(evaluation)
+
+# %% tags=["remove-cell"]
+metrics_file = evaluate.write_metrics(
+    RUN / "steps" / STEP / "metrics.json", [(evaluation, result)], step=STEP
+)
+assert metrics_file.exists(), metrics_file

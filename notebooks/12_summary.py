@@ -1,0 +1,108 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 12 · Summary
+#
+# Which architecture and which loss work best? This page gathers the `metrics.json` of
+# every step of this run into one table, puts it beside the original report's numbers
+# and the bicubic baseline, charts each metric, shows the best reconstruction of the
+# best model and collects the training GIFs.
+#
+# It reads only the run folder and writes the combined table to `metrics.json`.
+
+# %% tags=["parameters"]
+profile: str = "smoke"  # parameter profile this page ran with
+run_dir: str = ""  # run folder (absolute); empty means <project>/runs/notebook
+data_source: str = "sample"  # sample | folder:PATH | voc2007
+data_mode: str = ""  # resize | crop; empty means the source's default
+n_images: int = 16  # images of the result models' split, for the best-image figure
+seed: int = 0  # seed of that split
+
+# %% tags=["hide-input"]
+from IPython.display import display
+
+from srkit import data, evaluate, models, plots, report
+
+STEP = "12_summary"
+RUN = report.run_folder(run_dir)
+ours = evaluate.collect_metrics(RUN)
+original = evaluate.load_original_results()
+split = data.prepare(
+    data_source,
+    n_images=n_images,
+    seed=seed,
+    mode=data_mode or None,
+    cache_dir=RUN / "data",
+)
+report.banner(profile, split)
+
+# %% [markdown]
+# ## All models at both scales
+#
+# Mean validation metrics of every model of this run, the original report's values for
+# the same model and scale, and bicubic interpolation. Steps 02 to 07 and the result
+# models may have used different image sets (see each page's banner), so compare rows
+# of the same group.
+
+# %%
+comparison = evaluate.comparison_table(ours, original)
+comparison
+
+# %% [markdown]
+# ## Each metric across models
+#
+# Our value and the original report's for every model, grouped by output size; the
+# dashed line is bicubic interpolation.
+
+# %%
+plots.metric_bars(ours, metric="psnr", original=original)
+
+# %%
+plots.metric_bars(ours, metric="ssim", original=original)
+
+# %%
+plots.metric_bars(ours, metric="mae", original=original)
+
+# %% [markdown]
+# ## The best model's best reconstruction
+#
+# The model with the highest PSNR at 288 px in this run, on its best validation image,
+# with a magnified region of prediction and target.
+
+# %%
+best_name = report.best_model(ours, scale=288)
+best_model = models.load(RUN / "models" / best_name / "best.keras")
+best_eval = evaluate.evaluate(best_model, split.val)
+plots.best_worst_figure(best_model, split.val, best_eval.per_image, scale=288, k=1)
+
+# %% [markdown]
+# ## Training GIFs
+#
+# The predictions of each model for three fixed validation images over the epochs, at
+# the largest output the model has.
+
+# %%
+for gif in report.training_gifs(RUN):
+    display(plots.show_gif(gif.path, title=gif.model))
+
+# %% [markdown]
+# ## Conclusions
+#
+# The sentences below are computed from the table above.
+
+# %%
+report.conclusions(ours, original)
+
+# %% tags=["remove-cell"]
+metrics_file = evaluate.write_summary(RUN / "steps" / STEP / "metrics.json", ours)
+assert metrics_file.exists(), metrics_file

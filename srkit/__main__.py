@@ -1,0 +1,7 @@
+"""``python -m srkit``: the same command line as ``srkit`` (see ``srkit.cli``)."""
+
+import sys
+
+from srkit.cli import main
+
+sys.exit(main())

@@ -1,0 +1,333 @@
+"""The ``srkit`` command line: argument parsing and printing only.
+
+Subcommands ``run``, ``book``, ``clean``, ``models``, ``prepare`` and ``upscale``
+call ``srkit.pipeline`` (and ``srkit.data``/``srkit.models``) for the work. Heavy
+packages are imported inside the handlers so ``srkit --help`` answers at once.
+``main(argv)`` returns the exit status (0 ok, 1 failure, 2 usage error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+DESCRIPTION = """\
+Reproducible single-image super-resolution report.
+
+`srkit run` executes the step notebooks (notebooks/NN_name.py) with papermill and
+builds the book with jupyter-book; `srkit upscale` applies a trained model to an
+image. Run from the project folder (the one holding _toc.yml and notebooks/) or
+pass --project DIR.
+"""
+
+RUN_EPILOG = """\
+examples:
+  srkit run                                  smoke profile, every step, then the book
+  srkit run --profile quick -p epochs=30 --only 05
+  srkit run -p 05.epochs=3 -p batch_size=4   one step's value, then every step's
+  srkit run --data folder:~/photos --no-book
+  srkit run --dry-run                        show which steps would run
+
+Parameters are those of the notebooks' `parameters` cells; values are typed from
+their annotations (int, float, str, bool: true/false/1/0). A step is skipped
+(cached) when its source, parameters, srkit source and data are unchanged and its
+outputs exist. Outputs: RUN/params.yaml, RUN/run.json, RUN/models/, RUN/steps/,
+book/steps/NN_name.ipynb and _build/html/index.html.
+"""
+
+
+def _add_project(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--project",
+        metavar="DIR",
+        help="project folder (default: searched upward from the current folder)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``srkit`` and its subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="srkit",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from srkit import __version__
+
+    parser.add_argument("--version", action="version", version=f"srkit {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="execute the step notebooks, then build the book",
+        description="Execute the step notebooks with papermill, then build the book.",
+        epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_project(run)
+    run.add_argument(
+        "--profile",
+        default="smoke",
+        help="smoke (minutes, CPU), quick (a meaningful CPU run) or full "
+        "(the original study, GPU); or a YAML file (default: smoke)",
+    )
+    run.add_argument(
+        "-p",
+        "--param",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a parameter in every step that declares it, or in one step "
+        "with NN.NAME=VALUE; repeatable",
+    )
+    run.add_argument(
+        "--only",
+        nargs="+",
+        metavar="STEP",
+        help="run only these steps (number like 05 or stem); the others keep "
+        "their pages and records",
+    )
+    run.add_argument(
+        "--data",
+        metavar="SOURCE",
+        help="data source for every step: sample, folder:PATH or voc2007",
+    )
+    run.add_argument("--force", action="store_true", help="ignore the step cache")
+    run.add_argument(
+        "--run-dir",
+        metavar="DIR",
+        help="run folder for models, data cache and records "
+        "(default: <project>/runs/<profile>)",
+    )
+    run.add_argument("--no-book", action="store_true", help="do not build the book")
+    run.add_argument(
+        "--strict",
+        action="store_true",
+        help="build the book with -W -n --keep-going (warnings fail)",
+    )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the resolved plan (which steps would run) and stop",
+    )
+    run.add_argument(
+        "--heartbeat",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="seconds between 'still running' lines of a long step (0: none)",
+    )
+
+    book = commands.add_parser(
+        "book",
+        help="build the book from the executed notebooks already there",
+        description="Write the 'About this run' page from the latest run's records "
+        "and run jupyter-book build on the project.",
+    )
+    _add_project(book)
+    book.add_argument(
+        "--run-dir", metavar="DIR", help="run whose records the about page shows"
+    )
+    book.add_argument(
+        "--strict",
+        action="store_true",
+        help="pass -W -n --keep-going (warnings fail the build)",
+    )
+
+    clean = commands.add_parser(
+        "clean",
+        help="remove generated pages and the built book",
+        description="Remove book/steps/, book/about_run.md and _build/ "
+        "(with --all also runs/: trained models, data caches, records).",
+    )
+    _add_project(clean)
+    clean.add_argument("--all", action="store_true", help="also remove runs/")
+
+    commands.add_parser(
+        "models",
+        help="list the model zoo",
+        description="Print every model of the zoo: name, step, total and trainable "
+        "parameters, outputs.",
+    )
+
+    prepare = commands.add_parser(
+        "prepare",
+        help="prepare and cache a data set",
+        description="Prepare (or load from the cache) a train/validation split and "
+        "print its counts. `srkit run` does this itself into RUN/data.",
+    )
+    prepare.add_argument(
+        "--data",
+        default="sample",
+        metavar="SOURCE",
+        help="sample, folder:PATH, voc2007",
+    )
+    prepare.add_argument("-n", "--n-images", type=int, default=100, metavar="N")
+    prepare.add_argument("--seed", type=int, default=0)
+    prepare.add_argument(
+        "--mode",
+        choices=("crop", "resize"),
+        help="default: crop for sample, else resize",
+    )
+    prepare.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="cache folder (default: $SRKIT_CACHE or ~/.cache/srkit/data)",
+    )
+
+    upscale = commands.add_parser(
+        "upscale",
+        help="upscale an image with a trained model",
+        description="Apply a trained model (RUN/models/NAME/best.keras) to an image "
+        "file and write the x2 or x4 result.",
+    )
+    upscale.add_argument("input", metavar="IN", help="image file to upscale")
+    upscale.add_argument("output", metavar="OUT", help="image file to write")
+    upscale.add_argument("--model", required=True, metavar="NAME", help="zoo name")
+    _add_project(upscale)
+    source = upscale.add_mutually_exclusive_group()
+    source.add_argument(
+        "--run-dir", metavar="DIR", help="run folder (default: the latest run)"
+    )
+    source.add_argument("--model-file", metavar="PATH", help="a .keras file instead")
+    upscale.add_argument("--scale", type=int, choices=(2, 4), default=2)
+    upscale.add_argument(
+        "--tile", type=int, metavar="N", help="process in N-pixel tiles (large images)"
+    )
+    return parser
+
+
+def _run(args) -> int:
+    from srkit import pipeline
+
+    try:
+        result = pipeline.run(
+            project=args.project,
+            profile=args.profile,
+            overrides=args.overrides,
+            only=args.only,
+            data=args.data,
+            force=args.force,
+            run_dir=args.run_dir,
+            book=not args.no_book,
+            strict=args.strict,
+            dry_run=args.dry_run,
+            heartbeat_s=args.heartbeat,
+            echo=_echo,
+        )
+    except pipeline.StepFailed as error:
+        print(f"srkit run: FAILED\n{error}", file=sys.stderr)
+        return 1
+    if result.book_index is not None:
+        print(f"open {result.book_index}")
+    return 0
+
+
+def _book(args) -> int:
+    from srkit import pipeline
+
+    index = pipeline.build_book(args.project, args.run_dir, args.strict, echo=_echo)
+    print(f"open {index}")
+    return 0
+
+
+def _clean(args) -> int:
+    from srkit import pipeline
+
+    removed = pipeline.clean(args.project, everything=args.all)
+    for path in removed:
+        print(f"removed {path}")
+    if not removed:
+        print("nothing to remove")
+    return 0
+
+
+def _models(args) -> int:
+    from srkit import models
+
+    table = models.zoo_table()
+    print(table.to_string(index=False) if hasattr(table, "to_string") else table)
+    return 0
+
+
+def _prepare(args) -> int:
+    from srkit import data
+
+    split = data.prepare(
+        args.data,
+        n_images=args.n_images,
+        seed=args.seed,
+        mode=args.mode,
+        cache_dir=args.cache_dir,
+    )
+    info = split.info
+    print(
+        f"{info.get('source', args.data)}: {len(split.train)} train / "
+        f"{len(split.val)} validation images, mode {info.get('mode')}, "
+        f"key {info.get('key')}"
+    )
+    print(f"cache: {info.get('cache_path')}")
+    return 0
+
+
+def _upscale(args) -> int:
+    from srkit import pipeline
+
+    done = pipeline.upscale(
+        args.input,
+        args.output,
+        args.model,
+        project=args.project,
+        run_dir=args.run_dir,
+        model_file=args.model_file,
+        scale=args.scale,
+        tile=args.tile,
+    )
+    height, width = done["output_shape"][:2]
+    print(f"wrote {args.output} ({width}x{height}) with {done['model_file']}")
+    return 0
+
+
+HANDLERS = {
+    "run": _run,
+    "book": _book,
+    "clean": _clean,
+    "models": _models,
+    "prepare": _prepare,
+    "upscale": _upscale,
+}
+
+
+def _echo(line: str) -> None:
+    print(line, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``srkit`` and ``python -m srkit``.
+
+    Args:
+        argv: arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns:
+        Exit status: 0 ok, 1 a failure (printed to stderr), 2 bad usage.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    from srkit.pipeline import PipelineError
+
+    try:
+        return HANDLERS[args.command](args)
+    except (ValueError, PipelineError) as error:
+        print(f"srkit {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"srkit {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

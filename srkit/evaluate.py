@@ -1,0 +1,904 @@
+"""Evaluation: validation tables with a bicubic baseline, benchmarks and metrics files.
+
+This module owns every number a step page reports about a trained model. It predicts
+a validation subset batch by batch and scores each image with
+:func:`srkit.metrics.image_metrics` (float64, per image, then averaged over images),
+beside the bicubic-interpolation baseline computed from the same 72x72 inputs. It also
+runs the published single-image super-resolution protocol on folders such as Set5 and
+Set14 (:func:`benchmark`), applies a fully convolutional model to images of any size,
+tiled when they are large (:func:`predict_full`), and reads and writes the per-step
+``metrics.json`` files that the summary gathers (:func:`write_metrics`,
+:func:`collect_metrics`) beside the original report's numbers
+(:func:`load_original_results`, :func:`comparison_table`).
+
+Predictions are clipped to [0, 1] before they are scored or returned: an image that is
+saved or shown is clipped, so the scored image is the shown one. Clipping never
+increases the error, so the figures can differ slightly from Keras' ``val_*`` logs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from srkit import data, metrics
+
+#: Output name -> side of its target in pixels (DESIGN: x2 -> 144, x4 -> 288).
+OUTPUT_SCALES = {"low_upsample": data.MID_SIZE, "high_upsample": data.HIGH_SIZE}
+#: Target side -> upscaling factor from the 72 px input.
+SCALE_FACTORS = {data.MID_SIZE: 2, data.HIGH_SIZE: 4}
+#: Benchmark factor -> the output that produces it.
+FACTOR_OUTPUTS = {2: "low_upsample", 4: "high_upsample"}
+#: Metric columns of every table, in display order.
+METRICS = ("mse", "mae", "psnr", "ssim")
+#: Whether a larger value of the metric is better.
+HIGHER_IS_BETTER = {"mse": False, "mae": False, "psnr": True, "ssim": True}
+#: Model name of the bicubic-interpolation baseline rows.
+BICUBIC = "bicubic"
+#: Version of the ``metrics.json`` layout written by :func:`write_metrics`.
+SCHEMA_VERSION = 1
+#: Keys of the per-model information stored in ``metrics.json`` (None when unknown).
+INFO_KEYS = (
+    "loss",
+    "epochs",
+    "n_train",
+    "n_val",
+    "train_images_per_s",
+    "wall_time_s",
+    "vgg_weights",
+    "precision",
+)
+#: Name of the metrics file in each step folder (``RUN/steps/<stem>/metrics.json``).
+METRICS_FILE = "metrics.json"
+
+TABLE_COLUMNS = ["model", "scale", *METRICS]
+PER_IMAGE_COLUMNS = ["model", "name", "index", "scale", *METRICS]
+COLLECT_COLUMNS = ["step", "model", "scale", *METRICS, "loss", "epochs", "n_train"]
+
+
+# ------------------------------------------------------------------------ predicting
+
+
+def output_names(model) -> list[str]:
+    """Names of a Keras model's outputs, in the order the model returns them.
+
+    Args:
+        model: a built ``keras.Model``.
+
+    Returns:
+        e.g. ``["low_upsample", "high_upsample"]``.
+    """
+    names = getattr(model, "output_names", None)
+    if names:
+        return [str(name) for name in names]
+    return [tensor._keras_history.operation.name for tensor in model.outputs]
+
+
+def _predict_batch(model, images: np.ndarray) -> dict[str, np.ndarray]:
+    """Call the model on one batch and return float32 numpy outputs by name."""
+    import keras  # deferred: plotting and metrics files need no Keras
+
+    names = output_names(model)
+    outputs = model(np.asarray(images, dtype=np.float32), training=False)
+    if isinstance(outputs, Mapping):
+        items = {str(name): value for name, value in outputs.items()}
+    else:
+        if not isinstance(outputs, list | tuple):
+            outputs = [outputs]
+        if len(outputs) != len(names):
+            raise ValueError(
+                f"model {model.name!r} returned {len(outputs)} outputs for "
+                f"{len(names)} output names {names}"
+            )
+        items = dict(zip(names, outputs, strict=True))
+    return {
+        name: np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float32)
+        for name, value in items.items()
+    }
+
+
+def _as_image_batch(images, what: str) -> np.ndarray:
+    array = np.asarray(images, dtype=np.float32)
+    if array.ndim != 4 or array.shape[-1] != 3:
+        raise ValueError(f"{what} must be float (n, h, w, 3), got shape {array.shape}")
+    return array
+
+
+def _inputs_of(subset_or_array) -> np.ndarray:
+    images = getattr(subset_or_array, "x", subset_or_array)
+    return _as_image_batch(images, "inputs")
+
+
+def predict_images(
+    model, subset_or_array, indices: Sequence[int] | int
+) -> dict[str, np.ndarray]:
+    """Predictions of a few images, for figures.
+
+    Args:
+        model: a Keras model with outputs such as ``low_upsample``/``high_upsample``.
+        subset_or_array: a :class:`srkit.data.Subset` (its ``x`` is used) or float
+            (n, h, w, 3) inputs, RGB in [0, 1].
+        indices: one index or a sequence of indices into the inputs.
+
+    Returns:
+        Output name -> float32 (len(indices), H, W, 3) predictions clipped to [0, 1].
+
+    Raises:
+        ValueError: on an empty selection or an index out of range.
+    """
+    inputs = _inputs_of(subset_or_array)
+    selection = [int(indices)] if np.isscalar(indices) else [int(i) for i in indices]
+    if not selection:
+        raise ValueError("indices is empty: pass at least one image index")
+    bad = [i for i in selection if not -len(inputs) <= i < len(inputs)]
+    if bad:
+        raise ValueError(f"indices {bad} out of range for {len(inputs)} images")
+    predictions = _predict_batch(model, inputs[selection])
+    return {name: np.clip(value, 0.0, 1.0) for name, value in predictions.items()}
+
+
+def _tile_starts(length: int, tile: int) -> list[int]:
+    return list(range(0, length, tile))
+
+
+def predict_full(
+    model,
+    image: np.ndarray,
+    output: str = "high_upsample",
+    tile: int | None = None,
+    overlap: int = 8,
+) -> np.ndarray:
+    """Apply a fully convolutional model to one image of any size.
+
+    With ``tile`` the low-resolution image is cut into ``tile`` x ``tile`` cores, each
+    predicted with ``overlap`` extra input pixels of context on every side (less at the
+    image border, where the model's own padding applies as in the untiled call), and
+    the cores' upscaled centres are stitched. The result equals the untiled prediction
+    whenever the model's receptive field radius (in input pixels) is at most
+    ``overlap``; otherwise seams can differ slightly. Tiling bounds the memory to one
+    tile, so large images fit.
+
+    Args:
+        model: a fully convolutional Keras model.
+        image: float (h, w, 3), RGB in [0, 1], the low-resolution image.
+        output: name of the model output to return.
+        tile: core size of a tile in input pixels, or None to predict the whole image.
+        overlap: context in input pixels added around each tile (>= 0).
+
+    Returns:
+        float32 (h * s, w * s, 3) clipped to [0, 1], where s is the output's factor.
+
+    Raises:
+        ValueError: on a bad image shape, unknown output, bad tile/overlap, or an
+            output whose size is not an integer multiple of the input.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"image must be float (h, w, 3), got shape {image.shape}")
+    names = output_names(model)
+    if output not in names:
+        raise ValueError(
+            f"model {model.name!r} has no output {output!r}; its outputs are {names}"
+        )
+    if overlap < 0:
+        raise ValueError(f"overlap must be >= 0, got {overlap}")
+    height, width = image.shape[:2]
+    if tile is None or (tile >= height and tile >= width):
+        prediction = _predict_batch(model, image[None])[output][0]
+        _factor_of(prediction.shape, image.shape, output)
+        return np.clip(prediction, 0.0, 1.0)
+    if tile < 1:
+        raise ValueError(f"tile must be a positive number of pixels, got {tile}")
+    result = None
+    factor = None
+    for top in _tile_starts(height, tile):
+        for left in _tile_starts(width, tile):
+            bottom, right = min(top + tile, height), min(left + tile, width)
+            window_top, window_left = max(top - overlap, 0), max(left - overlap, 0)
+            window = image[
+                window_top : min(bottom + overlap, height),
+                window_left : min(right + overlap, width),
+            ]
+            prediction = _predict_batch(model, window[None])[output][0]
+            if factor is None:
+                factor = _factor_of(prediction.shape, window.shape, output)
+                result = np.empty((height * factor, width * factor, 3), np.float32)
+            row, col = (top - window_top) * factor, (left - window_left) * factor
+            result[top * factor : bottom * factor, left * factor : right * factor] = (
+                prediction[
+                    row : row + (bottom - top) * factor,
+                    col : col + (right - left) * factor,
+                ]
+            )
+    return np.clip(result, 0.0, 1.0)
+
+
+def _factor_of(out_shape, in_shape, output: str) -> int:
+    factor = out_shape[0] // in_shape[0]
+    if factor < 1 or out_shape[:2] != (in_shape[0] * factor, in_shape[1] * factor):
+        raise ValueError(
+            f"output {output!r} of shape {tuple(out_shape)} is not an integer "
+            f"upscaling of the input {tuple(in_shape)}"
+        )
+    return int(factor)
+
+
+# ------------------------------------------------------------------------ evaluating
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """Validation metrics of one model beside the bicubic baseline.
+
+    Notebooks display ``evaluation`` (its HTML form is :attr:`table`) or
+    ``evaluation.table``.
+
+    Attributes:
+        model_name: the model's row name in every table.
+        n_images: number of images scored.
+        table: mean over images, columns ``model, scale, mse, mae, psnr, ssim``; for
+            each output scale (144 for ``low_upsample``, 288 for ``high_upsample``) a
+            model row followed by a ``bicubic`` row.
+        per_image: the model's per-image values, columns
+            ``model, name, index, scale, mse, mae, psnr, ssim`` (model rows only, so
+            it has n_images x outputs rows; ``index`` is the position in the subset).
+        bicubic_per_image: the bicubic baseline's per-image values, same columns.
+        outputs: the model's output names that were scored, in scale order.
+    """
+
+    model_name: str
+    n_images: int
+    table: pd.DataFrame
+    per_image: pd.DataFrame
+    bicubic_per_image: pd.DataFrame
+    outputs: tuple[str, ...] = ()
+
+    def _repr_html_(self) -> str:
+        caption = f"{self.model_name}: mean over {self.n_images} validation images"
+        styled = self.table.style.hide(axis="index").set_caption(caption)
+        return styled.format(precision=4).to_html()
+
+    def __repr__(self) -> str:
+        return (
+            f"Evaluation(model_name={self.model_name!r}, n_images={self.n_images})\n"
+            f"{self.table.to_string(index=False)}"
+        )
+
+
+def _scored_outputs(model) -> list[str]:
+    names = output_names(model)
+    scored = [name for name in OUTPUT_SCALES if name in names]
+    if not scored:
+        raise ValueError(
+            f"model {model.name!r} has none of the outputs {list(OUTPUT_SCALES)}; "
+            f"its outputs are {names}"
+        )
+    return scored
+
+
+def _target_of(subset, scale: int) -> np.ndarray:
+    return subset.y2 if scale == data.MID_SIZE else subset.y4
+
+
+def _check_subset(subset) -> int:
+    for attribute in ("x", "y2", "y4"):
+        if not hasattr(subset, attribute):
+            raise ValueError(
+                f"subset must be a srkit.data.Subset with x, y2, y4; "
+                f"{type(subset).__name__} has no {attribute!r}"
+            )
+    count = len(subset.x)
+    if count == 0:
+        raise ValueError("subset is empty: evaluate needs at least one image")
+    if len(subset.y2) != count or len(subset.y4) != count:
+        raise ValueError(
+            f"subset arrays differ in length: x {len(subset.x)}, "
+            f"y2 {len(subset.y2)}, y4 {len(subset.y4)}"
+        )
+    return count
+
+
+def _frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    frame = pd.concat(parts, ignore_index=True)
+    frame["index"] = frame["index"].astype(np.int64)
+    frame["scale"] = frame["scale"].astype(np.int64)
+    return frame[PER_IMAGE_COLUMNS]
+
+
+def _means(per_image: pd.DataFrame) -> pd.DataFrame:
+    return per_image.groupby(["model", "scale"], sort=False, as_index=False)[
+        list(METRICS)
+    ].mean()
+
+
+def evaluate(model, subset, batch_size: int = 8, name: str | None = None) -> Evaluation:
+    """Score a model on a subset, per image and on average, beside bicubic.
+
+    Predictions are made ``batch_size`` images at a time and scored at once, so only
+    one batch of predictions is held in memory. Each output the model has is
+    scored: ``low_upsample`` against ``subset.y2`` (scale 144) and ``high_upsample``
+    against ``subset.y4`` (scale 288). The bicubic baseline upscales the same 72 px
+    inputs by 2 or 4 (:func:`srkit.data.upscale`) and is scored against the same
+    targets. Predictions and bicubic images are clipped to [0, 1] first.
+
+    Args:
+        model: a Keras model whose outputs include ``low_upsample`` and/or
+            ``high_upsample``.
+        subset: a :class:`srkit.data.Subset` (x (n, 72, 72, 3), y2, y4 float in
+            [0, 1]); normally the validation subset.
+        batch_size: images per prediction call (>= 1).
+        name: row name of the model in the tables; ``model.name`` when None.
+
+    Returns:
+        An :class:`Evaluation`.
+
+    Raises:
+        ValueError: on an empty or inconsistent subset, a bad batch size, or a model
+            without a known output.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    count = _check_subset(subset)
+    outputs = _scored_outputs(model)
+    model_name = str(name or model.name)
+    names = (
+        list(subset.names)
+        if len(subset.names) == count
+        else [str(i) for i in range(count)]
+    )
+    model_parts, bicubic_parts = [], []
+    for start in range(0, count, batch_size):
+        stop = min(start + batch_size, count)
+        inputs = np.asarray(subset.x[start:stop], dtype=np.float32)
+        predictions = _predict_batch(model, inputs)
+        for output in outputs:
+            scale = OUTPUT_SCALES[output]
+            target = np.asarray(_target_of(subset, scale)[start:stop], np.float32)
+            bicubic = data.upscale(inputs, SCALE_FACTORS[scale])
+            for parts, row_name, image in (
+                (model_parts, model_name, predictions[output]),
+                (bicubic_parts, BICUBIC, bicubic),
+            ):
+                scores = metrics.image_metrics(target, np.clip(image, 0.0, 1.0))
+                scores.insert(0, "scale", scale)
+                scores.insert(0, "index", np.arange(start, stop))
+                scores.insert(0, "name", names[start:stop])
+                scores.insert(0, "model", row_name)
+                parts.append(scores)
+    per_image = _frame(model_parts).sort_values(
+        ["scale", "index"], kind="stable", ignore_index=True
+    )
+    bicubic_per_image = _frame(bicubic_parts).sort_values(
+        ["scale", "index"], kind="stable", ignore_index=True
+    )
+    table = pd.concat([_means(per_image), _means(bicubic_per_image)])
+    table["rank"] = (table["model"] == BICUBIC).astype(int)
+    table = table.sort_values(["scale", "rank"], kind="stable", ignore_index=True)
+    table = table[TABLE_COLUMNS]
+    table["scale"] = table["scale"].astype(np.int64)
+    return Evaluation(
+        model_name=model_name,
+        n_images=count,
+        table=table,
+        per_image=per_image,
+        bicubic_per_image=bicubic_per_image,
+        outputs=tuple(outputs),
+    )
+
+
+def best_worst(
+    per_image: pd.DataFrame, metric: str = "psnr", k: int = 3, scale: int = 144
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The k best and k worst images at one scale by one metric.
+
+    Higher is better for ``psnr`` and ``ssim``, lower for ``mse`` and ``mae``. Ties
+    keep the subset order.
+
+    Args:
+        per_image: per-image table such as :attr:`Evaluation.per_image` (columns
+            ``scale``, the metric, and usually ``model, name, index``) holding one
+            model's rows.
+        metric: one of ``mse, mae, psnr, ssim``.
+        k: how many images on each side (1 <= k <= images at that scale).
+        scale: 144 (x2) or 288 (x4).
+
+    Returns:
+        (best, worst): DataFrames of k rows each, best first and worst first
+        respectively, with the columns of ``per_image``.
+
+    Raises:
+        ValueError: on an unknown metric, a scale without rows, several models mixed
+            in the table, or k out of range.
+    """
+    if metric not in HIGHER_IS_BETTER:
+        raise ValueError(
+            f"unknown metric {metric!r}: choose one of {list(HIGHER_IS_BETTER)}"
+        )
+    missing = {"scale", metric} - set(per_image.columns)
+    if missing:
+        raise ValueError(f"per_image lacks the columns {sorted(missing)}")
+    rows = per_image[per_image["scale"] == scale]
+    if rows.empty:
+        scales = sorted(int(s) for s in per_image["scale"].unique())
+        raise ValueError(f"no rows at scale {scale}; the table has scales {scales}")
+    if "model" in rows.columns and rows["model"].nunique() > 1:
+        raise ValueError(
+            f"per_image mixes models {sorted(rows['model'].unique())}: "
+            "select one model's rows first"
+        )
+    if isinstance(k, bool) or int(k) != k or not 1 <= k <= len(rows):
+        raise ValueError(
+            f"k must be an integer from 1 to {len(rows)} (images at scale {scale}), "
+            f"got {k!r}"
+        )
+    k = int(k)
+    ascending = not HIGHER_IS_BETTER[metric]
+    ranked = rows.sort_values(metric, ascending=ascending, kind="stable")
+    worst = rows.sort_values(metric, ascending=not ascending, kind="stable")
+    return ranked.head(k).reset_index(drop=True), worst.head(k).reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------ benchmark
+
+
+def _image_files(hr_dir) -> list[Path]:
+    folder = Path(hr_dir)
+    if not folder.is_dir():
+        raise ValueError(
+            f"benchmark folder {str(folder)!r} does not exist or is not a folder: "
+            "pass a folder of high-resolution images (e.g. Set5)"
+        )
+    files = sorted(
+        path
+        for path in folder.iterdir()
+        if path.is_file() and path.suffix.lower() in data.IMAGE_EXTENSIONS
+    )
+    if not files:
+        raise ValueError(
+            f"benchmark folder {str(folder)!r} holds no images with the extensions "
+            f"{list(data.IMAGE_EXTENSIONS)}"
+        )
+    return files
+
+
+def benchmark(
+    model,
+    hr_dir,
+    scale: int,
+    tile: int | None = None,
+    output: str | None = None,
+) -> pd.DataFrame:
+    """Score a model or bicubic interpolation with the published benchmark protocol.
+
+    For each image of the folder (sorted by file name): read it as RGB
+    (:func:`srkit.data.read_image`; grayscale becomes RGB), crop it to a multiple of
+    ``scale``, make the low-resolution input with :func:`srkit.data.downscale`
+    (MATLAB bicubic with antialiasing), upscale with :func:`srkit.data.upscale`
+    (``"bicubic"``) or the model applied to the whole input
+    (:func:`predict_full`), clip to [0, 1], and compute PSNR and SSIM on the Y channel
+    with ``scale`` border pixels shaved (:func:`srkit.metrics.y_psnr`,
+    :func:`srkit.metrics.y_ssim`). This is the convention of the published tables
+    (Set5 x2 bicubic: 33.66 dB).
+
+    Args:
+        model: a Keras model, or the string ``"bicubic"``.
+        hr_dir: folder of high-resolution images (Set5, Set14, ...).
+        scale: upscaling factor, 2 or 4 for a model (any integer >= 2 for bicubic).
+        tile: passed to :func:`predict_full` to bound memory on large images.
+        output: model output to use; by default ``low_upsample`` for x2 and
+            ``high_upsample`` for x4.
+
+    Returns:
+        DataFrame with columns ``image`` (file stem), ``psnr`` (dB) and ``ssim``: one
+        row per image, then a row ``mean`` with the averages over images.
+
+    Raises:
+        ValueError: for a missing or empty folder, a bad scale, a model without the
+            output for that scale, or an output of another scale.
+    """
+    if isinstance(scale, bool) or int(scale) != scale or scale < 2:
+        raise ValueError(f"scale must be an integer >= 2, got {scale!r}")
+    scale = int(scale)
+    is_bicubic = isinstance(model, str)
+    if is_bicubic and model != BICUBIC:
+        raise ValueError(f"model must be a Keras model or 'bicubic', got {model!r}")
+    if not is_bicubic:
+        if output is None:
+            if scale not in FACTOR_OUTPUTS:
+                raise ValueError(
+                    f"no default output for scale {scale}: models produce x2 "
+                    f"({FACTOR_OUTPUTS[2]}) and x4 ({FACTOR_OUTPUTS[4]})"
+                )
+            output = FACTOR_OUTPUTS[scale]
+        names = output_names(model)
+        if output not in names:
+            raise ValueError(
+                f"model {model.name!r} has no output {output!r} for x{scale}; "
+                f"its outputs are {names}"
+            )
+    rows = []
+    for path in _image_files(hr_dir):
+        high_res = data.read_image(path)
+        height, width = high_res.shape[:2]
+        high_res = high_res[: height - height % scale, : width - width % scale]
+        low_res = data.downscale(high_res, scale)
+        if is_bicubic:
+            super_res = data.upscale(low_res, scale)
+        else:
+            super_res = predict_full(model, low_res, output=output, tile=tile)
+        if super_res.shape != high_res.shape:
+            raise ValueError(
+                f"{path.name}: output {output!r} gave shape {super_res.shape} for a "
+                f"x{scale} target of shape {high_res.shape}"
+            )
+        super_res = np.clip(super_res, 0.0, 1.0)
+        rows.append(
+            {
+                "image": path.stem,
+                "psnr": float(metrics.y_psnr(high_res, super_res, scale)),
+                "ssim": float(metrics.y_ssim(high_res, super_res, scale)),
+            }
+        )
+    table = pd.DataFrame(rows, columns=["image", "psnr", "ssim"])
+    mean = {"image": "mean", "psnr": table["psnr"].mean(), "ssim": table["ssim"].mean()}
+    return pd.concat([table, pd.DataFrame([mean])], ignore_index=True)
+
+
+# ------------------------------------------------------------------------ metrics files
+
+
+def _json_value(value):
+    """JSON form of numpy scalars, paths and other simple values."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, tuple | set):
+        return list(value)
+    raise TypeError(f"value {value!r} of type {type(value).__name__} is not JSON")
+
+
+def _score_records(table: pd.DataFrame) -> list[dict]:
+    return [
+        {"scale": int(row["scale"]), **{m: float(row[m]) for m in METRICS}}
+        for row in table.to_dict("records")
+    ]
+
+
+def _model_record(evaluation: Evaluation, info: Mapping | None) -> dict:
+    info = dict(info or {})
+    reserved = {"model", "n_images", "metrics", "bicubic"} & set(info)
+    if reserved:
+        raise ValueError(
+            f"info for {evaluation.model_name!r} may not set {sorted(reserved)}: "
+            "they come from the evaluation"
+        )
+    record = {"model": evaluation.model_name, "n_images": int(evaluation.n_images)}
+    record.update({key: info.pop(key, None) for key in INFO_KEYS})
+    if record["n_val"] is None:
+        record["n_val"] = int(evaluation.n_images)
+    record.update(info)  # any further keys are kept as given
+    table = evaluation.table
+    is_bicubic = table["model"] == BICUBIC
+    record["metrics"] = _score_records(table[~is_bicubic])
+    record["bicubic"] = _score_records(table[is_bicubic])
+    return record
+
+
+def write_metrics(
+    path,
+    evaluations,
+    step: str | int,
+    params: Mapping | None = None,
+    extra: Mapping | None = None,
+) -> Path:
+    """Write a step's ``metrics.json`` atomically (temporary file, then rename).
+
+    Schema (``schema_version`` 1)::
+
+        {
+          "schema_version": 1,
+          "step": "05",                       # step id or notebook stem
+          "params": {...},                    # resolved parameters of the step
+          "extra": {...},                     # free-form notes (may be empty)
+          "models": [
+            {
+              "model": "dilated_conv_block_model",
+              "n_images": 20,                 # images evaluated
+              "loss": "mae", "epochs": 1, "n_train": 80, "n_val": 20,
+              "train_images_per_s": 12.3, "wall_time_s": 45.6,
+              "vgg_weights": null, "precision": "float32",   # None when unknown
+              "metrics": [{"scale": 144, "mse": ..., "mae": ..., "psnr": ...,
+                           "ssim": ...}, ...],
+              "bicubic": [{"scale": 144, ...}, ...]
+            }
+          ]
+        }
+
+    Args:
+        path: file to write (usually ``RUN/steps/<stem>/metrics.json``); parent
+            folders are created.
+        evaluations: an :class:`Evaluation`, or a list of Evaluations or of
+            ``(Evaluation, info)`` pairs, info a dict with any of ``loss, epochs,
+            n_train, n_val, train_images_per_s, wall_time_s, vgg_weights,
+            precision`` (further keys are stored as given). An empty list is allowed
+            for steps without a model.
+        step: the step id, e.g. ``"05"`` or ``"R1"`` (an int becomes two digits).
+        params: the step's parameters (JSON-serializable).
+        extra: anything else worth keeping (JSON-serializable).
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: on an empty step, a bad evaluations entry, reserved info keys or
+            values that JSON cannot hold.
+    """
+    if isinstance(step, int) and not isinstance(step, bool):
+        step = f"{step:02d}"
+    if not isinstance(step, str) or not step:
+        raise ValueError(f"step must be a non-empty string such as '05', got {step!r}")
+    if isinstance(evaluations, Evaluation | tuple):
+        evaluations = [evaluations]
+    models = []
+    for entry in evaluations:
+        if isinstance(entry, Evaluation):
+            models.append(_model_record(entry, None))
+        elif (
+            isinstance(entry, tuple | list)
+            and len(entry) == 2
+            and isinstance(entry[0], Evaluation)
+        ):
+            models.append(_model_record(entry[0], entry[1]))
+        else:
+            raise ValueError(
+                "evaluations must hold Evaluation objects or (Evaluation, info) "
+                f"pairs, got {type(entry).__name__}"
+            )
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "step": step,
+        "params": dict(params or {}),
+        "extra": dict(extra or {}),
+        "models": models,
+    }
+    try:
+        text = json.dumps(document, indent=2, default=_json_value)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"metrics for step {step!r} are not JSON: {error}") from error
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text + "\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _check_scores(scores, where: str) -> None:
+    if not isinstance(scores, list):
+        raise ValueError(f"{where} must be a list, got {type(scores).__name__}")
+    for score in scores:
+        missing = {"scale", *METRICS} - set(score if isinstance(score, dict) else ())
+        if missing:
+            raise ValueError(f"{where}: an entry lacks the keys {sorted(missing)}")
+
+
+def read_metrics(path) -> dict:
+    """Read and validate a ``metrics.json`` written by :func:`write_metrics`.
+
+    Args:
+        path: the file.
+
+    Returns:
+        The document as a dict (see :func:`write_metrics` for the schema).
+
+    Raises:
+        ValueError: naming the file, when it is missing, not JSON, of another
+            ``schema_version`` or lacks required keys.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"metrics file {str(path)!r} does not exist")
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(
+            f"metrics file {str(path)!r} is not valid JSON: {error}"
+        ) from error
+    if not isinstance(document, dict):
+        raise ValueError(f"metrics file {str(path)!r} does not hold a JSON object")
+    version = document.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ValueError(
+            f"metrics file {str(path)!r} has schema_version {version!r}; this srkit "
+            f"reads version {SCHEMA_VERSION}: rerun the step to rewrite it"
+        )
+    missing = {"step", "models"} - set(document)
+    if missing:
+        raise ValueError(f"metrics file {str(path)!r} lacks the keys {sorted(missing)}")
+    if not isinstance(document["models"], list):
+        raise ValueError(f"metrics file {str(path)!r}: 'models' must be a list")
+    for number, record in enumerate(document["models"]):
+        where = f"metrics file {str(path)!r}, models[{number}]"
+        if not isinstance(record, dict):
+            raise ValueError(f"{where} is not an object")
+        missing = {"model", "metrics", "bicubic"} - set(record)
+        if missing:
+            raise ValueError(f"{where} lacks the keys {sorted(missing)}")
+        _check_scores(record["metrics"], f"{where}.metrics")
+        _check_scores(record["bicubic"], f"{where}.bicubic")
+    return document
+
+
+def collect_metrics(run_dir, bicubic: str = "last") -> pd.DataFrame:
+    """Gather every ``RUN/steps/*/metrics.json`` into one long table.
+
+    Files are read in the sorted order of their step folders (``01_...`` to
+    ``12_...``). The bicubic baseline depends on the validation images a step used, so
+    its rows are chosen by ``bicubic``:
+
+    - ``"last"`` (default): one row per scale, from the last step (in folder order)
+      that has one; its ``step`` column says which.
+    - ``"per_step"``: one row per step and scale.
+    - ``"none"``: no bicubic rows.
+
+    Args:
+        run_dir: the run folder (holding ``steps/``).
+        bicubic: ``"last"``, ``"per_step"`` or ``"none"``.
+
+    Returns:
+        DataFrame with columns ``step, model, scale, mse, mae, psnr, ssim, loss,
+        epochs, n_train`` then ``n_val, n_images, train_images_per_s, wall_time_s,
+        vgg_weights, precision``: one row per model and scale, model rows in file
+        order, then the bicubic rows.
+
+    Raises:
+        ValueError: for a missing run folder, no metrics files, an invalid file, or
+            an unknown ``bicubic`` choice.
+    """
+    choices = ("last", "per_step", "none")
+    if bicubic not in choices:
+        raise ValueError(f"bicubic must be one of {choices}, got {bicubic!r}")
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ValueError(f"run folder {str(run_dir)!r} does not exist")
+    files = sorted((run_dir / "steps").glob(f"*/{METRICS_FILE}"))
+    if not files:
+        raise ValueError(
+            f"no {METRICS_FILE} under {str(run_dir / 'steps')!r}: run the step "
+            "notebooks first (srkit run)"
+        )
+    extra_columns = [
+        "n_val",
+        "n_images",
+        "train_images_per_s",
+        "wall_time_s",
+        "vgg_weights",
+        "precision",
+    ]
+    model_rows, bicubic_rows = [], {}
+    for path in files:
+        document = read_metrics(path)
+        step = str(document.get("step") or path.parent.name)
+        for record in document["models"]:
+            info = {
+                key: record.get(key) for key in [*COLLECT_COLUMNS[7:], *extra_columns]
+            }
+            for score in record["metrics"]:
+                model_rows.append(
+                    {"step": step, "model": record["model"], **score, **info}
+                )
+            for score in record["bicubic"]:
+                row = {"step": step, "model": BICUBIC, **score}
+                row["n_val"] = record.get("n_val")
+                row["n_images"] = record.get("n_images")
+                key = (
+                    (step, int(score["scale"]))
+                    if bicubic == "per_step"
+                    else (int(score["scale"]))
+                )
+                bicubic_rows[key] = row
+    rows = model_rows
+    if bicubic != "none":
+        rows = rows + sorted(
+            bicubic_rows.values(), key=lambda r: (r["scale"], r["step"])
+        )
+    table = pd.DataFrame(rows, columns=[*COLLECT_COLUMNS, *extra_columns])
+    table["scale"] = table["scale"].astype(np.int64)
+    for metric in METRICS:
+        table[metric] = table[metric].astype(np.float64)
+    return table
+
+
+# ---------------------------------------------------------------- original report
+
+
+def load_original_results() -> pd.DataFrame:
+    """The original report's results table (the only typed-in numbers).
+
+    Read from the package file ``srkit/reference/original_results.csv``, a copy of
+    the report's table: mean validation metrics of each model and output scale.
+
+    Returns:
+        DataFrame with columns ``model, scale, mse, mae, psnr, ssim, source``;
+        ``source`` is ``"original report"``.
+    """
+    resource = importlib.resources.files("srkit") / "reference" / "original_results.csv"
+    with resource.open("r", encoding="utf-8") as stream:
+        table = pd.read_csv(stream)
+    table["scale"] = table["scale"].astype(np.int64)
+    table["source"] = "original report"
+    return table[[*TABLE_COLUMNS, "source"]]
+
+
+def _last_per_key(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    return table.drop_duplicates(subset=keys, keep="last")
+
+
+def comparison_table(ours: pd.DataFrame, original: pd.DataFrame | None = None):
+    """Our metrics beside the original report's and the bicubic baseline.
+
+    Args:
+        ours: a table with columns ``model, scale, mse, mae, psnr, ssim`` (and maybe
+            ``step``): :attr:`Evaluation.table` or :func:`collect_metrics`. Its
+            ``bicubic`` rows give the baseline columns (matched by step and scale
+            when both tables carry per-step bicubic rows, else the last per scale).
+        original: the original report (:func:`load_original_results` when None).
+
+    Returns:
+        One row per model and scale of ``ours`` (in its order; when a model and scale
+        appear twice the last row wins unless ``step`` tells them apart), then the
+        original report's models that we did not run. Columns: ``model, scale``
+        (``step`` when ``ours`` has it), then for each metric ``<m>_ours``,
+        ``<m>_original``, ``<m>_bicubic``, and ``psnr_gain_db`` (ours minus bicubic).
+    """
+    if original is None:
+        original = load_original_results()
+    missing = set(TABLE_COLUMNS) - set(ours.columns)
+    if missing:
+        raise ValueError(f"ours lacks the columns {sorted(missing)}")
+    has_step = "step" in ours.columns
+    keys = ["step", "model", "scale"] if has_step else ["model", "scale"]
+    is_bicubic = ours["model"] == BICUBIC
+    models = _last_per_key(ours[~is_bicubic], keys)[[*keys, *METRICS]]
+    models = models.rename(columns={m: f"{m}_ours" for m in METRICS})
+    reference = _last_per_key(
+        original[original["model"] != BICUBIC], ["model", "scale"]
+    )
+    reference = reference[TABLE_COLUMNS].rename(
+        columns={m: f"{m}_original" for m in METRICS}
+    )
+    table = models.merge(reference, on=["model", "scale"], how="left")
+    extra = reference[~reference["model"].isin(set(models["model"]))]
+    table = pd.concat([table, extra], ignore_index=True)
+    baseline = ours[is_bicubic]
+    per_step = has_step and baseline["step"].nunique() > 1
+    bicubic_keys = ["step", "scale"] if per_step else ["scale"]
+    baseline = _last_per_key(baseline, bicubic_keys)[[*bicubic_keys, *METRICS]]
+    baseline = baseline.rename(columns={m: f"{m}_bicubic" for m in METRICS})
+    table = table.merge(baseline, on=bicubic_keys, how="left")
+    table["psnr_gain_db"] = table["psnr_ours"] - table["psnr_bicubic"]
+    table["scale"] = table["scale"].astype(np.int64)
+    columns = [*keys] + [
+        f"{m}_{side}" for m in METRICS for side in ("ours", "original", "bicubic")
+    ]
+    return table[[*columns, "psnr_gain_db"]]

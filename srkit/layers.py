@@ -1,0 +1,330 @@
+"""Custom Keras layers and the building blocks of the model zoo.
+
+This module owns everything below the level of a whole model: the
+depth-to-space (sub-pixel) rearrangement, VGG16 input preprocessing, the frozen
+VGG16 ``block1`` feature extractor, and the block builders that ``srkit.models``
+composes (residual, dilated, dilated residual and extended dilated residual
+blocks, see DESIGN.md "The model zoo"). Layer code uses ``keras.ops`` only, so
+the TensorFlow and JAX backends both run it; the custom layers are registered
+under the ``srkit`` package so that ``.keras`` files load once this module is
+imported.
+
+Convention for every block: 3x3 convolutions use ``same`` padding and ReLU,
+except the convolution that closes a residual branch (the one whose output is
+added to the skip connection), which is linear, as in EDSR (Lim et al., 2017,
+https://arxiv.org/abs/1707.02921): the branch can then push features up and down.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+__all__ = [
+    "DepthToSpace",
+    "VGGFeatures",
+    "VGGPreprocess",
+    "VGG_BLOCK1_PARAMS",
+    "VGG_MEAN_BGR",
+    "conv",
+    "dilated_block",
+    "dilated_ext_residual_block",
+    "dilated_residual_block",
+    "residual_block",
+    "vgg_block1",
+]
+
+# ImageNet channel means in BGR order, on the 0..255 scale: the "caffe" mode of
+# keras.applications.vgg16.preprocess_input, which the published weights expect.
+VGG_MEAN_BGR = (103.939, 116.779, 123.68)
+# block1_conv1 (3 -> 64, 3x3) + block1_conv2 (64 -> 64, 3x3), kernels and biases.
+VGG_BLOCK1_PARAMS = (3 * 3 * 3 * 64 + 64) + (3 * 3 * 64 * 64 + 64)
+# Dilation rates of the three parallel branches of a dilated block (DESIGN.md).
+DILATION_RATES = (1, 2, 4)
+
+
+@keras.saving.register_keras_serializable(package="srkit")
+class DepthToSpace(layers.Layer):
+    """Rearrange channels into spatial blocks (sub-pixel shuffle, channels last).
+
+    Same element order as ``tf.nn.depth_to_space`` (``DCR``): output pixel
+    ``(h * b + i, w * b + j)``, channel ``c`` reads input pixel ``(h, w)``,
+    channel ``(i * b + j) * c_out + c``. Height and width may be unknown
+    (``None``) when the model is built; they are read at run time.
+
+    Args:
+        block_size: integer >= 2, the spatial upscaling factor ``b``.
+        **kwargs: standard ``keras.layers.Layer`` arguments (``name``, ...).
+
+    Input: float tensor (n, h, w, c) with c divisible by ``block_size**2``.
+    Output: tensor (n, h * b, w * b, c / b**2), same dtype.
+
+    Raises:
+        ValueError: if ``block_size`` is not an integer >= 2, or the channel
+            count is not divisible by ``block_size**2``.
+    """
+
+    def __init__(self, block_size=2, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(block_size, bool) or not isinstance(block_size, int):
+            raise ValueError(f"block_size must be an integer >= 2, got {block_size!r}")
+        if block_size < 2:
+            raise ValueError(f"block_size must be an integer >= 2, got {block_size!r}")
+        self.block_size = block_size
+
+    def _out_channels(self, channels):
+        if channels is None:
+            return None
+        if channels % (self.block_size**2):
+            raise ValueError(
+                f"DepthToSpace(block_size={self.block_size}) needs a channel count "
+                f"divisible by {self.block_size**2}, got {channels}"
+            )
+        return channels // self.block_size**2
+
+    def build(self, input_shape):
+        self._out_channels(input_shape[-1])  # validate early, at model build time
+
+    def call(self, inputs):
+        b = self.block_size
+        shape = ops.shape(inputs)  # dynamic: h and w may be unknown until run time
+        n, h, w, c = shape[0], shape[1], shape[2], shape[3]
+        c_out = c // (b * b)
+        x = ops.reshape(inputs, (n, h, w, b, b, c_out))
+        # (n, h, i, w, j, c_out): row offset i next to h, column offset j next to w
+        x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
+        return ops.reshape(x, (n, h * b, w * b, c_out))
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        b = self.block_size
+        return (
+            n,
+            None if h is None else h * b,
+            None if w is None else w * b,
+            self._out_channels(c),
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config["block_size"] = self.block_size
+        return config
+
+
+@keras.saving.register_keras_serializable(package="srkit")
+class VGGPreprocess(layers.Layer):
+    """VGG16 input preprocessing inside the model: RGB [0, 1] -> BGR, mean-free.
+
+    Computes ``x * 255``, reverses the channel order (RGB -> BGR) and subtracts
+    the ImageNet means ``VGG_MEAN_BGR``: the ``caffe`` convention of
+    ``keras.applications.vgg16.preprocess_input``, written with ``keras.ops``.
+
+    Input: float tensor (n, h, w, 3), RGB in [0, 1].
+    Output: float tensor (n, h, w, 3), BGR, roughly in [-124, 152].
+    """
+
+    def call(self, inputs):
+        x = ops.flip(inputs * 255.0, axis=-1)
+        mean = ops.convert_to_tensor(VGG_MEAN_BGR, dtype=x.dtype)
+        return x - mean
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+
+@keras.saving.register_keras_serializable(package="srkit")
+class VGGFeatures(layers.Layer):
+    """Frozen VGG16 ``block1`` features: preprocessing, block1_conv1, block1_conv2.
+
+    The layer owns its 38,720 weights (``VGG_BLOCK1_PARAMS``) and records where
+    they came from in ``weights_source`` (part of the config, so it survives a
+    ``.keras`` save/load). Constructing the layer never loads weights: the
+    builder :func:`vgg_block1` does that; a loaded model gets its weights from
+    the ``.keras`` file.
+
+    Args:
+        weights_source: description of the weights: ``"random"``,
+            ``"imagenet"`` or the path of a local weights file.
+        **kwargs: standard layer arguments; ``trainable`` defaults to False.
+
+    Input: float tensor (n, h, w, 3), RGB in [0, 1].
+    Output: float tensor (n, h, w, 64), ReLU features (unbounded, >= 0).
+    """
+
+    def __init__(self, weights_source="random", **kwargs):
+        kwargs.setdefault("trainable", False)
+        super().__init__(**kwargs)
+        self.weights_source = str(weights_source)
+        self.preprocess = VGGPreprocess(name="vgg_preprocess")
+        # Names follow keras.applications.VGG16 so weight files map by name.
+        self.conv1 = layers.Conv2D(
+            64, 3, padding="same", activation="relu", name="block1_conv1"
+        )
+        self.conv2 = layers.Conv2D(
+            64, 3, padding="same", activation="relu", name="block1_conv2"
+        )
+        for layer in (self.preprocess, self.conv1, self.conv2):
+            layer.trainable = self.trainable
+
+    @property
+    def conv_layers(self):
+        """The two ``Conv2D`` layers, in order (used by FLOP counters)."""
+        return (self.conv1, self.conv2)
+
+    def build(self, input_shape):
+        if input_shape[-1] != 3:
+            raise ValueError(
+                f"VGGFeatures expects 3 RGB channels, got input shape {input_shape}"
+            )
+        self.preprocess.build(input_shape)
+        self.conv1.build(input_shape)
+        self.conv2.build(tuple(input_shape[:-1]) + (64,))
+
+    def call(self, inputs):
+        return self.conv2(self.conv1(self.preprocess(inputs)))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (64,)
+
+    def get_config(self):
+        config = super().get_config()
+        config["weights_source"] = self.weights_source
+        return config
+
+
+def vgg_block1(weights, source, name="vgg16_block1"):
+    """Build a frozen, built :class:`VGGFeatures` layer holding given weights.
+
+    Args:
+        weights: four numpy arrays ``[conv1_kernel (3, 3, 3, 64), conv1_bias
+            (64,), conv2_kernel (3, 3, 64, 64), conv2_bias (64,)]``, float32.
+        source: string recorded as the layer's ``weights_source``.
+        name: layer name.
+
+    Returns:
+        A built, non-trainable ``VGGFeatures`` layer.
+
+    Raises:
+        ValueError: if the arrays do not have the shapes above.
+    """
+    layer = VGGFeatures(weights_source=source, name=name)
+    layer.build((None, None, None, 3))
+    expected = [tuple(w.shape) for w in layer.conv1.weights + layer.conv2.weights]
+    got = [tuple(getattr(w, "shape", ())) for w in weights]
+    if got != expected:
+        raise ValueError(
+            f"VGG16 block1 weights from {source!r} have shapes {got}, "
+            f"expected {expected}"
+        )
+    layer.conv1.set_weights(list(weights[:2]))
+    layer.conv2.set_weights(list(weights[2:]))
+    return layer
+
+
+def conv(x, filters, kernel_size=3, *, name, activation="relu", dilation_rate=1):
+    """Apply a ``same``-padded 2-D convolution (ReLU unless told otherwise).
+
+    Args:
+        x: symbolic tensor (n, h, w, c_in).
+        filters: output channels.
+        kernel_size: square kernel size.
+        name: layer name (unique within the model).
+        activation: Keras activation name, or None for a linear convolution.
+        dilation_rate: dilation (atrous) rate.
+
+    Returns:
+        Symbolic tensor (n, h, w, filters).
+    """
+    return layers.Conv2D(
+        filters,
+        kernel_size,
+        padding="same",
+        activation=activation,
+        dilation_rate=dilation_rate,
+        name=name,
+    )(x)
+
+
+def residual_block(x, channels, *, name):
+    """Residual block ``Res(c) = x + Conv3x3(Conv3x3(x))``.
+
+    The first convolution uses ReLU, the closing one is linear.
+    Parameters: ``2 * (9 * c * c + c)`` (18,496 for c = 32).
+
+    Args:
+        x: symbolic tensor (n, h, w, channels).
+        channels: channel count ``c`` of the input and output.
+        name: prefix of the block's layer names.
+
+    Returns:
+        Symbolic tensor (n, h, w, channels).
+    """
+    y = conv(x, channels, name=f"{name}_conv1")
+    y = conv(y, channels, name=f"{name}_conv2", activation=None)
+    return layers.Add(name=f"{name}_add")([x, y])
+
+
+def dilated_block(x, channels, *, name, activation="relu"):
+    """Dilated block ``Dil(c)``: three parallel dilated 3x3 convs, merged by a 3x3.
+
+    Branches with dilation 1, 2 and 4 (c -> c each, ReLU) see 3x3, 5x5 and 9x9
+    neighbourhoods; their concatenation (3c channels) is merged by a 3x3
+    convolution back to c channels. Parameters: ``3 * (9c^2 + c) + 27c^2 + c``
+    (55,424 for c = 32, 221,440 for c = 64).
+
+    Args:
+        x: symbolic tensor (n, h, w, channels).
+        channels: channel count ``c``.
+        name: prefix of the block's layer names.
+        activation: activation of the merging convolution; None (linear) when
+            the block closes a residual branch.
+
+    Returns:
+        Symbolic tensor (n, h, w, channels).
+    """
+    branches = [
+        conv(x, channels, name=f"{name}_d{rate}", dilation_rate=rate)
+        for rate in DILATION_RATES
+    ]
+    y = layers.Concatenate(name=f"{name}_concat")(branches)
+    return conv(y, channels, name=f"{name}_merge", activation=activation)
+
+
+def _dilated_chain_residual(x, channels, depth, name):
+    y = x
+    for index in range(1, depth + 1):
+        y = dilated_block(y, channels, name=f"{name}_dil{index}")
+    y = conv(y, channels, name=f"{name}_close", activation=None)
+    return layers.Add(name=f"{name}_add")([x, y])
+
+
+def dilated_residual_block(x, channels, *, name):
+    """Dilated residual block ``DilRes(c) = x + Conv3x3(Dil(Dil(x)))``.
+
+    Parameters: ``2 * Dil(c) + 9c^2 + c`` (479,808 for c = 64).
+
+    Args:
+        x: symbolic tensor (n, h, w, channels).
+        channels: channel count ``c``.
+        name: prefix of the block's layer names.
+
+    Returns:
+        Symbolic tensor (n, h, w, channels).
+    """
+    return _dilated_chain_residual(x, channels, 2, name)
+
+
+def dilated_ext_residual_block(x, channels, *, name):
+    """Extended dilated residual block ``DilExt(c) = x + Conv3x3(Dil(Dil(Dil(x))))``.
+
+    Parameters: ``3 * Dil(c) + 9c^2 + c`` (701,248 for c = 64).
+
+    Args:
+        x: symbolic tensor (n, h, w, channels).
+        channels: channel count ``c``.
+        name: prefix of the block's layer names.
+
+    Returns:
+        Symbolic tensor (n, h, w, channels).
+    """
+    return _dilated_chain_residual(x, channels, 3, name)

@@ -1,0 +1,162 @@
+"""Named training losses built on the metrics of :mod:`srkit.metrics`.
+
+This module owns the loss functions the steps train with, by name (DESIGN,
+"Metrics and losses"): ``mse``, ``mae``, ``psnr`` (-PSNR), ``ssim`` (1 - SSIM),
+``psnr_ssim`` (-PSNR - SSIM), ``mse_ssim`` (MSE - SSIM) and ``psnr_over_ssim``
+(-PSNR / (1 - SSIM)). Each loss takes batches (n, h, w, c) in [0, 1] and returns one
+value per image, shape (n,), which Keras averages over the batch. They use
+``keras.ops`` only (through :mod:`srkit.metrics`), compute in float32, and are
+finite with finite gradients for identical, all-black, all-white and random pairs:
+
+- PSNR uses the MSE floor of :data:`srkit.metrics.MSE_FLOOR`, so identical images
+  give -100 dB (``-PSNR_CAP_DB``) instead of -infinity; below the floor the
+  gradient of the PSNR term is zero (the floor is a constant there), which is
+  harmless because the images already agree to 1e-5 per pixel (RMS).
+- SSIM has no square root or logarithm; its denominators contain C1 = 1e-4 and
+  C2 = 9e-4, so constant images (zero variance) keep finite gradients.
+- ``psnr_over_ssim`` divides by ``max(1 - SSIM, 1e-3)`` (:data:`SSIM_GAP_FLOOR`).
+
+The functions are registered with Keras (``srkit>loss_NAME``) so that a model
+compiled with them can be saved; reload it with ``compile=False`` and compile again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+from keras import ops
+
+from srkit import metrics
+
+__all__ = ["NAMES", "SSIM_GAP_FLOOR", "describe", "get"]
+
+#: Loss names, in the order the report introduces them.
+NAMES = ("mse", "mae", "psnr", "ssim", "psnr_ssim", "mse_ssim", "psnr_over_ssim")
+
+#: Smallest value of ``1 - SSIM`` in ``psnr_over_ssim``. Without it the loss is
+#: -100/0 for identical images; and once SSIM is within float32 rounding (about
+#: 1e-6) of 1 the quotient is noise. Useful predictions have SSIM of about 0.7 to
+#: 0.99, i.e. 1 - SSIM >= 0.01, where the floor is inactive; it bounds the loss at
+#: -PSNR_CAP_DB / 1e-3 = -1e5 and its gradient by a factor 1e3 of the PSNR one.
+SSIM_GAP_FLOOR = 1e-3
+
+
+def _register(name: str):
+    """Register a loss with Keras under ``srkit>loss_NAME`` and name it NAME."""
+
+    def decorate(function):
+        function.__name__ = name
+        function.__qualname__ = name
+        return keras.saving.register_keras_serializable(
+            package="srkit", name=f"loss_{name}"
+        )(function)
+
+    return decorate
+
+
+@_register("mse")
+def _mse(y_true, y_pred):
+    return metrics.mse(y_true, y_pred)
+
+
+@_register("mae")
+def _mae(y_true, y_pred):
+    return metrics.mae(y_true, y_pred)
+
+
+@_register("psnr")
+def _psnr(y_true, y_pred):
+    return -metrics.psnr(y_true, y_pred)
+
+
+@_register("ssim")
+def _ssim(y_true, y_pred):
+    return 1.0 - metrics.ssim(y_true, y_pred)
+
+
+@_register("psnr_ssim")
+def _psnr_ssim(y_true, y_pred):
+    return -metrics.psnr(y_true, y_pred) - metrics.ssim(y_true, y_pred)
+
+
+@_register("mse_ssim")
+def _mse_ssim(y_true, y_pred):
+    return metrics.mse(y_true, y_pred) - metrics.ssim(y_true, y_pred)
+
+
+@_register("psnr_over_ssim")
+def _psnr_over_ssim(y_true, y_pred):
+    gap = ops.maximum(1.0 - metrics.ssim(y_true, y_pred), SSIM_GAP_FLOOR)
+    return -metrics.psnr(y_true, y_pred) / gap
+
+
+_LOSSES = {
+    "mse": _mse,
+    "mae": _mae,
+    "psnr": _psnr,
+    "ssim": _ssim,
+    "psnr_ssim": _psnr_ssim,
+    "mse_ssim": _mse_ssim,
+    "psnr_over_ssim": _psnr_over_ssim,
+}
+
+_FORMULAS = {
+    "mse": r"\mathcal{L}_{\mathrm{mse}} = \mathrm{MSE}(y, \hat{y})"
+    r" = \frac{1}{N} \sum_{i=1}^{N} (\hat{y}_i - y_i)^2",
+    "mae": r"\mathcal{L}_{\mathrm{mae}} = \mathrm{MAE}(y, \hat{y})"
+    r" = \frac{1}{N} \sum_{i=1}^{N} \lvert \hat{y}_i - y_i \rvert",
+    "psnr": r"\mathcal{L}_{\mathrm{psnr}} = -\mathrm{PSNR}(y, \hat{y})"
+    r" = 10 \log_{10} \max\left(\mathrm{MSE}(y, \hat{y}), 10^{-10}\right)",
+    "ssim": r"\mathcal{L}_{\mathrm{ssim}} = 1 - \mathrm{SSIM}(y, \hat{y})",
+    "psnr_ssim": r"\mathcal{L}_{\mathrm{psnr\_ssim}}"
+    r" = -\mathrm{PSNR}(y, \hat{y}) - \mathrm{SSIM}(y, \hat{y})",
+    "mse_ssim": r"\mathcal{L}_{\mathrm{mse\_ssim}}"
+    r" = \mathrm{MSE}(y, \hat{y}) - \mathrm{SSIM}(y, \hat{y})",
+    "psnr_over_ssim": r"\mathcal{L}_{\mathrm{psnr\_over\_ssim}}"
+    r" = -\frac{\mathrm{PSNR}(y, \hat{y})}"
+    r"{\max\left(1 - \mathrm{SSIM}(y, \hat{y}), 10^{-3}\right)}",
+}
+
+
+def _check_name(name) -> str:
+    if not isinstance(name, str) or name not in _LOSSES:
+        raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(NAMES)}")
+    return name
+
+
+def get(name: str) -> Callable:
+    """Return the loss function called ``name``.
+
+    Args:
+        name: one of :data:`NAMES`.
+
+    Returns:
+        A function ``loss(y_true, y_pred)`` taking float batches (n, h, w, c) in
+        [0, 1] and returning a float32 tensor (n,) of per-image losses; its
+        ``__name__`` is ``name``. It can be passed to ``model.compile(loss=...)``.
+
+    Raises:
+        ValueError: if ``name`` is not in :data:`NAMES` (the message lists them).
+    """
+    return _LOSSES[_check_name(name)]
+
+
+def describe(name: str) -> str:
+    """Return the formula of a loss as LaTeX, for the book.
+
+    The string has no math delimiters: wrap it in ``$$ ... $$`` in Markdown or
+    pass it to ``IPython.display.Math``. ``y`` is the target, ``\\hat{y}`` the
+    prediction, ``N`` the number of values (pixels times channels) of one image;
+    PSNR and SSIM are those of :mod:`srkit.metrics`.
+
+    Args:
+        name: one of :data:`NAMES`.
+
+    Returns:
+        The LaTeX formula of the per-image loss.
+
+    Raises:
+        ValueError: if ``name`` is not in :data:`NAMES` (the message lists them).
+    """
+    return _FORMULAS[_check_name(name)]

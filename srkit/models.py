@@ -1,0 +1,508 @@
+"""The model zoo: eleven fully convolutional super-resolution networks, by name.
+
+This module owns the registry (``MODEL_NAMES``, ``MODEL_INFO``), the builders
+that turn a name into a ``keras.Model`` (``build``), the resolution of the frozen
+VGG16 ``block1`` weights (``"random"``, ``"imagenet"`` or a local file), and small
+helpers to inspect a built model (``count_params``, ``vgg_weights_used``,
+``zoo_table``). The exact parameter counts of DESIGN.md's zoo table are the
+specification and are stored in ``MODEL_INFO``; the tests build every model and
+compare.
+
+Every model takes float32 RGB images in [0, 1] of any size, shape
+(n, h, w, 3), and returns ``low_upsample`` (n, 2h, 2w, 3) and, from step 03 on,
+``high_upsample`` (n, 4h, 4w, 3). Hidden convolutions use ``same`` padding and
+ReLU; heads are linear 1x1 convolutions; the convolution closing a residual
+branch is linear (see ``srkit.layers``). ``UpSampling2D`` models from step 03 on
+use bilinear interpolation, the better variant of step 02 in the original study.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+from keras import layers
+
+from srkit import layers as blocks
+
+__all__ = [
+    "MODEL_INFO",
+    "MODEL_NAMES",
+    "VGG_RANDOM_SEED",
+    "build",
+    "count_params",
+    "load_vgg_weights",
+    "vgg_weights_used",
+    "zoo_table",
+]
+
+LOW = ("low_upsample",)
+BOTH = ("low_upsample", "high_upsample")
+
+MODEL_INFO: dict[str, dict] = {
+    "simple_model_nearest": {
+        "step": "02",
+        "outputs": LOW,
+        "loss": "mse",
+        "params": 38_915,
+        "trainable": 38_915,
+        "summary": "Two 3x3 convolutions, nearest-neighbour x2 upsampling and a "
+        "1x1 head: the simplest fully convolutional upscaler.",
+    },
+    "simple_model_bilinear": {
+        "step": "02",
+        "outputs": LOW,
+        "loss": "mse",
+        "params": 38_915,
+        "trainable": 38_915,
+        "summary": "The step-02 network with bilinear instead of nearest-neighbour "
+        "upsampling.",
+    },
+    "multi_upsampling_model": {
+        "step": "03",
+        "outputs": BOTH,
+        "loss": "mse",
+        "params": 39_110,
+        "trainable": 39_110,
+        "summary": "Two 3x3 convolutions, then upsampling twice with a 1x1 head "
+        "after each, giving x2 and x4 outputs.",
+    },
+    "residual_block_model": {
+        "step": "04",
+        "outputs": BOTH,
+        "loss": "mse",
+        "params": 55_814,
+        "trainable": 55_814,
+        "summary": "A 1x1 stem and residual blocks of two 3x3 convolutions "
+        "before each upsampling.",
+    },
+    "dilated_conv_block_model": {
+        "step": "05",
+        "outputs": BOTH,
+        "loss": "mse",
+        "params": 166_598,
+        "trainable": 166_598,
+        "summary": "Step 04 with each residual block replaced by a residual "
+        "dilated block (parallel dilation 1, 2 and 4).",
+    },
+    "vgg_feature_extract_model": {
+        "step": "06",
+        "outputs": BOTH,
+        "loss": "mse",
+        "params": 43_910,
+        "trainable": 5_190,
+        "summary": "Two 1x1 convolutions concatenated with frozen VGG16 block1 "
+        "features, then upsampled twice.",
+    },
+    "dts_model": {
+        "step": "07",
+        "outputs": BOTH,
+        "loss": "mse",
+        "params": 160_614,
+        "trainable": 121_894,
+        "summary": "Convolutions and VGG16 block1 features upscaled by learned "
+        "depth-to-space (sub-pixel) layers instead of interpolation.",
+    },
+    "dts_dilated_conv_block_model": {
+        "step": "R1",
+        "outputs": BOTH,
+        "loss": "psnr",
+        "params": 2_116_646,
+        "trainable": 2_077_926,
+        "summary": "Three parallel dilated residual blocks concatenated with VGG16 "
+        "features, depth-to-space upscaling, trained on -PSNR.",
+    },
+    "dts_dilated_conv_ext_block_model": {
+        "step": "R2",
+        "outputs": BOTH,
+        "loss": "psnr_ssim",
+        "params": 2_780_966,
+        "trainable": 2_742_246,
+        "summary": "R1 with extended (three dilated blocks deep) residual blocks "
+        "in the parallel branches, trained on -PSNR-SSIM.",
+    },
+    "dts_dilated_conv_ext_block_ssim_model": {
+        "step": "R3",
+        "outputs": BOTH,
+        "loss": "mse_ssim",
+        "params": 2_780_966,
+        "trainable": 2_742_246,
+        "summary": "The R2 architecture trained on MSE-SSIM.",
+    },
+    "dts_dilated_conv_ext_block_ssim_psnr_model": {
+        "step": "R4",
+        "outputs": BOTH,
+        "loss": "psnr_over_ssim",
+        "params": 2_965_606,
+        "trainable": 2_926_886,
+        "summary": "Chained extended dilated residual blocks summed with their "
+        "input, VGG16 features and depth-to-space, trained on -PSNR/(1-SSIM).",
+    },
+}
+
+MODEL_NAMES: tuple[str, ...] = tuple(MODEL_INFO)
+
+# Seed of the "random" VGG weights, so that every build gives the same features.
+VGG_RANDOM_SEED = 0
+# keras.applications.VGG16(include_top=False) weights: URL, cache name and MD5
+# as in keras/src/applications/vgg16.py.
+VGG16_NOTOP_URL = (
+    "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
+    "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+)
+VGG16_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+VGG16_NOTOP_MD5 = "6d6bbae143d832006294945121d1f1fc"
+# Give up on an unreachable download server after this many seconds.
+DOWNLOAD_TIMEOUT_S = 60
+# Array names of the .npz weights format (see load_vgg_weights).
+NPZ_KEYS = (
+    "block1_conv1_kernel",
+    "block1_conv1_bias",
+    "block1_conv2_kernel",
+    "block1_conv2_bias",
+)
+
+_VGG_CACHE: dict[str, list[np.ndarray]] = {}
+_HOW_TO = (
+    'Pass vgg_weights="random" (frozen random features) or the path of a local '
+    "file: a VGG16 notop weights file ('.h5' from keras.applications or "
+    "'.weights.h5') or an '.npz' with the arrays " + ", ".join(NPZ_KEYS) + "."
+)
+
+
+def _random_vgg_weights() -> list[np.ndarray]:
+    # Glorot-uniform kernels (the Keras default) and zero biases, from a fixed
+    # numpy generator: identical on every backend and every call.
+    rng = np.random.default_rng(VGG_RANDOM_SEED)
+    weights = []
+    for c_in, c_out in ((3, 64), (64, 64)):
+        fan_in, fan_out = 9 * c_in, 9 * c_out
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        kernel = rng.uniform(-limit, limit, size=(3, 3, c_in, c_out))
+        weights += [kernel.astype("float32"), np.zeros(c_out, "float32")]
+    return weights
+
+
+def _weights_from_vgg16_file(path: Path) -> list[np.ndarray]:
+    vgg = keras.applications.VGG16(include_top=False, weights=None)
+    try:
+        vgg.load_weights(str(path))
+    except Exception as error:  # Keras raises several types for bad files
+        raise ValueError(
+            f"cannot load VGG16 notop weights from {str(path)!r}: {error}. {_HOW_TO}"
+        ) from error
+    return [
+        np.asarray(w)
+        for name in ("block1_conv1", "block1_conv2")
+        for w in vgg.get_layer(name).get_weights()
+    ]
+
+
+def _weights_from_npz(path: Path) -> list[np.ndarray]:
+    with np.load(path) as data:
+        missing = [key for key in NPZ_KEYS if key not in data]
+        if missing:
+            raise ValueError(
+                f"{str(path)!r} lacks the arrays {missing}; an .npz VGG weights file "
+                f"needs {list(NPZ_KEYS)}"
+            )
+        return [np.asarray(data[key], dtype="float32") for key in NPZ_KEYS]
+
+
+def _download_imagenet() -> Path:
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        # get_file returns the cached copy (~/.keras/models) without network.
+        return Path(
+            keras.utils.get_file(
+                VGG16_NOTOP_FILE,
+                VGG16_NOTOP_URL,
+                cache_subdir="models",
+                file_hash=VGG16_NOTOP_MD5,
+            )
+        )
+    except Exception as error:  # offline: URLError, Exception from get_file, ...
+        raise RuntimeError(
+            "could not download the ImageNet VGG16 weights "
+            f"({VGG16_NOTOP_URL}): {error}. Copy {VGG16_NOTOP_FILE} into "
+            f"~/.keras/models/ on this machine, or {_HOW_TO}"
+        ) from error
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def load_vgg_weights(source: str | Path = "random") -> list[np.ndarray]:
+    """Return the four VGG16 ``block1`` arrays for a weights source.
+
+    Sources:
+
+    - ``"random"``: deterministic Glorot-uniform kernels (seed
+      ``VGG_RANDOM_SEED``) and zero biases: frozen random features, offline.
+    - ``"imagenet"``: the ``keras.applications.VGG16(include_top=False)``
+      ImageNet weights, downloaded once by Keras into ``~/.keras/models``.
+    - a path to a ``.h5`` / ``.weights.h5`` file holding full VGG16 notop
+      weights (as written by ``keras.applications.VGG16(include_top=False)
+      .save_weights`` or Keras' download), or to an ``.npz`` with the arrays
+      ``block1_conv1_kernel`` (3, 3, 3, 64), ``block1_conv1_bias`` (64,),
+      ``block1_conv2_kernel`` (3, 3, 64, 64), ``block1_conv2_bias`` (64,).
+
+    Results are cached per source for the life of the process.
+
+    Args:
+        source: ``"random"``, ``"imagenet"`` or a file path.
+
+    Returns:
+        ``[conv1_kernel, conv1_bias, conv2_kernel, conv2_bias]``, float32
+        arrays (copies: callers may modify them).
+
+    Raises:
+        ValueError: missing file, unsupported suffix, or a file without the
+            expected weights.
+        RuntimeError: ``"imagenet"`` while the weights cannot be downloaded.
+    """
+    key = str(source)
+    if key not in _VGG_CACHE:
+        if key == "random":
+            weights = _random_vgg_weights()
+        elif key == "imagenet":
+            weights = _weights_from_vgg16_file(_download_imagenet())
+        else:
+            path = Path(key).expanduser()
+            if not path.is_file():
+                raise ValueError(f"VGG weights file {key!r} does not exist. {_HOW_TO}")
+            if path.suffix == ".npz":
+                weights = _weights_from_npz(path)
+            elif path.suffix == ".h5":
+                weights = _weights_from_vgg16_file(path)
+            else:
+                raise ValueError(
+                    f"unsupported VGG weights file {key!r} (suffix "
+                    f"{path.suffix!r}). {_HOW_TO}"
+                )
+        _VGG_CACHE[key] = [np.asarray(w, dtype="float32") for w in weights]
+    return [w.copy() for w in _VGG_CACHE[key]]
+
+
+def _vgg(inputs, vgg_weights):
+    source = str(vgg_weights)
+    return blocks.vgg_block1(load_vgg_weights(source), source)(inputs)
+
+
+def _head(x, name):
+    # Linear 1x1 projection to RGB; no clipping so the loss sees the raw values.
+    return layers.Conv2D(3, 1, padding="same", name=name)(x)
+
+
+def _simple(inputs, interpolation):
+    x = blocks.conv(inputs, 64, name="conv1")
+    x = blocks.conv(x, 64, name="conv2")
+    x = layers.UpSampling2D(2, interpolation=interpolation, name="up_x2")(x)
+    return [_head(x, "low_upsample")]
+
+
+def _multi_upsampling(inputs, _vgg_weights):
+    x = blocks.conv(inputs, 64, name="conv1")
+    x = blocks.conv(x, 64, name="conv2")
+    up2 = layers.UpSampling2D(2, interpolation="bilinear", name="up_x2")(x)
+    up4 = layers.UpSampling2D(2, interpolation="bilinear", name="up_x4")(up2)
+    return [_head(up2, "low_upsample"), _head(up4, "high_upsample")]
+
+
+def _residual_like(inputs, block):
+    # Steps 04 and 05: 1x1 stem, two blocks, x2, one block, x4.
+    x = blocks.conv(inputs, 32, 1, name="stem")
+    x = block(x, "block1")
+    x = block(x, "block2")
+    up2 = layers.UpSampling2D(2, interpolation="bilinear", name="up_x2")(x)
+    x = block(up2, "block3")
+    up4 = layers.UpSampling2D(2, interpolation="bilinear", name="up_x4")(x)
+    return [_head(up2, "low_upsample"), _head(up4, "high_upsample")]
+
+
+def _residual(inputs, _vgg_weights):
+    return _residual_like(
+        inputs, lambda x, name: blocks.residual_block(x, 32, name=name)
+    )
+
+
+def _dilated(inputs, _vgg_weights):
+    def block(x, name):
+        # x + Dil(x): the merge convolution closes the residual, so it is linear.
+        y = blocks.dilated_block(x, 32, name=name, activation=None)
+        return layers.Add(name=f"{name}_add")([x, y])
+
+    return _residual_like(inputs, block)
+
+
+def _vgg_feature_extract(inputs, vgg_weights):
+    x = blocks.conv(inputs, 64, 1, name="conv1")
+    x = blocks.conv(x, 64, 1, name="conv2")
+    x = layers.Concatenate(name="concat_vgg")([x, _vgg(inputs, vgg_weights)])
+    up2 = layers.UpSampling2D(2, interpolation="bilinear", name="up_x2")(x)
+    up4 = layers.UpSampling2D(2, interpolation="bilinear", name="up_x4")(up2)
+    return [_head(up2, "low_upsample"), _head(up4, "high_upsample")]
+
+
+def _d2s(x, name):
+    return blocks.DepthToSpace(2, name=name)(x)
+
+
+def _dts(inputs, vgg_weights):
+    x = blocks.conv(inputs, 64, name="conv1")
+    x = blocks.conv(x, 64, name="conv2")
+    x = layers.Concatenate(name="concat_vgg")([x, _vgg(inputs, vgg_weights)])
+    x = blocks.conv(x, 64, name="pre_d2s_x2")
+    low = _d2s(x, "d2s_x2")
+    x = blocks.conv(low, 64, name="pre_d2s_x4")
+    high = _d2s(x, "d2s_x4")
+    return [_head(low, "low_upsample"), _head(high, "high_upsample")]
+
+
+def _dts_parallel(inputs, vgg_weights, parallel_block):
+    # R1-R3: three parallel blocks on one stem, concatenated with VGG features.
+    stem = blocks.conv(inputs, 64, name="stem")
+    branches = [parallel_block(stem, 64, name=f"branch{i}") for i in (1, 2, 3)]
+    x = layers.Concatenate(name="concat_vgg")(branches + [_vgg(inputs, vgg_weights)])
+    x = blocks.conv(x, 64, name="pre_d2s_x2")
+    low = _d2s(x, "d2s_x2")
+    x = blocks.conv(low, 64, name="high_stem")
+    x = blocks.dilated_residual_block(x, 64, name="high_block")
+    high = _d2s(x, "d2s_x4")
+    return [_head(low, "low_upsample"), _head(high, "high_upsample")]
+
+
+def _dts_dilated(inputs, vgg_weights):
+    return _dts_parallel(inputs, vgg_weights, blocks.dilated_residual_block)
+
+
+def _dts_dilated_ext(inputs, vgg_weights):
+    return _dts_parallel(inputs, vgg_weights, blocks.dilated_ext_residual_block)
+
+
+def _dts_dilated_ext_chain(inputs, vgg_weights):
+    stem = blocks.conv(inputs, 64, name="stem")
+    chain = [stem]
+    for index in (1, 2, 3):
+        chain.append(
+            blocks.dilated_ext_residual_block(chain[-1], 64, name=f"chain{index}")
+        )
+    x = layers.Add(name="chain_sum")(chain)
+    x = layers.Concatenate(name="concat_vgg")([x, _vgg(inputs, vgg_weights)])
+    x = blocks.conv(x, 64, name="pre_d2s_x2")
+    low = _d2s(x, "d2s_x2")
+    d = blocks.conv(low, 64, name="high_stem")
+    e = blocks.dilated_ext_residual_block(d, 64, name="high_block")
+    # The original adds the stem once more around an already residual block.
+    x = layers.Add(name="high_sum")([d, e])
+    x = blocks.conv(x, 64, name="pre_d2s_x4")
+    high = _d2s(x, "d2s_x4")
+    return [_head(low, "low_upsample"), _head(high, "high_upsample")]
+
+
+_BUILDERS = {
+    "simple_model_nearest": lambda inputs, _w: _simple(inputs, "nearest"),
+    "simple_model_bilinear": lambda inputs, _w: _simple(inputs, "bilinear"),
+    "multi_upsampling_model": _multi_upsampling,
+    "residual_block_model": _residual,
+    "dilated_conv_block_model": _dilated,
+    "vgg_feature_extract_model": _vgg_feature_extract,
+    "dts_model": _dts,
+    "dts_dilated_conv_block_model": _dts_dilated,
+    "dts_dilated_conv_ext_block_model": _dts_dilated_ext,
+    "dts_dilated_conv_ext_block_ssim_model": _dts_dilated_ext,
+    "dts_dilated_conv_ext_block_ssim_psnr_model": _dts_dilated_ext_chain,
+}
+
+
+def build(name: str, vgg_weights: str | Path = "random") -> keras.Model:
+    """Build a zoo model by its registry name.
+
+    Args:
+        name: one of ``MODEL_NAMES``.
+        vgg_weights: source of the frozen VGG16 block1 weights for the models
+            that use them (steps 06, 07, R1-R4): ``"random"``, ``"imagenet"``
+            or a local file path (see :func:`load_vgg_weights`). Ignored by the
+            other models.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``name``, input (None, None, 3)
+        float32 RGB in [0, 1], outputs ``low_upsample`` (x2) and, except for
+        step 02, ``high_upsample`` (x4), listed in ``MODEL_INFO[name]["outputs"]``.
+
+    Raises:
+        ValueError: unknown ``name`` (the message lists the valid names) or a
+            bad ``vgg_weights`` file.
+        RuntimeError: ``vgg_weights="imagenet"`` while offline and not cached.
+    """
+    if name not in _BUILDERS:
+        raise ValueError(
+            f"unknown model name {name!r}; choose one of: {', '.join(MODEL_NAMES)}"
+        )
+    inputs = keras.Input(shape=(None, None, 3), name="low_res")
+    outputs = _BUILDERS[name](inputs, vgg_weights)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def count_params(model: keras.Model) -> tuple[int, int]:
+    """Count a model's parameters.
+
+    Args:
+        model: a built Keras model.
+
+    Returns:
+        ``(total, trainable)`` scalar weight counts.
+    """
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    return int(model.count_params()), trainable
+
+
+def _vgg_layers(layer):
+    if isinstance(layer, blocks.VGGFeatures):
+        yield layer
+    for sub in getattr(layer, "layers", ()):
+        yield from _vgg_layers(sub)
+
+
+def vgg_weights_used(model: keras.Model) -> str | None:
+    """Tell which VGG16 weights a model was built with.
+
+    Reads the ``weights_source`` of the model's :class:`srkit.layers.VGGFeatures`
+    layer, which is saved in the model config and survives ``.keras`` files.
+
+    Args:
+        model: a zoo model (built or loaded).
+
+    Returns:
+        ``"random"``, ``"imagenet"``, the weights file path, or None when the
+        model has no VGG features.
+    """
+    for layer in _vgg_layers(model):
+        return layer.weights_source
+    return None
+
+
+def zoo_table() -> pd.DataFrame:
+    """Summarise the zoo as DESIGN.md specifies it.
+
+    Returns:
+        DataFrame with one row per model in step order and columns ``name``,
+        ``step``, ``params`` (total), ``trainable`` and ``outputs`` (output
+        names joined by ", ").
+    """
+    rows = [
+        {
+            "name": name,
+            "step": info["step"],
+            "params": info["params"],
+            "trainable": info["trainable"],
+            "outputs": ", ".join(info["outputs"]),
+        }
+        for name, info in MODEL_INFO.items()
+    ]
+    return pd.DataFrame(
+        rows, columns=["name", "step", "params", "trainable", "outputs"]
+    )

@@ -1,0 +1,554 @@
+"""Figures of the report: data samples, predictions, learning curves, bar charts, GIFs.
+
+This module owns how results look. Every function returns a matplotlib ``Figure``
+(a :class:`BookFigure`, which notebooks display as PNG) at a fixed resolution
+(:data:`DPI`) sized for a book page about :data:`WIDTH_INCHES` wide, with titles,
+axis labels and units (PSNR in dB); nothing is saved or closed here. Only the
+object-oriented matplotlib API is used (no ``pyplot`` state), so the functions run
+under any backend, Agg included, and leave no open figures behind. :func:`show_gif`
+is the single place that decides how an animated GIF reaches the HTML book.
+
+Images follow the package convention: float RGB in [0, 1], shape (h, w, 3). Small
+images are drawn with nearest-neighbour interpolation so their pixels stay visible.
+:func:`best_worst_figure` predicts with :func:`srkit.evaluate.predict_images`,
+imported when called, so the rest of the module needs no Keras.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
+
+#: Resolution of every figure (dots per inch); PNG output at a fixed size.
+DPI = 100
+#: Width of a full-width figure in inches (a book page).
+WIDTH_INCHES = 9.0
+#: Metric name -> axis label, with units.
+METRIC_LABELS = {
+    "loss": "loss",
+    "mse": "MSE",
+    "mae": "MAE",
+    "psnr": "PSNR (dB)",
+    "ssim": "SSIM",
+}
+#: Output name -> target side in pixels (see ``srkit.evaluate.OUTPUT_SCALES``).
+OUTPUT_SCALES = {"low_upsample": 144, "high_upsample": 288}
+#: Colour of the zoom rectangles.
+ZOOM_COLOR = "#ffcc00"
+_GIF_SIGNATURES = (b"GIF87a", b"GIF89a")
+_SERIES_COLORS = {"ours": "#1f77b4", "original report": "#ff7f0e"}
+
+
+class BookFigure(Figure):
+    """A matplotlib ``Figure`` that shows itself as a PNG in notebooks.
+
+    The figures here are made without ``pyplot`` (so nothing is shown twice and no
+    global figure list grows), and IPython only knows how to draw a bare ``Figure``
+    once ``%matplotlib inline`` has run. ``_repr_png_`` makes the display independent
+    of that: the last expression of a cell always becomes an ``image/png`` output at
+    :data:`DPI`, which jupyter-book renders as an image.
+    """
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", dpi=DPI)
+        return buffer.getvalue()
+
+
+def _figure(width: float, height: float) -> BookFigure:
+    return BookFigure(figsize=(width, height), dpi=DPI, layout="constrained")
+
+
+def _as_image(image, what: str) -> np.ndarray:
+    array = np.asarray(image, dtype=np.float32)
+    if array.ndim != 3 or array.shape[-1] != 3:
+        raise ValueError(f"{what} must be float (h, w, 3), got shape {array.shape}")
+    return np.clip(array, 0.0, 1.0)
+
+
+def _show(axes, image: np.ndarray, title: str | None = None) -> None:
+    axes.imshow(image, interpolation="nearest")
+    axes.set_xticks([])
+    axes.set_yticks([])
+    if title:
+        axes.set_title(title, fontsize=9)
+
+
+def _scale_key(key) -> int:
+    """A prediction/target key (144, 288 or an output name) as the target side."""
+    if isinstance(key, str):
+        if key not in OUTPUT_SCALES:
+            raise ValueError(
+                f"unknown output {key!r}: use a target size (144, 288) or one of "
+                f"{list(OUTPUT_SCALES)}"
+            )
+        return OUTPUT_SCALES[key]
+    return int(key)
+
+
+def _scale_label(side: int, low_side: int) -> str:
+    factor = side / low_side
+    return f"x{factor:g} ({side} px)" if factor == int(factor) else f"{side} px"
+
+
+# ------------------------------------------------------------------------ data
+
+
+def sample_grid(subset, n: int = 3) -> Figure:
+    """Input/target triplets of a subset: 72 px input, 144 px and 288 px targets.
+
+    Args:
+        subset: a :class:`srkit.data.Subset` (x, y2, y4 float in [0, 1], names).
+        n: number of rows (triplets); at most the subset's size is drawn.
+
+    Returns:
+        A Figure with n rows of three panels, each titled with its pixel size; each
+        row is labelled with the image name.
+
+    Raises:
+        ValueError: for n < 1 or an empty subset.
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    count = min(int(n), len(subset.x))
+    if count == 0:
+        raise ValueError("subset is empty: nothing to show")
+    names = list(getattr(subset, "names", []) or [])
+    figure = _figure(WIDTH_INCHES, 3.0 * count + 0.4)
+    grid = figure.subplots(count, 3, squeeze=False)
+    columns = (("input", subset.x), ("x2 target", subset.y2), ("x4 target", subset.y4))
+    for row in range(count):
+        for column, (label, images) in enumerate(columns):
+            image = _as_image(images[row], label)
+            side = f"{image.shape[0]}x{image.shape[1]} px"
+            _show(grid[row, column], image, f"{label}, {side}")
+        name = names[row] if row < len(names) else f"image {row}"
+        grid[row, 0].set_ylabel(name, fontsize=9)
+    figure.suptitle("Input and targets (same crop at three sizes)")
+    return figure
+
+
+# ------------------------------------------------------------------------ predictions
+
+
+def _zoom_box(zoom, low_side: int) -> tuple[int, int, int]:
+    if len(zoom) != 3:
+        raise ValueError(f"zoom must be (y, x, size) in input pixels, got {zoom!r}")
+    top, left, size = (int(value) for value in zoom)
+    if (
+        size < 1
+        or top < 0
+        or left < 0
+        or top + size > low_side
+        or left + size > low_side
+    ):
+        raise ValueError(
+            f"zoom {zoom!r} (y, x, size in input pixels) must lie inside the "
+            f"{low_side} px input"
+        )
+    return top, left, size
+
+
+def _metric_text(values) -> str:
+    if values is None:
+        return ""
+    values = dict(values)
+    parts = []
+    if "psnr" in values and values["psnr"] is not None:
+        parts.append(f"PSNR {float(values['psnr']):.2f} dB")
+    if "ssim" in values and values["ssim"] is not None:
+        parts.append(f"SSIM {float(values['ssim']):.3f}")
+    return " / ".join(parts)
+
+
+def prediction_figure(
+    low_res,
+    predictions: Mapping,
+    targets: Mapping | None = None,
+    metrics: Mapping | None = None,
+    zoom: tuple[int, int, int] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """One image: the input, and prediction beside target at each scale.
+
+    The 72 px input is drawn as is (nearest neighbour, so its pixels show). With
+    ``zoom`` the same region is outlined on every panel and magnified in a second
+    row, as in the original study's zoomed panels.
+
+    Args:
+        low_res: float (h, w, 3) input in [0, 1].
+        predictions: target side (144, 288) or output name -> float (H, W, 3)
+            prediction in [0, 1].
+        targets: same keys -> float (H, W, 3) ground truth; a missing key draws the
+            prediction alone.
+        metrics: same keys -> mapping with ``psnr`` (dB) and/or ``ssim`` (e.g. a row
+            of ``Evaluation.per_image``), written under the prediction.
+        zoom: (y, x, size) of a square in input pixels, scaled to each panel; None
+            for no zoom row.
+        title: figure title.
+
+    Returns:
+        A Figure with 1 + 2 panels per scale in a row (plus a zoom row).
+
+    Raises:
+        ValueError: on bad shapes, no predictions, or a zoom outside the image.
+    """
+    low_res = _as_image(low_res, "low_res")
+    if not predictions:
+        raise ValueError("predictions is empty: pass at least one scale")
+    targets = {_scale_key(k): v for k, v in (targets or {}).items()}
+    metrics = {_scale_key(k): v for k, v in (metrics or {}).items()}
+    low_side = low_res.shape[0]
+    panels = [(f"input ({low_side} px)", low_res, "")]
+    for key in sorted(predictions, key=_scale_key):
+        side = _scale_key(key)
+        prediction = _as_image(predictions[key], f"prediction {key!r}")
+        label = _scale_label(prediction.shape[0], low_side)
+        panels.append(
+            (f"prediction {label}", prediction, _metric_text(metrics.get(side)))
+        )
+        if side in targets:
+            target = _as_image(targets[side], f"target {side}")
+            if target.shape != prediction.shape:
+                raise ValueError(
+                    f"target {side} has shape {target.shape}, prediction "
+                    f"{prediction.shape}"
+                )
+            panels.append((f"target {label}", target, ""))
+    box = _zoom_box(zoom, low_side) if zoom is not None else None
+    rows = 2 if box else 1
+    width = WIDTH_INCHES
+    panel = min(width / len(panels), 3.2)
+    figure = _figure(width, panel * rows + 0.9)
+    grid = figure.subplots(rows, len(panels), squeeze=False)
+    for column, (label, image, text) in enumerate(panels):
+        axes = grid[0, column]
+        _show(axes, image, label)
+        if text:
+            axes.set_xlabel(text, fontsize=8)
+        if box:
+            factor = image.shape[0] / low_side
+            top, left, size = (round(value * factor) for value in box)
+            axes.add_patch(
+                Rectangle(
+                    (left - 0.5, top - 0.5),
+                    size,
+                    size,
+                    fill=False,
+                    edgecolor=ZOOM_COLOR,
+                    linewidth=1.5,
+                )
+            )
+            _show(grid[1, column], image[top : top + size, left : left + size])
+            grid[1, column].set_title("zoom", fontsize=8)
+            for spine in grid[1, column].spines.values():
+                spine.set_edgecolor(ZOOM_COLOR)
+                spine.set_linewidth(1.5)
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def best_worst_figure(
+    model, subset, best: pd.DataFrame, worst: pd.DataFrame, scale: int = 144
+) -> Figure:
+    """Best and worst validation images of a model at one scale, with their metrics.
+
+    Columns are images (best first, then worst first); rows are the 72 px input, the
+    bicubic upscale, the model's prediction and the target. Each column is titled
+    with its rank, name, PSNR (dB) and SSIM.
+
+    Args:
+        model: the Keras model that was evaluated.
+        subset: the :class:`srkit.data.Subset` the rows index (usually validation).
+        best, worst: tables from :func:`srkit.evaluate.best_worst` (columns
+            ``index``, ``psnr``, ``ssim`` and usually ``name``).
+        scale: 144 (``low_upsample``, x2) or 288 (``high_upsample``, x4).
+
+    Returns:
+        A Figure of 4 rows by len(best) + len(worst) columns.
+
+    Raises:
+        ValueError: on an unknown scale, a model without that output, or empty tables.
+    """
+    from srkit import data, evaluate  # deferred: only this figure needs Keras
+
+    outputs = {side: name for name, side in OUTPUT_SCALES.items()}
+    if scale not in outputs:
+        raise ValueError(f"scale must be one of {sorted(outputs)}, got {scale!r}")
+    chosen = [("best", row) for row in best.to_dict("records")]
+    chosen += [("worst", row) for row in worst.to_dict("records")]
+    if not chosen:
+        raise ValueError("best and worst are both empty: nothing to show")
+    indices = [int(row["index"]) for _, row in chosen]
+    predictions = evaluate.predict_images(model, subset, indices)
+    output = outputs[scale]
+    if output not in predictions:
+        raise ValueError(
+            f"model {model.name!r} has no output {output!r} for scale {scale}; "
+            f"its outputs are {sorted(predictions)}"
+        )
+    factor = scale // data.LOW_SIZE
+    targets = subset.y2 if scale == data.MID_SIZE else subset.y4
+    inputs = np.asarray(subset.x)[indices]
+    bicubic = np.clip(data.upscale(inputs, factor), 0.0, 1.0)
+    rows = [
+        (f"input\n{inputs.shape[1]} px", inputs),
+        (f"bicubic x{factor}", bicubic),
+        (f"prediction x{factor}", predictions[output]),
+        (f"target\n{scale} px", np.asarray(targets)[indices]),
+    ]
+    columns = len(chosen)
+    panel = min(WIDTH_INCHES / columns, 2.4)
+    figure = _figure(WIDTH_INCHES, panel * len(rows) + 1.2)
+    grid = figure.subplots(len(rows), columns, squeeze=False)
+    ranks = {"best": 0, "worst": 0}
+    for column, (kind, row) in enumerate(chosen):
+        ranks[kind] += 1
+        name = row.get("name", row["index"])
+        heading = f"{kind} {ranks[kind]}: {name}\n{_metric_text(row)}"
+        for line, (label, images) in enumerate(rows):
+            _show(grid[line, column], _as_image(images[column], label))
+            if column == 0:
+                grid[line, column].set_ylabel(label, fontsize=9)
+        grid[0, column].set_title(heading, fontsize=8)
+    figure.suptitle(f"{model.name}: best and worst validation images at x{factor}")
+    return figure
+
+
+# ------------------------------------------------------------------------ training
+
+
+_METRIC_KEY = re.compile(r"^(?:(?P<output>.+)_)?(?P<metric>loss|mse|mae|psnr|ssim)$")
+
+
+def _history_panels(columns) -> list[tuple[str | None, str, str, str | None]]:
+    """(output, metric, train key, val key) for every plottable training series."""
+    panels = []
+    for key in columns:
+        if key == "epoch" or str(key).startswith("val_"):
+            continue
+        match = _METRIC_KEY.match(str(key))
+        if not match:
+            continue  # e.g. learning_rate
+        val_key = f"val_{key}"
+        panels.append(
+            (
+                match["output"],
+                match["metric"],
+                key,
+                val_key if val_key in columns else None,
+            )
+        )
+    # validation-only series (rare) still get a panel
+    for key in columns:
+        if str(key).startswith("val_") and key[4:] not in columns:
+            match = _METRIC_KEY.match(str(key)[4:])
+            if match:
+                panels.append((match["output"], match["metric"], None, key))
+    order = list(METRIC_LABELS)
+    outputs = list(OUTPUT_SCALES)
+    return sorted(
+        panels,
+        key=lambda p: (
+            p[0] is not None,
+            outputs.index(p[0]) if p[0] in outputs else len(outputs),
+            str(p[0]),
+            order.index(p[1]),
+        ),
+    )
+
+
+def _epochs(history: pd.DataFrame) -> np.ndarray:
+    if "epoch" in history.columns:
+        epochs = history["epoch"].to_numpy(dtype=np.int64)
+        # Keras' CSVLogger counts from 0; the book counts passes from 1.
+        return epochs + 1 if len(epochs) and epochs.min() == 0 else epochs
+    return np.arange(1, len(history) + 1)
+
+
+def learning_curves(history: pd.DataFrame, title: str | None = None) -> Figure:
+    """Training and validation curves of the loss and every metric, per output.
+
+    Keys follow Keras' log names: ``loss``/``val_loss``, ``<output>_<metric>`` and
+    ``val_<output>_<metric>`` for multi-output models (e.g. ``low_upsample_psnr``),
+    or ``<metric>``/``val_<metric>`` for single-output ones; metrics are ``loss``,
+    ``mse``, ``mae``, ``psnr`` and ``ssim``. Other columns (``learning_rate``) are
+    ignored. Points carry markers, so a one-epoch run still shows a point.
+
+    Args:
+        history: one row per epoch (e.g. ``FitResult.history``); an ``epoch`` column
+            counted from 0 is shown from 1, without it rows are epochs 1, 2, ...
+        title: figure title (e.g. the model name).
+
+    Returns:
+        A Figure with one panel per output and metric, three panels a row.
+
+    Raises:
+        ValueError: for an empty history or one without any known series.
+    """
+    if len(history) == 0:
+        raise ValueError("history is empty: train for at least one epoch")
+    panels = _history_panels(list(history.columns))
+    if not panels:
+        raise ValueError(
+            "history has no loss or metric columns; columns are "
+            f"{list(history.columns)}"
+        )
+    epochs = _epochs(history)
+    columns = min(3, len(panels))
+    rows = -(-len(panels) // columns)
+    figure = _figure(WIDTH_INCHES, 2.5 * rows + 0.5)
+    grid = figure.subplots(rows, columns, squeeze=False)
+    for number, (output, metric, train_key, val_key) in enumerate(panels):
+        axes = grid[number // columns, number % columns]
+        for key, label, style in (
+            (train_key, "training", "-o"),
+            (val_key, "validation", "--s"),
+        ):
+            if key is not None:
+                values = history[key].to_numpy(dtype=np.float64)
+                axes.plot(epochs, values, style, markersize=4, label=label)
+        name = METRIC_LABELS[metric]
+        axes.set_title(f"{output}: {name}" if output else name, fontsize=10)
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(name)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8)
+    for number in range(len(panels), rows * columns):
+        grid[number // columns, number % columns].set_visible(False)
+    figure.suptitle(title or "Learning curves")
+    return figure
+
+
+# ------------------------------------------------------------------------ tables
+
+
+def metric_bars(
+    table: pd.DataFrame, metric: str = "psnr", original: pd.DataFrame | None = None
+) -> Figure:
+    """Horizontal bars of one metric per model, one panel per scale.
+
+    Our value and, when given, the original report's value sit side by side for each
+    model; the bicubic baseline (rows whose model is ``bicubic``) is a dashed
+    vertical line.
+
+    Args:
+        table: columns ``model, scale`` and the metric (``Evaluation.table`` or
+            ``srkit.evaluate.collect_metrics``); a repeated (model, scale) keeps the
+            last row.
+        metric: ``mse``, ``mae``, ``psnr`` or ``ssim``.
+        original: the original report's table (``load_original_results``) or None.
+
+    Returns:
+        A Figure with one panel per scale.
+
+    Raises:
+        ValueError: on an unknown metric, missing columns, or no model rows.
+    """
+    if metric not in METRIC_LABELS or metric == "loss":
+        raise ValueError(f"unknown metric {metric!r}: use mse, mae, psnr or ssim")
+    missing = {"model", "scale", metric} - set(table.columns)
+    if missing:
+        raise ValueError(f"table lacks the columns {sorted(missing)}")
+    ours = table.drop_duplicates(["model", "scale"], keep="last")
+    is_bicubic = ours["model"] == "bicubic"
+    models = ours[~is_bicubic]
+    if models.empty:
+        raise ValueError("table has no model rows (only bicubic)")
+    scales = sorted(int(s) for s in models["scale"].unique())
+    names = list(dict.fromkeys(models["model"]))
+    series = [("ours", models)]
+    if original is not None:
+        reference = original[original["model"].isin(names)]
+        if not reference.empty:
+            series.append(("original report", reference))
+    height = 0.35 * len(names) * len(series) + 1.6
+    figure = _figure(WIDTH_INCHES, max(height, 2.8))
+    grid = figure.subplots(1, len(scales), squeeze=False, sharey=True)
+    bar = 0.8 / len(series)
+    positions = np.arange(len(names))
+    label = METRIC_LABELS[metric]
+    for column, scale in enumerate(scales):
+        axes = grid[0, column]
+        shown = []
+        for number, (source, frame) in enumerate(series):
+            rows = frame[frame["scale"] == scale].set_index("model")[metric]
+            values = np.array([rows.get(name, np.nan) for name in names], float)
+            offset = (number - (len(series) - 1) / 2) * bar
+            axes.barh(
+                positions + offset,
+                values,
+                height=bar,
+                label=source,
+                color=_SERIES_COLORS[source],
+            )
+            shown.append(values[np.isfinite(values)])
+            for y, value in zip(positions + offset, values, strict=True):
+                if np.isfinite(value):
+                    axes.text(value, y, f" {value:.3g}", va="center", fontsize=7)
+        baseline = ours[is_bicubic & (ours["scale"] == scale)][metric]
+        if len(baseline):
+            axes.axvline(
+                float(baseline.iloc[-1]), color="k", linestyle="--", label="bicubic"
+            )
+            shown.append(baseline.to_numpy(dtype=float))
+        values = np.concatenate(shown) if shown else np.array([])
+        if metric == "psnr" and values.size:
+            # PSNR differences of a few dB matter: start the axis near the data.
+            axes.set_xlim(np.floor(values.min()) - 1.0, np.ceil(values.max()) + 1.0)
+        elif values.size:
+            axes.set_xlim(0, values.max() * 1.15)
+        axes.set_title(f"{scale} px output (x{scale // 72})", fontsize=10)
+        axes.set_xlabel(label)
+        axes.grid(axis="x", alpha=0.3)
+    grid[0, 0].set_yticks(positions, names, fontsize=8)
+    grid[0, 0].invert_yaxis()
+    grid[0, -1].legend(fontsize=8, loc="lower right")
+    figure.suptitle(f"{label} per model, validation mean")
+    return figure
+
+
+# ------------------------------------------------------------------------ GIFs
+
+
+def show_gif(path, width: int | None = None):
+    """Display an animated GIF in a notebook so the HTML book keeps it animated.
+
+    Returns ``IPython.display.Image(data=..., format="gif")``, whose output is the
+    ``image/gif`` MIME type with the file's bytes. Jupyter shows it natively, and
+    myst-nb (jupyter-book 1.x) renders ``image/gif`` outputs by writing the bytes
+    unchanged to a ``.gif`` file beside the page and linking it with ``<img>``
+    (``myst_nb.core.render.NbElementRenderer.render_image``, MIME priority 60 for
+    the html builder, above ``text/plain``), so every frame survives. A PNG
+    conversion or a matplotlib animation would lose frames or need JavaScript, and
+    an inline ``text/html`` data URI would bloat the page's HTML.
+
+    Args:
+        path: a ``.gif`` file (e.g. ``gif_high_upsample.gif`` in a model folder).
+        width: display width in pixels, or None for the file's own width.
+
+    Returns:
+        An ``IPython.display.Image`` holding the GIF's bytes.
+
+    Raises:
+        ValueError: for a missing file or one that is not a GIF.
+    """
+    from IPython.display import Image  # deferred: only notebooks need IPython
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"GIF {str(path)!r} does not exist: train with gifs enabled")
+    content = path.read_bytes()
+    if not content.startswith(_GIF_SIGNATURES):
+        raise ValueError(f"{str(path)!r} is not a GIF file (no GIF87a/GIF89a header)")
+    return Image(data=content, format="gif", width=width)

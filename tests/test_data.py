@@ -1,0 +1,578 @@
+"""Tests for srkit.data: image I/O, MATLAB bicubic resizing, sources, splits, cache."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import os
+import tarfile
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from srkit import data
+
+FIXTURES = Path(__file__).resolve().parent / "data"
+
+
+def shared_data_dir() -> Path:
+    """The project's shared data: $SRKIT_SHARED_DATA or <repo>/../shared/data."""
+    env = os.environ.get("SRKIT_SHARED_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def write_noise(path: Path, height: int, width: int, seed: int = 0) -> Path:
+    """A random uint8 colour image file (any extension cv2 knows)."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), pixels)
+    return path
+
+
+def assert_splits_equal(first: data.Split, second: data.Split) -> None:
+    for side in ("train", "val"):
+        a, b = getattr(first, side), getattr(second, side)
+        assert a.names == b.names
+        for name in ("x", "y2", "y4"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+
+
+# ------------------------------------------------------------------ read / write
+
+
+def test_read_image_bgr_order_pure_red():
+    image = data.read_image(FIXTURES / "red_8x6.png")
+    assert image.shape == (6, 8, 3) and image.dtype == np.float32
+    np.testing.assert_array_equal(image[..., 0], 1.0)
+    np.testing.assert_array_equal(image[..., 1:], 0.0)
+
+
+def test_read_image_gray_becomes_rgb():
+    image = data.read_image(FIXTURES / "gray_8x6.png")
+    assert image.shape == (6, 8, 3)
+    np.testing.assert_array_equal(image[..., 0], image[..., 2])
+    np.testing.assert_allclose(image[0, :, 1], np.arange(0, 256, 32) / 255.0, atol=1e-7)
+
+
+def test_read_image_rgba_drops_alpha():
+    image = data.read_image(FIXTURES / "bgra_blue_8x6.png")
+    assert image.shape == (6, 8, 3)
+    np.testing.assert_array_equal(image[..., 2], 1.0)  # blue, whatever the alpha
+    np.testing.assert_array_equal(image[..., :2], 0.0)
+
+
+def test_read_image_16_bit_scaled_by_65535():
+    image = data.read_image(FIXTURES / "green16_8x6.png")
+    assert image.dtype == np.float32 and image.max() <= 1.0
+    np.testing.assert_array_equal(image[1:, :, 1], 1.0)
+    assert image[0, 0, 1] == pytest.approx(32768 / 65535, abs=1e-7)
+    np.testing.assert_array_equal(image[..., [0, 2]], 0.0)
+
+
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("missing.png", "no such file"),
+        ("empty.png", "empty"),
+        ("not_an_image.png", "cannot decode"),
+        ("a_folder.png", "directory"),
+    ],
+)
+def test_read_image_errors_name_file_and_reason(tmp_path, name, reason):
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "not_an_image.png").write_bytes(
+        (FIXTURES / "not_an_image.png").read_bytes()
+    )
+    (tmp_path / "a_folder.png").mkdir()
+    with pytest.raises(ValueError, match=reason) as info:
+        data.read_image(tmp_path / name)
+    assert name in str(info.value)
+
+
+def test_write_then_read_roundtrip(tmp_path):
+    image = np.random.default_rng(1).random((5, 7, 3)).astype(np.float32)
+    path = data.write_image(tmp_path / "sub" / "out.png", image)
+    back = data.read_image(path)
+    np.testing.assert_allclose(back, np.rint(image * 255) / 255, atol=1e-6)
+    # Out-of-range values are clipped, not wrapped.
+    data.write_image(tmp_path / "clip.png", np.full((2, 2, 3), 1.7))
+    np.testing.assert_array_equal(data.read_image(tmp_path / "clip.png"), 1.0)
+
+
+def test_write_image_rejects_bad_shape_and_extension(tmp_path):
+    with pytest.raises(ValueError, match=r"\(h, w, 3\)"):
+        data.write_image(tmp_path / "a.png", np.zeros((4, 4)))
+    with pytest.raises(ValueError, match="extension"):
+        data.write_image(tmp_path / "a.txt", np.zeros((4, 4, 3)))
+
+
+# ------------------------------------------------------------------------ resize
+
+
+def matlab_resize_axis_loop(signal: np.ndarray, out_length: int, scale: float):
+    """Direct, pixel-by-pixel port of MATLAB's imresize ``contributions`` (1-D)."""
+
+    def cubic(x):
+        x = abs(x)
+        if x <= 1:
+            return 1.5 * x**3 - 2.5 * x**2 + 1
+        if x <= 2:
+            return -0.5 * x**3 + 2.5 * x**2 - 4 * x + 2
+        return 0.0
+
+    n = len(signal)
+    width = 4.0 / scale if scale < 1 else 4.0
+    out = np.zeros((out_length,) + signal.shape[1:])
+    for x in range(1, out_length + 1):
+        u = x / scale + 0.5 * (1 - 1 / scale)
+        left = math.floor(u - width / 2)
+        taps = [left + k for k in range(math.ceil(width) + 2)]
+        if scale < 1:
+            weights = [scale * cubic(scale * (u - j)) for j in taps]
+        else:
+            weights = [cubic(u - j) for j in taps]
+        total = sum(weights)
+        for j, weight in zip(taps, weights, strict=True):
+            # Symmetric boundary: mirror with the edge pixel repeated.
+            while j < 1 or j > n:
+                j = 1 - j if j < 1 else 2 * n + 1 - j
+            out[x - 1] += weight / total * signal[j - 1]
+    return out
+
+
+def matlab_resize_loop(image: np.ndarray, out_shape, scale_h, scale_w):
+    rows = matlab_resize_axis_loop(image, out_shape[0], scale_h)
+    columns = matlab_resize_axis_loop(rows.transpose(1, 0, 2), out_shape[1], scale_w)
+    return columns.transpose(1, 0, 2)
+
+
+@pytest.mark.parametrize(
+    "shape, scale, out_shape",
+    [
+        ((12, 16), 0.5, (6, 8)),
+        ((12, 16), 0.25, (3, 4)),
+        ((7, 9), 2.0, (14, 18)),
+        ((5, 6), 3.0, (15, 18)),
+        ((13, 11), 1 / 3, (5, 4)),  # ceil(13/3), ceil(11/3)
+    ],
+)
+def test_imresize_matches_slow_loop_implementation(shape, scale, out_shape):
+    image = np.random.default_rng(2).random(shape + (3,)).astype(np.float32)
+    ours = data.imresize(image, scale=scale)
+    assert ours.shape == out_shape + (3,) and ours.dtype == np.float32
+    expected = matlab_resize_loop(image.astype(np.float64), out_shape, scale, scale)
+    np.testing.assert_allclose(ours, expected, atol=2e-6)
+
+
+def test_imresize_output_shape_uses_per_axis_scale():
+    image = np.random.default_rng(3).random((10, 20, 3)).astype(np.float32)
+    ours = data.imresize(image, output_shape=(4, 15))
+    expected = matlab_resize_loop(image.astype(np.float64), (4, 15), 0.4, 0.75)
+    np.testing.assert_allclose(ours, expected, atol=2e-6)
+
+
+def test_upscale_hand_computed_edge_value():
+    # 1-D row [0, 1, 0, 0] upscaled x2: the first output samples u = 0.75 (1-based),
+    # taps at 0 and -1 mirror to pixels 1 and 2, so pixel 2 (value 1) gets
+    # k(1.75) + k(-1.25) = -0.0234375 - 0.0703125 = -0.09375 with a = -0.5.
+    row = np.zeros((1, 4, 3), np.float32)
+    row[0, 1] = 1.0
+    out = data.upscale(row, 2)
+    assert out.shape == (2, 8, 3)
+    assert out[0, 0, 0] == pytest.approx(-0.09375, abs=1e-6)
+    # Second output, u = 1.25: pixel 2 sits at distance 0.75, k(0.75) = 0.2265625;
+    # the other taps (pixels 1, 1 mirrored, 3) hold zeros.
+    assert out[0, 1, 0] == pytest.approx(0.2265625, abs=1e-6)
+
+
+def test_downscale_constant_stays_constant():
+    images = np.full((2, 24, 36, 3), 0.3, np.float32)
+    for factor in (2, 3, 4):
+        out = data.downscale(images, factor)
+        assert out.shape == (2, 24 // factor, 36 // factor, 3)
+        np.testing.assert_allclose(out, 0.3, atol=1e-6)
+
+
+def test_downscale_crops_to_multiple_and_single_image():
+    image = np.random.default_rng(4).random((29, 30, 3)).astype(np.float32)
+    out = data.downscale(image, 4)
+    assert out.shape == (7, 7, 3)
+    np.testing.assert_allclose(out, data.downscale(image[:28, :28], 4), atol=1e-6)
+
+
+def test_upscale_shape_batch_and_linear_ramp():
+    images = np.random.default_rng(5).random((3, 6, 5, 3)).astype(np.float32)
+    assert data.upscale(images, 4).shape == (3, 24, 20, 3)
+    # Bicubic reproduces a linear ramp away from the borders.
+    ramp = np.tile(np.arange(10, dtype=np.float32)[None, :, None], (4, 1, 3))
+    out = data.upscale(ramp, 2)
+    expected = (np.arange(20) + 0.5) / 2 - 0.5
+    np.testing.assert_allclose(out[0, 4:-4, 0], expected[4:-4], atol=1e-5)
+
+
+def test_batch_equals_single_images():
+    images = np.random.default_rng(6).random((3, 16, 12, 3)).astype(np.float32)
+    batch = data.downscale(images, 2)
+    for index in range(3):
+        np.testing.assert_allclose(batch[index], data.downscale(images[index], 2))
+
+
+@pytest.mark.parametrize("factor", [0, -2, 1.5, True])
+def test_bad_factor_raises(factor):
+    with pytest.raises(ValueError, match="factor"):
+        data.downscale(np.zeros((8, 8, 3)), factor)
+
+
+def test_imresize_bad_rank_raises():
+    with pytest.raises(ValueError, match="shape|got"):
+        data.imresize(np.zeros((8, 8)), scale=0.5)
+
+
+def _psnr_255(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 10 * math.log10(255.0**2 / max(mse, 1e-10))
+
+
+@pytest.mark.parametrize("benchmark", ["Set5", "Set14"])
+def test_downscale_agrees_with_matlab_reference_lr(benchmark):
+    root = shared_data_dir()
+    hr_dir = root / "benchmarks" / benchmark
+    if not (root / "reference_lr" / benchmark).is_dir() or not hr_dir.is_dir():
+        pytest.skip(f"shared reference data not found under {root}")
+    for scale in (2, 4):
+        psnrs, identical = [], []
+        for hr_path in sorted(hr_dir.glob("*.png")):
+            hr = data.read_image(hr_path)
+            height, width = hr.shape[:2]
+            hr = hr[: height - height % scale, : width - width % scale]
+            ref_path = (
+                root
+                / "reference_lr"
+                / benchmark
+                / f"X{scale}"
+                / f"{hr_path.stem}x{scale}.png"
+            )
+            reference = np.rint(data.read_image(ref_path) * 255)
+            ours = data.downscale(hr, scale)
+            assert ours.shape == reference.shape, hr_path.name
+            psnrs.append(_psnr_255(np.clip(np.rint(ours * 255), 0, 255), reference))
+            # MATLAB's imresize on uint8 rounds after each axis (rows first; half away
+            # from zero). Emulated with our weights, the result is almost bit-exact:
+            # this pins the kernel, antialiasing, pixel centres and boundary rule.
+            hr8 = np.rint(hr.astype(np.float64) * 255)
+            weights_h = data.resize_weights(
+                hr8.shape[0], hr8.shape[0] // scale, 1 / scale
+            )
+            weights_w = data.resize_weights(
+                hr8.shape[1], hr8.shape[1] // scale, 1 / scale
+            )
+            rows = np.clip(
+                np.floor(np.einsum("oh,hwc->owc", weights_h, hr8, optimize=True) + 0.5),
+                0,
+                255,
+            )
+            emulated = np.clip(
+                np.floor(
+                    np.einsum("pw,owc->opc", weights_w, rows, optimize=True) + 0.5
+                ),
+                0,
+                255,
+            )
+            identical.append(np.mean(emulated == reference))
+            assert np.abs(emulated - reference).max() <= 1, hr_path.name
+        # Measured: mean 56.6-58.0 dB, worst image 55.1 dB (float math, one rounding).
+        assert np.mean(psnrs) > 55.0, (benchmark, scale, psnrs)
+        assert min(psnrs) > 52.0, (benchmark, scale, psnrs)
+        assert min(identical) > 0.985, (benchmark, scale, identical)
+
+
+# ------------------------------------------------------------------ prepare: args
+
+
+def test_unknown_source_lists_valid_forms(tmp_path):
+    with pytest.raises(ValueError, match="sample.*folder:PATH.*voc2007"):
+        data.prepare("imagenet", cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="valid forms"):
+        data.data_key("folder:")
+
+
+def test_bad_mode_and_count(tmp_path):
+    with pytest.raises(ValueError, match="mode"):
+        data.prepare("sample", mode="tile", cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="n_images"):
+        data.prepare("sample", n_images=1, cache_dir=tmp_path)
+
+
+def test_folder_missing_and_empty(tmp_path):
+    with pytest.raises(ValueError, match="does not exist") as info:
+        data.prepare(f"folder:{tmp_path / 'nowhere'}", cache_dir=tmp_path)
+    assert "nowhere" in str(info.value)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no images here")
+    with pytest.raises(ValueError, match=r"no image files.*\.png"):
+        data.prepare(f"folder:{tmp_path / 'empty'}", cache_dir=tmp_path)
+
+
+def test_folder_skips_unreadable_and_warns(tmp_path):
+    folder = tmp_path / "images"
+    for index in range(4):
+        write_noise(folder / f"img{index}.png", 40, 50, seed=index)
+    (folder / "broken.png").write_text("not an image")
+    with pytest.warns(UserWarning, match="broken.png"):
+        split = data.prepare(
+            f"folder:{folder}",
+            n_images=5,
+            seed=0,
+            cache_dir=tmp_path / "c",
+            progress=False,
+        )
+    assert len(split.train) + len(split.val) == 4
+    assert "broken" not in split.train.names + split.val.names
+    assert split.info["mode"] == "resize"
+
+
+def test_folder_crop_mode_skips_small_images_with_count(tmp_path):
+    folder = tmp_path / "images"
+    for index in range(3):
+        write_noise(folder / "big" / f"b{index}.jpg", 300, 320, seed=index)
+    write_noise(folder / "small.bmp", 100, 400)
+    with pytest.warns(UserWarning, match=r"skipped 1 image\(s\) smaller than 288"):
+        split = data.prepare(
+            f"folder:{folder}", n_images=4, mode="crop", cache_dir=tmp_path / "c"
+        )
+    names = sorted(split.train.names + split.val.names)
+    assert names == ["big/b0", "big/b1", "big/b2"]
+    assert split.train.y4.shape[1:] == (288, 288, 3)
+
+
+def test_folder_split_shapes_ranges_and_determinism(tmp_path):
+    folder = tmp_path / "images"
+    for index in range(10):
+        write_noise(folder / f"img{index:02d}.png", 30 + index, 40, seed=index)
+    source = f"folder:{folder}"
+    with pytest.warns(UserWarning, match="fewer than n_images"):
+        split = data.prepare(source, n_images=12, seed=3, cache_dir=tmp_path / "a")
+    # Sides come from a seeded hash of each name: about 20 % validation, never empty.
+    assert len(split.train) + len(split.val) == 10
+    assert 1 <= len(split.val) <= 5
+    assert split.info["n_train"] == len(split.train)
+    assert split.info["n_val"] == len(split.val)
+    for subset in (split.train, split.val):
+        assert subset.x.shape[1:] == (72, 72, 3) and subset.x.dtype == np.float32
+        assert subset.y2.shape[1:] == (144, 144, 3)
+        assert subset.y4.shape[1:] == (288, 288, 3)
+        for array in (subset.x, subset.y2, subset.y4):
+            # Bicubic may overshoot [0, 1] a little on noise, never by much.
+            assert -0.3 < array.min() and array.max() < 1.3
+    assert not set(split.train.names) & set(split.val.names)
+    np.testing.assert_allclose(split.val.y2, data.downscale(split.val.y4, 2))
+    np.testing.assert_allclose(split.val.x, data.downscale(split.val.y4, 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = data.prepare(source, n_images=12, seed=3, cache_dir=tmp_path / "b")
+        other = data.prepare(source, n_images=12, seed=4, cache_dir=tmp_path / "b")
+    assert again.info["from_cache"] is False
+    assert_splits_equal(split, again)
+    assert other.val.names != split.val.names or other.train.names != split.train.names
+
+
+def test_progress_bar_on_stderr_above_ten_images(tmp_path, capsys):
+    folder = tmp_path / "images"
+    for index in range(12):
+        write_noise(folder / f"img{index:02d}.png", 20, 20, seed=index)
+    data.prepare(
+        f"folder:{folder}", n_images=12, cache_dir=tmp_path / "a", progress=True
+    )
+    assert "reading images" in capsys.readouterr().err
+    data.prepare(
+        f"folder:{folder}", n_images=11, cache_dir=tmp_path / "b", progress=False
+    )
+    assert "reading" not in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ prepare: cache
+
+
+def test_cache_hit_does_not_rebuild_and_change_invalidates(tmp_path, monkeypatch):
+    folder = tmp_path / "images"
+    for index in range(5):
+        write_noise(folder / f"img{index}.png", 32, 32, seed=index)
+    source, cache = f"folder:{folder}", tmp_path / "cache"
+    first = data.prepare(source, n_images=5, seed=0, cache_dir=cache)
+    cache_file = Path(first.info["cache_path"])
+    assert cache_file.parent == cache and cache_file.stem == first.info["key"]
+    assert first.info["key"] == data.data_key(source, 5, 0, None)
+    assert not list(cache.glob("*.tmp"))  # atomic write left no temporary file
+    mtime = cache_file.stat().st_mtime_ns
+
+    def must_not_build(*args, **kwargs):
+        raise AssertionError("cache miss: the split was rebuilt")
+
+    monkeypatch.setattr(data, "_build", must_not_build)
+    second = data.prepare(source, n_images=5, seed=0, cache_dir=cache)
+    assert second.info["from_cache"] is True
+    assert_splits_equal(first, second)
+    assert cache_file.stat().st_mtime_ns == mtime
+    monkeypatch.undo()
+
+    # Replace one source file: new fingerprint, new key, rebuilt split.
+    changed = write_noise(folder / "img0.png", 33, 31, seed=99)
+    os.utime(changed, ns=(mtime + 10**9, mtime + 10**9))
+    assert data.data_key(source, 5, 0, None) != first.info["key"]
+    third = data.prepare(source, n_images=5, seed=0, cache_dir=cache)
+    assert third.info["from_cache"] is False
+    assert third.info["key"] != first.info["key"]
+
+
+def test_data_key_depends_on_every_argument(tmp_path):
+    keys = {
+        data.data_key("sample", 10, 0, None),
+        data.data_key("sample", 11, 0, None),
+        data.data_key("sample", 10, 1, None),
+        data.data_key("sample", 10, 0, "resize"),
+        data.data_key("voc2007", 10, 0, None),
+    }
+    assert len(keys) == 5
+    assert data.data_key("sample", 10, 0, None) == data.data_key(
+        "sample", 10, 0, "crop"
+    )
+    assert all(len(key) == 16 and int(key, 16) >= 0 for key in keys)
+
+
+def test_default_cache_dir_from_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("SRKIT_CACHE", str(tmp_path / "env_cache"))
+    split = data.prepare("sample", n_images=2, seed=0, progress=False)
+    assert Path(split.info["cache_path"]).parent == tmp_path / "env_cache"
+
+
+# ------------------------------------------------------------------ prepare: sample
+
+
+def test_sample_split_by_photo_deterministic(tmp_path):
+    split = data.prepare("sample", n_images=20, seed=0, cache_dir=tmp_path / "a")
+    assert split.info["mode"] == "crop"
+    assert (len(split.train), len(split.val)) == (16, 4)
+    photo = lambda name: name.rsplit("_", 1)[0]  # noqa: E731
+    train_photos = {photo(n) for n in split.train.names}
+    val_photos = {photo(n) for n in split.val.names}
+    assert train_photos and val_photos and not train_photos & val_photos
+    assert "motorcycle_right" not in train_photos | val_photos
+    assert split.info["n_val_photos"] == len(val_photos) >= 1
+    assert all(len(n.rsplit("_", 1)[1]) == 3 for n in split.train.names)
+    # Crops are real pixels: 8-bit values, within [0, 1].
+    assert split.train.y4.min() >= 0 and split.train.y4.max() <= 1
+    np.testing.assert_allclose(
+        split.train.y4 * 255, np.rint(split.train.y4 * 255), atol=1e-4
+    )
+    again = data.prepare("sample", n_images=20, seed=0, cache_dir=tmp_path / "b")
+    assert_splits_equal(split, again)
+    other = data.prepare("sample", n_images=20, seed=1, cache_dir=tmp_path / "b")
+    assert not np.array_equal(other.train.y4, split.train.y4)
+
+
+def test_sample_resize_mode_caps_at_photo_count(tmp_path):
+    with pytest.warns(UserWarning, match="capped"):
+        split = data.prepare("sample", n_images=50, mode="resize", cache_dir=tmp_path)
+    n_photos = split.info["n_photos"]
+    assert len(split.train) + len(split.val) == n_photos
+    assert all(name.endswith("_000") for name in split.train.names + split.val.names)
+
+
+# ----------------------------------------------------------------------- voc2007
+
+
+def build_voc_tar(tmp_path: Path, extra_members=()) -> tuple[Path, str]:
+    """A tiny VOC-shaped tar (3 JPEGs and an annotation) and its md5 hash string."""
+    archive = tmp_path / "voc_small.tar"
+    with tarfile.open(archive, "w") as tar:
+        for index in range(3):
+            ok, encoded = cv2.imencode(
+                ".jpg", np.full((40, 50, 3), 60 * index, np.uint8)
+            )
+            payload = encoded.tobytes()
+            member = tarfile.TarInfo(f"VOCdevkit/VOC2007/JPEGImages/00000{index}.jpg")
+            member.size = len(payload)
+            tar.addfile(member, io.BytesIO(payload))
+        note = tarfile.TarInfo("VOCdevkit/VOC2007/Annotations/000000.xml")
+        note.size = 6
+        tar.addfile(note, io.BytesIO(b"<a></a>"[:6]))
+        for name, payload in extra_members:
+            member = tarfile.TarInfo(name)
+            member.size = len(payload)
+            tar.addfile(member, io.BytesIO(payload))
+    return archive, "md5:" + hashlib.md5(archive.read_bytes()).hexdigest()
+
+
+def test_fetch_voc2007_extracts_and_then_stays_offline(tmp_path):
+    archive, known_hash = build_voc_tar(tmp_path)
+    cache = tmp_path / "cache"
+    images = data.fetch_voc2007(cache, url=archive.as_uri(), known_hash=known_hash)
+    assert images == cache / "voc2007" / "VOCdevkit" / "VOC2007" / "JPEGImages"
+    assert sorted(p.name for p in images.iterdir()) == [
+        "000000.jpg",
+        "000001.jpg",
+        "000002.jpg",
+    ]
+    assert not (cache / "voc2007" / "VOCdevkit" / "VOC2007" / "Annotations").exists()
+    # Already extracted: no download and no archive needed any more.
+    archive.unlink()
+    (cache / "voc2007" / data.VOC2007_ARCHIVE).unlink()
+    again = data.fetch_voc2007(
+        cache, url="http://invalid.invalid/x.tar", known_hash="md5:0"
+    )
+    assert again == images
+    # prepare("voc2007") uses the extracted folder (resize mode by default).
+    split = data.prepare("voc2007", n_images=3, cache_dir=cache, progress=False)
+    assert len(split.train) + len(split.val) == 3
+    assert split.info["mode"] == "resize" and split.val.x.shape[1:] == (72, 72, 3)
+
+
+def test_fetch_voc2007_wrong_hash_is_a_clear_error(tmp_path):
+    archive, _ = build_voc_tar(tmp_path)
+    cache = tmp_path / "cache"
+    with pytest.raises(ValueError, match="corrupt") as info:
+        data.fetch_voc2007(cache, url=archive.as_uri(), known_hash="md5:" + "0" * 32)
+    message = str(info.value)
+    assert data.VOC2007_ARCHIVE in message and "by hand" in message
+    assert not (cache / "voc2007" / ".extracted").exists()
+
+
+def test_fetch_voc2007_uses_a_manually_placed_archive(tmp_path):
+    archive, known_hash = build_voc_tar(tmp_path)
+    target = tmp_path / "cache" / "voc2007"
+    target.mkdir(parents=True)
+    (target / data.VOC2007_ARCHIVE).write_bytes(archive.read_bytes())
+    # The URL is unreachable: pooch only verifies the hash of the placed file.
+    images = data.fetch_voc2007(
+        tmp_path / "cache", url="http://invalid.invalid/x.tar", known_hash=known_hash
+    )
+    assert len(list(images.glob("*.jpg"))) == 3
+
+
+def test_fetch_voc2007_refuses_unsafe_members(tmp_path):
+    archive, known_hash = build_voc_tar(
+        tmp_path, [("VOCdevkit/VOC2007/JPEGImages/../../../../evil.jpg", b"x")]
+    )
+    with pytest.raises(ValueError, match="unsafe"):
+        data.fetch_voc2007(
+            tmp_path / "cache", url=archive.as_uri(), known_hash=known_hash
+        )
+    assert not (tmp_path / "evil.jpg").exists()
+
+
+def test_folder_split_is_stable_when_more_images_are_drawn(tmp_path):
+    # R4's second round draws more images from the same folder: no image the first
+    # round trained on may become a validation image of the second round.
+    folder = tmp_path / "images"
+    for index in range(40):
+        write_noise(folder / f"img{index:02d}.png", 30, 30, seed=index)
+    source = f"folder:{folder}"
+    small = data.prepare(source, n_images=10, seed=1, cache_dir=tmp_path / "c")
+    large = data.prepare(source, n_images=40, seed=1, cache_dir=tmp_path / "c")
+    assert not set(small.train.names) & set(large.val.names)
+    assert set(small.val.names) <= set(large.val.names)
+    assert 4 <= len(large.val) <= 14  # about 20 % of 40

@@ -1,0 +1,348 @@
+"""Tests of srkit.evaluate: tables, bicubic baseline, tiling, benchmark, metrics files."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from srkit import data, evaluate, metrics
+
+N_IMAGES = 5
+# Published bicubic PSNR (dB) on the Y channel, shave = scale (e.g. Kim et al. 2016).
+PUBLISHED_BICUBIC = {("Set5", 2): 33.66, ("Set5", 4): 28.42}
+PUBLISHED_BICUBIC |= {("Set14", 2): 30.24, ("Set14", 4): 26.00}
+BENCHMARK_TOLERANCE_DB = 0.15
+
+
+def shared_data_dir() -> Path:
+    """The shared data folder: env SRKIT_SHARED_DATA or <repo>/../shared/data."""
+    configured = os.environ.get("SRKIT_SHARED_DATA")
+    if configured:
+        return Path(configured)
+    return Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def tiny_model(name: str = "tiny", two_outputs: bool = True, seed: int = 0):
+    """A small fully convolutional model (receptive field radius 2 input pixels)."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((None, None, 3))
+    features = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    features = keras.layers.Conv2D(4, 3, padding="same")(features)
+    upsampled = keras.layers.UpSampling2D(2)(features)
+    low = keras.layers.Conv2D(3, 1, name="low_upsample", bias_initializer="ones")(
+        upsampled
+    )
+    outputs = [low]
+    if two_outputs:
+        outputs.append(
+            keras.layers.Conv2D(3, 1, name="high_upsample")(
+                keras.layers.UpSampling2D(2)(low)
+            )
+        )
+    return keras.Model(inputs, outputs, name=name)
+
+
+def make_subset(count: int = N_IMAGES, seed: int = 0) -> data.Subset:
+    rng = np.random.default_rng(seed)
+    high = rng.random((count, 288, 288, 3), dtype=np.float32)
+    return data.Subset(
+        x=rng.random((count, 72, 72, 3), dtype=np.float32),
+        y2=high[:, ::2, ::2].copy(),
+        y4=high,
+        names=[f"crop_{i}" for i in range(count)],
+    )
+
+
+@pytest.fixture(scope="module")
+def subset():
+    return make_subset()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model()
+
+
+@pytest.fixture(scope="module")
+def evaluation(model, subset):
+    return evaluate.evaluate(model, subset, batch_size=2)
+
+
+# ------------------------------------------------------------------------ evaluate
+
+
+def test_table_has_model_and_bicubic_rows_per_scale(evaluation):
+    table = evaluation.table
+    assert list(table.columns) == ["model", "scale", "mse", "mae", "psnr", "ssim"]
+    assert list(zip(table["model"], table["scale"], strict=True)) == [
+        ("tiny", 144),
+        ("bicubic", 144),
+        ("tiny", 288),
+        ("bicubic", 288),
+    ]
+    assert table["scale"].dtype == np.int64
+    assert evaluation.model_name == "tiny"
+    assert evaluation.n_images == N_IMAGES
+    assert evaluation.outputs == ("low_upsample", "high_upsample")
+    assert "tiny" in evaluation._repr_html_()
+
+
+def test_values_equal_image_metrics_on_same_predictions(evaluation, model, subset):
+    low, high = (np.asarray(o) for o in model(subset.x, training=False))
+    for scale, prediction, target in ((144, low, subset.y2), (288, high, subset.y4)):
+        expected = metrics.image_metrics(target, np.clip(prediction, 0, 1))
+        rows = evaluation.per_image[evaluation.per_image["scale"] == scale]
+        for column in evaluate.METRICS:
+            np.testing.assert_allclose(rows[column], expected[column], rtol=1e-5)
+        mean = evaluation.table.query("model == 'tiny' and scale == @scale")
+        for column in evaluate.METRICS:
+            assert mean[column].item() == pytest.approx(expected[column].mean(), 1e-5)
+
+
+def test_bicubic_rows_are_independent_of_the_model(evaluation, subset):
+    other = evaluate.evaluate(tiny_model("other", seed=7), subset, batch_size=3)
+    ours = evaluation.table.query("model == 'bicubic'").reset_index(drop=True)
+    theirs = other.table.query("model == 'bicubic'").reset_index(drop=True)
+    pd.testing.assert_frame_equal(ours, theirs)
+    model_rows = evaluation.table.query("model != 'bicubic'").reset_index(drop=True)
+    assert not np.allclose(model_rows["psnr"], ours["psnr"])
+    bicubic = np.clip(data.upscale(subset.x, 2), 0, 1)
+    expected = metrics.image_metrics(subset.y2, bicubic)
+    assert ours.loc[0, "psnr"] == pytest.approx(expected["psnr"].mean(), 1e-6)
+
+
+def test_per_image_rows_count_images_times_outputs(evaluation, subset):
+    per_image = evaluation.per_image
+    assert list(per_image.columns) == evaluate.PER_IMAGE_COLUMNS
+    assert len(per_image) == N_IMAGES * 2
+    assert set(per_image["model"]) == {"tiny"}
+    assert list(per_image.query("scale == 144")["name"]) == subset.names
+    assert len(evaluation.bicubic_per_image) == N_IMAGES * 2
+
+    single = evaluate.evaluate(tiny_model("one", two_outputs=False), subset, name="s")
+    assert len(single.per_image) == N_IMAGES
+    assert set(single.table["scale"]) == {144}
+    assert list(single.table["model"]) == ["s", "bicubic"]
+
+
+def test_evaluate_rejects_bad_input(model, subset):
+    with pytest.raises(ValueError, match="batch_size"):
+        evaluate.evaluate(model, subset, batch_size=0)
+    empty = data.Subset(subset.x[:0], subset.y2[:0], subset.y4[:0], [])
+    with pytest.raises(ValueError, match="empty"):
+        evaluate.evaluate(model, empty)
+
+
+# ------------------------------------------------------------------------ best/worst
+
+
+def constructed_per_image() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "model": "m",
+            "name": list("abcde") * 2,
+            "index": list(range(5)) * 2,
+            "scale": [144] * 5 + [288] * 5,
+            "psnr": [20.0, 25.0, 22.0, 30.0, 18.0, 1, 2, 3, 4, 5],
+            "mse": [0.01, 0.003, 0.006, 0.001, 0.02, 1, 2, 3, 4, 5],
+        }
+    )
+
+
+def test_best_worst_higher_is_better_for_psnr():
+    best, worst = evaluate.best_worst(constructed_per_image(), "psnr", k=2)
+    assert list(best["name"]) == ["d", "b"]
+    assert list(worst["name"]) == ["e", "a"]
+    best, worst = evaluate.best_worst(constructed_per_image(), "psnr", k=1, scale=288)
+    assert list(best["psnr"]) == [5] and list(worst["psnr"]) == [1]
+
+
+def test_best_worst_lower_is_better_for_mse():
+    best, worst = evaluate.best_worst(constructed_per_image(), "mse", k=3)
+    assert list(best["name"]) == ["d", "b", "c"]
+    assert list(worst["name"]) == ["e", "a", "c"]
+
+
+def test_best_worst_errors():
+    frame = constructed_per_image()
+    with pytest.raises(ValueError, match="unknown metric"):
+        evaluate.best_worst(frame, "lpips")
+    with pytest.raises(ValueError, match="k must be"):
+        evaluate.best_worst(frame, "psnr", k=6)
+    with pytest.raises(ValueError, match="scale 72"):
+        evaluate.best_worst(frame, "psnr", scale=72)
+    mixed = pd.concat([frame, frame.assign(model="n")])
+    with pytest.raises(ValueError, match="mixes models"):
+        evaluate.best_worst(mixed)
+
+
+# ------------------------------------------------------------------------ predicting
+
+
+def test_predict_images_returns_clipped_outputs(model, subset):
+    predictions = evaluate.predict_images(model, subset, [0, 3])
+    assert predictions["low_upsample"].shape == (2, 144, 144, 3)
+    assert predictions["high_upsample"].shape == (2, 288, 288, 3)
+    assert all(p.min() >= 0 and p.max() <= 1 for p in predictions.values())
+    assert evaluate.predict_images(model, subset.x, 1)["low_upsample"].shape[0] == 1
+    with pytest.raises(ValueError, match="out of range"):
+        evaluate.predict_images(model, subset, [N_IMAGES])
+
+
+def test_predict_full_tiled_equals_untiled(model):
+    image = np.random.default_rng(1).random((37, 29, 3), dtype=np.float32)
+    whole = evaluate.predict_full(model, image, "high_upsample")
+    assert whole.shape == (148, 116, 3)
+    tiled = evaluate.predict_full(model, image, "high_upsample", tile=10, overlap=8)
+    np.testing.assert_allclose(tiled, whole, atol=1e-4)
+    low = evaluate.predict_full(model, image, "low_upsample", tile=16, overlap=4)
+    np.testing.assert_allclose(
+        low, evaluate.predict_full(model, image, "low_upsample"), atol=1e-4
+    )
+    with pytest.raises(ValueError, match="no output"):
+        evaluate.predict_full(model, image, "middle")
+
+
+# ------------------------------------------------------------------------ benchmark
+
+
+def test_benchmark_rows_and_errors(tmp_path, model):
+    rng = np.random.default_rng(2)
+    for name, shape in (("b", (30, 26, 3)), ("a", (24, 33, 3))):
+        data.write_image(tmp_path / f"{name}.png", rng.random(shape))
+    table = evaluate.benchmark("bicubic", tmp_path, 2)
+    assert list(table.columns) == ["image", "psnr", "ssim"]
+    assert list(table["image"]) == ["a", "b", "mean"]
+    assert table["psnr"].iloc[-1] == pytest.approx(table["psnr"].iloc[:2].mean())
+    scored = evaluate.benchmark(model, tmp_path, 4, tile=8)
+    assert len(scored) == 3 and np.isfinite(scored["psnr"]).all()
+    single = tiny_model("one", two_outputs=False)
+    with pytest.raises(ValueError, match="high_upsample"):
+        evaluate.benchmark(single, tmp_path, 4)
+    with pytest.raises(ValueError, match="does not exist"):
+        evaluate.benchmark("bicubic", tmp_path / "missing", 2)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no images"):
+        evaluate.benchmark("bicubic", tmp_path / "empty", 2)
+
+
+@pytest.mark.parametrize(("name", "scale"), sorted(PUBLISHED_BICUBIC))
+def test_benchmark_bicubic_reproduces_published_figures(name, scale):
+    folder = shared_data_dir() / "benchmarks" / name
+    if not folder.is_dir():
+        pytest.skip(f"benchmark images not found at {folder}")
+    table = evaluate.benchmark("bicubic", folder, scale)
+    mean = table.set_index("image").loc["mean", "psnr"]
+    assert mean == pytest.approx(
+        PUBLISHED_BICUBIC[name, scale], abs=BENCHMARK_TOLERANCE_DB
+    )
+
+
+# ------------------------------------------------------------------------ metrics files
+
+
+INFO = {"loss": "mae", "epochs": 1, "n_train": 20, "precision": "float32"}
+
+
+def test_write_read_collect_round_trip(tmp_path, evaluation, subset):
+    single = evaluate.evaluate(tiny_model("one", two_outputs=False), subset)
+    first = evaluate.write_metrics(
+        tmp_path / "steps" / "02_simple" / "metrics.json",
+        [(single, INFO)],
+        step="02",
+        params={"epochs": 1},
+    )
+    evaluate.write_metrics(
+        tmp_path / "steps" / "03_multi" / "metrics.json",
+        [(evaluation, {**INFO, "epochs": np.int64(2), "wall_time_s": 1.5})],
+        step=3,
+    )
+    document = evaluate.read_metrics(first)
+    assert document["schema_version"] == evaluate.SCHEMA_VERSION
+    assert document["step"] == "02" and document["params"] == {"epochs": 1}
+    record = document["models"][0]
+    assert record["model"] == "one" and record["loss"] == "mae"
+    assert record["n_val"] == N_IMAGES and record["vgg_weights"] is None
+    assert [m["scale"] for m in record["metrics"]] == [144]
+    assert record["bicubic"][0]["psnr"] == pytest.approx(
+        single.table.query("model == 'bicubic'")["psnr"].item()
+    )
+    assert not list(first.parent.glob("*.tmp"))  # temporary file renamed away
+
+    table = evaluate.collect_metrics(tmp_path)
+    assert list(table.columns[:10]) == evaluate.COLLECT_COLUMNS
+    assert list(zip(table["step"], table["model"], table["scale"], strict=True)) == [
+        ("02", "one", 144),
+        ("03", "tiny", 144),
+        ("03", "tiny", 288),
+        ("03", "bicubic", 144),
+        ("03", "bicubic", 288),
+    ]
+    assert table.query("model == 'tiny'")["epochs"].tolist() == [2, 2]
+    tiny = table.query("model == 'tiny' and scale == 288")["psnr"].item()
+    assert tiny == pytest.approx(evaluation.table.loc[2, "psnr"])
+    per_step = evaluate.collect_metrics(tmp_path, bicubic="per_step")
+    assert len(per_step.query("model == 'bicubic'")) == 3
+    assert "bicubic" not in set(evaluate.collect_metrics(tmp_path, "none")["model"])
+
+
+def test_read_metrics_rejects_wrong_schema(tmp_path, evaluation):
+    path = evaluate.write_metrics(tmp_path / "metrics.json", evaluation, step="05")
+    document = json.loads(path.read_text())
+    path.write_text(json.dumps({**document, "schema_version": 99}))
+    with pytest.raises(ValueError, match="schema_version 99") as error:
+        evaluate.read_metrics(path)
+    assert str(path) in str(error.value)
+    del document["models"][0]["bicubic"]
+    path.write_text(json.dumps(document))
+    with pytest.raises(ValueError, match="bicubic"):
+        evaluate.read_metrics(path)
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        evaluate.read_metrics(path)
+    with pytest.raises(ValueError, match="does not exist"):
+        evaluate.read_metrics(tmp_path / "missing.json")
+    with pytest.raises(ValueError, match="may not set"):
+        evaluate.write_metrics(path, [(evaluation, {"model": "x"})], step="05")
+    with pytest.raises(ValueError, match="run folder"):
+        evaluate.collect_metrics(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="no metrics.json"):
+        evaluate.collect_metrics(tmp_path)
+
+
+# ------------------------------------------------------------------------ original report
+
+
+def test_load_original_results():
+    original = evaluate.load_original_results()
+    assert list(original.columns) == [*evaluate.TABLE_COLUMNS, "source"]
+    assert len(original) == 20
+    assert set(original["source"]) == {"original report"}
+    assert set(original["scale"]) == {144, 288}
+    row = original.query("model == 'dts_model' and scale == 144")
+    assert row["psnr"].item() == pytest.approx(21.548134)
+
+
+def test_comparison_table(evaluation):
+    original = evaluate.load_original_results()
+    ours = evaluation.table.replace({"model": {"tiny": "dts_model"}})
+    table = evaluate.comparison_table(ours, original)
+    assert list(table.columns[:2]) == ["model", "scale"]
+    assert {"psnr_ours", "psnr_original", "psnr_bicubic", "psnr_gain_db"} <= set(
+        table.columns
+    )
+    first = table.iloc[0]
+    assert (first["model"], first["scale"]) == ("dts_model", 144)
+    assert first["psnr_original"] == pytest.approx(21.548134)
+    assert first["psnr_gain_db"] == pytest.approx(
+        first["psnr_ours"] - first["psnr_bicubic"]
+    )
+    others = table[table["model"] != "dts_model"]
+    assert others["psnr_ours"].isna().all()
+    assert len(table) == len(original)

@@ -1,0 +1,218 @@
+"""Tests for srkit.layers and srkit.models: the zoo matches DESIGN.md's table."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from srkit import layers, models
+
+# (batch, height, width): a square and a non-square input, batch 1 and 2.
+INPUT_SHAPES = [(1, 8, 8), (2, 12, 16)]
+
+_BUILT: dict[str, keras.Model] = {}
+
+
+@pytest.fixture(scope="module")
+def zoo():
+    """Build each model at most once per module (the R models take seconds)."""
+
+    def get(name):
+        if name not in _BUILT:
+            _BUILT[name] = models.build(name)
+        return _BUILT[name]
+
+    yield get
+    _BUILT.clear()
+
+
+@pytest.fixture
+def npz_weights(tmp_path):
+    """A small .npz VGG weights file with recognisable values."""
+    rng = np.random.default_rng(1)
+    arrays = {
+        "block1_conv1_kernel": rng.normal(size=(3, 3, 3, 64)).astype("float32"),
+        "block1_conv1_bias": rng.normal(size=64).astype("float32"),
+        "block1_conv2_kernel": rng.normal(size=(3, 3, 64, 64)).astype("float32"),
+        "block1_conv2_bias": rng.normal(size=64).astype("float32"),
+    }
+    path = tmp_path / "vgg_block1.npz"
+    np.savez(path, **arrays)
+    return path, [arrays[key] for key in models.NPZ_KEYS]
+
+
+def _vgg_layer(model):
+    return next(
+        layer for layer in model.layers if isinstance(layer, layers.VGGFeatures)
+    )
+
+
+def test_registry_matches_design():
+    assert len(models.MODEL_NAMES) == 11
+    steps = [models.MODEL_INFO[name]["step"] for name in models.MODEL_NAMES]
+    assert steps == ["02", "02", "03", "04", "05", "06", "07", "R1", "R2", "R3", "R4"]
+    allowed_losses = {"mse", "mae", "psnr", "ssim", "psnr_ssim", "mse_ssim"}
+    allowed_losses.add("psnr_over_ssim")
+    for info in models.MODEL_INFO.values():
+        assert set(info) == {
+            "step",
+            "outputs",
+            "loss",
+            "params",
+            "trainable",
+            "summary",
+        }
+        assert info["loss"] in allowed_losses
+        assert info["outputs"] in (("low_upsample",), ("low_upsample", "high_upsample"))
+    losses = [models.MODEL_INFO[name]["loss"] for name in models.MODEL_NAMES[-4:]]
+    assert losses == ["psnr", "psnr_ssim", "mse_ssim", "psnr_over_ssim"]
+
+
+@pytest.mark.parametrize("name", models.MODEL_NAMES)
+def test_parameter_counts(zoo, name):
+    model = zoo(name)
+    info = models.MODEL_INFO[name]
+    assert model.name == name
+    assert models.count_params(model) == (info["params"], info["trainable"])
+
+
+@pytest.mark.parametrize("name", models.MODEL_NAMES)
+def test_output_shapes_and_names(zoo, name):
+    model = zoo(name)
+    outputs = models.MODEL_INFO[name]["outputs"]
+    assert tuple(model.output_names) == outputs
+    for batch, height, width in INPUT_SHAPES:
+        x = np.random.default_rng(0).random((batch, height, width, 3), "float32")
+        result = model(x, training=False)
+        result = result if isinstance(result, list | tuple) else [result]
+        shapes = [tuple(r.shape) for r in result]
+        expected = [
+            (batch, height * 2, width * 2, 3),
+            (batch, height * 4, width * 4, 3),
+        ]
+        assert shapes == expected[: len(outputs)]
+        assert all(np.isfinite(keras.ops.convert_to_numpy(r)).all() for r in result)
+
+
+def test_unknown_name_lists_names():
+    with pytest.raises(ValueError, match="dts_model") as error:
+        models.build("no_such_model")
+    assert "no_such_model" in str(error.value)
+
+
+def test_zoo_table():
+    table = models.zoo_table()
+    assert list(table.columns) == ["name", "step", "params", "trainable", "outputs"]
+    assert list(table["name"]) == list(models.MODEL_NAMES)
+    assert table.loc[table["name"] == "dts_model", "params"].item() == 160_614
+
+
+@pytest.mark.parametrize(("block_size", "channels"), [(2, 64), (2, 12), (3, 18)])
+def test_depth_to_space_matches_tensorflow(block_size, channels):
+    tf = pytest.importorskip("tensorflow")
+    x = np.random.default_rng(0).random((2, 3, 5, channels), "float32")
+    ours = keras.ops.convert_to_numpy(layers.DepthToSpace(block_size)(x))
+    theirs = tf.nn.depth_to_space(x, block_size).numpy()
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_depth_to_space_dynamic_shape_and_config():
+    inputs = keras.Input((None, None, 8))
+    model = keras.Model(inputs, layers.DepthToSpace(2, name="d2s")(inputs))
+    assert tuple(model.output.shape) == (None, None, None, 2)
+    assert model(np.zeros((1, 3, 4, 8), "float32")).shape == (1, 6, 8, 2)
+    config = model.get_layer("d2s").get_config()
+    assert layers.DepthToSpace.from_config(config).block_size == 2
+
+
+def test_depth_to_space_rejects_bad_input():
+    with pytest.raises(ValueError, match="block_size"):
+        layers.DepthToSpace(1)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        layers.DepthToSpace(2)(keras.Input((None, None, 6)))
+
+
+def test_vgg_preprocess_matches_keras_applications():
+    x = np.random.default_rng(0).random((2, 4, 5, 3), "float32")
+    ours = keras.ops.convert_to_numpy(layers.VGGPreprocess()(x))
+    theirs = keras.applications.vgg16.preprocess_input(x * 255.0)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-4)
+
+
+def test_random_vgg_weights_are_deterministic_and_frozen(zoo):
+    first = zoo("vgg_feature_extract_model")
+    second = models.build("vgg_feature_extract_model", vgg_weights="random")
+    for a, b in zip(_vgg_layer(first).weights, _vgg_layer(second).weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert _vgg_layer(first).trainable is False
+    assert models.vgg_weights_used(first) == "random"
+    assert models.vgg_weights_used(zoo("residual_block_model")) is None
+
+
+def test_vgg_weights_from_npz(npz_weights):
+    path, arrays = npz_weights
+    model = models.build("vgg_feature_extract_model", vgg_weights=path)
+    assert models.vgg_weights_used(model) == str(path)
+    got = [np.asarray(w) for w in _vgg_layer(model).weights]
+    for a, b in zip(got, arrays, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert models.count_params(model) == (43_910, 5_190)
+
+
+def test_vgg_weights_from_full_vgg16_file(tmp_path):
+    vgg = keras.applications.VGG16(include_top=False, weights=None)
+    path = tmp_path / "vgg16_notop.weights.h5"
+    vgg.save_weights(path)
+    weights = models.load_vgg_weights(path)
+    expected = vgg.get_layer("block1_conv2").get_weights()
+    np.testing.assert_array_equal(weights[2], expected[0])
+    np.testing.assert_array_equal(weights[3], expected[1])
+
+
+def test_vgg_weights_bad_sources(tmp_path):
+    missing = tmp_path / "nope.npz"
+    with pytest.raises(ValueError, match="nope.npz"):
+        models.build("dts_model", vgg_weights=missing)
+    text = tmp_path / "weights.txt"
+    text.write_text("not weights")
+    with pytest.raises(ValueError, match="weights.txt"):
+        models.load_vgg_weights(text)
+    incomplete = tmp_path / "incomplete.npz"
+    np.savez(incomplete, block1_conv1_kernel=np.zeros((3, 3, 3, 64), "float32"))
+    with pytest.raises(ValueError, match="block1_conv2_kernel"):
+        models.load_vgg_weights(incomplete)
+    wrong_shape = tmp_path / "wrong_shape.npz"
+    np.savez(wrong_shape, **{key: np.zeros(2, "float32") for key in models.NPZ_KEYS})
+    with pytest.raises(ValueError, match="shapes"):
+        models.build("dts_model", vgg_weights=wrong_shape)
+
+
+def test_imagenet_offline_fails_fast(monkeypatch):
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    monkeypatch.setattr(models, "_VGG_CACHE", {})
+    with pytest.raises(RuntimeError, match="random") as error:
+        models.build("vgg_feature_extract_model", vgg_weights="imagenet")
+    assert "network is unreachable" in str(error.value)
+
+
+@pytest.mark.parametrize("name", ["residual_block_model", "dts_model"])
+def test_keras_save_load_round_trip(tmp_path, npz_weights, name):
+    path, _ = npz_weights
+    model = models.build(name, vgg_weights=path)
+    file = tmp_path / f"{name}.keras"
+    model.save(file)
+    loaded = keras.models.load_model(file)
+    x = np.random.default_rng(0).random((1, 8, 12, 3), "float32")
+    for a, b in zip(
+        model.predict(x, verbose=0), loaded.predict(x, verbose=0), strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+    assert loaded.name == name
+    assert tuple(loaded.output_names) == models.MODEL_INFO[name]["outputs"]
+    assert models.count_params(loaded) == models.count_params(model)
+    expected_source = str(path) if name == "dts_model" else None
+    assert models.vgg_weights_used(loaded) == expected_source
