@@ -107,8 +107,9 @@ losses.table()
 #
 # The same metric code scores the training (as Keras metrics) and the tables (in
 # float64 per image). To check it, we compare it with scikit-image and TensorFlow on
-# the bicubic upscaling of this run's validation images to 144 px. The differences in
-# SSIM against scikit-image come from how each library handles the image border.
+# the bicubic upscaling of this run's validation images to 144 px. The last column is
+# the largest difference on any single image; TensorFlow works in 32-bit floats, so its
+# differences are larger than scikit-image's.
 
 # %%
 upscaled = data.upscale(split.val.x, 2)

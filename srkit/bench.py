@@ -123,24 +123,36 @@ def matmul_gflops(size: int = MATMUL_SIZE, repeats: int = 5) -> dict[str, float]
     return results
 
 
-def _timed(step, warmup, steps):
-    for _ in range(warmup):
-        step()
+def _warmup_batches(batch_size, warmup):
+    # TensorFlow traces with reduce_retracing: after two batch sizes it keeps a
+    # batch-agnostic graph, which the full batches then reuse without tracing.
+    # Small warm-up batches therefore pay tracing, optimizer slots and thread
+    # pools at a fraction of a full step's cost (R models: ~40 s per step on
+    # 2 cores). Other backends compile per shape, so they warm up at full size.
+    if keras.backend.backend() == "tensorflow" and batch_size > 2:
+        return [1 + i % 2 for i in range(warmup)]
+    return [batch_size] * warmup
+
+
+def _timed(step, batch_size, warmup, steps):
+    for size in _warmup_batches(batch_size, warmup):
+        step(size)
     start = time.perf_counter()
     for _ in range(steps):
-        step()
+        step(batch_size)
     return time.perf_counter() - start
 
 
 def measure_model(
-    name: str, batch_size: int = 16, size: int = 72, steps: int = 2, warmup: int = 1
+    name: str, batch_size: int = 16, size: int = 72, steps: int = 1, warmup: int = 2
 ) -> dict:
     """Time one zoo model's training and inference on random data.
 
     Training: ``compile(loss="mse", optimizer=Adam)`` and ``train_on_batch``
     with random targets of each output's shape; inference: ``predict_on_batch``.
-    ``warmup`` untimed steps (graph tracing, memory pools) precede ``steps``
-    timed ones.
+    ``warmup`` untimed steps (graph tracing, optimizer slots, thread pools)
+    precede ``steps`` timed ones; on TensorFlow they run on 1 and 2 images,
+    which leaves a batch-size-agnostic graph for the timed full batches.
 
     Args:
         name: a name from ``srkit.models.MODEL_NAMES``.
@@ -171,8 +183,13 @@ def measure_model(
         for o in model.output_names
     ]
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
-    train_s = _timed(lambda: model.train_on_batch(x, targets), warmup, steps)
-    infer_s = _timed(lambda: model.predict_on_batch(x), warmup, steps)
+    train_s = _timed(
+        lambda n: model.train_on_batch(x[:n], [t[:n] for t in targets]),
+        batch_size,
+        warmup,
+        steps,
+    )
+    infer_s = _timed(lambda n: model.predict_on_batch(x[:n]), batch_size, warmup, steps)
     train_img_s = batch_size * steps / train_s
     infer_img_s = batch_size * steps / infer_s
     result = {
@@ -185,9 +202,6 @@ def measure_model(
         "infer_img_s": infer_img_s,
         "infer_gflop_s": infer_img_s * gflop,
     }
-    del model
-    keras.backend.clear_session()
-    gc.collect()
     return result
 
 
@@ -195,8 +209,8 @@ def run_benchmark(
     names: Sequence[str] = models.MODEL_NAMES,
     batch_size: int = 16,
     size: int = 72,
-    steps: int = 2,
-    warmup: int = 1,
+    steps: int = 1,
+    warmup: int = 2,
     progress: bool = True,
 ) -> tuple[pd.DataFrame, dict[str, float]]:
     """Benchmark several zoo models and the machine's matmul peak.
@@ -221,13 +235,16 @@ def run_benchmark(
     unknown = [name for name in names if name not in models.MODEL_INFO]
     if unknown:
         raise ValueError(
-            f"unknown model names {unknown}; choose from {', '.join(models.MODEL_NAMES)}"
+            f"unknown model names {unknown}; "
+            f"choose from {', '.join(models.MODEL_NAMES)}"
         )
     peak = matmul_gflops()
     rows = []
     for name in names:
         start = time.perf_counter()
         rows.append(measure_model(name, batch_size, size, steps, warmup))
+        keras.backend.clear_session()  # free the model's graphs and buffers
+        gc.collect()
         if progress:
             print(f"  {name}: {time.perf_counter() - start:.1f} s", file=sys.stderr)
     table = pd.DataFrame(rows)
@@ -276,10 +293,14 @@ def _parser():
     )
     parser.add_argument("--batch-size", type=int, default=16, help="default: 16")
     parser.add_argument(
-        "--steps", type=int, default=2, help="timed steps per measurement (default: 2)"
+        "--steps", type=int, default=1, help="timed steps per measurement (default: 1)"
     )
     parser.add_argument(
-        "--warmup", type=int, default=1, help="untimed steps first (default: 1)"
+        "--warmup",
+        type=int,
+        default=2,
+        help="untimed warm-up steps first; on TensorFlow they use batches of 1 and 2 "
+        "images (default: 2)",
     )
     parser.add_argument(
         "--size", type=int, default=72, help="input side in pixels (default: 72)"

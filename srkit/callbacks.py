@@ -16,7 +16,7 @@ import contextlib
 import io
 import math
 import os
-import tempfile
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -69,17 +69,22 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         path: final file path; its folder is created if missing.
 
     Yields:
-        ``pathlib.Path`` of the temporary file (it exists, empty).
+        ``pathlib.Path`` of the temporary file (not yet created).
+
+    Raises:
+        FileNotFoundError: the block wrote no file at the yielded path.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(
-        prefix=f".{path.name}{TMP_MARKER}", suffix=path.suffix, dir=path.parent
+    # A fresh unique name, not created here, so the writer creates the file with
+    # the usual permissions (mkstemp's would be owner-only).
+    temporary = path.with_name(
+        f".{path.name}{TMP_MARKER}{uuid.uuid4().hex[:12]}{path.suffix}"
     )
-    os.close(handle)
-    temporary = Path(name)
     try:
         yield temporary
+        if not temporary.is_file():
+            raise FileNotFoundError(f"nothing was written to {temporary} for {path}")
         with open(temporary, "rb+") as written:
             os.fsync(written.fileno())  # data on disk before the rename makes it live
         os.replace(temporary, path)
@@ -105,7 +110,9 @@ def _check_images(images, what: str, ndim: int) -> np.ndarray:
     array = np.asarray(images, dtype=np.float32)
     if array.ndim != ndim or array.shape[-1] != 3 or 0 in array.shape:
         shape = "(n, h, w, 3)" if ndim == 4 else "(h, w, 3)"
-        raise ValueError(f"{what} must be a float array {shape}, got shape {array.shape}")
+        raise ValueError(
+            f"{what} must be a float array {shape}, got shape {array.shape}"
+        )
     return array
 
 
@@ -248,10 +255,14 @@ class SavePredictionCallback(keras.callbacks.Callback):
 
     @property
     def frame_epochs(self) -> dict[str, list[int]]:
-        return {name: [epoch for epoch, _ in kept] for name, kept in self._frames.items()}
+        return {
+            name: [epoch for epoch, _ in kept] for name, kept in self._frames.items()
+        }
 
     def on_train_begin(self, logs=None):
-        self._frames = {name: [] for name in self.model.output_names if name in self.names}
+        self._frames = {
+            name: [] for name in self.model.output_names if name in self.names
+        }
         self._written = False
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -272,7 +283,9 @@ class SavePredictionCallback(keras.callbacks.Callback):
     def _record(self, epoch: int) -> None:
         if not self._frames:
             return
-        predictions = _outputs_by_name(self.model, self.model.predict_on_batch(self.images))
+        predictions = _outputs_by_name(
+            self.model, self.model.predict_on_batch(self.images)
+        )
         for name, kept in self._frames.items():
             kept.append((epoch, _tile_row(predictions[name], self.size)))
             if len(kept) >= 2 * self.max_frames:  # bound memory on long runs
@@ -294,6 +307,8 @@ class SavePredictionCallback(keras.callbacks.Callback):
             chosen = [kept[i] for i in select_frames(len(kept), self.max_frames)]
             frames = [_label(row, f"{name}  epoch {epoch}") for epoch, row in chosen]
             durations = [FRAME_MS] * (len(frames) - 1) + [LAST_FRAME_MS]
+            if len(frames) == 1:  # imageio wants a scalar duration for one frame
+                durations = LAST_FRAME_MS
             path = gif_path(self.output_dir, name)
             with atomic_path(path) as temporary:
                 iio.imwrite(

@@ -997,7 +997,9 @@ def describe(split: Split) -> pd.DataFrame:
         rows.append(("validation photos", info["n_val_photos"]))
     photos = info.get("photos") or {}
     for side in ("train", "val"):
-        names = sorted(name for name, p in photos.items() if p["split"] == side)
+        names = sorted(
+            name for name, p in photos.items() if p["split"] == side and p["images"]
+        )
         if names:
             rows.append((f"{side} photos", ", ".join(names)))
     sizes = " / ".join(f"{size}x{size}" for size in (LOW_SIZE, MID_SIZE, HIGH_SIZE))

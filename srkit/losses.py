@@ -15,6 +15,9 @@ finite with finite gradients for identical, all-black, all-white and random pair
 - SSIM has no square root or logarithm; its denominators contain C1 = 1e-4 and
   C2 = 9e-4, so constant images (zero variance) keep finite gradients.
 - ``psnr_over_ssim`` divides by ``max(1 - SSIM, 1e-3)`` (:data:`SSIM_GAP_FLOOR`).
+  It assumes PSNR > 0 dB (MSE < 1), true for predictions near [0, 1]; for wildly
+  out-of-range outputs the quotient rewards a lower SSIM, so prefer another loss
+  for training from scratch on unnormalised data.
 
 The functions are registered with Keras (``srkit>loss_NAME``) so that a model
 compiled with them can be saved; reload it with ``compile=False`` and compile again.
@@ -25,11 +28,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import keras
+import pandas as pd
 from keras import ops
 
 from srkit import metrics
 
-__all__ = ["NAMES", "SSIM_GAP_FLOOR", "describe", "get"]
+__all__ = ["NAMES", "SSIM_GAP_FLOOR", "describe", "get", "table"]
 
 #: Loss names, in the order the report introduces them.
 NAMES = ("mse", "mae", "psnr", "ssim", "psnr_ssim", "mse_ssim", "psnr_over_ssim")
@@ -160,3 +164,16 @@ def describe(name: str) -> str:
         ValueError: if ``name`` is not in :data:`NAMES` (the message lists them).
     """
     return _FORMULAS[_check_name(name)]
+
+
+def table() -> pd.DataFrame:
+    """Return every loss with its formula, one row per name in :data:`NAMES` order.
+
+    Returns:
+        DataFrame with string columns ``name`` and ``formula``; the formula is the
+        LaTeX of :func:`describe` wrapped in ``$ ... $`` so that notebooks and the
+        book render it as inline math.
+    """
+    return pd.DataFrame(
+        {"name": list(NAMES), "formula": [f"${describe(name)}$" for name in NAMES]}
+    )

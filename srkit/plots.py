@@ -44,7 +44,9 @@ OUTPUT_SCALES = {"low_upsample": 144, "high_upsample": 288}
 #: Colour of the zoom rectangles.
 ZOOM_COLOR = "#ffcc00"
 _GIF_SIGNATURES = (b"GIF87a", b"GIF89a")
-_SERIES_COLORS = {"ours": "#1f77b4", "original report": "#ff7f0e"}
+_SERIES_COLORS = {"this run": "#1f77b4", "original report": "#ff7f0e"}
+#: Number format of bar labels per metric.
+_VALUE_FORMATS = {"mse": "{:.4f}", "mae": "{:.4f}", "psnr": "{:.2f}", "ssim": "{:.3f}"}
 
 
 class BookFigure(Figure):
@@ -157,7 +159,7 @@ def _zoom_box(zoom, low_side: int) -> tuple[int, int, int]:
     return top, left, size
 
 
-def _metric_text(values) -> str:
+def _metric_text(values, separator: str = " / ") -> str:
     if values is None:
         return ""
     values = dict(values)
@@ -166,7 +168,7 @@ def _metric_text(values) -> str:
         parts.append(f"PSNR {float(values['psnr']):.2f} dB")
     if "ssim" in values and values["ssim"] is not None:
         parts.append(f"SSIM {float(values['ssim']):.3f}")
-    return " / ".join(parts)
+    return separator.join(parts)
 
 
 def prediction_figure(
@@ -314,7 +316,7 @@ def best_worst_figure(
     for column, (kind, row) in enumerate(chosen):
         ranks[kind] += 1
         name = row.get("name", row["index"])
-        heading = f"{kind} {ranks[kind]}: {name}\n{_metric_text(row)}"
+        heading = "\n".join([f"{kind} {ranks[kind]}: {name}", _metric_text(row, "\n")])
         for line, (label, images) in enumerate(rows):
             _show(grid[line, column], _as_image(images[column], label))
             if column == 0:
@@ -439,8 +441,8 @@ def metric_bars(
     """Horizontal bars of one metric per model, one panel per scale.
 
     Our value and, when given, the original report's value sit side by side for each
-    model; the bicubic baseline (rows whose model is ``bicubic``) is a dashed
-    vertical line.
+    model ("this run" and "original report"); the bicubic baseline (rows whose
+    model is ``bicubic``) is a dashed vertical line.
 
     Args:
         table: columns ``model, scale`` and the metric (``Evaluation.table`` or
@@ -467,7 +469,7 @@ def metric_bars(
         raise ValueError("table has no model rows (only bicubic)")
     scales = sorted(int(s) for s in models["scale"].unique())
     names = list(dict.fromkeys(models["model"]))
-    series = [("ours", models)]
+    series = [("this run", models)]
     if original is not None:
         reference = original[original["model"].isin(names)]
         if not reference.empty:
@@ -495,7 +497,8 @@ def metric_bars(
             shown.append(values[np.isfinite(values)])
             for y, value in zip(positions + offset, values, strict=True):
                 if np.isfinite(value):
-                    axes.text(value, y, f" {value:.3g}", va="center", fontsize=7)
+                    text = " " + _VALUE_FORMATS[metric].format(value)
+                    axes.text(value, y, text, va="center", fontsize=7)
         baseline = ours[is_bicubic & (ours["scale"] == scale)][metric]
         if len(baseline):
             axes.axvline(
@@ -513,7 +516,8 @@ def metric_bars(
         axes.grid(axis="x", alpha=0.3)
     grid[0, 0].set_yticks(positions, names, fontsize=8)
     grid[0, 0].invert_yaxis()
-    grid[0, -1].legend(fontsize=8, loc="lower right")
+    handles, labels = grid[0, 0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=8)
     figure.suptitle(f"{label} per model, validation mean")
     return figure
 

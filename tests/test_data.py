@@ -576,3 +576,12 @@ def test_folder_split_is_stable_when_more_images_are_drawn(tmp_path):
     assert not set(small.train.names) & set(large.val.names)
     assert set(small.val.names) <= set(large.val.names)
     assert 4 <= len(large.val) <= 14  # about 20 % of 40
+
+
+def test_describe_states_counts_and_photos(tmp_path):
+    split = data.prepare("sample", n_images=12, seed=0, cache_dir=tmp_path)
+    table = data.describe(split).set_index("property")["value"]
+    assert table["training images"] == len(split.train)
+    assert table["validation images"] == len(split.val)
+    val_photos = set(table["val photos"].split(", "))
+    assert val_photos == {name.rsplit("_", 1)[0] for name in split.val.names}

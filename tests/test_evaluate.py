@@ -1,4 +1,4 @@
-"""Tests of srkit.evaluate: tables, bicubic baseline, tiling, benchmark, metrics files."""
+"""Tests of srkit.evaluate: tables, bicubic baseline, tiling, benchmark, JSON files."""
 
 from __future__ import annotations
 
@@ -316,7 +316,7 @@ def test_read_metrics_rejects_wrong_schema(tmp_path, evaluation):
         evaluate.collect_metrics(tmp_path)
 
 
-# ------------------------------------------------------------------------ original report
+# ---------------------------------------------------------------- original report
 
 
 def test_load_original_results():

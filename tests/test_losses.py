@@ -39,6 +39,9 @@ def test_names_and_get():
     for name in losses.NAMES:
         assert losses.get(name).__name__ == name
         assert losses.describe(name).strip()
+    frame = losses.table()
+    assert list(frame["name"]) == list(losses.NAMES)
+    assert frame["formula"].str.startswith("$").all()
 
 
 @pytest.mark.parametrize("bad", ["psnr-ssim", "", None])

@@ -216,3 +216,28 @@ def test_keras_save_load_round_trip(tmp_path, npz_weights, name):
     assert models.count_params(loaded) == models.count_params(model)
     expected_source = str(path) if name == "dts_model" else None
     assert models.vgg_weights_used(loaded) == expected_source
+
+
+def test_conv_flops_matches_hand_count(zoo):
+    from srkit import bench
+
+    pixels_low, pixels_mid, pixels_high = 72 * 72, 144 * 144, 288 * 288
+    # conv1, conv2, VGG conv1, VGG conv2, 128->64 3x3 at 72x72 (per pixel FLOP)
+    low = 2 * (27 * 64 + 576 * 64 + 27 * 64 + 576 * 64 + 9 * 128 * 64)
+    expected = (
+        low * pixels_low
+        + 2 * (9 * 16 * 64 + 16 * 3) * pixels_mid  # 16->64 3x3, low head
+        + 2 * 16 * 3 * pixels_high  # high head
+    )
+    assert bench.conv_flops(zoo("dts_model"), 72, 72) == expected
+
+
+def test_bench_measures_a_small_model(capsys):
+    from srkit import bench
+
+    row = bench.measure_model("simple_model_nearest", batch_size=2, size=8, steps=1)
+    assert row["train_img_s"] > 0 and row["infer_img_s"] > 0
+    assert row["gflop_per_image"] > 0
+    with pytest.raises(SystemExit):
+        bench.main(["--help"])
+    assert "--batch-size" in capsys.readouterr().out

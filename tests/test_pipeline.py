@@ -1,0 +1,565 @@
+"""Tests of srkit.pipeline: parameters, profiles, the step cache, failures, the book.
+
+Tiny step notebooks (percent-format .py files that only write their metrics.json and
+log their execution) run through papermill in a temporary project, so the cache and
+failure paths are exercised for real without TensorFlow. The srkit source hash, the
+data key and the data preparation are monkeypatched.
+"""
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from srkit import pipeline
+
+TOC = """\
+format: jb-book
+root: book/intro
+parts:
+  - caption: Steps
+    chapters:
+{chapters}
+  - caption: About this run
+    chapters:
+      - file: book/about_run
+"""
+
+CONFIG = """\
+title: pipeline test
+only_build_toc_files: true
+exclude_patterns: [notebooks/*, runs/*]
+execute:
+  execute_notebooks: "off"
+sphinx:
+  config:
+    nb_merge_streams: true
+"""
+
+STEP = """\
+# %% [markdown]
+# # {number} · Step {stem}
+
+# %% tags=["parameters"]
+profile: str = "smoke"  # set by the pipeline
+run_dir: str = ""  # set by the pipeline
+data_source: str = "sample"
+n_images: int = 4
+seed: int = 0
+epochs: int = 1
+learning_rate: float = 0.001
+fail: bool = False
+
+# %%
+import json
+import pathlib
+
+out = pathlib.Path(run_dir) / "steps" / "{stem}"
+out.mkdir(parents=True, exist_ok=True)
+(out / "metrics.json").write_text(json.dumps({{"epochs": epochs}}))
+values = dict(profile=profile, epochs=epochs, learning_rate=learning_rate,
+              fail=fail, n_images=n_images, data_source=data_source)
+with open(pathlib.Path(run_dir) / "executions.log", "a") as log:
+    log.write(json.dumps({{"stem": "{stem}", **values}}) + "\\n")
+
+# %%
+if fail:
+    raise RuntimeError("boom in {stem}")
+"""
+
+
+def make_project(root: Path, stems=("01_a", "02_b")) -> Path:
+    """A minimal project: _toc.yml, _config.yml, an intro page, tiny steps."""
+    (root / "notebooks").mkdir(parents=True)
+    (root / "book").mkdir()
+    (root / "book" / "intro.md").write_text("# Intro\n\nA test book.\n")
+    chapters = "\n".join(f"      - file: book/steps/{stem}" for stem in stems)
+    (root / "_toc.yml").write_text(TOC.format(chapters=chapters))
+    (root / "_config.yml").write_text(CONFIG)
+    for stem in stems:
+        text = STEP.format(number=stem[:2], stem=stem)
+        (root / "notebooks" / f"{stem}.py").write_text(text)
+    return root
+
+
+class Fakes:
+    """Monkeypatched srkit hash, data key and data preparation."""
+
+    def __init__(self):
+        self.srkit = "srkit-1"
+        self.data = "data-1"
+        self.prepared = []
+
+    def data_key(self, source, n_images, seed, mode):
+        return f"{self.data}-{source}-{n_images}-{seed}-{mode}"
+
+    def prepare_data(self, source, n_images, seed, mode, cache_dir):
+        self.prepared.append((source, n_images, seed, mode, Path(cache_dir)))
+        key = self.data_key(source, n_images, seed, mode)
+        return {"source": source, "n_images": n_images, "seed": seed, "key": key}
+
+
+@pytest.fixture
+def fakes(monkeypatch):
+    fake = Fakes()
+    monkeypatch.setattr(pipeline, "srkit_source_hash", lambda: fake.srkit)
+    monkeypatch.setattr(pipeline, "data_key", fake.data_key)
+    monkeypatch.setattr(pipeline, "prepare_data", fake.prepare_data)
+    monkeypatch.setattr(
+        pipeline, "collect_hardware", lambda: {"cpu": "test", "cores": 1}
+    )
+    return fake
+
+
+@pytest.fixture
+def project(tmp_path, fakes):
+    return make_project(tmp_path / "project")
+
+
+def executions(run_dir: Path) -> list[dict]:
+    log = run_dir / "executions.log"
+    if not log.is_file():
+        return []
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def run_quiet(project, lines=None, **kwargs):
+    """pipeline.run without a book, collecting the progress lines."""
+    lines = [] if lines is None else lines
+    kwargs.setdefault("book", False)
+    return pipeline.run(project, echo=lines.append, heartbeat_s=0, **kwargs)
+
+
+def executed_since(run_dir: Path, before: int) -> list[str]:
+    return [entry["stem"] for entry in executions(run_dir)[before:]]
+
+
+# ------------------------------------------------------------------ parameters
+
+
+def test_parse_parameters_types_and_defaults():
+    cell = textwrap.dedent(
+        """
+        profile: str = "smoke"  # comment
+        epochs: int = 3
+        learning_rate: float = 1e-3
+        augment: bool = False
+        name = "plain"
+        """
+    )
+    parameters = pipeline.parse_parameters(cell)
+    assert list(parameters) == ["profile", "epochs", "learning_rate", "augment", "name"]
+    assert parameters["epochs"] == pipeline.Parameter("epochs", "int", 3)
+    assert parameters["learning_rate"].type == "float"
+    assert parameters["augment"].default is False
+    assert parameters["name"].type == "str"
+
+
+@pytest.mark.parametrize(
+    "cell, message",
+    [
+        ("import os", "literal assignments"),
+        ("epochs: int = 2 * 3", "literal value"),
+        ("sizes: list = [1, 2]", "sizes has type 'list'"),
+    ],
+)
+def test_parse_parameters_rejects_non_literals(cell, message):
+    with pytest.raises(ValueError, match=message):
+        pipeline.parse_parameters(cell, where="x.py")
+
+
+@pytest.mark.parametrize(
+    "value, type_name, expected",
+    [
+        ("3", "int", 3),
+        (3.0, "int", 3),
+        ("1e-4", "float", 1e-4),
+        (2, "float", 2.0),
+        ("true", "bool", True),
+        ("0", "bool", False),
+        ("No", "bool", False),
+        (1, "bool", True),
+        (5, "str", "5"),
+        (None, "str", ""),
+    ],
+)
+def test_coerce(value, type_name, expected):
+    result = pipeline.coerce(value, type_name, "x")
+    assert result == expected and type(result) is type(expected)
+
+
+@pytest.mark.parametrize(
+    "value, type_name",
+    [
+        ("abc", "int"),
+        (2.5, "int"),
+        (True, "int"),
+        ("x", "float"),
+        ("maybe", "bool"),
+        (2, "bool"),
+    ],
+)
+def test_coerce_rejects_bad_values(value, type_name):
+    with pytest.raises(ValueError, match=f"parameter 'epochs' expects {type_name}"):
+        pipeline.coerce(value, type_name, "epochs")
+
+
+def fake_steps(numbers=("01", "05", "08", "11")) -> list[pipeline.Step]:
+    """Steps built in memory with the contract's shared parameters."""
+    base = pipeline.parse_parameters(
+        textwrap.dedent(
+            """
+            profile: str = "smoke"
+            run_dir: str = ""
+            data_source: str = "sample"
+            data_mode: str = ""
+            n_images: int = 4
+            seed: int = 0
+            epochs: int = 1
+            batch_size: int = 2
+            learning_rate: float = 0.001
+            vgg_weights: str = "random"
+            precision: str = "float32"
+            """
+        )
+    )
+    retrain = pipeline.parse_parameters(
+        "retrain_n_images: int = 4\nretrain_epochs: int = 1\n"
+        "retrain_learning_rate: float = 0.0001\n"
+    )
+    steps = []
+    for number in numbers:
+        parameters = dict(base, **(retrain if number == "11" else {}))
+        path = Path(f"/nowhere/{number}_step.py")
+        steps.append(pipeline.Step(number, f"{number}_step", path, parameters))
+    return steps
+
+
+@pytest.mark.parametrize("profile", pipeline.PROFILES)
+def test_packaged_profiles_resolve(profile):
+    resolved = pipeline.resolve_parameters(fake_steps(), profile, run_dir="/r")
+    for values in resolved.values():
+        assert values["profile"] == profile and values["run_dir"] == "/r"
+        assert isinstance(values["learning_rate"], float)
+        assert isinstance(values["epochs"], int) and values["epochs"] >= 1
+    assert isinstance(resolved["11_step"]["retrain_learning_rate"], float)
+
+
+def test_full_profile_follows_the_original_study():
+    resolved = pipeline.resolve_parameters(fake_steps(), "full")
+    assert resolved["05_step"]["n_images"] == 100
+    assert resolved["05_step"]["data_source"] == "voc2007"
+    assert resolved["08_step"]["n_images"] == 2500
+    assert resolved["11_step"]["n_images"] == 2500
+    assert resolved["11_step"]["retrain_n_images"] == 5000
+    assert resolved["11_step"]["retrain_learning_rate"] == pytest.approx(1e-4)
+
+
+def test_smoke_profile_is_small():
+    resolved = pipeline.resolve_parameters(fake_steps(), "smoke")
+    assert resolved["05_step"]["n_images"] == 24
+    assert resolved["08_step"]["n_images"] == 16
+    assert resolved["05_step"]["data_source"] == "sample"
+    assert resolved["05_step"]["epochs"] == 1
+
+
+def test_overrides_order_and_typing(tmp_path):
+    profile = tmp_path / "mine.yaml"
+    profile.write_text('defaults: {epochs: 2}\nsteps: {"05": {epochs: 4}}\n')
+    steps = fake_steps()
+    resolved = pipeline.resolve_parameters(steps, str(profile))
+    assert resolved["01_step"]["epochs"] == 2 and resolved["05_step"]["epochs"] == 4
+    assert resolved["01_step"]["profile"] == "mine"
+    resolved = pipeline.resolve_parameters(
+        steps,
+        str(profile),
+        overrides=["05.epochs=7", "epochs=3", "learning_rate=1e-4", "batch_size=4"],
+        data="folder:/photos",
+    )
+    assert resolved["01_step"]["epochs"] == 3  # global override beats the profile
+    assert resolved["05_step"]["epochs"] == 7  # the per-step one beats the global
+    assert resolved["08_step"]["learning_rate"] == 1e-4
+    assert resolved["11_step"]["data_source"] == "folder:/photos"
+    assert resolved["01_step"]["batch_size"] == 4
+    assert "retrain_epochs" not in resolved["05_step"]  # only declared names
+
+
+def test_unknown_parameter_lists_valid_names():
+    with pytest.raises(ValueError, match="unknown parameter 'epoch'") as error:
+        pipeline.resolve_parameters(fake_steps(), "smoke", overrides=["epoch=3"])
+    assert "epochs" in str(error.value) and "retrain_epochs" in str(error.value)
+
+
+def test_bad_value_names_parameter_and_type():
+    with pytest.raises(ValueError, match="parameter 'epochs' expects int, got 'abc'"):
+        pipeline.resolve_parameters(fake_steps(), "smoke", overrides=["epochs=abc"])
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("run_dir=/x", "set by the pipeline"),
+        ("profile=full", "--profile"),
+        ("05.retrain_epochs=2", "step 05_step has no parameter 'retrain_epochs'"),
+        ("09.epochs=2", "matches no step"),
+        ("epochs", "name=value"),
+    ],
+)
+def test_bad_overrides(override, message):
+    with pytest.raises(ValueError, match=message):
+        pipeline.resolve_parameters(fake_steps(), "smoke", overrides=[override])
+
+
+def test_unknown_profile():
+    with pytest.raises(ValueError, match="unknown profile 'huge'.*smoke"):
+        pipeline.resolve_parameters(fake_steps(), "huge")
+
+
+def test_select_steps(project):
+    steps = pipeline.discover_steps(project)
+    assert [s.stem for s in pipeline.select_steps(steps, ["2"])] == ["02_b"]
+    assert [s.stem for s in pipeline.select_steps(steps, ["02_b", "01"])] == [
+        "01_a",
+        "02_b",
+    ]
+    assert [s.stem for s in pipeline.select_steps(steps, ["b"])] == ["02_b"]
+    with pytest.raises(ValueError, match="matches no step; steps: 01_a, 02_b"):
+        pipeline.select_steps(steps, ["07"])
+
+
+def test_find_project(project, tmp_path, monkeypatch):
+    (project / "notebooks" / "deep").mkdir()
+    monkeypatch.chdir(project / "notebooks" / "deep")
+    assert pipeline.find_project() == project.resolve()
+    assert pipeline.find_project(project) == project.resolve()
+    with pytest.raises(pipeline.PipelineError, match="_toc.yml and notebooks"):
+        pipeline.find_project(tmp_path)
+
+
+def test_find_project_error_without_project(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(pipeline, "__file__", str(tmp_path / "srkit" / "pipeline.py"))
+    with pytest.raises(pipeline.PipelineError, match="--project DIR"):
+        pipeline.find_project()
+
+
+# ------------------------------------------------------------- run and cache
+
+
+def test_run_executes_records_and_then_caches(project, fakes):
+    lines = []
+    result = run_quiet(project, lines, overrides=["epochs=2", "02.fail=false"])
+    run_dir = project / "runs" / "smoke"
+    assert result.run_dir == run_dir
+    assert result.statuses == {"01_a": "ran", "02_b": "ran"}
+    logged = executions(run_dir)
+    assert [entry["stem"] for entry in logged] == ["01_a", "02_b"]
+    # typed values, profile values and pipeline-owned ones reach the notebook
+    assert logged[0]["epochs"] == 2 and logged[0]["learning_rate"] == 0.001
+    assert logged[0]["n_images"] == 24 and logged[0]["profile"] == "smoke"
+    assert logged[1]["fail"] is False
+    assert (project / "book" / "steps" / "01_a.ipynb").is_file()
+    assert "[1/2] 01_a ... running" in lines
+    assert any(line.startswith("[2/2] 02_b ... done in ") for line in lines)
+    assert any(line.startswith("step ") and "status" in line for line in lines)
+    # data prepared once for the one distinct data set, into RUN/data
+    assert fakes.prepared == [("sample", 24, 0, None, run_dir / "data")]
+    params = __import__("yaml").safe_load((run_dir / "params.yaml").read_text())
+    assert params["profile"] == "smoke" and params["overrides"][0] == "epochs=2"
+    assert params["steps"]["02_b"]["epochs"] == 2
+    records = json.loads((run_dir / "run.json").read_text())
+    assert records["status"] == "ok"
+    assert records["steps"]["01_a"]["ok"] is True
+    assert records["steps"]["01_a"]["seconds"] > 0
+    assert {"python", "srkit", "papermill"} <= set(records["versions"])
+    # second run: nothing executes, no data preparation
+    lines.clear()
+    result = run_quiet(project, lines, overrides=["epochs=2", "02.fail=false"])
+    assert result.statuses == {"01_a": "cached", "02_b": "cached"}
+    assert len(executions(run_dir)) == 2
+    assert "[1/2] 01_a ... cached (unchanged)" in lines
+    assert len(fakes.prepared) == 1
+
+
+def test_cache_misses_on_each_kind_of_change(project, fakes):
+    run_dir = project / "runs" / "smoke"
+    run_quiet(project)
+    count = len(executions(run_dir))
+
+    def rerun(**kwargs) -> list[str]:
+        nonlocal count
+        run_quiet(project, **kwargs)
+        stems = executed_since(run_dir, count)
+        count = len(executions(run_dir))
+        return stems
+
+    assert rerun() == []
+    source = project / "notebooks" / "02_b.py"
+    source.write_text(source.read_text() + "\n# %%\nprint('edited')\n")
+    assert rerun() == ["02_b"], "source edit"
+    assert rerun(overrides=["01.epochs=3"]) == ["01_a"], "parameter override"
+    assert rerun(overrides=["01.epochs=3"]) == []
+    fakes.srkit = "srkit-2"
+    assert rerun(overrides=["01.epochs=3"]) == ["01_a", "02_b"], "srkit changed"
+    fakes.data = "data-2"
+    assert rerun(overrides=["01.epochs=3"]) == ["01_a", "02_b"], "data changed"
+    (run_dir / "steps" / "01_a" / "metrics.json").unlink()
+    assert rerun(overrides=["01.epochs=3"]) == ["01_a"], "missing metrics"
+    (project / "book" / "steps" / "02_b.ipynb").unlink()
+    assert rerun(overrides=["01.epochs=3"]) == ["02_b"], "missing notebook"
+    assert rerun(overrides=["01.epochs=3"], force=True) == ["01_a", "02_b"]
+    assert rerun(overrides=["01.epochs=3"], force=True, only=["02"]) == ["02_b"]
+    records = json.loads((run_dir / "run.json").read_text())
+    assert records["steps"]["01_a"]["status"] == "untouched"
+    assert records["steps"]["01_a"]["ok"] is True  # its earlier record is kept
+
+
+def test_only_runs_the_selected_steps(project):
+    lines = []
+    result = run_quiet(project, lines, only=["02"])
+    run_dir = project / "runs" / "smoke"
+    assert executed_since(run_dir, 0) == ["02_b"]
+    assert result.statuses["01_a"] == "untouched"
+    assert "[1/1] 02_b ... running" in lines
+
+
+def test_summary_step_depends_on_earlier_metrics(tmp_path, fakes):
+    project = make_project(tmp_path / "p", stems=("01_a", "02_summary"))
+    run_dir = project / "runs" / "smoke"
+    run_quiet(project)
+    assert executed_since(run_dir, 0) == ["01_a", "02_summary"]
+    run_quiet(project, only=["01"], force=True, overrides=["01.epochs=5"])
+    run_quiet(project, overrides=["01.epochs=5"])  # 01 cached, its metrics changed
+    assert executed_since(run_dir, 2) == ["01_a", "02_summary"]
+
+
+def test_run_dir_option_and_dry_run(project):
+    lines = []
+    other = project / "elsewhere"
+    result = run_quiet(project, lines, run_dir=other, dry_run=True)
+    assert "[1/2] 01_a ... would run" in lines and not other.exists()
+    assert result.statuses == {}
+
+
+def test_failure_stops_the_run(tmp_path, fakes):
+    project = make_project(tmp_path / "p", stems=("01_a", "02_b", "03_c"))
+    run_dir = project / "runs" / "smoke"
+    lines = []
+    with pytest.raises(pipeline.StepFailed) as caught:
+        pipeline.run(
+            project,
+            overrides=["02.fail=true"],
+            echo=lines.append,
+            heartbeat_s=0,
+            book=True,
+        )
+    error = caught.value
+    notebook = project / "book" / "steps" / "02_b.ipynb"
+    message = str(error)
+    assert "02_b" in message and "RuntimeError" in message and "boom in 02_b" in message
+    # cells: title, parameters, injected-parameters, work, the raising one
+    assert error.cell_index == 4 and "cell 4" in message
+    assert str(notebook) in message and notebook.is_file()
+    assert executed_since(run_dir, 0) == ["01_a", "02_b"]  # 03_c never ran
+    assert "[2/3] 02_b ... FAILED after" in " ".join(lines)
+    assert any("NOT rebuilt" in line for line in lines)
+    records = json.loads((run_dir / "run.json").read_text())
+    assert records["status"] == "failed"
+    assert records["steps"]["02_b"]["ok"] is False
+    assert records["steps"]["02_b"]["error"]["ename"] == "RuntimeError"
+    assert records["steps"]["03_c"]["status"] == "not run"
+    # the failed step is not cached: the same command fails again
+    with pytest.raises(pipeline.StepFailed):
+        run_quiet(project, overrides=["02.fail=true"])
+    assert executed_since(run_dir, 2) == ["02_b"]
+
+
+def test_heartbeat_prints_while_a_step_runs(project):
+    source = project / "notebooks" / "01_a.py"
+    source.write_text(
+        source.read_text() + "\n# %%\n#papermill_description=nap\nimport time\n"
+        "time.sleep(1.5)\n"
+    )
+    lines = []
+    pipeline.run(project, only=["01"], book=False, echo=lines.append, heartbeat_s=0.5)
+    beats = [line for line in lines if "still running" in line]
+    assert beats and beats[0].startswith("[1/1] 01_a ... still running")
+    assert any("nap" in line for line in beats)
+
+
+# ---------------------------------------------------------------- book, clean
+
+
+def test_about_page_from_records():
+    records = {
+        "profile": "quick",
+        "run_dir": "/runs/quick",
+        "overrides": ["epochs=3"],
+        "status": "ok",
+        "steps": {
+            "01_a": {"status": "ran", "seconds": 75.0, "params": {"epochs": 3, "a": 1}},
+            "02_b": {"status": "cached", "seconds": 2.0, "params": {"epochs": 5}},
+        },
+        "data": [{"source": "sample", "n_images": 24, "n_train": 19, "n_val": 5}],
+        "versions": {"python": "3.11", "keras": "3"},
+        "hardware": {"cpu": "Test CPU", "cores": 2, "ram_gib": 8, "gpus": []},
+    }
+    page = pipeline.about_page(records)
+    assert page.startswith("# About this run")
+    assert "`-p epochs=3`" in page and "1 min 15 s" in page
+    assert "| 01_a | epochs=3 |" in page and "| 02_b | epochs=5 |" in page
+    assert "Test CPU" in page and "| keras | 3 |" in page
+    assert "No run records" in pipeline.about_page({})
+
+
+def test_clean_removes_generated_outputs(project):
+    made = [
+        project / "book" / "steps" / "01_a.ipynb",
+        project / "book" / "about_run.md",
+        project / "_build" / "html" / "index.html",
+        project / "runs" / "smoke" / "run.json",
+    ]
+    for path in made:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    removed = pipeline.clean(project)
+    assert project / "_build" in removed and not (project / "book" / "steps").exists()
+    assert (project / "runs").exists() and (project / "book" / "intro.md").exists()
+    assert pipeline.clean(project, everything=True) == [project / "runs"]
+    assert pipeline.clean(project) == []
+
+
+def test_ensure_kernel_runs_this_interpreter():
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    name = pipeline.ensure_kernel()
+    command = KernelSpecManager().get_kernel_spec(name).argv[0]
+    assert command.startswith("python") or Path(command).samefile(
+        pipeline.sys.executable
+    )
+
+
+def test_missing_model_file_names_run_and_step(project):
+    (project / "notebooks" / "07_dts.py").write_text('model = build("dts_model")\n')
+    run_dir = project / "runs" / "smoke"
+    with pytest.raises(pipeline.PipelineError) as caught:
+        pipeline.find_model_file("dts_model", project, run_dir)
+    message = str(caught.value)
+    assert str(run_dir) in message and "srkit run --only 07" in message
+    with pytest.raises(pipeline.PipelineError, match="does not exist"):
+        pipeline.find_model_file("dts_model", model_file=project / "none.keras")
+
+
+@pytest.mark.slow
+def test_run_builds_the_book_strictly(project):
+    lines = []
+    result = pipeline.run(
+        project, book=True, strict=True, echo=lines.append, heartbeat_s=0
+    )
+    assert result.book_index == project / "_build" / "html" / "index.html"
+    assert result.book_index.is_file()
+    assert (project / "_build" / "html" / "book" / "steps" / "02_b.html").is_file()
+    about = (project / "book" / "about_run.md").read_text()
+    assert "02_b" in about and "smoke" in about
+    assert (project / "runs" / "smoke" / "book_build.log").is_file()

@@ -1,0 +1,186 @@
+"""Tests of srkit.plots: every figure renders on tiny data; show_gif keeps the bytes."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import imageio.v3 as iio  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from srkit import data, evaluate, plots  # noqa: E402
+
+RNG = np.random.default_rng(0)
+
+
+def rendered(figure) -> Figure:
+    """Draw the figure to PNG (catches layout and drawing errors) and return it."""
+    assert isinstance(figure, Figure)
+    assert figure.dpi == plots.DPI
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    assert buffer.getvalue().startswith(b"\x89PNG")
+    return figure
+
+
+def tiny_subset(count: int = 3) -> data.Subset:
+    return data.Subset(
+        x=RNG.random((count, 72, 72, 3), dtype=np.float32),
+        y2=RNG.random((count, 144, 144, 3), dtype=np.float32),
+        y4=RNG.random((count, 288, 288, 3), dtype=np.float32),
+        names=[f"crop_{i}" for i in range(count)],
+    )
+
+
+def tiny_model():
+    inputs = keras.Input((None, None, 3))
+    features = keras.layers.Conv2D(4, 3, padding="same")(inputs)
+    low = keras.layers.Conv2D(3, 1, name="low_upsample")(
+        keras.layers.UpSampling2D(2)(features)
+    )
+    high = keras.layers.Conv2D(3, 1, name="high_upsample")(
+        keras.layers.UpSampling2D(2)(low)
+    )
+    return keras.Model(inputs, [low, high], name="tiny")
+
+
+def test_sample_grid():
+    figure = rendered(plots.sample_grid(tiny_subset(), n=2))
+    titles = [axes.get_title() for axes in figure.axes]
+    assert titles[:3] == [
+        "input, 72x72 px",
+        "x2 target, 144x144 px",
+        "x4 target, 288x288 px",
+    ]
+    assert len(figure.axes) == 6
+    assert len(plots.sample_grid(tiny_subset(1), n=5).axes) == 3
+    with pytest.raises(ValueError, match="n must be"):
+        plots.sample_grid(tiny_subset(), n=0)
+
+
+def test_prediction_figure_with_zoom_and_metrics():
+    subset = tiny_subset(1)
+    predictions = {144: subset.y2[0] + 0.1, 288: subset.y4[0]}
+    targets = {144: subset.y2[0], 288: subset.y4[0]}
+    scores = {144: {"psnr": 23.456, "ssim": 0.5}, "high_upsample": {"psnr": 20.0}}
+    figure = rendered(
+        plots.prediction_figure(
+            subset.x[0], predictions, targets, scores, zoom=(10, 20, 16), title="t"
+        )
+    )
+    assert len(figure.axes) == 10  # input + 2 x (prediction, target), twice
+    labels = [axes.get_xlabel() for axes in figure.axes]
+    assert "PSNR 23.46 dB / SSIM 0.500" in labels
+    assert "PSNR 20.00 dB" in labels
+    zoomed = figure.axes[5 + 2].get_images()[0].get_array()
+    assert zoomed.shape[:2] == (32, 32)  # 16 input pixels at x2
+
+
+def test_prediction_figure_single_scale_without_targets():
+    subset = tiny_subset(1)
+    figure = rendered(
+        plots.prediction_figure(subset.x[0], {"low_upsample": subset.y2[0]})
+    )
+    assert len(figure.axes) == 2
+    with pytest.raises(ValueError, match="zoom"):
+        plots.prediction_figure(subset.x[0], {144: subset.y2[0]}, zoom=(70, 0, 8))
+    with pytest.raises(ValueError, match="empty"):
+        plots.prediction_figure(subset.x[0], {})
+
+
+def test_best_worst_figure():
+    subset = tiny_subset(4)
+    model = tiny_model()
+    result = evaluate.evaluate(model, subset)
+    best, worst = evaluate.best_worst(result.per_image, "ssim", k=2, scale=288)
+    figure = rendered(plots.best_worst_figure(model, subset, best, worst, 288))
+    assert len(figure.axes) == 4 * 4
+    assert figure.axes[0].get_title().startswith("best 1: crop_")
+    with pytest.raises(ValueError, match="scale"):
+        plots.best_worst_figure(model, subset, best, worst, 72)
+
+
+def two_output_history(epochs: int) -> pd.DataFrame:
+    columns = {"epoch": np.arange(epochs), "loss": np.linspace(1, 0.5, epochs)}
+    for output in ("low_upsample", "high_upsample"):
+        for metric in ("loss", "mse", "mae", "psnr", "ssim"):
+            columns[f"{output}_{metric}"] = RNG.random(epochs)
+    columns |= {f"val_{key}": RNG.random(epochs) for key in list(columns)[1:]}
+    columns["learning_rate"] = np.full(epochs, 1e-3)
+    return pd.DataFrame(columns)
+
+
+@pytest.mark.parametrize("epochs", [1, 4])
+def test_learning_curves_two_outputs(epochs):
+    figure = rendered(plots.learning_curves(two_output_history(epochs), title="m"))
+    visible = [axes for axes in figure.axes if axes.get_visible()]
+    assert len(visible) == 11  # total loss + 2 outputs x (loss + 4 metrics)
+    titles = [axes.get_title() for axes in visible]
+    assert titles[0] == "loss" and "low_upsample: PSNR (dB)" in titles
+    line = visible[0].get_lines()[0]
+    assert list(line.get_xdata()) == list(range(1, epochs + 1))
+    assert line.get_marker() == "o"
+    assert len(visible[0].get_lines()) == 2  # training and validation
+
+
+@pytest.mark.parametrize("epochs", [1, 3])
+def test_learning_curves_single_output(epochs):
+    history = pd.DataFrame(
+        {
+            key: RNG.random(epochs)
+            for key in ("loss", "psnr", "ssim", "val_loss", "val_psnr", "val_ssim")
+        }
+    )
+    figure = rendered(plots.learning_curves(history))
+    visible = [axes for axes in figure.axes if axes.get_visible()]
+    assert [axes.get_title() for axes in visible] == ["loss", "PSNR (dB)", "SSIM"]
+    assert visible[1].get_ylabel() == "PSNR (dB)"
+    assert list(visible[1].get_lines()[0].get_xdata()) == list(range(1, epochs + 1))
+    with pytest.raises(ValueError, match="empty"):
+        plots.learning_curves(history.iloc[:0])
+
+
+def test_metric_bars():
+    ours = pd.DataFrame(
+        {
+            "model": ["dts_model", "bicubic", "dts_model", "bicubic", "new_model"],
+            "scale": [144, 144, 288, 288, 144],
+            "psnr": [22.0, 21.0, 22.5, 20.5, 23.0],
+            "ssim": [0.7, 0.6, 0.65, 0.55, 0.72],
+        }
+    )
+    original = evaluate.load_original_results()
+    figure = rendered(plots.metric_bars(ours, "psnr", original))
+    assert len(figure.axes) == 2
+    assert figure.axes[0].get_xlabel() == "PSNR (dB)"
+    rendered(plots.metric_bars(ours, "ssim"))
+    with pytest.raises(ValueError, match="unknown metric"):
+        plots.metric_bars(ours, "lpips")
+
+
+def test_figures_display_as_png():
+    figure = plots.sample_grid(tiny_subset(1), n=1)
+    assert figure._repr_png_().startswith(b"\x89PNG")
+
+
+def test_show_gif_keeps_the_bytes(tmp_path):
+    frames = (RNG.random((3, 16, 16, 3)) * 255).astype(np.uint8)
+    path = tmp_path / "training.gif"
+    iio.imwrite(path, frames, extension=".gif", duration=200, loop=0)
+    shown = plots.show_gif(path, width=120)
+    bundle, metadata = shown._repr_mimebundle_()
+    assert base64.b64decode(bundle["image/gif"]) == path.read_bytes()
+    assert metadata["image/gif"]["width"] == 120
+    with pytest.raises(ValueError, match="does not exist"):
+        plots.show_gif(tmp_path / "missing.gif")
+    (tmp_path / "fake.gif").write_bytes(b"\x89PNG not a gif")
+    with pytest.raises(ValueError, match="not a GIF"):
+        plots.show_gif(tmp_path / "fake.gif")
