@@ -61,7 +61,7 @@ report.banner(profile, split)
 # The prepared split of this run:
 
 # %%
-data.describe(split)
+report.markdown_table(data.describe(split))
 
 # %% [markdown]
 # Three validation examples at the three sizes, each shown at the same display size so
@@ -100,7 +100,7 @@ plots.sample_grid(split.val, n=3)
 # summed over the outputs of a model:
 
 # %%
-losses.table()
+report.markdown_table(losses.table())
 
 # %% [markdown]
 # ## Our metrics against reference implementations

@@ -76,7 +76,8 @@ plots.sample_grid(split.val, n=3)
 # %%
 built = {name: models.build(name) for name in MODELS}
 built["simple_model_nearest"].summary(line_length=110)
-[report.check_params(model) for model in built.values()]
+for model in built.values():
+    print(report.check_params(model))
 
 # %% [markdown]
 # ## Training
@@ -86,7 +87,7 @@ built["simple_model_nearest"].summary(line_length=110)
 
 # %% tags=["scroll-output"]
 # papermill_description=train
-# The full profile trains these models for longer on VOC 2007 (srkit/profiles/full.yaml).
+# The full profile trains these models longer on VOC 2007 (srkit/profiles/full.yaml).
 results = {
     name: train.fit(
         model,
@@ -102,7 +103,8 @@ results = {
     )
     for name, model in built.items()
 }
-[report.fit_summary(result) for result in results.values()]
+for result in results.values():
+    print(report.fit_summary(result))
 
 # %% [markdown]
 # ## Results

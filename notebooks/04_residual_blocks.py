@@ -75,13 +75,13 @@ plots.sample_grid(split.val, n=3)
 # %%
 model = models.build(MODEL)
 model.summary(line_length=110)
-report.check_params(model)
+print(report.check_params(model))
 
 # %% [markdown]
 # ## Training
 #
-# Same loss (MSE per output, summed) and optimiser as before, so differences in the table
-# come from the architecture.
+# Same loss (MSE per output, summed) and optimiser as before, so differences in the
+# table come from the architecture.
 
 # %% tags=["scroll-output"]
 # papermill_description=train
@@ -98,7 +98,7 @@ result = train.fit(
     seed=seed,
     verbose=2,
 )
-report.fit_summary(result)
+print(report.fit_summary(result))
 
 # %% [markdown]
 # ## Results

@@ -69,14 +69,14 @@ plots.sample_grid(split.val, n=3)
 # ## Model
 #
 # `Dil(32)` runs three 3x3 convolutions with dilation 1, 2 and 4 side by side,
-# concatenates their 96 channels and merges them back to 32 with another 3x3 convolution
-# (55,424 parameters); the block used here is `x + Dil(32)`. The layout around the blocks
-# is the one of step 04.
+# concatenates their 96 channels and merges them back to 32 with another 3x3
+# convolution (55,424 parameters); the block used here is `x + Dil(32)`. The layout
+# around the blocks is the one of step 04.
 
 # %%
 model = models.build(MODEL)
 model.summary(line_length=110)
-report.check_params(model)
+print(report.check_params(model))
 
 # %% [markdown]
 # ## Training
@@ -99,7 +99,7 @@ result = train.fit(
     seed=seed,
     verbose=2,
 )
-report.fit_summary(result)
+print(report.fit_summary(result))
 
 # %% [markdown]
 # ## Results

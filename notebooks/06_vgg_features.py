@@ -79,7 +79,7 @@ plots.sample_grid(split.val, n=3)
 # %%
 model = models.build(MODEL, vgg_weights=vgg_weights)
 model.summary(line_length=110)
-report.check_params(model)
+print(report.check_params(model))
 
 # %% [markdown]
 # ## Training
@@ -101,7 +101,7 @@ result = train.fit(
     seed=seed,
     verbose=2,
 )
-report.fit_summary(result)
+print(report.fit_summary(result))
 
 # %% [markdown]
 # ## Results

@@ -79,7 +79,7 @@ plots.sample_grid(split.val, n=3)
 # %%
 model = models.build(MODEL, vgg_weights=vgg_weights)
 model.summary(line_length=110)
-report.check_params(model)
+print(report.check_params(model))
 
 # %% [markdown]
 # ## Training
@@ -103,7 +103,7 @@ result = train.fit(
     seed=seed,
     verbose=2,
 )
-report.fit_summary(result)
+print(report.fit_summary(result))
 
 # %% [markdown]
 # ## Results
@@ -140,9 +140,9 @@ plots.show_gif(result.paths["gif_high_upsample"])
 # %% [markdown]
 # ## Takeaways
 #
-# This model is much larger than those of steps 02 to 07. The comparison with bicubic and
-# with the original report is below; on the smoke profile it has seen far too few images
-# for its size.
+# This model is much larger than those of steps 02 to 07. The comparison with bicubic
+# and with the original report is below; on the smoke profile it has seen far too few
+# images for its size.
 
 # %%
 report.takeaways(evaluation)

@@ -94,7 +94,7 @@ plots.sample_grid(split.val, n=3)
 # %%
 model = models.build(MODEL, vgg_weights=vgg_weights)
 model.summary(line_length=110)
-report.check_params(model)
+print(report.check_params(model))
 
 # %% [markdown]
 # ## Training
@@ -117,7 +117,7 @@ first = train.fit(
     seed=seed,
     verbose=2,
 )
-report.fit_summary(first)
+print(report.fit_summary(first))
 
 # %% [markdown]
 # Second round: the best weights of the first round continue on the larger image set
@@ -138,7 +138,7 @@ result = train.fit(
     seed=seed,
     verbose=2,
 )
-report.fit_summary(result)
+print(report.fit_summary(result))
 
 # %% [markdown]
 # ## Results

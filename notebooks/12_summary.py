@@ -25,7 +25,7 @@ profile: str = "smoke"  # parameter profile this page ran with
 run_dir: str = ""  # run folder (absolute); empty means <project>/runs/notebook
 data_source: str = "sample"  # sample | folder:PATH | voc2007
 data_mode: str = ""  # resize | crop; empty means the source's default
-n_images: int = 16  # images of the result models' split, for the best-image figure
+n_images: int = 24  # images of the split whose validation part shows the best image
 seed: int = 0  # seed of that split
 
 # %% tags=["hide-input"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
 import os
 import uuid
 from collections.abc import Iterator, Sequence
@@ -32,6 +31,7 @@ __all__ = [
     "TMP_MARKER",
     "atomic_path",
     "gif_path",
+    "select_frames",
 ]
 
 OUTPUT_NAMES = ("low_upsample", "high_upsample")
@@ -172,23 +172,20 @@ def _label(row: np.ndarray, text: str) -> np.ndarray:
 
 
 def select_frames(count: int, max_frames: int) -> list[int]:
-    """Indices of at most ``max_frames`` of ``count`` frames: every k-th plus the last.
+    """Indices of at most ``max_frames`` of ``count`` frames, evenly spaced.
 
     Args:
         count: number of frames available (>= 0).
         max_frames: the most frames to keep (>= 2).
 
     Returns:
-        Increasing indices; the first (0) and the last (``count - 1``) are always
-        kept, the others are every k-th with the smallest k that fits.
+        Increasing indices: all of them when ``count <= max_frames``, else exactly
+        ``max_frames`` with the first (0) and the last (``count - 1``) always kept
+        and the others every k-th or (k+1)-th in between.
     """
     if count <= max_frames:
         return list(range(count))
-    step = math.ceil((count - 1) / (max_frames - 1))
-    indices = list(range(0, count, step))
-    if indices[-1] != count - 1:
-        indices.append(count - 1)
-    return indices
+    return [int(i) for i in np.linspace(0, count - 1, max_frames).round()]
 
 
 class SavePredictionCallback(keras.callbacks.Callback):
@@ -204,9 +201,10 @@ class SavePredictionCallback(keras.callbacks.Callback):
     ``FRAME_MS`` and holds the last one for ``LAST_FRAME_MS``.
 
     Frames stay small: each tile is shrunk to at most ``size`` px, and at most
-    ``max_frames`` frames are written (the first, the last and every k-th in
-    between); in memory at most ``2 * max_frames`` are kept per output. The frames
-    live in memory only, so a resumed run's GIF starts at the epoch it resumed from.
+    ``max_frames`` frames are written (the first, the last and evenly spaced ones
+    in between); in memory at most ``3 * max_frames`` are kept per output. The
+    frames live in memory only, so a resumed run's GIF starts at the epoch it
+    resumed from (its first frame is labelled with that epoch).
 
     Args:
         images: float32 (n, h, w, 3) RGB in [0, 1], the inputs to predict
@@ -288,8 +286,9 @@ class SavePredictionCallback(keras.callbacks.Callback):
         )
         for name, kept in self._frames.items():
             kept.append((epoch, _tile_row(predictions[name], self.size)))
-            if len(kept) >= 2 * self.max_frames:  # bound memory on long runs
-                kept[:] = [kept[i] for i in select_frames(len(kept), self.max_frames)]
+            if len(kept) >= 3 * self.max_frames:  # bound memory on long runs
+                held = select_frames(len(kept), 2 * self.max_frames)
+                kept[:] = [kept[i] for i in held]
 
     def write(self) -> dict[str, Path]:
         """Write the GIFs of the frames recorded so far (once per training run).

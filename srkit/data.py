@@ -719,7 +719,9 @@ def _build(kind, folder, n_images, seed, mode, cache_dir, progress) -> Split:
         )
     else:
         if kind == "voc2007":
-            folder = fetch_voc2007(cache_dir)
+            # One download for every run folder: the archive lives in the user-wide
+            # cache (SRKIT_CACHE), not in the run's own cache_dir.
+            folder = fetch_voc2007(_default_cache_dir())
         high, names, counts, skipped, _ = _prepare_folder(
             folder, n_images, seed, mode, progress
         )
@@ -801,8 +803,10 @@ def prepare(
     * ``folder:PATH``: every jpg/jpeg/png/bmp/tif/tiff/webp under PATH, sorted;
       ``n_images`` of them chosen with the seed; unreadable files skipped with a
       warning; 80/20 split by image.
-    * ``voc2007``: PASCAL VOC 2007 trainval, downloaded once into
-      ``cache_dir/voc2007`` and checksum-verified (``fetch_voc2007``).
+    * ``voc2007``: PASCAL VOC 2007 trainval, downloaded once into the user-wide
+      cache (``$SRKIT_CACHE/voc2007``, default ``~/.cache/srkit/data/voc2007``) and
+      checksum-verified (``fetch_voc2007``); a user who already has the archive can
+      put it there, or point ``folder:`` at an extracted ``JPEGImages`` folder.
 
     The same arguments give identical arrays. The result is cached in
     ``cache_dir/<data_key>.npz``; a changed source file changes the key.

@@ -274,6 +274,8 @@ class Evaluation:
 
 
 def _scored_outputs(model) -> list[str]:
+    if model is None:  # bicubic only: both scales
+        return list(OUTPUT_SCALES)
     names = output_names(model)
     scored = [name for name in OUTPUT_SCALES if name in names]
     if not scored:
@@ -307,6 +309,10 @@ def _check_subset(subset) -> int:
 
 
 def _frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    if not parts:
+        empty = {column: pd.Series(dtype=np.float64) for column in PER_IMAGE_COLUMNS}
+        empty |= {"model": pd.Series(dtype=object), "name": pd.Series(dtype=object)}
+        parts = [pd.DataFrame(empty)]
     frame = pd.concat(parts, ignore_index=True)
     frame["index"] = frame["index"].astype(np.int64)
     frame["scale"] = frame["scale"].astype(np.int64)
@@ -329,9 +335,13 @@ def evaluate(model, subset, batch_size: int = 8, name: str | None = None) -> Eva
     inputs by 2 or 4 (:func:`srkit.data.upscale`) and is scored against the same
     targets. Predictions and bicubic images are clipped to [0, 1] first.
 
+    With ``model=None`` only the bicubic baseline is scored, at both scales: its
+    ``table`` holds the two ``bicubic`` rows, ``per_image`` is empty and
+    ``model_name`` is ``"bicubic"``.
+
     Args:
         model: a Keras model whose outputs include ``low_upsample`` and/or
-            ``high_upsample``.
+            ``high_upsample``, or None for the bicubic baseline alone.
         subset: a :class:`srkit.data.Subset` (x (n, 72, 72, 3), y2, y4 float in
             [0, 1]); normally the validation subset.
         batch_size: images per prediction call (>= 1).
@@ -348,7 +358,7 @@ def evaluate(model, subset, batch_size: int = 8, name: str | None = None) -> Eva
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     count = _check_subset(subset)
     outputs = _scored_outputs(model)
-    model_name = str(name or model.name)
+    model_name = str(name or (model.name if model is not None else BICUBIC))
     names = (
         list(subset.names)
         if len(subset.names) == count
@@ -358,15 +368,15 @@ def evaluate(model, subset, batch_size: int = 8, name: str | None = None) -> Eva
     for start in range(0, count, batch_size):
         stop = min(start + batch_size, count)
         inputs = np.asarray(subset.x[start:stop], dtype=np.float32)
-        predictions = _predict_batch(model, inputs)
+        predictions = {} if model is None else _predict_batch(model, inputs)
         for output in outputs:
             scale = OUTPUT_SCALES[output]
             target = np.asarray(_target_of(subset, scale)[start:stop], np.float32)
             bicubic = data.upscale(inputs, SCALE_FACTORS[scale])
-            for parts, row_name, image in (
-                (model_parts, model_name, predictions[output]),
-                (bicubic_parts, BICUBIC, bicubic),
-            ):
+            scored = [(bicubic_parts, BICUBIC, bicubic)]
+            if model is not None:
+                scored.insert(0, (model_parts, model_name, predictions[output]))
+            for parts, row_name, image in scored:
                 scores = metrics.image_metrics(target, np.clip(image, 0.0, 1.0))
                 scores.insert(0, "scale", scale)
                 scores.insert(0, "index", np.arange(start, stop))
@@ -379,7 +389,10 @@ def evaluate(model, subset, batch_size: int = 8, name: str | None = None) -> Eva
     bicubic_per_image = _frame(bicubic_parts).sort_values(
         ["scale", "index"], kind="stable", ignore_index=True
     )
-    table = pd.concat([_means(per_image), _means(bicubic_per_image)])
+    means = [_means(bicubic_per_image)]
+    if model is not None:
+        means.insert(0, _means(per_image))
+    table = pd.concat(means)
     table["rank"] = (table["model"] == BICUBIC).astype(int)
     table = table.sort_values(["scale", "rank"], kind="stable", ignore_index=True)
     table = table[TABLE_COLUMNS]
@@ -575,8 +588,38 @@ def _score_records(table: pd.DataFrame) -> list[dict]:
     ]
 
 
-def _model_record(evaluation: Evaluation, info: Mapping | None) -> dict:
-    info = dict(info or {})
+def _info_dict(info) -> dict:
+    """Per-model information from a dict or a ``srkit.train.FitResult``."""
+    if info is None:
+        return {}
+    if isinstance(info, Mapping):
+        return dict(info)
+    if not hasattr(info, "settings") and not hasattr(info, "history"):
+        raise ValueError(
+            f"info must be a dict or a srkit.train.FitResult, got {type(info).__name__}"
+        )
+    # Duck-typed FitResult, so that evaluate does not import train.
+    settings = dict(getattr(info, "settings", None) or {})
+    found = {key: settings[key] for key in INFO_KEYS if key in settings}
+    history = getattr(info, "history", None)
+    if history is not None:
+        found["epochs"] = int(len(history))  # epochs completed, resumes included
+    for key in ("wall_time_s", "train_images_per_s", "precision"):
+        if getattr(info, key, None) is not None:
+            found[key] = getattr(info, key)
+    model = getattr(info, "model", None)
+    if found.get("vgg_weights") is None and model is not None:
+        try:
+            from srkit import models
+
+            found["vgg_weights"] = models.vgg_weights_used(model)
+        except (ImportError, AttributeError, ValueError):
+            pass  # unknown: stays None
+    return found
+
+
+def _model_record(evaluation: Evaluation, info) -> dict:
+    info = _info_dict(info)
     reserved = {"model", "n_images", "metrics", "bicubic"} & set(info)
     if reserved:
         raise ValueError(
@@ -629,13 +672,19 @@ def write_metrics(
         path: file to write (usually ``RUN/steps/<stem>/metrics.json``); parent
             folders are created.
         evaluations: an :class:`Evaluation`, or a list of Evaluations or of
-            ``(Evaluation, info)`` pairs, info a dict with any of ``loss, epochs,
-            n_train, n_val, train_images_per_s, wall_time_s, vgg_weights,
-            precision`` (further keys are stored as given). An empty list is allowed
-            for steps without a model.
+            ``(Evaluation, info)`` pairs. ``info`` is a dict with any of ``loss,
+            epochs, n_train, n_val, train_images_per_s, wall_time_s, vgg_weights,
+            precision`` (further keys are stored as given), or the
+            ``srkit.train.FitResult`` of the model, from which they are taken
+            (``epochs`` = rows of its history). An empty list is allowed for steps
+            without a model; a bicubic-only evaluation (``evaluate(None, ...)``) is
+            stored as model ``bicubic`` with an empty ``metrics`` list.
         step: the step id, e.g. ``"05"`` or ``"R1"`` (an int becomes two digits).
         params: the step's parameters (JSON-serializable).
         extra: anything else worth keeping (JSON-serializable).
+
+    The summary step writes the same schema through :func:`write_summary`, with no
+    models and its table under an extra key ``summary``.
 
     Returns:
         The path written.
@@ -672,10 +721,17 @@ def write_metrics(
         "extra": dict(extra or {}),
         "models": models,
     }
+    return _write_json(path, document)
+
+
+def _write_json(path, document: dict) -> Path:
+    """Write a metrics document atomically: temporary file, fsync, rename."""
     try:
         text = json.dumps(document, indent=2, default=_json_value)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"metrics for step {step!r} are not JSON: {error}") from error
+        raise ValueError(
+            f"metrics for step {document['step']!r} are not JSON: {error}"
+        ) from error
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(
@@ -691,6 +747,41 @@ def write_metrics(
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_summary(
+    path, table: pd.DataFrame, step: str | None = None, params: Mapping | None = None
+) -> Path:
+    """Write the summary step's ``metrics.json``: no models, the combined table.
+
+    The file follows the :func:`write_metrics` schema with an empty ``models`` list
+    (so :func:`collect_metrics` adds nothing from it on a later run) and one more
+    key, ``summary``: the rows of ``table`` as a list of objects (NaN becomes null).
+
+    Args:
+        path: file to write, e.g. ``RUN/steps/12_summary/metrics.json``.
+        table: the combined table (:func:`collect_metrics` or
+            :func:`comparison_table`).
+        step: the step id; the name of the file's folder when None.
+        params: the step's parameters (JSON-serializable).
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: on values that JSON cannot hold.
+    """
+    path = Path(path)
+    records = json.loads(table.to_json(orient="records"))
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "step": str(step or path.parent.name),
+        "params": dict(params or {}),
+        "extra": {},
+        "models": [],
+        "summary": records,
+    }
+    return _write_json(path, document)
 
 
 def _check_scores(scores, where: str) -> None:

@@ -506,3 +506,28 @@ def zoo_table() -> pd.DataFrame:
     return pd.DataFrame(
         rows, columns=["name", "step", "params", "trainable", "outputs"]
     )
+
+
+def load(path: str | Path) -> keras.Model:
+    """Load a model saved as ``.keras`` by ``srkit.train`` (or ``model.save``).
+
+    Importing this module registers srkit's custom layers, which Keras needs to
+    rebuild ``DepthToSpace`` and the VGG16 block; the model is loaded uncompiled,
+    ready for prediction.
+
+    Args:
+        path: a ``.keras`` file.
+
+    Returns:
+        The model, with its original name.
+
+    Raises:
+        ValueError: if the file does not exist.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(
+            f"no model file at {str(path)!r}; train it first (e.g. `srkit run --only "
+            "NN` for the step that trains it)"
+        )
+    return keras.saving.load_model(path, compile=False)

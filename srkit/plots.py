@@ -239,16 +239,7 @@ def prediction_figure(
         if box:
             factor = image.shape[0] / low_side
             top, left, size = (round(value * factor) for value in box)
-            axes.add_patch(
-                Rectangle(
-                    (left - 0.5, top - 0.5),
-                    size,
-                    size,
-                    fill=False,
-                    edgecolor=ZOOM_COLOR,
-                    linewidth=1.5,
-                )
-            )
+            _outline(axes, top, left, size)
             _show(grid[1, column], image[top : top + size, left : left + size])
             grid[1, column].set_title("zoom", fontsize=8)
             for spine in grid[1, column].spines.values():
@@ -259,33 +250,80 @@ def prediction_figure(
     return figure
 
 
+def _worst_window(prediction: np.ndarray, target: np.ndarray, size: int):
+    """(top, left) of the size x size square with the largest mean absolute error."""
+    error = np.abs(prediction - target).mean(axis=-1, dtype=np.float64)
+    summed = np.pad(error.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    windows = (
+        summed[size:, size:]
+        - summed[:-size, size:]
+        - summed[size:, :-size]
+        + summed[:-size, :-size]
+    )
+    top, left = np.unravel_index(int(np.argmax(windows)), windows.shape)
+    return int(top), int(left)
+
+
+def _outline(axes, top: float, left: float, size: float) -> None:
+    axes.add_patch(
+        Rectangle(
+            (left - 0.5, top - 0.5),
+            size,
+            size,
+            fill=False,
+            edgecolor=ZOOM_COLOR,
+            linewidth=1.5,
+        )
+    )
+
+
 def best_worst_figure(
-    model, subset, best: pd.DataFrame, worst: pd.DataFrame, scale: int = 144
+    model,
+    subset,
+    best: pd.DataFrame,
+    worst: pd.DataFrame | None = None,
+    scale: int = 144,
+    k: int = 3,
+    metric: str = "psnr",
+    zoom: bool = True,
 ) -> Figure:
     """Best and worst validation images of a model at one scale, with their metrics.
 
-    Columns are images (best first, then worst first); rows are the 72 px input, the
-    bicubic upscale, the model's prediction and the target. Each column is titled
-    with its rank, name, PSNR (dB) and SSIM.
+    One row per image (best first, then worst first). Columns: the 72 px input, the
+    bicubic upscale, the model's prediction and the target, each upscaled image with
+    its PSNR (dB) and SSIM below; with ``zoom``, magnified crops of prediction and
+    target of the square (a quarter of the side) where the prediction's mean
+    absolute error is largest, outlined on the full views.
+
+    Call it with the two tables of :func:`srkit.evaluate.best_worst`, or with a
+    per-image table (``Evaluation.per_image``) as ``best`` and ``worst=None``, in
+    which case the k best and worst by ``metric`` are chosen here.
 
     Args:
         model: the Keras model that was evaluated.
         subset: the :class:`srkit.data.Subset` the rows index (usually validation).
-        best, worst: tables from :func:`srkit.evaluate.best_worst` (columns
-            ``index``, ``psnr``, ``ssim`` and usually ``name``).
+        best: best rows (columns ``index``, ``psnr``, ``ssim``, usually ``name``), or
+            the whole per-image table when ``worst`` is None.
+        worst: worst rows, or None.
         scale: 144 (``low_upsample``, x2) or 288 (``high_upsample``, x4).
+        k: images on each side when choosing here.
+        metric: ranking metric when choosing here (``psnr``, ``ssim``, ``mse``,
+            ``mae``).
+        zoom: add the two magnified columns.
 
     Returns:
-        A Figure of 4 rows by len(best) + len(worst) columns.
+        A Figure of len(best) + len(worst) rows and 4 (6 with zoom) columns.
 
     Raises:
         ValueError: on an unknown scale, a model without that output, or empty tables.
     """
-    from srkit import data, evaluate  # deferred: only this figure needs Keras
+    from srkit import data, evaluate, metrics  # deferred: only this figure needs Keras
 
     outputs = {side: name for name, side in OUTPUT_SCALES.items()}
     if scale not in outputs:
         raise ValueError(f"scale must be one of {sorted(outputs)}, got {scale!r}")
+    if worst is None:
+        best, worst = evaluate.best_worst(best, metric=metric, k=k, scale=scale)
     chosen = [("best", row) for row in best.to_dict("records")]
     chosen += [("worst", row) for row in worst.to_dict("records")]
     if not chosen:
@@ -299,29 +337,53 @@ def best_worst_figure(
             f"its outputs are {sorted(predictions)}"
         )
     factor = scale // data.LOW_SIZE
-    targets = subset.y2 if scale == data.MID_SIZE else subset.y4
-    inputs = np.asarray(subset.x)[indices]
+    inputs = np.asarray(subset.x, dtype=np.float32)[indices]
+    targets = np.asarray(subset.y2 if scale == data.MID_SIZE else subset.y4)[indices]
     bicubic = np.clip(data.upscale(inputs, factor), 0.0, 1.0)
-    rows = [
+    bicubic_scores = metrics.image_metrics(targets, bicubic).to_dict("records")
+    columns = [
         (f"input\n{inputs.shape[1]} px", inputs),
         (f"bicubic x{factor}", bicubic),
         (f"prediction x{factor}", predictions[output]),
-        (f"target\n{scale} px", np.asarray(targets)[indices]),
+        (f"target\n{scale} px", targets),
     ]
-    columns = len(chosen)
-    panel = min(WIDTH_INCHES / columns, 2.4)
-    figure = _figure(WIDTH_INCHES, panel * len(rows) + 1.2)
-    grid = figure.subplots(len(rows), columns, squeeze=False)
+    if zoom:
+        columns += [("prediction\nzoom", None), ("target\nzoom", None)]
+    label_inches = 1.4  # room for the row labels on the left
+    panel = min((WIDTH_INCHES - label_inches) / len(columns), 2.4)
+    figure = _figure(WIDTH_INCHES, (panel + 0.45) * len(chosen) + 0.8)
+    grid = figure.subplots(len(chosen), len(columns), squeeze=False)
     ranks = {"best": 0, "worst": 0}
-    for column, (kind, row) in enumerate(chosen):
+    for line, (kind, row) in enumerate(chosen):
         ranks[kind] += 1
+        prediction, target = predictions[output][line], targets[line]
+        size = max(scale // 4, 1)
+        top, left = _worst_window(prediction, target, size)
+        crops = [
+            image[top : top + size, left : left + size]
+            for image in (prediction, target)
+        ]
+        texts = ["", _metric_text(bicubic_scores[line], "\n"), _metric_text(row, "\n")]
+        for column, (title, images) in enumerate(columns):
+            axes = grid[line, column]
+            image = crops[column - 4] if images is None else images[line]
+            _show(axes, _as_image(image, title))
+            if line == 0:
+                axes.set_title(title, fontsize=9)
+            if column < len(texts) and texts[column]:
+                axes.set_xlabel(texts[column], fontsize=8)
+            if zoom and 1 <= column <= 3:
+                _outline(axes, top, left, size)
+            elif zoom and column == 0:
+                _outline(axes, top / factor, left / factor, size / factor)
         name = row.get("name", row["index"])
-        heading = "\n".join([f"{kind} {ranks[kind]}: {name}", _metric_text(row, "\n")])
-        for line, (label, images) in enumerate(rows):
-            _show(grid[line, column], _as_image(images[column], label))
-            if column == 0:
-                grid[line, column].set_ylabel(label, fontsize=9)
-        grid[0, column].set_title(heading, fontsize=8)
+        grid[line, 0].set_ylabel(
+            f"{kind} {ranks[kind]}\n{name}",
+            rotation=0,
+            ha="right",
+            va="center",
+            fontsize=9,
+        )
     figure.suptitle(f"{model.name}: best and worst validation images at x{factor}")
     return figure
 
@@ -424,6 +486,8 @@ def learning_curves(history: pd.DataFrame, title: str | None = None) -> Figure:
         axes.set_xlabel("epoch")
         axes.set_ylabel(name)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        # half an epoch of margin: a one-epoch run gets one tick, not a float scale
+        axes.set_xlim(float(np.min(epochs)) - 0.5, float(np.max(epochs)) + 0.5)
         axes.grid(alpha=0.3)
         axes.legend(fontsize=8)
     for number in range(len(panels), rows * columns):
@@ -525,34 +589,62 @@ def metric_bars(
 # ------------------------------------------------------------------------ GIFs
 
 
-def show_gif(path, width: int | None = None):
+class GifDisplay:
+    """An animated GIF for a notebook output, optionally with a bold title above.
+
+    Displayed as a Markdown title (when given) followed by an ``image/gif`` output
+    holding the file's bytes unchanged; see :func:`show_gif` for why.
+
+    Attributes:
+        image: the ``IPython.display.Image`` (``format="gif"``).
+        title: the title, or None.
+    """
+
+    def __init__(self, content: bytes, width: int | None, title: str | None):
+        from IPython.display import Image  # deferred: only notebooks need IPython
+
+        self.image = Image(data=content, format="gif", width=width)
+        self.title = title
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return self.image._repr_mimebundle_(include, exclude)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import Markdown, display
+
+        if self.title:
+            display(Markdown(f"**{self.title}**"))
+        display(self.image)
+
+
+def show_gif(path, width: int | None = None, title: str | None = None) -> GifDisplay:
     """Display an animated GIF in a notebook so the HTML book keeps it animated.
 
-    Returns ``IPython.display.Image(data=..., format="gif")``, whose output is the
-    ``image/gif`` MIME type with the file's bytes. Jupyter shows it natively, and
-    myst-nb (jupyter-book 1.x) renders ``image/gif`` outputs by writing the bytes
+    The output is the ``image/gif`` MIME type with the file's bytes (an
+    ``IPython.display.Image(data=..., format="gif")``). Jupyter shows it natively,
+    and myst-nb (jupyter-book 1.x) renders ``image/gif`` outputs by writing the bytes
     unchanged to a ``.gif`` file beside the page and linking it with ``<img>``
-    (``myst_nb.core.render.NbElementRenderer.render_image``, MIME priority 60 for
-    the html builder, above ``text/plain``), so every frame survives. A PNG
-    conversion or a matplotlib animation would lose frames or need JavaScript, and
-    an inline ``text/html`` data URI would bloat the page's HTML.
+    (``myst_nb.core.render.NbElementRenderer.render_image``; ``image/gif`` ranks
+    ahead of ``text/plain`` in its html render priority), so every frame survives.
+    A PNG conversion or a matplotlib animation would lose frames or need JavaScript,
+    and an inline ``text/html`` data URI would bloat the page's HTML.
 
     Args:
         path: a ``.gif`` file (e.g. ``gif_high_upsample.gif`` in a model folder).
         width: display width in pixels, or None for the file's own width.
+        title: shown in bold above the GIF (a separate Markdown output), or None.
 
     Returns:
-        An ``IPython.display.Image`` holding the GIF's bytes.
+        A :class:`GifDisplay`; the last expression of a cell or ``display(...)``
+        shows it.
 
     Raises:
         ValueError: for a missing file or one that is not a GIF.
     """
-    from IPython.display import Image  # deferred: only notebooks need IPython
-
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"GIF {str(path)!r} does not exist: train with gifs enabled")
     content = path.read_bytes()
     if not content.startswith(_GIF_SIGNATURES):
         raise ValueError(f"{str(path)!r} is not a GIF file (no GIF87a/GIF89a header)")
-    return Image(data=content, format="gif", width=width)
+    return GifDisplay(content, width, title)

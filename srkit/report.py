@@ -116,7 +116,16 @@ def _git_commit() -> str | None:
         if commit.returncode != 0:
             return None
         dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--", "srkit", "notebooks"],
+            [
+                "git",
+                "-C",
+                str(root),
+                "status",
+                "--porcelain",
+                "--",
+                "srkit",
+                "notebooks",
+            ],
             capture_output=True,
             text=True,
             timeout=10,
@@ -254,9 +263,7 @@ def check_params(model) -> str:
             f"{model.name}: {total:,} parameters ({trainable:,} trainable), but the "
             f"specification says {spec['params']:,} ({spec['trainable']:,} trainable)"
         )
-    return (
-        f"{model.name}: {total:,} parameters, {trainable:,} trainable, as specified."
-    )
+    return f"{model.name}: {total:,} parameters, {trainable:,} trainable, as specified."
 
 
 def results_table(evaluations, original: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -264,8 +271,8 @@ def results_table(evaluations, original: pd.DataFrame | None = None) -> pd.DataF
 
     Args:
         evaluations: one ``srkit.evaluate.Evaluation`` or a list of them.
-        original: the original report's table (``srkit.evaluate.load_original_results``);
-            loaded when None.
+        original: the original report's table
+            (``srkit.evaluate.load_original_results``); loaded when None.
 
     Returns:
         A DataFrame indexed by (scale, source, model) with the four metric columns.
@@ -303,7 +310,8 @@ def results_table(evaluations, original: pd.DataFrame | None = None) -> pd.DataF
     frame = pd.DataFrame(rows).drop_duplicates(subset=["scale", "source", "model"])
     order = {"this run": 0, "bicubic": 1, "original report": 2}
     frame = frame.sort_values(
-        ["scale", "source", "model"], key=lambda c: c.map(order) if c.name == "source" else c
+        ["scale", "source", "model"],
+        key=lambda c: c.map(order) if c.name == "source" else c,
     )
     return frame.set_index(["scale", "source", "model"]).round(
         {"mse": 5, "mae": 4, "psnr": 2, "ssim": 4}
@@ -314,10 +322,13 @@ def fit_summary(result) -> str:
     """One sentence on a finished ``srkit.train.fit`` call (epochs, time, speed)."""
     history = result.history
     epochs = int(history["epoch"].max()) if len(history) else 0
-    status = "loaded from an earlier run" if getattr(result, "skipped", False) else "trained"
+    status = (
+        "loaded from an earlier run" if getattr(result, "skipped", False) else "trained"
+    )
     return (
         f"{status}: {epochs} epoch{'s' if epochs != 1 else ''}, "
-        f"{result.wall_time_s:.1f} s, {result.train_images_per_s:.1f} training images/s "
+        f"{result.wall_time_s:.1f} s, "
+        f"{result.train_images_per_s:.1f} training images/s "
         f"({result.precision})."
     )
 
@@ -325,12 +336,14 @@ def fit_summary(result) -> str:
 def _gain_sentence(model: str, scale: int, ours: dict, bicubic: dict) -> str:
     gain = ours["psnr"] - bicubic["psnr"]
     ssim_gain = ours["ssim"] - bicubic["ssim"]
-    verdict = "beats" if gain > 0 else "does not beat"
+    if gain > 0:
+        verdict = f"{gain:.2f} dB above"
+    else:
+        verdict = f"{-gain:.2f} dB below"
     return (
         f"At {scale}x{scale}, `{model}` reaches {ours['psnr']:.2f} dB PSNR and SSIM "
-        f"{ours['ssim']:.3f}; it {verdict} bicubic interpolation "
-        f"({bicubic['psnr']:.2f} dB, SSIM {bicubic['ssim']:.3f}) by "
-        f"{gain:+.2f} dB and {ssim_gain:+.3f} SSIM."
+        f"{ours['ssim']:.3f}: {verdict} bicubic interpolation ({bicubic['psnr']:.2f} "
+        f"dB), with an SSIM difference of {ssim_gain:+.3f}."
     )
 
 
@@ -362,12 +375,14 @@ def takeaways(evaluations, original: pd.DataFrame | None = None):
             ours = table.loc[(model, scale)].to_dict()
             bicubic = table.loc[("bicubic", scale)].to_dict()
             sentence = _gain_sentence(model, int(scale), ours, bicubic)
-            match = original[(original["model"] == model) & (original["scale"] == scale)]
+            match = original[
+                (original["model"] == model) & (original["scale"] == scale)
+            ]
             if len(match):
                 reported = float(match["psnr"].iloc[0])
                 sentence += (
                     f" The original report gives {reported:.2f} dB for this model "
-                    f"and scale ({ours['psnr'] - reported:+.2f} dB from ours)."
+                    f"and scale; ours differs by {ours['psnr'] - reported:+.2f} dB."
                 )
             bullets.append("- " + sentence)
     return _markdown("\n".join(bullets))
@@ -433,3 +448,143 @@ def metric_agreement(y_true: np.ndarray, y_pred: np.ndarray) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def best_model(table: pd.DataFrame, scale: int = 288, metric: str = "psnr") -> str:
+    """Name of the model with the best mean ``metric`` at ``scale`` in a run.
+
+    Args:
+        table: ``srkit.evaluate.collect_metrics`` output (bicubic rows are ignored).
+        scale: output size, 144 or 288.
+        metric: one of ``METRICS``; lower wins for mse and mae.
+
+    Returns:
+        The model's registry name.
+
+    Raises:
+        ValueError: if no model has a row at that scale.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; choose one of {METRICS}")
+    rows = table[(table["model"] != "bicubic") & (table["scale"] == scale)]
+    if rows.empty:
+        raise ValueError(f"no model has results at scale {scale}")
+    ranked = rows.sort_values(metric, ascending=metric in ("mse", "mae"))
+    return str(ranked["model"].iloc[0])
+
+
+class TrainingGif:
+    """A model's training GIF: ``model`` (registry name) and ``path``."""
+
+    def __init__(self, model: str, path: Path):
+        self.model = model
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"TrainingGif({self.model!r}, {str(self.path)!r})"
+
+
+def training_gifs(run_dir: str | os.PathLike) -> list[TrainingGif]:
+    """The training GIF of every model trained in a run, in zoo order.
+
+    For each model the GIF of its largest output is taken (x4 when it has one).
+
+    Args:
+        run_dir: the run folder.
+
+    Returns:
+        A list of ``TrainingGif``; models without a GIF are left out.
+    """
+    from srkit import models
+
+    gifs = []
+    for name in models.MODEL_NAMES:
+        folder = Path(run_dir) / "models" / name
+        for output in ("high_upsample", "low_upsample"):
+            path = folder / f"gif_{output}.gif"
+            if path.is_file():
+                gifs.append(TrainingGif(name, path))
+                break
+    return gifs
+
+
+def conclusions(table: pd.DataFrame, original: pd.DataFrame | None = None):
+    """Sentences on a whole run: best models, bicubic, and the original report.
+
+    Args:
+        table: ``srkit.evaluate.collect_metrics`` output.
+        original: the original report's table; loaded when None.
+
+    Returns:
+        An ``IPython.display.Markdown`` bullet list whose numbers all come from
+        ``table`` and ``original``.
+    """
+    from srkit import evaluate
+
+    if original is None:
+        original = evaluate.load_original_results()
+    bullets = []
+    models_only = table[table["model"] != "bicubic"]
+    for scale in sorted(models_only["scale"].unique()):
+        rows = models_only[models_only["scale"] == scale]
+        bicubic = table[(table["model"] == "bicubic") & (table["scale"] == scale)]
+        best = rows.sort_values("psnr", ascending=False).iloc[0]
+        best_ssim = rows.sort_values("ssim", ascending=False).iloc[0]
+        text = (
+            f"At {scale}x{scale}, the highest PSNR is {best['psnr']:.2f} dB "
+            f"(`{best['model']}`) and the highest SSIM {best_ssim['ssim']:.3f} "
+            f"(`{best_ssim['model']}`)."
+        )
+        if len(bicubic):
+            reference = float(bicubic["psnr"].iloc[0])
+            beaten = int((rows["psnr"] > reference).sum())
+            text += (
+                f" {beaten} of {len(rows)} models beat bicubic interpolation "
+                f"({reference:.2f} dB) on PSNR."
+            )
+        reported = original[original["scale"] == scale]
+        if len(reported):
+            top = reported.sort_values("psnr", ascending=False).iloc[0]
+            text += (
+                f" In the original report the best was `{top['model']}` with "
+                f"{top['psnr']:.2f} dB."
+            )
+        bullets.append("- " + text)
+    merged = models_only.merge(original, on=["model", "scale"], suffixes=("", "_orig"))
+    if len(merged):
+        gap = (merged["psnr"] - merged["psnr_orig"]).mean()
+        bullets.append(
+            f"- Over the {len(merged)} model and scale pairs both tables share, our "
+            f"PSNR differs from the original report's by {gap:+.2f} dB on average. "
+            "The banner above states the data and epochs behind our numbers; the "
+            "original study trained on PASCAL VOC 2007 images."
+        )
+    return _markdown("\n".join(bullets))
+
+
+def _cell(value) -> str:
+    return " ".join(str(value).split()).replace("|", "\\|")
+
+
+def markdown_table(frame: pd.DataFrame, index: bool = False):
+    """Display a small DataFrame as a Markdown table.
+
+    The book parses Markdown outputs with MyST, so ``$...$`` in a cell becomes math
+    (an HTML table output would show the dollar signs).
+
+    Args:
+        frame: the table; values are written with ``str``.
+        index: whether to include the index as the first column.
+
+    Returns:
+        An ``IPython.display.Markdown`` object.
+    """
+    if index:
+        frame = frame.reset_index()
+    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    body = [
+        "| " + " | ".join(_cell(v) for v in row) + " |"
+        for row in frame.itertuples(index=False)
+    ]
+    return _markdown("\n".join([header, rule, *body]))

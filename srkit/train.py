@@ -22,10 +22,14 @@ configuration, so ``keras.saving.load_model(path)`` works with or without
 optimizer variables, which :func:`fit` restores with ``load_weights`` to resume.
 
 Calling :func:`fit` again on the same folder with the same settings resumes after
-the last completed epoch, or returns the finished run without training
-(``skipped=True``). Different settings start the run over, with a warning naming the
+the last completed epoch (weights, Adam state and step counter, epoch number and
+history; the data order after resuming differs from an uninterrupted run's, so the
+numbers are close but not bit-identical), extends a finished run when ``epochs``
+grew, or returns the finished run without training (``skipped=True``). Different
+settings (loss, learning rate, batch size, precision, seed, model, data, or fewer
+epochs than already done) start the run over, with a warning naming the
 differences: the folder then holds what the new settings produce, which is what a
-parameterized rerun of the pipeline expects (``force=True`` starts over always).
+parameterized rerun of the pipeline expects. ``force=True`` always starts over.
 """
 
 from __future__ import annotations
@@ -236,13 +240,15 @@ def prepare_model(
 ) -> keras.Model:
     """Return ``model`` compiled for training, rebuilt under ``precision`` if needed.
 
-    For "float32" the model itself is compiled (and later trained in place). For
-    "mixed_bfloat16" a clone is built under that dtype policy (bfloat16 compute,
-    float32 variables) with the model's weights copied in, except that the output
-    layers stay float32 so losses and metrics see float32 predictions; the caller's
-    model is left untouched. Compilation: Adam(``learning_rate``), the named loss on
-    every output (Keras sums the heads' losses), metrics MSE, MAE, PSNR and SSIM on
-    every output.
+    For "float32" a float32 model itself is compiled (and later trained in place).
+    Otherwise a clone is built under the ``precision`` dtype policy (for
+    "mixed_bfloat16": bfloat16 compute, float32 variables) with the model's weights
+    copied in, except that the output layers stay float32 so losses and metrics see
+    float32 predictions; the caller's model is left untouched. A model with
+    bfloat16 layers asked to train in "float32" is cloned back to float32.
+
+    Compilation: Adam(``learning_rate``), the named loss on every output (Keras sums
+    the heads' losses), metrics MSE, MAE, PSNR and SSIM on every output.
 
     Args:
         model: a built functional model whose outputs are named in ``TARGETS``.
@@ -260,7 +266,9 @@ def prepare_model(
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     outputs = _check_outputs(model)
-    if precision != "float32":
+    policies = {layer.dtype_policy.name for layer in model.layers}
+    if precision != "float32" or policies - {"float32"}:
+        # e.g. the bfloat16 best model of a first round retrained in float32
         model = _clone_with_policy(model, precision)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
@@ -514,7 +522,8 @@ def fit(
         model: built Keras model, input (None, None, 3), outputs named
             ``low_upsample`` and/or ``high_upsample``. With "float32" it is trained
             in place (it ends with the last epoch's weights); with
-            "mixed_bfloat16" a clone is trained and ``model`` is unchanged.
+            "mixed_bfloat16" (or a bfloat16 model in "float32") a clone is
+            trained and ``model`` is unchanged.
         split: object with ``train`` and ``val`` subsets (``srkit.data.Split``):
             ``x`` float32 (n, h, w, 3) RGB in [0, 1], ``y2`` (n, 2h, 2w, 3), ``y4``
             (n, 4h, 4w, 3); optional ``info`` dict whose ``key`` identifies the data.

@@ -131,6 +131,17 @@ def test_per_image_rows_count_images_times_outputs(evaluation, subset):
     assert list(single.table["model"]) == ["s", "bicubic"]
 
 
+def test_bicubic_only_evaluation(evaluation, subset):
+    baseline = evaluate.evaluate(None, subset)
+    assert baseline.model_name == "bicubic"
+    assert list(baseline.table["model"]) == ["bicubic", "bicubic"]
+    assert list(baseline.table["scale"]) == [144, 288]
+    assert baseline.per_image.empty
+    assert list(baseline.per_image.columns) == evaluate.PER_IMAGE_COLUMNS
+    expected = evaluation.table.query("model == 'bicubic'").reset_index(drop=True)
+    pd.testing.assert_frame_equal(baseline.table, expected)
+
+
 def test_evaluate_rejects_bad_input(model, subset):
     with pytest.raises(ValueError, match="batch_size"):
         evaluate.evaluate(model, subset, batch_size=0)
@@ -290,6 +301,54 @@ def test_write_read_collect_round_trip(tmp_path, evaluation, subset):
     per_step = evaluate.collect_metrics(tmp_path, bicubic="per_step")
     assert len(per_step.query("model == 'bicubic'")) == 3
     assert "bicubic" not in set(evaluate.collect_metrics(tmp_path, "none")["model"])
+    compared = evaluate.comparison_table(table)
+    assert list(compared.columns[:3]) == ["step", "model", "scale"]
+    assert compared.loc[0, "psnr_bicubic"] == pytest.approx(
+        table.query("model == 'bicubic' and scale == 144")["psnr"].item()
+    )
+    assert compared["psnr_original"].notna().sum() == 20  # every original row kept
+
+
+class FakeFitResult:
+    """The attributes of srkit.train.FitResult that write_metrics reads."""
+
+    def __init__(self):
+        self.history = pd.DataFrame({"epoch": [1, 2, 3], "loss": [3.0, 2.0, 1.0]})
+        self.wall_time_s = 12.5
+        self.train_images_per_s = np.float64(40.0)
+        self.precision = "float32"
+        self.settings = {"loss": "psnr", "epochs": 5, "n_train": 16, "n_val": 4}
+        self.model = None
+
+
+def test_write_metrics_takes_fit_results_and_bicubic_only(tmp_path, evaluation, subset):
+    baseline = evaluate.evaluate(None, subset)
+    path = evaluate.write_metrics(
+        tmp_path / "metrics.json", [(evaluation, FakeFitResult()), baseline], step="04"
+    )
+    first, second = evaluate.read_metrics(path)["models"]
+    assert first["loss"] == "psnr" and first["epochs"] == 3  # rows of the history
+    assert first["n_train"] == 16 and first["n_val"] == 4
+    assert first["train_images_per_s"] == 40.0 and first["wall_time_s"] == 12.5
+    assert second["model"] == "bicubic" and second["metrics"] == []
+    assert [row["scale"] for row in second["bicubic"]] == [144, 288]
+    with pytest.raises(ValueError, match="info must be"):
+        evaluate.write_metrics(tmp_path / "m.json", [(evaluation, 3)], step="04")
+
+
+def test_write_summary_is_ignored_by_collect(tmp_path, evaluation):
+    evaluate.write_metrics(
+        tmp_path / "steps" / "03_multi" / "metrics.json", evaluation, step="03"
+    )
+    table = evaluate.collect_metrics(tmp_path)
+    path = evaluate.write_summary(
+        tmp_path / "steps" / "12_summary" / "metrics.json",
+        evaluate.comparison_table(table),
+    )
+    document = evaluate.read_metrics(path)
+    assert document["step"] == "12_summary" and document["models"] == []
+    assert len(document["summary"]) == len(evaluate.comparison_table(table))
+    pd.testing.assert_frame_equal(evaluate.collect_metrics(tmp_path), table)
 
 
 def test_read_metrics_rejects_wrong_schema(tmp_path, evaluation):

@@ -102,10 +102,27 @@ def test_best_worst_figure():
     result = evaluate.evaluate(model, subset)
     best, worst = evaluate.best_worst(result.per_image, "ssim", k=2, scale=288)
     figure = rendered(plots.best_worst_figure(model, subset, best, worst, 288))
-    assert len(figure.axes) == 4 * 4
-    assert figure.axes[0].get_title().startswith("best 1: crop_")
+    assert len(figure.axes) == 4 * 6  # 4 images x (4 views + 2 zooms)
+    assert figure.axes[0].get_ylabel().startswith("best 1\ncrop_")
+    assert figure.axes[2].get_xlabel().startswith("PSNR ")
+    zoomed = figure.axes[4].get_images()[0].get_array()
+    assert zoomed.shape[:2] == (72, 72)  # a quarter of the 288 px side
+    # notebooks pass the per-image table and let the figure choose
+    figure = rendered(
+        plots.best_worst_figure(model, subset, result.per_image, scale=144, k=1)
+    )
+    assert len(figure.axes) == 2 * 6
+    plain = plots.best_worst_figure(model, subset, best, worst, 288, zoom=False)
+    assert len(plain.axes) == 4 * 4
     with pytest.raises(ValueError, match="scale"):
         plots.best_worst_figure(model, subset, best, worst, 72)
+
+
+def test_worst_window_finds_the_largest_error():
+    prediction = np.zeros((40, 40, 3), np.float32)
+    target = prediction.copy()
+    target[25:35, 5:15] = 1.0
+    assert plots._worst_window(prediction, target, 10) == (25, 5)
 
 
 def two_output_history(epochs: int) -> pd.DataFrame:
@@ -179,8 +196,22 @@ def test_show_gif_keeps_the_bytes(tmp_path):
     bundle, metadata = shown._repr_mimebundle_()
     assert base64.b64decode(bundle["image/gif"]) == path.read_bytes()
     assert metadata["image/gif"]["width"] == 120
+    assert shown.title is None
+    assert plots.show_gif(path, title="dts_model").title == "dts_model"
     with pytest.raises(ValueError, match="does not exist"):
         plots.show_gif(tmp_path / "missing.gif")
     (tmp_path / "fake.gif").write_bytes(b"\x89PNG not a gif")
     with pytest.raises(ValueError, match="not a GIF"):
         plots.show_gif(tmp_path / "fake.gif")
+
+
+def test_show_gif_displays_title_then_gif(tmp_path, monkeypatch):
+    import IPython.display
+
+    path = tmp_path / "training.gif"
+    iio.imwrite(path, np.zeros((2, 8, 8, 3), np.uint8), extension=".gif")
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
+    plots.show_gif(path, title="dts_model")._ipython_display_()
+    assert shown[0].data == "**dts_model**"
+    assert shown[1].data == path.read_bytes()

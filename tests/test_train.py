@@ -236,6 +236,10 @@ def test_mixed_bfloat16_trains_a_clone_with_float32_outputs(split, tmp_path):
         np.testing.assert_array_equal(a, b)  # the caller's model is untouched
     assert keras.config.dtype_policy().name == "float32"  # global policy restored
 
+    # Retraining the bfloat16 best model in float32 (step 11's second round)
+    again = run_fit(split, tmp_path / "f32", epochs=1, model=result.model)
+    assert {layer.dtype_policy.name for layer in again.model.layers} == {"float32"}
+
 
 def test_same_seed_gives_the_same_history(split, tmp_path):
     first = run_fit(split, tmp_path / "a", epochs=1, gif=False)

@@ -1,0 +1,260 @@
+"""Training throughput of the zoo, float32 vs mixed bfloat16 (``-m srkit.bench_train``).
+
+This module owns one question: on this machine, how many training images per
+second does each zoo model reach when compiled exactly as :func:`srkit.train.fit`
+compiles it (its default loss on every output, Adam, the MSE/MAE/PSNR/SSIM metrics),
+in ``float32`` and in ``mixed_bfloat16``? It trains each model for a short fixed
+budget (one untimed warm-up batch that traces the graph, then ``--steps`` timed
+batches) on the bundled sample data, and prints one table with both precisions side
+by side, together with the CPU flags that decide whether bfloat16 is computed by
+hardware (``avx512_bf16``, ``amx_bf16``) or emulated. The weights are random and the
+budget tiny: the numbers describe speed only. ``srkit.bench`` measures raw
+train/inference speed and FLOP rates on random data; this benchmark measures the
+training step that ``fit`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["cpu_flags", "main", "measure", "run"]
+
+# CPU features relevant to bfloat16 and to the float32 kernels, as /proc/cpuinfo
+# spells them (Linux); avx512_bf16 / amx_bf16 mean hardware bfloat16 arithmetic.
+BF16_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile", "avx512f", "avx512_vnni", "avx2")
+DEFAULT_STEPS = 3
+DEFAULT_BATCH = 8
+DEFAULT_IMAGES = 24
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+
+def cpu_flags(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> dict[str, object]:
+    """Read the CPU model name and the bfloat16-relevant feature flags.
+
+    Args:
+        cpuinfo: path of the Linux ``/proc/cpuinfo`` file.
+
+    Returns:
+        ``{"model": str, "cores": int, <flag>: bool for each of BF16_FLAGS}``; the
+        flags are all False (and model "unknown") where the file is missing.
+    """
+    model, flags = platform.processor() or "unknown", set()
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and model in ("unknown", "", "x86_64"):
+            model = value.strip()
+        elif key.strip() == "flags" and not flags:
+            flags = set(value.split())
+    return {
+        "model": model,
+        "cores": os.cpu_count() or 0,
+        **{flag: flag in flags for flag in BF16_FLAGS},
+    }
+
+
+def _targets(subset, outputs, index):
+    from srkit.train import TARGETS
+
+    arrays = {name: getattr(subset, TARGETS[name])[index] for name in outputs}
+    return arrays[outputs[0]] if len(outputs) == 1 else arrays
+
+
+def measure(
+    name: str, split, precision: str, steps: int, batch_size: int, warmup: int = 1
+) -> float:
+    """Training images per second of one zoo model at one precision.
+
+    Args:
+        name: a name from ``srkit.models.MODEL_NAMES``.
+        split: a ``srkit.data.Split``; batches cycle through ``split.train``.
+        precision: "float32" or "mixed_bfloat16".
+        steps: timed training batches (>= 1).
+        batch_size: images per batch (>= 1).
+        warmup: untimed batches first (graph tracing happens there).
+
+    Returns:
+        ``batch_size / median seconds`` of the timed ``train_on_batch`` calls.
+    """
+    import keras
+
+    from srkit import models, train
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    model = models.build(name, vgg_weights="random")
+    loss = models.MODEL_INFO[name]["loss"]
+    trained = train.prepare_model(model, loss, 1e-3, precision)
+    outputs = list(trained.output_names)
+    n_train = len(split.train.x)
+
+    def step(number):
+        index = (number * batch_size + np.arange(batch_size)) % n_train
+        trained.train_on_batch(
+            split.train.x[index], _targets(split.train, outputs, index)
+        )
+
+    for number in range(warmup):
+        step(number)
+    seconds = []
+    for number in range(warmup, warmup + steps):
+        started = time.perf_counter()
+        step(number)  # train_on_batch returns numbers, so the step has finished
+        seconds.append(time.perf_counter() - started)
+    gc.collect()
+    # The median step resists a stray slow step (another process, a GC pause).
+    return batch_size / float(np.median(seconds))
+
+
+def run(
+    names: Sequence[str],
+    split,
+    steps: int = DEFAULT_STEPS,
+    batch_size: int = DEFAULT_BATCH,
+    precisions: Sequence[str] = PRECISIONS,
+    progress=None,
+) -> pd.DataFrame:
+    """Measure every model at every precision.
+
+    Args:
+        names: zoo model names.
+        split: the data (see :func:`measure`).
+        steps: timed batches per measurement.
+        batch_size: images per batch.
+        precisions: precisions to compare.
+        progress: optional callable receiving one line per measurement.
+
+    Returns:
+        DataFrame indexed by model: ``params``, one ``<precision> img/s`` column per
+        precision and, with both precisions, ``bf16/fp32`` (the speed ratio).
+    """
+    from srkit import models
+
+    rows = []
+    for name in names:
+        row = {"model": name, "params": models.MODEL_INFO[name]["params"]}
+        for precision in precisions:
+            rate = measure(name, split, precision, steps, batch_size)
+            row[f"{precision} img/s"] = rate
+            if progress:
+                progress(f"{name:<45} {precision:<15} {rate:8.2f} img/s")
+        rows.append(row)
+    table = pd.DataFrame(rows).set_index("model")
+    if set(PRECISIONS) <= set(precisions):
+        table["bf16/fp32"] = table["mixed_bfloat16 img/s"] / table["float32 img/s"]
+    return table
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m srkit.bench_train",
+        description=(
+            "Training images/s of each zoo model as srkit.train.fit compiles it, "
+            "float32 and mixed_bfloat16 side by side, on the bundled sample data "
+            "(random VGG weights; speed only). Prints the CPU's bfloat16 flags."
+        ),
+    )
+    parser.add_argument(
+        "--models", default="all", help="comma-separated names or 'all'"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=DEFAULT_STEPS, help="timed batches"
+    )
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
+    parser.add_argument(
+        "--n-images", type=int, default=DEFAULT_IMAGES, help="sample crops to prepare"
+    )
+    parser.add_argument(
+        "--precisions",
+        default=",".join(PRECISIONS),
+        help="comma-separated subset of float32,mixed_bfloat16",
+    )
+    parser.add_argument("--cache-dir", default=None, help="srkit.data cache folder")
+    parser.add_argument("--csv", default=None, help="also write the table to this CSV")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
+    arguments = _parser().parse_args(argv)
+    from srkit import models
+
+    names = (
+        list(models.MODEL_NAMES)
+        if arguments.models == "all"
+        else [name.strip() for name in arguments.models.split(",") if name.strip()]
+    )
+    unknown = [name for name in names if name not in models.MODEL_NAMES]
+    precisions = [p.strip() for p in arguments.precisions.split(",") if p.strip()]
+    bad = [p for p in precisions if p not in PRECISIONS]
+    if unknown or bad or arguments.steps < 1 or arguments.batch_size < 1:
+        print(
+            f"bad arguments: unknown models {unknown}, unknown precisions {bad}, "
+            f"steps {arguments.steps}, batch size {arguments.batch_size}; models are "
+            f"{', '.join(models.MODEL_NAMES)}",
+            file=sys.stderr,
+        )
+        return 2
+
+    import keras
+
+    from srkit import data
+
+    flags = cpu_flags()
+    print(f"CPU: {flags['model']} ({flags['cores']} cores)")
+    print(
+        "bf16-relevant flags: "
+        + ", ".join(f"{f}={'yes' if flags[f] else 'no'}" for f in BF16_FLAGS)
+    )
+    hardware = flags["avx512_bf16"] or flags["amx_bf16"]
+    print(
+        "bfloat16 arithmetic: "
+        + ("in hardware (oneDNN kernels)" if hardware else "emulated (expect slower)")
+    )
+    print(
+        f"keras {keras.__version__}, backend {keras.backend.backend()}, "
+        f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default')}"
+    )
+    split = data.prepare(
+        "sample",
+        n_images=arguments.n_images,
+        cache_dir=arguments.cache_dir,
+        progress=False,
+    )
+    print(
+        f"data: sample, {len(split.train.x)} training crops of 72x72; batch "
+        f"{arguments.batch_size}, 1 warm-up batch + {arguments.steps} timed batches "
+        "(img/s from the median batch time)"
+    )
+    started = time.perf_counter()
+    table = run(
+        names,
+        split,
+        arguments.steps,
+        arguments.batch_size,
+        precisions,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    print()
+    print(table.to_string(float_format=lambda value: f"{value:.2f}"))
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+    if arguments.csv:
+        table.to_csv(arguments.csv)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
