@@ -480,7 +480,7 @@ def _resume_state(train_model, run_dir: Path, rows: list[dict], steps_per_epoch:
             f"cannot resume from {run_dir / LAST_FILE}: {error}", stacklevel=3
         )
         return None
-    steps = int(train_model.optimizer.iterations.numpy())
+    steps = int(keras.ops.convert_to_numpy(train_model.optimizer.iterations))
     epochs, remainder = divmod(steps, steps_per_epoch)
     if remainder or epochs == 0 or epochs > len(rows):
         warnings.warn(
