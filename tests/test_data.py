@@ -507,9 +507,11 @@ def build_voc_tar(tmp_path: Path, extra_members=()) -> tuple[Path, str]:
     return archive, "md5:" + hashlib.md5(archive.read_bytes()).hexdigest()
 
 
-def test_fetch_voc2007_extracts_and_then_stays_offline(tmp_path):
+def test_fetch_voc2007_extracts_and_then_stays_offline(tmp_path, monkeypatch):
     archive, known_hash = build_voc_tar(tmp_path)
     cache = tmp_path / "cache"
+    # prepare() keeps the VOC download in the user-wide cache, shared by all runs
+    monkeypatch.setenv("SRKIT_CACHE", str(cache))
     images = data.fetch_voc2007(cache, url=archive.as_uri(), known_hash=known_hash)
     assert images == cache / "voc2007" / "VOCdevkit" / "VOC2007" / "JPEGImages"
     assert sorted(p.name for p in images.iterdir()) == [
@@ -526,8 +528,10 @@ def test_fetch_voc2007_extracts_and_then_stays_offline(tmp_path):
     )
     assert again == images
     # prepare("voc2007") uses the extracted folder (resize mode by default).
-    split = data.prepare("voc2007", n_images=3, cache_dir=cache, progress=False)
+    run_cache = tmp_path / "run" / "data"
+    split = data.prepare("voc2007", n_images=3, cache_dir=run_cache, progress=False)
     assert len(split.train) + len(split.val) == 3
+    assert not (run_cache / "voc2007").exists()  # no second copy per run
     assert split.info["mode"] == "resize" and split.val.x.shape[1:] == (72, 72, 3)
 
 
