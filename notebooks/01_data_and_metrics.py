@@ -21,7 +21,7 @@
 # It writes the prepared data to the run's cache and the bicubic baseline of the
 # validation images to `metrics.json`.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-cell"]
 profile: str = "smoke"  # parameter profile this page ran with
 run_dir: str = ""  # run folder (absolute); empty means <project>/runs/notebook
 data_source: str = "sample"  # sample | folder:PATH | voc2007

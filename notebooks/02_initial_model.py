@@ -21,7 +21,7 @@
 # The step reads the prepared images from the run's data cache and writes both trained
 # models, their histories, GIFs and `metrics.json` into the run folder.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-cell"]
 profile: str = "smoke"  # parameter profile this page ran with
 run_dir: str = ""  # run folder (absolute); empty means <project>/runs/notebook
 data_source: str = "sample"  # sample | folder:PATH | voc2007

@@ -20,7 +20,7 @@
 #
 # It reads only the run folder and writes the combined table to `metrics.json`.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-cell"]
 profile: str = "smoke"  # parameter profile this page ran with
 run_dir: str = ""  # run folder (absolute); empty means <project>/runs/notebook
 data_source: str = "sample"  # sample | folder:PATH | voc2007
@@ -49,14 +49,22 @@ report.banner(profile, split)
 # %% [markdown]
 # ## All models at both scales
 #
-# Mean validation metrics of every model of this run, the original report's values for
-# the same model and scale, and bicubic interpolation. Steps 02 to 07 and the result
-# models may have used different image sets (see each page's banner), so compare rows
-# of the same group.
+# Mean validation PSNR (dB) and SSIM of every model of this run, the original report's
+# values for the same model and scale, and bicubic interpolation. Steps 02 to 07 and
+# the result models may have used different image sets (see each page's banner), so
+# compare rows of the same group.
 
 # %%
-comparison = evaluate.comparison_table(ours, original)
-comparison
+# bicubic per step: each row's baseline is scored on that step's validation images
+per_step = evaluate.collect_metrics(RUN, bicubic="per_step")
+comparison = evaluate.comparison_table(per_step, original)
+report.summary_table(comparison, ("psnr", "ssim"))
+
+# %% [markdown]
+# The same rows for the two error measures, MSE and MAE (lower is better):
+
+# %%
+report.summary_table(comparison, ("mse", "mae"))
 
 # %% [markdown]
 # ## Each metric across models

@@ -1327,7 +1327,10 @@ def _parameter_section(steps: dict) -> list[str]:
     lines = ["## Parameters", "", "Values shared by every step that declares them:", ""]
     lines += _table(
         ["parameter", "value", "steps"],
-        [(n, f"`{v}`", len(by_name[n])) for n, v in common.items()],
+        [
+            (n, f"`{v}`" if v != "" else "(empty)", len(by_name[n]))
+            for n, v in common.items()
+        ],
     )
     varying = [n for n in by_name if n not in common]
     if varying:

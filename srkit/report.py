@@ -229,7 +229,12 @@ def banner(
     commit = f", commit {info['commit']}" if info["commit"] else ""
     parts.append(f"srkit {info['srkit']}{commit}")
     kind = "warning" if profile == "smoke" else "note"
-    lines = [f":::{{{kind}}} Run banner", " · ".join(parts) + "."]
+    lines = [
+        ":::{admonition} Run banner",
+        f":class: {kind}",
+        "",
+        " · ".join(parts) + ".",
+    ]
     if profile == "smoke":
         lines.append(
             "\nThis page ran with the **smoke** profile: every model sees a few dozen "
@@ -588,3 +593,30 @@ def markdown_table(frame: pd.DataFrame, index: bool = False):
         for row in frame.itertuples(index=False)
     ]
     return _markdown("\n".join([header, rule, *body]))
+
+
+def summary_table(
+    comparison: pd.DataFrame, metrics: tuple[str, ...] = ("psnr", "ssim")
+) -> pd.DataFrame:
+    """A compact view of ``srkit.evaluate.comparison_table`` for a book page.
+
+    Args:
+        comparison: the output of ``comparison_table`` (columns ``<metric>_ours``,
+            ``<metric>_original``, ``<metric>_bicubic``).
+        metrics: which metrics to show, each as three columns (this run, original
+            report, bicubic).
+
+    Returns:
+        A DataFrame indexed by (scale, model), models in zoo order within a scale.
+    """
+    labels = {"ours": "this run", "original": "original report", "bicubic": "bicubic"}
+    decimals = {"mse": 5, "mae": 4, "psnr": 2, "ssim": 3}
+    columns = {
+        f"{metric}_{source}": f"{metric.upper()} {label}"
+        for metric in metrics
+        for source, label in labels.items()
+    }
+    table = comparison.sort_values("scale", kind="stable")
+    table = table.set_index(["scale", "model"])[list(columns)]
+    table = table.round({key: decimals[key.split("_")[0]] for key in columns})
+    return table.rename(columns=columns)
