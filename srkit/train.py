@@ -493,6 +493,25 @@ def _resume_state(train_model, run_dir: Path, rows: list[dict], steps_per_epoch:
     return epochs
 
 
+def _result(
+    rows, started, n_train, run_dir, outputs, precision, resumed_from, settings
+):
+    """The FitResult of a finished (or skipped, when nothing was run) fit call."""
+    history = pd.DataFrame(rows)
+    return FitResult(
+        history=history,
+        wall_time_s=time.perf_counter() - started,
+        train_images_per_s=_images_per_s(history, n_train),
+        paths=_paths(run_dir, outputs),
+        model=_load_best(run_dir),
+        resumed_from=resumed_from,
+        precision=precision,
+        skipped=len(rows) == resumed_from,
+        epochs_run=len(rows) - resumed_from,
+        settings=settings,
+    )
+
+
 def fit(
     model: keras.Model,
     split,
@@ -600,18 +619,8 @@ def fit(
     same_run = not force and not differences and done > 0 and has_files
     finished = same_run and previous.get("status") == "complete" and done == epochs
     if finished and previous.get("epochs_completed") == done:
-        history = pd.DataFrame(rows)
-        return FitResult(
-            history=history,
-            wall_time_s=time.perf_counter() - started,
-            train_images_per_s=_images_per_s(history, n_train),
-            paths=_paths(run_dir, outputs),
-            model=_load_best(run_dir),
-            resumed_from=done,
-            precision=precision,
-            skipped=True,
-            epochs_run=0,
-            settings=previous,
+        return _result(
+            rows, started, n_train, run_dir, outputs, precision, done, previous
         )
     resume = same_run
     if done and not force and differences:
@@ -694,16 +703,6 @@ def fit(
         settings["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         _write_json(run_dir / SETTINGS_FILE, settings)
 
-    history = pd.DataFrame(rows)
-    return FitResult(
-        history=history,
-        wall_time_s=time.perf_counter() - started,
-        train_images_per_s=_images_per_s(history, n_train),
-        paths=_paths(run_dir, outputs),
-        model=_load_best(run_dir),
-        resumed_from=resumed_from,
-        precision=precision,
-        skipped=False,
-        epochs_run=len(rows) - resumed_from,
-        settings=settings,
+    return _result(
+        rows, started, n_train, run_dir, outputs, precision, resumed_from, settings
     )
