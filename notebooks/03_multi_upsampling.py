@@ -68,10 +68,11 @@ plots.sample_grid(split.val, n=3)
 # %% [markdown]
 # ## Model
 #
-# Two 3x3 convolutions with 64 filters, a nearest-neighbour upsampling that feeds the
+# Two 3x3 convolutions with 64 filters, a bilinear upsampling that feeds the
 # `low_upsample` head (a 1x1 convolution to three colour channels), and a second
-# upsampling that feeds the `high_upsample` head. The only new parameters are the 195 of
-# the second head.
+# bilinear upsampling that feeds the `high_upsample` head. From here on the fixed
+# upsampling layers are bilinear, the variant the original study preferred in step 02.
+# The only new parameters are the 195 of the second head.
 
 # %%
 model = models.build(MODEL)
