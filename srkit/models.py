@@ -147,6 +147,7 @@ MODEL_NAMES: tuple[str, ...] = tuple(MODEL_INFO)
 
 # Seed of the "random" VGG weights, so that every build gives the same features.
 VGG_RANDOM_SEED = 0
+VGG_INPUT_RANGE = 255.0  # VGG preprocessing scales [0, 1] pixels to 0-255
 # keras.applications.VGG16(include_top=False) weights: URL, cache name and MD5
 # as in keras/src/applications/vgg16.py.
 VGG16_NOTOP_URL = (
@@ -175,13 +176,19 @@ _HOW_TO = (
 
 def _random_vgg_weights() -> list[np.ndarray]:
     # Glorot-uniform kernels (the Keras default) and zero biases, from a fixed
-    # numpy generator: identical on every backend and every call.
+    # numpy generator: identical on every backend and every call. The first kernel
+    # is divided by VGG_INPUT_RANGE: the block sees VGG-preprocessed pixels (about
+    # -124 to 152), and unscaled random features of that size (up to ~50) start the
+    # heads at predictions of +-30 and made a quick-profile run diverge at lr 1e-3.
+    # Scaled, the random features have the size of features of [0, 1] images.
     rng = np.random.default_rng(VGG_RANDOM_SEED)
     weights = []
     for c_in, c_out in ((3, 64), (64, 64)):
         fan_in, fan_out = 9 * c_in, 9 * c_out
         limit = np.sqrt(6.0 / (fan_in + fan_out))
         kernel = rng.uniform(-limit, limit, size=(3, 3, c_in, c_out))
+        if c_in == 3:
+            kernel /= VGG_INPUT_RANGE
         weights += [kernel.astype("float32"), np.zeros(c_out, "float32")]
     return weights
 
