@@ -84,8 +84,8 @@ plots.metric_bars(ours, metric="mae", original=original)
 # %% [markdown]
 # ## The best model's best reconstruction
 #
-# The model with the highest PSNR at 288 px in this run, on its best validation image,
-# with a magnified region of prediction and target.
+# The model with the highest PSNR at 288 px in this run, on its best and its worst
+# validation image, with a magnified region of prediction and target.
 
 # %%
 best_name = report.best_model(ours, scale=288)
