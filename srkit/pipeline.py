@@ -651,7 +651,8 @@ def collect_versions() -> dict[str, str]:
     return versions
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The processor's model name (from /proc/cpuinfo where there is one)."""
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.lower().startswith("model name"):
@@ -659,7 +660,8 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _ram_gib() -> float | None:
+def ram_gib() -> float | None:
+    """Total memory in GiB, rounded to 0.1, or None when it cannot be read."""
     with contextlib.suppress(OSError, ValueError, IndexError):
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal:"):
@@ -708,9 +710,9 @@ def collect_hardware() -> dict:
     """CPU model, cores, RAM (GiB), GPUs (nvidia-smi) and the GPUs TensorFlow sees."""
     return {
         "platform": platform.platform(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
-        "ram_gib": _ram_gib(),
+        "ram_gib": ram_gib(),
         **_gpus(),
     }
 

@@ -59,26 +59,6 @@ def run_folder(run_dir: str | os.PathLike = "") -> Path:
     return folder
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _memory_gib() -> float | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                return int(line.split()[1]) / 2**20
-    except OSError:
-        pass
-    return None
-
-
 def _accelerators() -> list[str]:
     import keras
 
@@ -152,7 +132,8 @@ def environment_info() -> dict:
         backend_version = __import__(backend).__version__
     except Exception:
         backend_version = "unknown"
-    memory = _memory_gib()
+    from srkit.pipeline import cpu_model, ram_gib
+
     return {
         "python": platform.python_version(),
         "keras": keras.__version__,
@@ -161,9 +142,9 @@ def environment_info() -> dict:
         "numpy": np.__version__,
         "srkit": srkit.__version__,
         "commit": _git_commit(),
-        "cpu": _cpu_name(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
-        "memory_gib": round(memory, 1) if memory else None,
+        "memory_gib": ram_gib(),
         "accelerators": _accelerators(),
     }
 
