@@ -73,7 +73,7 @@ plots.sample_grid(split.val, n=3)
 # how the upsampling layer fills the new pixels: nearest-neighbour copies each feature
 # into a 2x2 block, bilinear interpolates between neighbours.
 
-# %%
+# %% tags=["scroll-output"]
 built = {name: models.build(name) for name in MODELS}
 built["simple_model_nearest"].summary(line_length=110)
 for model in built.values():

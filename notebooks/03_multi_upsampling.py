@@ -74,7 +74,7 @@ plots.sample_grid(split.val, n=3)
 # upsampling layers are bilinear, the variant the original study preferred in step 02.
 # The only new parameters are the 195 of the second head.
 
-# %%
+# %% tags=["scroll-output"]
 model = models.build(MODEL)
 model.summary(line_length=110)
 print(report.check_params(model))

@@ -72,7 +72,7 @@ plots.sample_grid(split.val, n=3)
 # `Res(32)` is `x + Conv3x3(Conv3x3(x))` with 32 channels (18,496 parameters). The
 # outputs are 1x1 convolutions from 32 channels, so each head has 99 parameters.
 
-# %%
+# %% tags=["scroll-output"]
 model = models.build(MODEL)
 model.summary(line_length=110)
 print(report.check_params(model))

@@ -73,7 +73,7 @@ plots.sample_grid(split.val, n=3)
 # convolution (55,424 parameters); the block used here is `x + Dil(32)`. The layout
 # around the blocks is the one of step 04.
 
-# %%
+# %% tags=["scroll-output"]
 model = models.build(MODEL)
 model.summary(line_length=110)
 print(report.check_params(model))

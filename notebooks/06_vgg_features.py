@@ -76,7 +76,7 @@ plots.sample_grid(split.val, n=3)
 # leaves 5,190 trainable ones. The banner states whether the block carries the ImageNet
 # weights or frozen random ones (the offline default).
 
-# %%
+# %% tags=["scroll-output"]
 model = models.build(MODEL, vgg_weights=vgg_weights)
 model.summary(line_length=110)
 print(report.check_params(model))

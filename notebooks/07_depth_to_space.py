@@ -76,7 +76,7 @@ plots.sample_grid(split.val, n=3)
 # rearrangement with block size 2 (64 channels become 16 at twice the size). The x4
 # branch repeats the convolution and the rearrangement once more.
 
-# %%
+# %% tags=["scroll-output"]
 model = models.build(MODEL, vgg_weights=vgg_weights)
 model.summary(line_length=110)
 print(report.check_params(model))

@@ -76,7 +76,7 @@ plots.sample_grid(split.val, n=3)
 # the x2 image; another convolution, one more dilated residual block and depth-to-space
 # produce the x4 image. About two million parameters, fifty times step 07.
 
-# %%
+# %% tags=["scroll-output"]
 model = models.build(MODEL, vgg_weights=vgg_weights)
 model.summary(line_length=110)
 print(report.check_params(model))

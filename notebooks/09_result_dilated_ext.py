@@ -72,7 +72,7 @@ plots.sample_grid(split.val, n=3)
 # `DilExt(64) = x + Conv3x3(Dil(Dil(Dil(x))))` replaces the three parallel `DilRes(64)`
 # blocks of R1; the x4 branch is unchanged. 2.78 million parameters.
 
-# %%
+# %% tags=["scroll-output"]
 model = models.build(MODEL, vgg_weights=vgg_weights)
 model.summary(line_length=110)
 print(report.check_params(model))

@@ -72,7 +72,7 @@ plots.sample_grid(split.val, n=3)
 # Same layers and parameter count as R2 (2,780,966); it gets its own name so that its
 # files and table rows stay apart.
 
-# %%
+# %% tags=["scroll-output"]
 model = models.build(MODEL, vgg_weights=vgg_weights)
 model.summary(line_length=110)
 print(report.check_params(model))

@@ -91,7 +91,7 @@ plots.sample_grid(split.val, n=3)
 # gives the x2 image. The x4 branch adds an extended block with a skip connection and
 # one more convolution before its depth-to-space. 2.97 million parameters.
 
-# %%
+# %% tags=["scroll-output"]
 model = models.build(MODEL, vgg_weights=vgg_weights)
 model.summary(line_length=110)
 print(report.check_params(model))
