@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import os
 import platform
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -83,37 +82,10 @@ def _accelerators() -> list[str]:
 
 
 def _git_commit() -> str | None:
+    from srkit.pipeline import git_commit
+
     root = project_root(Path(srkit.__file__).parent) or project_root()
-    if root is None:
-        return None
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        if commit.returncode != 0:
-            return None
-        dirty = subprocess.run(
-            [
-                "git",
-                "-C",
-                str(root),
-                "status",
-                "--porcelain",
-                "--",
-                "srkit",
-                "notebooks",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        suffix = "+changes" if dirty.stdout.strip() else ""
-        return commit.stdout.strip() + suffix
-    except (OSError, subprocess.TimeoutExpired):
-        return None
+    return git_commit(root) if root is not None else None
 
 
 @functools.cache
