@@ -44,22 +44,17 @@ def toc_files(project: Path) -> list[str]:
     return files
 
 
+def run_smoke(project: Path, run_dir: Path, *options: str) -> int:
+    """`srkit run --profile smoke` on the copied project; returns the exit code."""
+    command = ["run", "--project", str(project), "--profile", "smoke"]
+    return cli.main([*command, "--run-dir", str(run_dir), *options])
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     project = copy_project(tmp_path_factory.mktemp("project"))
     run_dir = project / "runs" / "smoke"
-    code = cli.main(
-        [
-            "run",
-            "--project",
-            str(project),
-            "--profile",
-            "smoke",
-            "--run-dir",
-            str(run_dir),
-            "--strict",
-        ]
-    )
+    code = run_smoke(project, run_dir, "--strict")
     assert code == 0, "srkit run --profile smoke --strict failed"
     return project, run_dir
 
@@ -124,19 +119,7 @@ def test_about_page_states_the_run(smoke_run):
 def test_second_run_is_all_cached(smoke_run, capsys):
     project, run_dir = smoke_run
     capsys.readouterr()
-    code = cli.main(
-        [
-            "run",
-            "--project",
-            str(project),
-            "--profile",
-            "smoke",
-            "--run-dir",
-            str(run_dir),
-            "--no-book",
-        ]
-    )
-    assert code == 0
+    assert run_smoke(project, run_dir, "--no-book") == 0
     record = json.loads((run_dir / "run.json").read_text())
     statuses = {name: step["status"] for name, step in record["steps"].items()}
     assert set(statuses.values()) == {"cached"}, statuses
