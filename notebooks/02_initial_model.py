@@ -24,14 +24,17 @@
 # %% tags=["parameters", "hide-cell"]
 profile: str = "smoke"  # parameter profile this page ran with
 run_dir: str = ""  # run folder (absolute); empty means <project>/runs/notebook
-data_source: str = "sample"  # sample | folder:PATH | voc2007
-data_mode: str = ""  # resize | crop; empty means the source's default
-n_images: int = 24  # images prepared; about 80 % train, 20 % validation
-seed: int = 0  # seed for crops, split and weight initialisation
-epochs: int = 1  # passes over the training images
+data_source: str = "sample"  # sample | folder:PATH | bsds300 | voc2007
+data_mode: str = ""  # patch | resize | crop; empty: the source's default
+n_images: int = 0  # source images (0: all); 80 % train, 20 % validation
+seed: int = 0  # seed for windows, split and weight initialisation
+steps: int = 4  # optimizer steps, one fresh batch each
+eval_every: int = 2  # steps between validations, checkpoints and GIF frames
+lr_schedule: str = "cosine"  # cosine (decays to a tenth) | constant
 batch_size: int = 8  # images per gradient step
 learning_rate: float = 0.001  # Adam step size
-precision: str = "float32"  # float32 | mixed_bfloat16
+precision: str = "float32"  # auto | float32 | mixed_bfloat16
+xla: bool = False  # compile training steps with XLA
 
 # %% tags=["hide-input"]
 from srkit import data, evaluate, models, plots, report, train
@@ -49,10 +52,10 @@ split = data.prepare(
 report.banner(
     profile,
     split,
-    epochs=epochs,
+    steps=steps,
     batch_size=batch_size,
     learning_rate=learning_rate,
-    precision=precision,
+    precision=train.choose_precision(precision),
 )
 
 # %% [markdown]
@@ -74,7 +77,7 @@ plots.sample_grid(split.val, n=3)
 # into a 2x2 block, bilinear interpolates between neighbours.
 
 # %% tags=["scroll-output"]
-built = {name: models.build(name) for name in MODELS}
+built = {name: models.build(name, seed=seed) for name in MODELS}
 built["simple_model_nearest"].summary(line_length=110)
 for model in built.values():
     print(report.check_params(model))
@@ -83,7 +86,7 @@ for model in built.values():
 # ## Training
 #
 # Each variant minimises the mean squared error of its output with Adam, on the same
-# images and with the same seed. Keras prints one line per epoch.
+# images and with the same seed. Keras prints one line per evaluation interval.
 
 # %% tags=["scroll-output"]
 # papermill_description=train
@@ -93,11 +96,14 @@ results = {
         model,
         split,
         loss=models.MODEL_INFO[name]["loss"],
-        epochs=epochs,
+        steps=steps,
+        eval_every=eval_every,
         batch_size=batch_size,
         learning_rate=learning_rate,
+        lr_schedule=lr_schedule,
         run_dir=RUN / "models" / name,
         precision=precision,
+        xla=xla,
         seed=seed,
         verbose=2,
     )
@@ -139,8 +145,8 @@ plots.best_worst_figure(
 )
 
 # %% [markdown]
-# Predictions for three fixed validation images after each epoch, nearest-neighbour
-# first, then bilinear (the first frame is the untrained network):
+# Predictions for three fixed validation images after each evaluation interval,
+# nearest-neighbour first, then bilinear (the first frame is the untrained network):
 
 # %%
 plots.show_gif(results["simple_model_nearest"].paths["gif_low_upsample"])
@@ -157,7 +163,7 @@ plots.show_gif(results["simple_model_bilinear"].paths["gif_low_upsample"])
 # bicubic interpolation, is stated below.
 
 # %%
-report.takeaways(evaluations)
+report.takeaways(evaluations, results=results)
 
 # %% tags=["remove-cell"]
 metrics_file = evaluate.write_metrics(

@@ -23,15 +23,18 @@
 # %% tags=["parameters", "hide-cell"]
 profile: str = "smoke"  # parameter profile this page ran with
 run_dir: str = ""  # run folder (absolute); empty means <project>/runs/notebook
-data_source: str = "sample"  # sample | folder:PATH | voc2007
-data_mode: str = ""  # resize | crop; empty means the source's default
-n_images: int = 16  # images prepared; about 80 % train, 20 % validation
-seed: int = 0  # seed for crops, split and weight initialisation
-epochs: int = 1  # passes over the training images
+data_source: str = "sample"  # sample | folder:PATH | bsds300 | voc2007
+data_mode: str = ""  # patch | resize | crop; empty: the source's default
+n_images: int = 0  # source images (0: all); 80 % train, 20 % validation
+seed: int = 0  # seed for windows, split and weight initialisation
+steps: int = 4  # optimizer steps, one fresh batch each
+eval_every: int = 2  # steps between validations, checkpoints and GIF frames
+lr_schedule: str = "cosine"  # cosine (decays to a tenth) | constant
 batch_size: int = 8  # images per gradient step
 learning_rate: float = 0.001  # Adam step size
 vgg_weights: str = "random"  # VGG16 block-1 weights: random | imagenet | PATH
-precision: str = "float32"  # float32 | mixed_bfloat16
+precision: str = "float32"  # auto | float32 | mixed_bfloat16
+xla: bool = False  # compile training steps with XLA
 
 # %% tags=["hide-input"]
 from srkit import data, evaluate, models, plots, report, train
@@ -49,11 +52,11 @@ split = data.prepare(
 report.banner(
     profile,
     split,
-    epochs=epochs,
+    steps=steps,
     batch_size=batch_size,
     learning_rate=learning_rate,
     vgg_weights=vgg_weights,
-    precision=precision,
+    precision=train.choose_precision(precision),
 )
 
 # %% [markdown]
@@ -73,7 +76,7 @@ plots.sample_grid(split.val, n=3)
 # blocks of R1; the x4 branch is unchanged. 2.78 million parameters.
 
 # %% tags=["scroll-output"]
-model = models.build(MODEL, vgg_weights=vgg_weights)
+model = models.build(MODEL, vgg_weights=vgg_weights, seed=seed)
 model.summary(line_length=110)
 print(report.check_params(model))
 
@@ -90,11 +93,14 @@ result = train.fit(
     model,
     split,
     loss=models.MODEL_INFO[MODEL]["loss"],
-    epochs=epochs,
+    steps=steps,
+    eval_every=eval_every,
     batch_size=batch_size,
     learning_rate=learning_rate,
+    lr_schedule=lr_schedule,
     run_dir=RUN / "models" / MODEL,
     precision=precision,
+    xla=xla,
     seed=seed,
     verbose=2,
 )
@@ -112,8 +118,8 @@ evaluation = evaluate.evaluate(result.model, split.val)
 report.results_table(evaluation)
 
 # %% [markdown]
-# Learning curves: the loss and each metric per epoch, on training and validation
-# images.
+# Learning curves: the loss and each metric per evaluation interval, on training and
+# validation images.
 
 # %%
 plots.learning_curves(result.history)
@@ -126,8 +132,8 @@ plots.learning_curves(result.history)
 plots.best_worst_figure(result.model, split.val, evaluation.per_image, scale=288, k=2)
 
 # %% [markdown]
-# The predictions for three fixed validation images after each epoch (the first frame
-# is the untrained network):
+# The predictions for three fixed validation images after each evaluation interval
+# (the first frame is the untrained network):
 
 # %%
 plots.show_gif(result.paths["gif_high_upsample"])
@@ -139,7 +145,7 @@ plots.show_gif(result.paths["gif_high_upsample"])
 # below.
 
 # %%
-report.takeaways(evaluation)
+report.takeaways(evaluation, results=result)
 
 # %% tags=["remove-cell"]
 metrics_file = evaluate.write_metrics(

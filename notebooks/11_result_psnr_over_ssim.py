@@ -26,18 +26,22 @@
 # %% tags=["parameters", "hide-cell"]
 profile: str = "smoke"  # parameter profile this page ran with
 run_dir: str = ""  # run folder (absolute); empty means <project>/runs/notebook
-data_source: str = "sample"  # sample | folder:PATH | voc2007
-data_mode: str = ""  # resize | crop; empty means the source's default
-n_images: int = 16  # images prepared; about 80 % train, 20 % validation
-seed: int = 0  # seed for crops, split and weight initialisation
-epochs: int = 1  # passes over the training images
+data_source: str = "sample"  # sample | folder:PATH | bsds300 | voc2007
+data_mode: str = ""  # patch | resize | crop; empty: the source's default
+n_images: int = 0  # source images (0: all); 80 % train, 20 % validation
+seed: int = 0  # seed for windows, split and weight initialisation
+steps: int = 4  # optimizer steps, one fresh batch each
+eval_every: int = 2  # steps between validations, checkpoints and GIF frames
+lr_schedule: str = "cosine"  # cosine (decays to a tenth) | constant
 batch_size: int = 8  # images per gradient step
 learning_rate: float = 0.001  # Adam step size
 vgg_weights: str = "random"  # VGG16 block-1 weights: random | imagenet | PATH
-precision: str = "float32"  # float32 | mixed_bfloat16
+precision: str = "float32"  # auto | float32 | mixed_bfloat16
+xla: bool = False  # compile training steps with XLA
 
-retrain_n_images: int = 24  # images for the second training round (more data)
-retrain_epochs: int = 1  # epochs of the second round
+retrain_n_images: int = 0  # source images of the second round (0: all)
+retrain_steps: int = 4  # optimizer steps of the second round
+retrain_eval_every: int = 2  # steps between validations in the second round
 retrain_learning_rate: float = 0.0001  # lower step size for the second round
 
 # %% tags=["hide-input"]
@@ -63,14 +67,14 @@ more = data.prepare(
 report.banner(
     profile,
     split,
-    epochs=epochs,
+    steps=steps,
     batch_size=batch_size,
     learning_rate=learning_rate,
     vgg_weights=vgg_weights,
-    precision=precision,
+    precision=train.choose_precision(precision),
     extra=(
         f"Second round: {len(more.train)} training and {len(more.val)} validation "
-        f"images, {retrain_epochs} epochs, learning rate {retrain_learning_rate:g}."
+        f"images, {retrain_steps} steps, learning rate {retrain_learning_rate:g}."
     ),
 )
 
@@ -92,7 +96,7 @@ plots.sample_grid(split.val, n=3)
 # one more convolution before its depth-to-space. 2.97 million parameters.
 
 # %% tags=["scroll-output"]
-model = models.build(MODEL, vgg_weights=vgg_weights)
+model = models.build(MODEL, vgg_weights=vgg_weights, seed=seed)
 model.summary(line_length=110)
 print(report.check_params(model))
 
@@ -109,11 +113,14 @@ first = train.fit(
     model,
     split,
     loss=models.MODEL_INFO[MODEL]["loss"],
-    epochs=epochs,
+    steps=steps,
+    eval_every=eval_every,
     batch_size=batch_size,
     learning_rate=learning_rate,
+    lr_schedule=lr_schedule,
     run_dir=RUN / "models" / MODEL / "round1",
     precision=precision,
+    xla=xla,
     seed=seed,
     verbose=2,
 )
@@ -130,11 +137,14 @@ result = train.fit(
     first.model,
     more,
     loss=models.MODEL_INFO[MODEL]["loss"],
-    epochs=retrain_epochs,
+    steps=retrain_steps,
+    eval_every=retrain_eval_every,
     batch_size=batch_size,
     learning_rate=retrain_learning_rate,
+    lr_schedule=lr_schedule,
     run_dir=RUN / "models" / MODEL,
     precision=precision,
+    xla=xla,
     seed=seed,
     verbose=2,
 )
@@ -179,7 +189,7 @@ plots.show_gif(result.paths["gif_high_upsample"])
 # For this run:
 
 # %%
-report.takeaways(evaluation)
+report.takeaways(evaluation, results=result)
 
 # %% tags=["remove-cell"]
 metrics_file = evaluate.write_metrics(

@@ -216,6 +216,9 @@ class SavePredictionCallback(keras.callbacks.Callback):
         max_frames: the most frames in one GIF (>= 2).
         size: the largest side of one tile in px (the x4 prediction, 288 px for a
             72 px input, is shrunk to it).
+        steps_per_epoch: when set, frames are labelled with optimizer steps
+            (``"step N"``, N = epochs x this) instead of ``"epoch N"``; for
+            :func:`srkit.train.fit`, whose Keras epochs are evaluation intervals.
 
     Attributes:
         paths: ``{output name: Path}`` of the GIFs written so far.
@@ -233,9 +236,11 @@ class SavePredictionCallback(keras.callbacks.Callback):
         every: int | None = None,
         max_frames: int = MAX_FRAMES,
         size: int = TILE_SIZE,
+        steps_per_epoch: int | None = None,
     ):
         super().__init__()
         self.images = _check_images(images, "images", 4)
+        self.steps_per_epoch = steps_per_epoch
         self.output_dir = Path(output_dir)
         self.names = tuple(names)
         if every is not None and (not isinstance(every, int) or every < 1):
@@ -290,6 +295,11 @@ class SavePredictionCallback(keras.callbacks.Callback):
                 held = select_frames(len(kept), 2 * self.max_frames)
                 kept[:] = [kept[i] for i in held]
 
+    def _when(self, epoch: int) -> str:
+        if self.steps_per_epoch is None:
+            return f"epoch {epoch}"
+        return f"step {epoch * self.steps_per_epoch}"
+
     def write(self) -> dict[str, Path]:
         """Write the GIFs of the frames recorded so far (once per training run).
 
@@ -304,7 +314,9 @@ class SavePredictionCallback(keras.callbacks.Callback):
             if not kept:
                 continue
             chosen = [kept[i] for i in select_frames(len(kept), self.max_frames)]
-            frames = [_label(row, f"{name}  epoch {epoch}") for epoch, row in chosen]
+            frames = [
+                _label(row, f"{name}  {self._when(epoch)}") for epoch, row in chosen
+            ]
             durations = [FRAME_MS] * (len(frames) - 1) + [LAST_FRAME_MS]
             if len(frames) == 1:  # imageio wants a scalar duration for one frame
                 durations = LAST_FRAME_MS

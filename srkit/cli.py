@@ -24,8 +24,8 @@ pass --project DIR.
 RUN_EPILOG = """\
 examples:
   srkit run                                  smoke profile, every step, then the book
-  srkit run --profile quick -p epochs=30 --only 05
-  srkit run -p 05.epochs=3 -p batch_size=4   one step's value, then every step's
+  srkit run --profile quick -p steps=2000 --only 05
+  srkit run -p 05.steps=8 -p batch_size=4    one step's value, then every step's
   srkit run --data folder:~/photos --no-book
   srkit run --dry-run                        show which steps would run
 

@@ -6,9 +6,10 @@ returns is float32 RGB in [0, 1], shape (h, w, 3) or (n, h, w, 3). Resizing foll
 MATLAB's ``imresize`` bicubic convention (cubic kernel with a = -0.5, antialiasing
 by widening the kernel when downscaling, symmetric boundary), the degradation of the
 published super-resolution tables. ``prepare`` turns a source (``sample``,
-``folder:PATH`` or ``voc2007``) into a deterministic train/validation ``Split`` of
-72/144/288-pixel triplets and caches it on disk, keyed by the arguments and a
-fingerprint of the source files (DESIGN, "Data flow of one run", step 2).
+``folder:PATH``, ``voc2007`` or ``bsds300``) into a deterministic train/validation
+``Split``: a stream of random 288 px training windows (:class:`PatchSource`, the
+default) or fixed 72/144/288-pixel triplets, and validation triplets. It caches the
+split on disk, keyed by the arguments and a fingerprint of the source files.
 """
 
 from __future__ import annotations
@@ -57,11 +58,13 @@ SAMPLE_PHOTOS = (
     "rocket.jpg",
     "retina.jpg",
 )
-VAL_FRACTION = 0.2  # 80/20 train/validation split (DESIGN, data flow step 2)
-SOURCE_FORMS = ("sample", "folder:PATH", "voc2007")
-MODES = ("resize", "crop")
+VAL_FRACTION = 0.2  # 80/20 train/validation split, by image
+SOURCE_FORMS = ("sample", "folder:PATH", "voc2007", "bsds300")
+MODES = ("patch", "resize", "crop")
 PROGRESS_MIN_IMAGES = 10  # show a progress bar only above this many images
-CACHE_VERSION = 2  # bump when the cache layout or the preparation changes
+CACHE_VERSION = 3  # bump when the cache layout or the preparation changes
+VAL_MIN_WINDOWS = 8  # patch mode: at least this many fixed validation windows
+EIGHT_BIT = 255.0  # inputs are rounded to 8 bits, as a saved low-resolution file
 CUBIC_A = -0.5  # MATLAB's cubic kernel parameter (Keys 1981)
 
 
@@ -350,12 +353,106 @@ class Subset:
         return len(self.names)
 
 
+def to_8bit(images: np.ndarray) -> np.ndarray:
+    """Clip to [0, 1] and round to 1/255 steps, as saving an 8-bit file would.
+
+    Args:
+        images: float array, RGB in about [0, 1] (bicubic overshoots slightly).
+
+    Returns:
+        float32 array of the same shape, values k / 255 for integers k in [0, 255].
+    """
+    pixels = np.rint(np.clip(images, 0.0, 1.0) * EIGHT_BIT)
+    return (pixels / EIGHT_BIT).astype(np.float32)
+
+
+def triplets(high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 72 px input and 144 px x2 target of 288 px windows, as 8-bit values.
+
+    Both come from the window by :func:`downscale` (MATLAB bicubic with
+    antialiasing) and are rounded by :func:`to_8bit`.
+
+    Args:
+        high: float32 (n, 288, 288, 3), RGB in [0, 1].
+
+    Returns:
+        ``(x, y2)``: float32 (n, 72, 72, 3) and (n, 144, 144, 3).
+    """
+    x = to_8bit(downscale(high, HIGH_SIZE // LOW_SIZE))
+    y2 = to_8bit(downscale(high, HIGH_SIZE // MID_SIZE))
+    return x, y2
+
+
+class PatchSource:
+    """A training source: whole images kept as uint8, drawn as random windows.
+
+    Every call of :meth:`draw` picks, for each window, a random image, a random
+    288 px window inside it, a random horizontal flip and a random rotation by a
+    multiple of 90 degrees; the x2 target and the input follow by :func:`triplets`.
+    Only the drawn batch exists as float32, so memory stays bounded by the uint8
+    images. The same generator state gives the same batch.
+
+    Attributes:
+        images: uint8 (h, w, 3) RGB arrays, each at least 288 px on both sides.
+        names: one name per image (file path relative to the source, or photo stem).
+    """
+
+    def __init__(self, images: list[np.ndarray], names: list[str]):
+        if len(images) != len(names):
+            raise ValueError(f"{len(images)} images but {len(names)} names")
+        for image, name in zip(images, names, strict=True):
+            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+                raise ValueError(
+                    f"image {name!r} must be uint8 (h, w, 3), got {image.dtype} "
+                    f"{image.shape}"
+                )
+            if min(image.shape[:2]) < HIGH_SIZE:
+                raise ValueError(
+                    f"image {name!r} of {image.shape[1]}x{image.shape[0]} is smaller "
+                    f"than one {HIGH_SIZE} px window"
+                )
+        self.images = list(images)
+        self.names = list(names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def window(self, rng: np.random.Generator) -> np.ndarray:
+        """One random 288 px uint8 window with a random flip and rotation."""
+        image = self.images[int(rng.integers(len(self.images)))]
+        height, width = image.shape[:2]
+        top = int(rng.integers(0, height - HIGH_SIZE + 1))
+        left = int(rng.integers(0, width - HIGH_SIZE + 1))
+        window = image[top : top + HIGH_SIZE, left : left + HIGH_SIZE]
+        if rng.random() < 0.5:
+            window = window[:, ::-1]
+        return np.rot90(window, k=int(rng.integers(4)))
+
+    def draw(self, count: int, rng: np.random.Generator) -> Subset:
+        """A fresh batch of ``count`` training triplets.
+
+        Args:
+            count: windows to draw (>= 1).
+            rng: NumPy generator; the same state gives the same batch.
+
+        Returns:
+            Subset with x (count, 72, 72, 3), y2 (count, 144, 144, 3) and y4
+            (count, 288, 288, 3), float32; x and y2 rounded to 8 bits.
+        """
+        if isinstance(count, bool) or int(count) != count or count < 1:
+            raise ValueError(f"count must be an integer >= 1, got {count!r}")
+        high = np.stack([self.window(rng) for _ in range(int(count))])
+        y4 = high.astype(np.float32) / EIGHT_BIT
+        x, y2 = triplets(y4)
+        return Subset(x=x, y2=y2, y4=y4, names=[f"window_{i}" for i in range(count)])
+
+
 @dataclass
 class Split:
     """Train and validation subsets plus a description of how they were made.
 
     Attributes:
-        train: the training subset.
+        train: the training subset, or in patch mode a :class:`PatchSource`.
         val: the validation subset (no photo of it appears in ``train``).
         info: source, n_images, seed, mode, key, photo counts, n_train, n_val,
             cache_path, skipped files, from_cache.
@@ -379,8 +476,8 @@ def _parse_source(source: str) -> tuple[str, Path | None]:
         )
     if source == "sample":
         return "sample", None
-    if source == "voc2007":
-        return "voc2007", None
+    if source in ("voc2007", "bsds300"):
+        return source, None
     if source.startswith("folder:") and len(source) > len("folder:"):
         return "folder", Path(source[len("folder:") :]).expanduser()
     raise ValueError(
@@ -391,7 +488,8 @@ def _parse_source(source: str) -> tuple[str, Path | None]:
 
 def _resolve_mode(kind: str, mode: str | None) -> str:
     if mode is None:
-        return "crop" if kind == "sample" else "resize"
+        # VOC 2007 keeps the original study's whole-photo resize by default.
+        return "resize" if kind == "voc2007" else "patch"
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; use one of {MODES} or None")
     return mode
@@ -479,6 +577,8 @@ def _source_fingerprint(kind: str, folder: Path | None) -> str:
     if kind == "voc2007":
         # The archive is verified against this checksum, so it identifies the data.
         return VOC2007_HASH
+    if kind == "bsds300":
+        return BSDS300_HASH
     assert folder is not None
     return _fingerprint(_folder_files(folder), folder)
 
@@ -495,7 +595,7 @@ def data_key(
     folder with the same files keeps its cache.
 
     Args:
-        source: "sample", "folder:PATH" or "voc2007".
+        source: "sample", "folder:PATH", "voc2007" or "bsds300".
         n_images: number of images (crops) requested.
         seed: random seed of the selection, crops and split.
         mode: "resize", "crop" or None (the source's default).
@@ -545,14 +645,10 @@ def _to_high(image: np.ndarray) -> np.ndarray:
 
 
 def _make_subset(high: list[np.ndarray], names: list[str]) -> Subset:
-    """Stack HIGH_SIZE crops and derive the x2 and x4 inputs by ``downscale``."""
-    y4 = np.stack(high).astype(np.float32, copy=False)
-    return Subset(
-        x=downscale(y4, HIGH_SIZE // LOW_SIZE),
-        y2=downscale(y4, HIGH_SIZE // MID_SIZE),
-        y4=y4,
-        names=list(names),
-    )
+    """Stack HIGH_SIZE crops and derive the input and x2 target by ``triplets``."""
+    y4 = np.clip(np.stack(high).astype(np.float32, copy=False), 0.0, 1.0)
+    x, y2 = triplets(y4)
+    return Subset(x=x, y2=y2, y4=y4, names=list(names))
 
 
 def _n_val(n: int) -> int:
@@ -602,7 +698,22 @@ def _prepare_sample(n_images: int, seed: int, mode: str, progress: bool) -> tupl
     order = [photos[int(i)] for i in rng.permutation(len(photos))]
     n_val_photos = _n_val(len(photos))
     val_photos, train_photos = order[:n_val_photos], order[n_val_photos:]
+    counts = {
+        "n_photos": len(photos),
+        "n_train_photos": len(train_photos),
+        "n_val_photos": len(val_photos),
+    }
+    if mode == "patch":
+        chosen = [(path, _as_uint8(read_image(path))) for path in order]
+        sides = ["val"] * n_val_photos + ["train"] * len(train_photos)
+        high, names = _patch_sides(chosen, [p.stem for p in order], sides, rng)
+        photo_info = {
+            path.stem: {"split": side, "images": 1}
+            for path, side in zip(order, sides, strict=True)
+        }
+        return high, names, {**counts, "photos": photo_info}, [], rng
     if mode == "resize":
+        n_images = n_images or len(photos)
         if n_images > len(photos):
             warnings.warn(
                 f"sample source in resize mode gives one image per photo: n_images "
@@ -636,13 +747,39 @@ def _prepare_sample(n_images: int, seed: int, mode: str, progress: bool) -> tupl
             crop = _to_high(image) if mode == "resize" else _random_crop(image, rng)
             high[side].append(crop)
             names[side].append(f"{path.stem}_{index:03d}")
-    counts = {
-        "n_photos": len(photos),
-        "n_train_photos": len(train_photos),
-        "n_val_photos": len(val_photos),
-        "photos": photo_info,
-    }
-    return high, names, counts, [], rng
+    return high, names, {**counts, "photos": photo_info}, [], rng
+
+
+def _as_uint8(image: np.ndarray) -> np.ndarray:
+    """float RGB in [0, 1] to uint8, the form a patch source keeps its images in."""
+    return np.rint(np.clip(image, 0.0, 1.0) * EIGHT_BIT).astype(np.uint8)
+
+
+def _patch_sides(chosen, names: list[str], sides: list[str], rng) -> tuple:
+    """Patch mode: training images stay whole (uint8), validation gets windows.
+
+    Each validation image gives at least one fixed random window, and together they
+    give at least ``VAL_MIN_WINDOWS``, so a source with few validation photos still
+    has enough validation images to rank.
+    """
+    high: dict[str, list] = {"train": [], "val": []}
+    out_names: dict[str, list] = {"train": [], "val": []}
+    val_items = [
+        (image, name)
+        for (_, image), name, side in zip(chosen, names, sides, strict=True)
+        if side == "val"
+    ]
+    windows = _spread(max(VAL_MIN_WINDOWS, len(val_items)), len(val_items), rng)
+    per_name = dict(zip((name for _, name in val_items), windows, strict=True))
+    for (_, image), name, side in zip(chosen, names, sides, strict=True):
+        if side == "train":
+            high["train"].append(image)
+            out_names["train"].append(name)
+            continue
+        for index in range(per_name[name]):
+            high["val"].append(_random_crop(image, rng).astype(np.float32) / EIGHT_BIT)
+            out_names["val"].append(name if per_name[name] == 1 else f"{name}_{index}")
+    return high, out_names
 
 
 def _prepare_folder(folder: Path, n_images: int, seed: int, mode: str, progress: bool):
@@ -657,7 +794,7 @@ def _prepare_folder(folder: Path, n_images: int, seed: int, mode: str, progress:
     # Walk a seeded permutation until n_images usable images are found, so that an
     # unreadable or too small file is replaced by the next one in the order.
     order = [files[int(i)] for i in rng.permutation(len(files))]
-    target = min(n_images, len(files))
+    target = len(files) if n_images == 0 else min(n_images, len(files))
     chosen: list[tuple[Path, np.ndarray]] = []
     unreadable: list[str] = []
     too_small: list[str] = []
@@ -670,10 +807,10 @@ def _prepare_folder(folder: Path, n_images: int, seed: int, mode: str, progress:
         except ValueError as error:
             unreadable.append(f"{path.relative_to(folder).as_posix()} ({error})")
             continue
-        if mode == "crop" and min(image.shape[:2]) < HIGH_SIZE:
+        if mode in ("crop", "patch") and min(image.shape[:2]) < HIGH_SIZE:
             too_small.append(path.relative_to(folder).as_posix())
             continue
-        chosen.append((path, image))
+        chosen.append((path, _as_uint8(image) if mode == "patch" else image))
     if hasattr(iterator, "close"):
         iterator.close()
     if unreadable:
@@ -684,7 +821,7 @@ def _prepare_folder(folder: Path, n_images: int, seed: int, mode: str, progress:
     if too_small:
         warnings.warn(
             f"skipped {len(too_small)} image(s) smaller than {HIGH_SIZE} pixels on a "
-            f"side in crop mode: "
+            f"side in {mode} mode: "
             + ", ".join(too_small[:10])
             + (" ..." if len(too_small) > 10 else ""),
             stacklevel=3,
@@ -697,12 +834,16 @@ def _prepare_folder(folder: Path, n_images: int, seed: int, mode: str, progress:
     relative = [path.relative_to(folder).as_posix() for path, _ in chosen]
     sides = _hash_sides(relative, seed)
     n_val = sides.count("val")
-    high: dict[str, list] = {"train": [], "val": []}
-    names: dict[str, list] = {"train": [], "val": []}
-    for (path, image), side in zip(chosen, sides, strict=True):
-        crop = _random_crop(image, rng) if mode == "crop" else _to_high(image)
-        high[side].append(crop)
-        names[side].append(path.relative_to(folder).with_suffix("").as_posix())
+    stems = [path.relative_to(folder).with_suffix("").as_posix() for path, _ in chosen]
+    if mode == "patch":
+        high, names = _patch_sides(chosen, stems, sides, rng)
+    else:
+        high = {"train": [], "val": []}
+        names = {"train": [], "val": []}
+        for (_, image), stem, side in zip(chosen, stems, sides, strict=True):
+            crop = _random_crop(image, rng) if mode == "crop" else _to_high(image)
+            high[side].append(crop)
+            names[side].append(stem)
     counts = {
         "n_photos": len(chosen),
         "n_train_photos": len(chosen) - n_val,
@@ -722,11 +863,19 @@ def _build(kind, folder, n_images, seed, mode, cache_dir, progress) -> Split:
             # One download for every run folder: the archive lives in the user-wide
             # cache (SRKIT_CACHE), not in the run's own cache_dir.
             folder = fetch_voc2007(_default_cache_dir())
+        elif kind == "bsds300":
+            # The 200 training images only: images/test is BSD100, a benchmark set.
+            folder = bsds300_train_folder(
+                fetch_bsds300(_default_cache_dir(), progress=progress)
+            )
         high, names, counts, skipped, _ = _prepare_folder(
             folder, n_images, seed, mode, progress
         )
     subsets = {}
     for side in ("train", "val"):
+        if side == "train" and mode == "patch":
+            subsets[side] = PatchSource(high[side], names[side])
+            continue
         # Shuffle within a subset so that its first images come from several photos.
         order = np.random.default_rng([seed, side == "val"]).permutation(
             len(high[side])
@@ -744,6 +893,12 @@ def _save(path: Path, split: Split) -> None:
     arrays = {"info": np.array(json.dumps(split.info))}
     for side in ("train", "val"):
         subset = getattr(split, side)
+        if isinstance(subset, PatchSource):  # whole uint8 images of any size
+            arrays[f"{side}_names"] = np.array(subset.names, str)
+            arrays.update(
+                {f"{side}_image_{i}": image for i, image in enumerate(subset.images)}
+            )
+            continue
         arrays.update(
             {
                 f"{side}_x": subset.x,
@@ -766,15 +921,19 @@ def _save(path: Path, split: Split) -> None:
 
 def _load(path: Path) -> Split:
     with np.load(path, allow_pickle=False) as archive:
-        subsets = {
-            side: Subset(
+        subsets = {}
+        for side in ("train", "val"):
+            names = [str(n) for n in archive[f"{side}_names"]]
+            if f"{side}_x" not in archive.files:
+                images = [archive[f"{side}_image_{i}"] for i in range(len(names))]
+                subsets[side] = PatchSource(images, names)
+                continue
+            subsets[side] = Subset(
                 x=archive[f"{side}_x"],
                 y2=archive[f"{side}_y2"],
                 y4=archive[f"{side}_y4"],
-                names=[str(n) for n in archive[f"{side}_names"]],
+                names=names,
             )
-            for side in ("train", "val")
-        }
         info = json.loads(str(archive["info"]))
     return Split(train=subsets["train"], val=subsets["val"], info=info)
 
@@ -789,20 +948,30 @@ def prepare(
 ) -> Split:
     """Make (or load from the cache) the train/validation split of a source.
 
-    The 288x288 target comes from the source image: mode ``crop`` cuts random
-    288x288 crops with random horizontal flips (images smaller than 288 on a side are
-    skipped with a warning), mode ``resize`` resizes the whole image to 288x288 with
-    ``imresize`` (as the original study did). The 144 and 72 versions are
-    ``downscale`` of it. Sources:
+    Modes say where the 288x288 targets come from:
+
+    * ``patch`` (the default except for VOC 2007): training images are kept whole
+      as uint8 in a :class:`PatchSource` that draws fresh random 288 px windows
+      with flips and 90-degree rotations at every training step; each validation
+      image gives fixed random windows (at least ``VAL_MIN_WINDOWS`` in all).
+      Images smaller than 288 px on a side are skipped with one warning naming them.
+    * ``crop``: fixed random 288x288 crops with random horizontal flips (small
+      images skipped likewise).
+    * ``resize``: the whole image resized to 288x288 with ``imresize``, as the
+      original study did.
+
+    The 144 px x2 target and the 72 px input are ``downscale`` of the 288 px
+    window, clipped to [0, 1] and rounded to 8 bits (:func:`triplets`), as saved
+    low-resolution files would be. Sources:
 
     * ``sample`` (offline default): scikit-image's bundled photos and matplotlib's
-      grace_hopper.jpg, cut into ``n_images`` crops. About 20% of the *photos* are
-      validation photos, so no validation pixel is seen in training; crops are
-      allocated so that about 20% of them are validation crops. Resize mode gives
-      one image per photo (n_images capped at the number of photos, with a warning).
+      grace_hopper.jpg. About 20% of the *photos* are validation photos, so no
+      validation pixel is seen in training. Patch mode uses every photo; crop mode
+      cuts ``n_images`` crops, about 20% of them from validation photos; resize
+      mode gives one image per photo (n_images capped at the number of photos).
     * ``folder:PATH``: every jpg/jpeg/png/bmp/tif/tiff/webp under PATH, sorted;
-      ``n_images`` of them chosen with the seed; unreadable files skipped with a
-      warning; 80/20 split by image.
+      ``n_images`` of them chosen with the seed (0: all); unreadable files skipped
+      with a warning; 80/20 split by image, decided by a hash of the file name.
     * ``voc2007``: PASCAL VOC 2007 trainval, downloaded once into the user-wide
       cache (``$SRKIT_CACHE/voc2007``, default ``~/.cache/srkit/data/voc2007``) and
       checksum-verified (``fetch_voc2007``); a user who already has the archive can
@@ -813,16 +982,18 @@ def prepare(
 
     Args:
         source: "sample", "folder:PATH" or "voc2007".
-        n_images: images (crops) to make, >= 2.
-        seed: seed of the photo/image choice, the crops, flips and the split.
-        mode: "crop", "resize" or None ("crop" for sample, "resize" otherwise).
+        n_images: source images to use (crop mode: crops to make), >= 2; 0 means
+            every image of the source (not in crop mode).
+        seed: seed of the photo/image choice, the windows, flips and the split.
+        mode: "patch", "crop", "resize" or None ("resize" for voc2007, "patch"
+            otherwise).
         cache_dir: cache folder; default ``$SRKIT_CACHE`` or ``~/.cache/srkit/data``.
         progress: show a progress bar on stderr when loading more than 10 images.
 
     Returns:
-        Split with ``train`` and ``val`` Subsets (x: float32 (n, 72, 72, 3),
-        y2: (n, 144, 144, 3), y4: (n, 288, 288, 3), RGB in [0, 1] up to bicubic
-        overshoot in x/y2 and resize-mode y4) and ``info``.
+        Split with ``train`` (a Subset, or a PatchSource in patch mode) and ``val``
+        (x: float32 (n, 72, 72, 3), y2: (n, 144, 144, 3), y4: (n, 288, 288, 3), RGB
+        in [0, 1]) and ``info``.
 
     Raises:
         ValueError: unknown source or mode, n_images < 2, a missing or empty folder,
@@ -830,8 +1001,17 @@ def prepare(
     """
     kind, folder = _parse_source(source)
     mode = _resolve_mode(kind, mode)
-    if isinstance(n_images, bool) or int(n_images) != n_images or n_images < 2:
-        raise ValueError(f"n_images must be an integer >= 2, got {n_images!r}")
+    if (
+        isinstance(n_images, bool)
+        or int(n_images) != n_images
+        or n_images == 1
+        or n_images < 0
+        or (n_images == 0 and mode == "crop")
+    ):
+        raise ValueError(
+            f"n_images must be an integer >= 2 (or 0 for every image of the source, "
+            f"except in crop mode), got {n_images!r}"
+        )
     n_images, seed = int(n_images), int(seed)
     cache_dir = Path(cache_dir).expanduser() if cache_dir else _default_cache_dir()
     key = data_key(source, n_images, seed, mode)
@@ -976,6 +1156,208 @@ def fetch_voc2007(
         shutil.rmtree(staging, ignore_errors=True)
     marker.write_text(f"{known_hash}\n")
     return images
+
+
+# ----------------------------------------------------------------------- BSDS300
+
+BSDS300_URL = (
+    "https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/bsds/BSDS300-images.tgz"
+)
+BSDS300_HASH = "sha256:a5f7d0e49fe135c75518a3543ced24470156fd69305ae77845dff2a5138652b4"
+BSDS300_ARCHIVE = "BSDS300-images.tgz"
+BSDS300_ROOT = "BSDS300"  # top folder of the archive: images/train, images/test
+
+
+class _HashingDownloader:
+    """Wrap a pooch downloader and remember the hash of the file it wrote.
+
+    pooch deletes a download whose checksum does not match before we see it; this
+    keeps its digest so that the error can name the hash actually received.
+    """
+
+    def __init__(self, downloader, algorithm: str):
+        self.downloader = downloader
+        self.algorithm = algorithm
+        self.digest: str | None = None
+
+    def __call__(self, url, output_file, pooch_obj=None, check_only=False):
+        if check_only:
+            return self.downloader(url, output_file, pooch_obj, check_only=True)
+        import pooch
+
+        result = self.downloader(url, output_file, pooch_obj)
+        self.digest = pooch.file_hash(str(output_file), alg=self.algorithm)
+        return result
+
+
+def _split_hash(known_hash: str) -> tuple[str, str]:
+    """``"sha256:abc..."`` -> ("sha256", "abc..."); a bare digest is SHA-256 (pooch)."""
+    if not isinstance(known_hash, str):
+        raise ValueError(f"known_hash must be 'sha256:<hex>', got {known_hash!r}")
+    algorithm, _, digest = known_hash.rpartition(":")
+    algorithm = algorithm.lower() or "sha256"
+    if algorithm not in hashlib.algorithms_available or not digest:
+        raise ValueError(f"known_hash must be 'sha256:<hex>', got {known_hash!r}")
+    return algorithm, digest.lower()
+
+
+def _bsds300_split(root: str | os.PathLike, split: str) -> Path:
+    folder = Path(root).expanduser() / "images" / split
+    if not folder.is_dir():
+        raise ValueError(
+            f"no BSDS300 {split} folder at {str(folder)!r}: pass the folder returned "
+            f"by fetch_bsds300 (it holds images/train and images/test)"
+        )
+    return folder
+
+
+def bsds300_train_folder(root: str | os.PathLike) -> Path:
+    """The BSDS300 training images (200 JPEGs, 481x321 or 321x481).
+
+    Args:
+        root: the folder returned by ``fetch_bsds300``.
+
+    Returns:
+        Path of ``root/images/train``.
+
+    Raises:
+        ValueError: ``root`` holds no ``images/train`` folder.
+    """
+    return _bsds300_split(root, "train")
+
+
+def bsds300_test_folder(root: str | os.PathLike) -> Path:
+    """The BSDS300 test images (100 JPEGs): the BSD100 super-resolution benchmark.
+
+    Args:
+        root: the folder returned by ``fetch_bsds300``.
+
+    Returns:
+        Path of ``root/images/test``, ready for ``srkit.evaluate.benchmark``.
+
+    Raises:
+        ValueError: ``root`` holds no ``images/test`` folder.
+    """
+    return _bsds300_split(root, "test")
+
+
+def _check_member_paths(archive: tarfile.TarFile, root: Path, archive_path: Path):
+    """Refuse an archive with any member outside ``root`` (absolute or ``..``)."""
+    root = root.resolve()
+    for member in archive.getmembers():
+        target = (root / member.name).resolve()
+        if Path(member.name).is_absolute() or not target.is_relative_to(root):
+            raise ValueError(
+                f"unsafe path {member.name!r} in archive {str(archive_path)!r}; "
+                f"nothing was extracted: delete the file and download it again"
+            )
+
+
+def fetch_bsds300(
+    cache_dir: str | os.PathLike | None = None,
+    url: str = BSDS300_URL,
+    known_hash: str = BSDS300_HASH,
+    *,
+    progress: bool = True,
+) -> Path:
+    """Download, verify and extract the Berkeley segmentation images (BSDS300).
+
+    The archive (about 22 MiB) goes to ``cache_dir/bsds300/`` through pooch, which
+    checks ``known_hash`` before keeping it (a download with another checksum is
+    deleted). The ``BSDS300`` folder is extracted into a temporary folder beside it
+    and renamed into place, so an interrupted extraction is never taken as complete;
+    unsafe members (absolute paths, ``..``) refuse the whole archive and links are
+    not extracted. Once extracted (a marker file records the checksum), later calls
+    touch no network and no archive. A ``file://`` URL is copied from the local disk.
+    Use ``bsds300_train_folder`` (200 training images) and ``bsds300_test_folder``
+    (100 test images, the BSD100 benchmark) on the returned folder.
+
+    Args:
+        cache_dir: cache folder; default ``$SRKIT_CACHE`` or ``~/.cache/srkit/data``.
+        url: archive URL (http, https, ftp or file).
+        known_hash: ``"sha256:..."`` (or ``"md5:..."``) checksum of the archive.
+        progress: show pooch's download progress bar.
+
+    Returns:
+        Path of the extracted ``BSDS300`` folder, holding ``images/train`` and
+        ``images/test``.
+
+    Raises:
+        ValueError: a malformed ``known_hash``; the download's checksum does not match
+            (file, expected and actual hash in the message); the download failed
+            (no network: the message says where to put the archive by hand); the
+            archive holds an unsafe member or no ``BSDS300/images/{train,test}``.
+    """
+    import pooch
+    from pooch.downloaders import choose_downloader
+
+    algorithm, _ = _split_hash(known_hash)
+    cache_dir = Path(cache_dir).expanduser() if cache_dir else _default_cache_dir()
+    target = cache_dir / "bsds300"
+    root = target / BSDS300_ROOT
+    marker = target / ".extracted"
+    if marker.is_file() and marker.read_text().strip() == known_hash and root.is_dir():
+        return root
+    archive_path = target / BSDS300_ARCHIVE
+    manual = (
+        f"download {url} by hand and put it at {archive_path} (checksum {known_hash})"
+    )
+    if url.startswith("file:"):
+        inner = _copy_local_file
+    else:
+        inner = choose_downloader(url, progressbar=progress)
+    downloader = _HashingDownloader(inner, algorithm)
+    try:
+        pooch.retrieve(
+            url,
+            known_hash=known_hash,
+            fname=BSDS300_ARCHIVE,
+            path=target,
+            downloader=downloader,
+        )
+    except ValueError as error:
+        if downloader.digest is None:
+            raise
+        raise ValueError(
+            f"checksum mismatch for {BSDS300_ARCHIVE} downloaded from {url}: "
+            f"expected {known_hash}, got {algorithm}:{downloader.digest}; the file was "
+            f"deleted and nothing was extracted: check the network (or a proxy that "
+            f"rewrites downloads) and retry, or {manual}"
+        ) from error
+    except OSError as error:
+        reason = " ".join(str(error).split())  # one line: requests' text may wrap
+        raise ValueError(
+            f"could not download {BSDS300_ARCHIVE} from {url} ({reason}); to work "
+            f"offline, {manual}"
+        ) from error
+    target.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target, prefix=".extract-"))
+    try:
+        with tarfile.open(archive_path) as archive:
+            _check_member_paths(archive, staging, archive_path)
+            members = list(_safe_members(archive, BSDS300_ROOT, staging))
+            kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            archive.extractall(staging, members=members, **kwargs)
+        for split in ("train", "test"):
+            if not any((staging / BSDS300_ROOT / "images" / split).glob("*.jpg")):
+                raise ValueError(
+                    f"archive {str(archive_path)!r} holds no "
+                    f"{BSDS300_ROOT}/images/{split}/*.jpg; delete it and download "
+                    f"it again"
+                )
+        marker.unlink(missing_ok=True)
+        if root.exists():
+            shutil.rmtree(root)  # unmarked (interrupted) or another checksum
+        os.replace(staging / BSDS300_ROOT, root)
+    except tarfile.TarError as error:
+        raise ValueError(
+            f"archive {str(archive_path)!r} is not a readable tar file ({error}); "
+            f"delete it and download it again"
+        ) from error
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    marker.write_text(f"{known_hash}\n")
+    return root
 
 
 def describe(split: Split) -> pd.DataFrame:

@@ -5,10 +5,13 @@ a validation subset batch by batch and scores each image with
 :func:`srkit.metrics.image_metrics` (float64, per image, then averaged over images),
 beside the bicubic-interpolation baseline computed from the same 72x72 inputs. It also
 runs the published single-image super-resolution protocol on folders such as Set5 and
-Set14 (:func:`benchmark`), applies a fully convolutional model to images of any size,
-tiled when they are large (:func:`predict_full`), and reads and writes the per-step
-``metrics.json`` files that the summary gathers (:func:`write_metrics`,
-:func:`collect_metrics`) beside the original report's numbers
+Set14 (:func:`benchmark`, every set and model of a run at once with
+:func:`benchmark_all`, means and margins over bicubic with :func:`benchmark_summary`,
+published numbers with :func:`load_published_benchmarks`), applies a fully
+convolutional model to images of any size, tiled when they are large
+(:func:`predict_full`), and reads and writes the per-step ``metrics.json`` files that
+the summary gathers (:func:`write_metrics`, :func:`write_benchmarks`,
+:func:`collect_metrics`, :func:`read_benchmarks`) beside the original report's numbers
 (:func:`load_original_results`, :func:`comparison_table`).
 
 Predictions are clipped to [0, 1] before they are scored or returned: an image that is
@@ -48,7 +51,8 @@ SCHEMA_VERSION = 1
 #: Keys of the per-model information stored in ``metrics.json`` (None when unknown).
 INFO_KEYS = (
     "loss",
-    "epochs",
+    "steps",
+    "batch_size",
     "n_train",
     "n_val",
     "train_images_per_s",
@@ -58,10 +62,31 @@ INFO_KEYS = (
 )
 #: Name of the metrics file in each step folder (``RUN/steps/<stem>/metrics.json``).
 METRICS_FILE = "metrics.json"
+#: Upscaling factors of the benchmark tables (the models' two outputs).
+BENCHMARK_SCALES = (2, 4)
+#: Usual order of the public benchmark sets; other folders follow by name.
+BENCHMARK_ORDER = ("Set5", "Set14", "BSD100", "B100", "Urban100", "Manga109")
+#: Key of the benchmark means in a ``metrics.json`` (see :func:`write_benchmarks`).
+BENCHMARKS_KEY = "benchmarks"
+#: Columns of :func:`benchmark_all` (one row per image).
+BENCHMARK_IMAGE_COLUMNS = ["set", "scale", "model", "image", "psnr", "ssim"]
+#: Columns of :func:`benchmark_summary` (one row per set, scale and model).
+BENCHMARK_COLUMNS = [
+    "set",
+    "scale",
+    "model",
+    "n_images",
+    "psnr",
+    "ssim",
+    "psnr_margin",
+    "ssim_margin",
+]
+#: Columns of :func:`load_published_benchmarks`.
+PUBLISHED_COLUMNS = ["method", "set", "scale", "psnr", "ssim", "citation", "link"]
 
 TABLE_COLUMNS = ["model", "scale", *METRICS]
 PER_IMAGE_COLUMNS = ["model", "name", "index", "scale", *METRICS]
-COLLECT_COLUMNS = ["step", "model", "scale", *METRICS, "loss", "epochs", "n_train"]
+COLLECT_COLUMNS = ["step", "model", "scale", *METRICS, "loss", "steps", "n_train"]
 
 
 # ------------------------------------------------------------------------ predicting
@@ -482,6 +507,87 @@ def _image_files(hr_dir) -> list[Path]:
     return files
 
 
+def benchmark_pair(path, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """The high-resolution image and its low-resolution input, benchmark protocol.
+
+    The image is read as RGB (:func:`srkit.data.read_image`; grayscale becomes RGB),
+    cropped to a multiple of ``scale``, downscaled by MATLAB bicubic with
+    antialiasing (:func:`srkit.data.downscale`), then clipped to [0, 1] and rounded
+    to 1/255 steps (:func:`srkit.data.to_8bit`). The rounding makes the input what
+    a saved 8-bit low-resolution file holds, which is what the published tables use
+    and what the networks are trained on (their 72 px inputs are rounded the same
+    way); without it a network would meet inputs unlike its training inputs.
+
+    Args:
+        path: an image file.
+        scale: integer factor >= 2.
+
+    Returns:
+        ``(high_res, low_res)``: float32 (H, W, 3) with H, W multiples of ``scale``,
+        and float32 (H / scale, W / scale, 3) holding multiples of 1/255.
+
+    Raises:
+        ValueError: for a bad scale or an unreadable image.
+    """
+    if isinstance(scale, bool) or int(scale) != scale or scale < 2:
+        raise ValueError(f"scale must be an integer >= 2, got {scale!r}")
+    scale = int(scale)
+    high_res = data.read_image(path)
+    height, width = high_res.shape[:2]
+    high_res = high_res[: height - height % scale, : width - width % scale]
+    low_res = data.to_8bit(data.downscale(high_res, scale))
+    return high_res, low_res
+
+
+def super_resolve(model, low_res: np.ndarray, scale: int, tile=None, output=None):
+    """Upscale one low-resolution image with a model or bicubic interpolation.
+
+    Args:
+        model: a Keras model, or the string ``"bicubic"``.
+        low_res: float (h, w, 3), RGB in [0, 1].
+        scale: upscaling factor; a model uses its output for it (``low_upsample``
+            for 2, ``high_upsample`` for 4) unless ``output`` names one.
+        tile: passed to :func:`predict_full` to bound memory on large images.
+        output: model output to use, or None for the one of ``scale``.
+
+    Returns:
+        float32 (h * scale, w * scale, 3) clipped to [0, 1].
+
+    Raises:
+        ValueError: for a bad model argument or a model without that output.
+    """
+    if isinstance(model, str):
+        if model != BICUBIC:
+            raise ValueError(f"model must be a Keras model or 'bicubic', got {model!r}")
+        return np.clip(data.upscale(low_res, scale), 0.0, 1.0)
+    output = output or _benchmark_output(model, scale)
+    return predict_full(model, low_res, output=output, tile=tile)
+
+
+def _benchmark_output(model, scale: int) -> str:
+    if scale not in FACTOR_OUTPUTS:
+        raise ValueError(
+            f"no default output for scale {scale}: models produce x2 "
+            f"({FACTOR_OUTPUTS[2]}) and x4 ({FACTOR_OUTPUTS[4]})"
+        )
+    return FACTOR_OUTPUTS[scale]
+
+
+def has_scale(model, scale: int) -> bool:
+    """Whether a model has the output for an upscaling factor (2 or 4).
+
+    Args:
+        model: a Keras model, or ``"bicubic"`` (which has every scale).
+        scale: the factor.
+
+    Returns:
+        True when :func:`benchmark` can score the model at that factor.
+    """
+    if isinstance(model, str):
+        return model == BICUBIC
+    return FACTOR_OUTPUTS.get(scale) in output_names(model)
+
+
 def benchmark(
     model,
     hr_dir,
@@ -491,13 +597,13 @@ def benchmark(
 ) -> pd.DataFrame:
     """Score a model or bicubic interpolation with the published benchmark protocol.
 
-    For each image of the folder (sorted by file name): read it as RGB
-    (:func:`srkit.data.read_image`; grayscale becomes RGB), crop it to a multiple of
-    ``scale``, make the low-resolution input with :func:`srkit.data.downscale`
-    (MATLAB bicubic with antialiasing), upscale with :func:`srkit.data.upscale`
-    (``"bicubic"``) or the model applied to the whole input
-    (:func:`predict_full`), clip to [0, 1], and compute PSNR and SSIM on the Y channel
-    with ``scale`` border pixels shaved (:func:`srkit.metrics.y_psnr`,
+    For each image of the folder (sorted by file name): make the high-resolution
+    image and its 8-bit low-resolution input with :func:`benchmark_pair` (crop to a
+    multiple of ``scale``, MATLAB bicubic downscale, clip to [0, 1], round to 1/255
+    steps; the same input for models and for bicubic), upscale with
+    :func:`srkit.data.upscale` (``"bicubic"``) or the model applied to the whole
+    input (:func:`predict_full`), clip to [0, 1], and compute PSNR and SSIM on the Y
+    channel with ``scale`` border pixels shaved (:func:`srkit.metrics.y_psnr`,
     :func:`srkit.metrics.y_ssim`). This is the convention of the published tables
     (Set5 x2 bicubic: 33.66 dB).
 
@@ -524,13 +630,7 @@ def benchmark(
     if is_bicubic and model != BICUBIC:
         raise ValueError(f"model must be a Keras model or 'bicubic', got {model!r}")
     if not is_bicubic:
-        if output is None:
-            if scale not in FACTOR_OUTPUTS:
-                raise ValueError(
-                    f"no default output for scale {scale}: models produce x2 "
-                    f"({FACTOR_OUTPUTS[2]}) and x4 ({FACTOR_OUTPUTS[4]})"
-                )
-            output = FACTOR_OUTPUTS[scale]
+        output = output or _benchmark_output(model, scale)
         names = output_names(model)
         if output not in names:
             raise ValueError(
@@ -539,20 +639,13 @@ def benchmark(
             )
     rows = []
     for path in _image_files(hr_dir):
-        high_res = data.read_image(path)
-        height, width = high_res.shape[:2]
-        high_res = high_res[: height - height % scale, : width - width % scale]
-        low_res = data.downscale(high_res, scale)
-        if is_bicubic:
-            super_res = data.upscale(low_res, scale)
-        else:
-            super_res = predict_full(model, low_res, output=output, tile=tile)
+        high_res, low_res = benchmark_pair(path, scale)
+        super_res = super_resolve(model, low_res, scale, tile=tile, output=output)
         if super_res.shape != high_res.shape:
             raise ValueError(
                 f"{path.name}: output {output!r} gave shape {super_res.shape} for a "
                 f"x{scale} target of shape {high_res.shape}"
             )
-        super_res = np.clip(super_res, 0.0, 1.0)
         rows.append(
             {
                 "image": path.stem,
@@ -563,6 +656,189 @@ def benchmark(
     table = pd.DataFrame(rows, columns=["image", "psnr", "ssim"])
     mean = {"image": "mean", "psnr": table["psnr"].mean(), "ssim": table["ssim"].mean()}
     return pd.concat([table, pd.DataFrame([mean])], ignore_index=True)
+
+
+def parse_benchmarks(value: str, base=None) -> Path | None:
+    """The folder named by a ``benchmarks`` parameter (``folder:PATH``).
+
+    Args:
+        value: ``""`` (no benchmark sets) or ``folder:PATH``; ``~`` is expanded.
+        base: folder a relative PATH is resolved against (the project folder in the
+            book); the current directory when None.
+
+    Returns:
+        The absolute folder, or None for an empty value.
+
+    Raises:
+        ValueError: for another form, or a PATH that is not a folder.
+    """
+    value = str(value or "").strip()
+    if not value:
+        return None
+    prefix = "folder:"
+    if not value.startswith(prefix) or len(value) == len(prefix):
+        raise ValueError(
+            f"benchmarks must be empty or folder:PATH (a folder whose subfolders such "
+            f"as Set5/ and Set14/ hold high-resolution images), got {value!r}"
+        )
+    folder = Path(value[len(prefix) :]).expanduser()
+    if not folder.is_absolute():
+        folder = Path(base or Path.cwd()) / folder
+    folder = folder.resolve()
+    if not folder.is_dir():
+        raise ValueError(f"benchmarks folder {str(folder)!r} does not exist")
+    return folder
+
+
+def _has_images(folder: Path) -> bool:
+    return any(
+        path.is_file() and path.suffix.lower() in data.IMAGE_EXTENSIONS
+        for path in folder.iterdir()
+    )
+
+
+def benchmark_sets(folder) -> dict[str, Path]:
+    """The benchmark sets of a folder: its subfolders that hold images.
+
+    Args:
+        folder: e.g. ``shared/data/benchmarks`` holding ``Set5/``, ``Set14/``; None
+            gives no sets.
+
+    Returns:
+        Set name (subfolder name) -> folder, the usual sets first
+        (:data:`BENCHMARK_ORDER`), then the others by name; empty when no subfolder
+        holds an image.
+
+    Raises:
+        ValueError: for a path that is not a folder.
+    """
+    if folder is None:
+        return {}
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"benchmarks folder {str(folder)!r} does not exist")
+    found = [p for p in folder.iterdir() if p.is_dir() and _has_images(p)]
+    rank = {name: number for number, name in enumerate(BENCHMARK_ORDER)}
+    found.sort(key=lambda p: (rank.get(p.name, len(rank)), p.name))
+    return {path.name: path for path in found}
+
+
+def benchmark_all(
+    models: Mapping,
+    sets: Mapping,
+    scales: Sequence[int] = BENCHMARK_SCALES,
+    tile: int | None = None,
+    progress=None,
+) -> pd.DataFrame:
+    """Score bicubic and several models on several sets and scales, per image.
+
+    Bicubic interpolation is scored first, then each model in the order given, at
+    each scale the model has an output for (a model with only ``low_upsample`` is
+    scored at x2 alone). Each image is scored with :func:`benchmark`.
+
+    Args:
+        models: row name -> Keras model (e.g. the trained models of a run).
+        sets: set name -> folder of high-resolution images (:func:`benchmark_sets`).
+        scales: upscaling factors.
+        tile: passed to :func:`predict_full` to bound memory on large images.
+        progress: called with one line (set, scale, model) before each run, or None.
+
+    Returns:
+        DataFrame with columns ``set, scale, model, image, psnr, ssim`` (one row per
+        image; no mean rows), empty with those columns when ``sets`` is empty.
+    """
+    parts = []
+    candidates = [(BICUBIC, BICUBIC), *models.items()]
+    for set_name, folder in sets.items():
+        for scale in scales:
+            for name, model in candidates:
+                if not has_scale(model, scale):
+                    continue
+                if progress is not None:
+                    progress(f"{set_name} x{scale}: {name}")
+                table = benchmark(model, folder, scale, tile=tile)
+                table = table[table["image"] != "mean"].copy()
+                table.insert(0, "model", str(name))
+                table.insert(0, "scale", int(scale))
+                table.insert(0, "set", str(set_name))
+                parts.append(table)
+    if not parts:
+        return pd.DataFrame(
+            {
+                column: pd.Series(dtype=np.float64 if column in METRICS else object)
+                for column in BENCHMARK_IMAGE_COLUMNS
+            }
+        )
+    frame = pd.concat(parts, ignore_index=True)
+    frame["scale"] = frame["scale"].astype(np.int64)
+    return frame[BENCHMARK_IMAGE_COLUMNS]
+
+
+def benchmark_summary(per_image: pd.DataFrame) -> pd.DataFrame:
+    """Mean PSNR and SSIM per set, scale and model, with the margin over bicubic.
+
+    Args:
+        per_image: :func:`benchmark_all` output (must hold ``bicubic`` rows for a
+            margin; without them the margins are NaN).
+
+    Returns:
+        DataFrame with columns ``set, scale, model, n_images, psnr, ssim,
+        psnr_margin, ssim_margin``: one row per set, scale and model in the order
+        of ``per_image`` (sets as given, scales ascending, bicubic first). The
+        margins are the model's mean minus bicubic's on the same set and scale
+        (bicubic's own margin is 0).
+
+    Raises:
+        ValueError: when columns are missing.
+    """
+    missing = set(BENCHMARK_IMAGE_COLUMNS) - set(per_image.columns)
+    if missing:
+        raise ValueError(f"per_image lacks the columns {sorted(missing)}")
+    if per_image.empty:
+        columns = {
+            c: pd.Series(dtype=object if c in ("set", "model") else np.float64)
+            for c in BENCHMARK_COLUMNS
+        }
+        return pd.DataFrame(columns)
+    grouped = per_image.groupby(["set", "scale", "model"], sort=False)
+    means = grouped[["psnr", "ssim"]].mean().reset_index()
+    means.insert(3, "n_images", grouped.size().to_numpy())
+    baseline = means[means["model"] == BICUBIC][["set", "scale", "psnr", "ssim"]]
+    baseline = baseline.rename(columns={"psnr": "psnr_bicubic", "ssim": "ssim_bicubic"})
+    table = means.merge(baseline, on=["set", "scale"], how="left")
+    table["psnr_margin"] = table["psnr"] - table["psnr_bicubic"]
+    table["ssim_margin"] = table["ssim"] - table["ssim_bicubic"]
+    sets = list(dict.fromkeys(per_image["set"]))
+    table["set_rank"] = table["set"].map({name: i for i, name in enumerate(sets)})
+    table["is_model"] = (table["model"] != BICUBIC).astype(int)
+    table = table.sort_values(["set_rank", "scale", "is_model"], kind="stable")
+    table["scale"] = table["scale"].astype(np.int64)
+    table["n_images"] = table["n_images"].astype(np.int64)
+    return table[BENCHMARK_COLUMNS].reset_index(drop=True)
+
+
+def load_published_benchmarks() -> pd.DataFrame:
+    """Published benchmark numbers (typed in from the papers, not measured here).
+
+    Read from the package file ``srkit/reference/published_benchmarks.csv``: the
+    bicubic baseline and SRCNN (Dong et al., TPAMI 2016) and ESPCN (Shi et al.,
+    CVPR 2016) on Set5 and Set14, Y-channel PSNR (dB) and SSIM as printed in the
+    papers' tables. A blank value is one the paper does not report (ESPCN reports
+    PSNR only, and no x2) or one we could not check against a second source.
+
+    Returns:
+        DataFrame with columns ``method, set, scale, psnr, ssim, citation, link``
+        (``link``: the paper's abstract page).
+    """
+    resource = (
+        importlib.resources.files("srkit") / "reference" / "published_benchmarks.csv"
+    )
+    with resource.open("r", encoding="utf-8") as stream:
+        table = pd.read_csv(stream)
+    table["scale"] = table["scale"].astype(np.int64)
+    for metric in ("psnr", "ssim"):
+        table[metric] = table[metric].astype(np.float64)
+    return table[PUBLISHED_COLUMNS]
 
 
 # ------------------------------------------------------------------------ metrics files
@@ -603,7 +879,8 @@ def _info_dict(info) -> dict:
     found = {key: settings[key] for key in INFO_KEYS if key in settings}
     history = getattr(info, "history", None)
     if history is not None:
-        found["epochs"] = int(len(history))  # epochs completed, resumes included
+        if "step" in history:  # optimizer steps completed, resumes included
+            found["steps"] = int(history["step"].max()) if len(history) else 0
     for key in ("wall_time_s", "train_images_per_s", "precision"):
         if getattr(info, key, None) is not None:
             found[key] = getattr(info, key)
@@ -658,7 +935,7 @@ def write_metrics(
             {
               "model": "dilated_conv_block_model",
               "n_images": 20,                 # images evaluated
-              "loss": "mae", "epochs": 1, "n_train": 80, "n_val": 20,
+              "loss": "mae", "steps": 400, "n_train": 80, "n_val": 20,
               "train_images_per_s": 12.3, "wall_time_s": 45.6,
               "vgg_weights": null, "precision": "float32",   # None when unknown
               "metrics": [{"scale": 144, "mse": ..., "mae": ..., "psnr": ...,
@@ -673,12 +950,13 @@ def write_metrics(
             folders are created.
         evaluations: an :class:`Evaluation`, or a list of Evaluations or of
             ``(Evaluation, info)`` pairs. ``info`` is a dict with any of ``loss,
-            epochs, n_train, n_val, train_images_per_s, wall_time_s, vgg_weights,
+            steps, n_train, n_val, train_images_per_s, wall_time_s, vgg_weights,
             precision`` (further keys are stored as given), or the
             ``srkit.train.FitResult`` of the model, from which they are taken
-            (``epochs`` = rows of its history). An empty list is allowed for steps
-            without a model; a bicubic-only evaluation (``evaluate(None, ...)``) is
-            stored as model ``bicubic`` with an empty ``metrics`` list.
+            (``steps`` = the optimizer steps of its history). An empty list is
+            allowed for steps without a model; a bicubic-only evaluation
+            (``evaluate(None, ...)``) is stored as model ``bicubic`` with an empty
+            ``metrics`` list.
         step: the step id, e.g. ``"05"`` or ``"R1"`` (an int becomes two digits).
         params: the step's parameters (JSON-serializable).
         extra: anything else worth keeping (JSON-serializable).
@@ -759,7 +1037,7 @@ def write_summary(
     key, ``summary``: the rows of ``table`` as a list of objects (NaN becomes null).
 
     Args:
-        path: file to write, e.g. ``RUN/steps/12_summary/metrics.json``.
+        path: file to write, e.g. ``RUN/steps/13_summary/metrics.json``.
         table: the combined table (:func:`collect_metrics` or
             :func:`comparison_table`).
         step: the step id; the name of the file's folder when None.
@@ -782,6 +1060,102 @@ def write_summary(
         "summary": records,
     }
     return _write_json(path, document)
+
+
+def metrics_path(run_dir, step: str) -> Path:
+    """``RUN/steps/<step>/metrics.json``: where a step writes its record.
+
+    Args:
+        run_dir: the run folder.
+        step: the step's notebook stem, e.g. ``"12_benchmarks"``.
+
+    Returns:
+        The path (not created).
+    """
+    return Path(run_dir) / "steps" / str(step) / METRICS_FILE
+
+
+def _records(table: pd.DataFrame) -> list[dict]:
+    return json.loads(table.to_json(orient="records"))
+
+
+def write_benchmarks(
+    path,
+    per_image: pd.DataFrame,
+    step: str | None = None,
+    params: Mapping | None = None,
+    extra: Mapping | None = None,
+) -> Path:
+    """Write the benchmark step's ``metrics.json``: means, margins and per-image rows.
+
+    The file follows the :func:`write_metrics` schema with an empty ``models`` list
+    (so :func:`collect_metrics` adds nothing from it) and two more keys:
+    ``benchmarks``, the rows of :func:`benchmark_summary` (set, scale, model,
+    n_images, psnr, ssim, psnr_margin, ssim_margin), and ``benchmarks_per_image``,
+    the rows of ``per_image``. With no sets both lists are empty, and the file is
+    still written, so the step has a record.
+
+    Args:
+        path: file to write, e.g. ``metrics_path(RUN, "12_benchmarks")``.
+        per_image: :func:`benchmark_all` output (may be empty).
+        step: the step id; the name of the file's folder when None.
+        params: the step's parameters (JSON-serializable).
+        extra: anything else worth keeping (JSON-serializable).
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: on missing columns or values that JSON cannot hold.
+    """
+    path = Path(path)
+    summary = benchmark_summary(per_image)
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "step": str(step or path.parent.name),
+        "params": dict(params or {}),
+        "extra": dict(extra or {}),
+        "models": [],
+        BENCHMARKS_KEY: _records(summary),
+        f"{BENCHMARKS_KEY}_per_image": _records(per_image[BENCHMARK_IMAGE_COLUMNS]),
+    }
+    return _write_json(path, document)
+
+
+def read_benchmarks(run_dir) -> pd.DataFrame:
+    """The benchmark means and margins a run's benchmark step recorded.
+
+    Every ``RUN/steps/*/metrics.json`` holding a ``benchmarks`` key (written by
+    :func:`write_benchmarks`) is read in folder order; the last one wins.
+
+    Args:
+        run_dir: the run folder.
+
+    Returns:
+        :func:`benchmark_summary`-shaped DataFrame; empty when the run has no
+        benchmark record or the record holds no sets.
+
+    Raises:
+        ValueError: for an invalid metrics file.
+    """
+    found = benchmark_summary(pd.DataFrame(columns=BENCHMARK_IMAGE_COLUMNS))
+    for path in sorted((Path(run_dir) / "steps").glob(f"*/{METRICS_FILE}")):
+        document = read_metrics(path)
+        if BENCHMARKS_KEY not in document:
+            continue
+        rows = document[BENCHMARKS_KEY]
+        if not isinstance(rows, list):
+            raise ValueError(
+                f"metrics file {str(path)!r}: {BENCHMARKS_KEY!r} is not a list"
+            )
+        table = pd.DataFrame(rows, columns=BENCHMARK_COLUMNS)
+        if not table.empty:
+            table["scale"] = table["scale"].astype(np.int64)
+            table["n_images"] = table["n_images"].astype(np.int64)
+            for column in ("psnr", "ssim", "psnr_margin", "ssim_margin"):
+                table[column] = table[column].astype(np.float64)
+        found = table
+    return found
 
 
 def _check_scores(scores, where: str) -> None:
@@ -844,7 +1218,7 @@ def collect_metrics(run_dir, bicubic: str = "last") -> pd.DataFrame:
     """Gather every ``RUN/steps/*/metrics.json`` into one long table.
 
     Files are read in the sorted order of their step folders (``01_...`` to
-    ``12_...``). The bicubic baseline depends on the validation images a step used, so
+    ``13_...``). The bicubic baseline depends on the validation images a step used, so
     its rows are chosen by ``bicubic``:
 
     - ``"last"`` (default): one row per scale, from the last step (in folder order)
@@ -858,7 +1232,7 @@ def collect_metrics(run_dir, bicubic: str = "last") -> pd.DataFrame:
 
     Returns:
         DataFrame with columns ``step, model, scale, mse, mae, psnr, ssim, loss,
-        epochs, n_train`` then ``n_val, n_images, train_images_per_s, wall_time_s,
+        steps, n_train`` then ``n_val, n_images, train_images_per_s, wall_time_s,
         vgg_weights, precision``: one row per model and scale, model rows in file
         order, then the bicubic rows.
 

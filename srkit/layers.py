@@ -1,10 +1,11 @@
 """Custom Keras layers and the building blocks of the model zoo.
 
 This module owns everything below the level of a whole model: the
-depth-to-space (sub-pixel) rearrangement, VGG16 input preprocessing, the frozen
-VGG16 ``block1`` feature extractor, and the block builders that ``srkit.models``
-composes (residual, dilated, dilated residual and extended dilated residual
-blocks, see DESIGN.md "The model zoo"). Layer code uses ``keras.ops`` only, so
+depth-to-space (sub-pixel) rearrangement, bilinear upsampling by an integer
+factor, VGG16 input preprocessing, the frozen VGG16 ``block1`` feature
+extractor, and the block builders that ``srkit.models`` composes (residual,
+dilated, dilated residual and extended dilated residual blocks, see DESIGN.md
+"The model zoo"). Layer code uses ``keras.ops`` only, so
 the TensorFlow and JAX backends both run it; the custom layers are registered
 under the ``srkit`` package so that ``.keras`` files load once this module is
 imported.
@@ -21,6 +22,7 @@ import keras
 from keras import layers, ops
 
 __all__ = [
+    "BilinearUpSampling2D",
     "DepthToSpace",
     "VGGFeatures",
     "VGGPreprocess",
@@ -86,14 +88,12 @@ class DepthToSpace(layers.Layer):
         self._out_channels(input_shape[-1])  # validate early, at model build time
 
     def call(self, inputs):
-        b = self.block_size
-        shape = ops.shape(inputs)  # dynamic: h and w may be unknown until run time
-        n, h, w, c = shape[0], shape[1], shape[2], shape[3]
-        c_out = c // (b * b)
-        x = ops.reshape(inputs, (n, h, w, b, b, c_out))
-        # (n, h, i, w, j, c_out): row offset i next to h, column offset j next to w
-        x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
-        return ops.reshape(x, (n, h * b, w * b, c_out))
+        # One backend op (tf.nn.depth_to_space on TensorFlow) that takes the sizes
+        # from the tensor at run time. A reshape to sizes read with ops.shape fails
+        # on TensorFlow after dilated convolutions when only one of h, w is known
+        # statically: graph optimisation folds the unknown one to the known value
+        # (https://github.com/tensorflow/tensorflow/issues/26797).
+        return ops.depth_to_space(inputs, self.block_size, data_format="channels_last")
 
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape
@@ -108,6 +108,95 @@ class DepthToSpace(layers.Layer):
     def get_config(self):
         config = super().get_config()
         config["block_size"] = self.block_size
+        return config
+
+
+def _interpolation_phases(x, factor, axis):
+    # Output pixel f * i + r along `axis` samples the input at i + (r + 0.5) / f - 0.5
+    # (half-pixel centres), between pixel i and its left or right neighbour; edge
+    # pixels are repeated, as TensorFlow's ResizeBilinear kernel clamps positions.
+    # Returns the f phases r = 0 .. f - 1, each shaped like x.
+    head = (slice(None),) * axis  # index prefix selecting all earlier axes
+    before = ops.concatenate(
+        [x[head + (slice(0, 1),)], x[head + (slice(None, -1),)]], axis=axis
+    )
+    after = ops.concatenate(
+        [x[head + (slice(1, None),)], x[head + (slice(-1, None),)]], axis=axis
+    )
+    phases = []
+    for r in range(factor):
+        offset = (r + 0.5) / factor - 0.5
+        left, right, weight = (
+            (before, x, 1.0 + offset) if offset < 0 else (x, after, offset)
+        )
+        # TensorFlow's operation order, left + (right - left) * weight, so that the
+        # float32 rounding matches too.
+        phases.append(left + (right - left) * weight)
+    return phases
+
+
+@keras.saving.register_keras_serializable(package="srkit")
+class BilinearUpSampling2D(layers.Layer):
+    """Bilinear upsampling by an integer factor, for inputs of any size.
+
+    Gives the values of ``keras.layers.UpSampling2D(size,
+    interpolation="bilinear")`` (channels last): half-pixel centres, no
+    antialiasing, edge pixels repeated outside the image. On TensorFlow the values
+    are equal bit for bit for power-of-two factors; for other factors TensorFlow
+    rounds its float32 sample positions, which moves its values by about 1e-5
+    relative to ours. The layer has no weights.
+
+    Keras 3.15's bilinear ``UpSampling2D`` calls ``keras.ops.image.resize``, which
+    compares the target size with 0 in Python and so fails on TensorFlow
+    (``OperatorNotAllowedInGraphError``) once a model is retraced for a second
+    image size and the size is a symbolic tensor. This layer computes the
+    interpolation itself and places the ``size**2`` output phases with
+    ``keras.ops.depth_to_space``, so it never reads the input's shape.
+
+    Args:
+        size: integer >= 1, the upsampling factor of rows and columns.
+        **kwargs: standard ``keras.layers.Layer`` arguments (``name``, ...).
+
+    Input: float tensor (n, h, w, c); h and w may be unknown when the model is
+    built.
+    Output: tensor (n, h * size, w * size, c), same dtype.
+
+    Raises:
+        ValueError: if ``size`` is not an integer >= 1.
+    """
+
+    def __init__(self, size=2, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"size must be an integer >= 1, got {size!r}")
+        self.size = size
+
+    def call(self, inputs):
+        factor = self.size
+        if factor == 1:
+            return inputs
+        # Columns first, then rows: TensorFlow's order, so the rounding matches.
+        columns = _interpolation_phases(inputs, factor, axis=2)
+        rows = [_interpolation_phases(x, factor, axis=1) for x in columns]
+        # Channel block r * factor + s holds output pixel (factor * i + r,
+        # factor * j + s): the order depth_to_space reads (see DepthToSpace).
+        blocks = [rows[s][r] for r in range(factor) for s in range(factor)]
+        return ops.depth_to_space(
+            ops.concatenate(blocks, axis=-1), factor, data_format="channels_last"
+        )
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        return (
+            n,
+            None if h is None else h * self.size,
+            None if w is None else w * self.size,
+            c,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config["size"] = self.size
         return config
 
 

@@ -12,8 +12,11 @@ Every model takes float32 RGB images in [0, 1] of any size, shape
 (n, h, w, 3), and returns ``low_upsample`` (n, 2h, 2w, 3) and, from step 03 on,
 ``high_upsample`` (n, 4h, 4w, 3). Hidden convolutions use ``same`` padding and
 ReLU; heads are linear 1x1 convolutions; the convolution closing a residual
-branch is linear (see ``srkit.layers``). ``UpSampling2D`` models from step 03 on
-use bilinear interpolation, the better variant of step 02 in the original study.
+branch is linear (see ``srkit.layers``). Interpolating models from step 03 on
+use bilinear upsampling, the better variant of step 02 in the original study,
+through ``srkit.layers.BilinearUpSampling2D`` (the values of Keras'
+``UpSampling2D(interpolation="bilinear")``, which in Keras 3.15 fails on
+TensorFlow once a model sees a second image size).
 """
 
 from __future__ import annotations
@@ -304,18 +307,25 @@ def _head(x, name):
     return layers.Conv2D(3, 1, padding="same", name=name)(x)
 
 
+def _upsample(x, name, interpolation="bilinear"):
+    # x2; nearest-neighbour UpSampling2D repeats pixels and takes any size.
+    if interpolation == "nearest":
+        return layers.UpSampling2D(2, interpolation="nearest", name=name)(x)
+    return blocks.BilinearUpSampling2D(2, name=name)(x)
+
+
 def _simple(inputs, interpolation):
     x = blocks.conv(inputs, 64, name="conv1")
     x = blocks.conv(x, 64, name="conv2")
-    x = layers.UpSampling2D(2, interpolation=interpolation, name="up_x2")(x)
+    x = _upsample(x, "up_x2", interpolation)
     return [_head(x, "low_upsample")]
 
 
 def _multi_upsampling(inputs, _vgg_weights):
     x = blocks.conv(inputs, 64, name="conv1")
     x = blocks.conv(x, 64, name="conv2")
-    up2 = layers.UpSampling2D(2, interpolation="bilinear", name="up_x2")(x)
-    up4 = layers.UpSampling2D(2, interpolation="bilinear", name="up_x4")(up2)
+    up2 = _upsample(x, "up_x2")
+    up4 = _upsample(up2, "up_x4")
     return [_head(up2, "low_upsample"), _head(up4, "high_upsample")]
 
 
@@ -324,9 +334,9 @@ def _residual_like(inputs, block):
     x = blocks.conv(inputs, 32, 1, name="stem")
     x = block(x, "block1")
     x = block(x, "block2")
-    up2 = layers.UpSampling2D(2, interpolation="bilinear", name="up_x2")(x)
+    up2 = _upsample(x, "up_x2")
     x = block(up2, "block3")
-    up4 = layers.UpSampling2D(2, interpolation="bilinear", name="up_x4")(x)
+    up4 = _upsample(x, "up_x4")
     return [_head(up2, "low_upsample"), _head(up4, "high_upsample")]
 
 
@@ -349,8 +359,8 @@ def _vgg_feature_extract(inputs, vgg_weights):
     x = blocks.conv(inputs, 64, 1, name="conv1")
     x = blocks.conv(x, 64, 1, name="conv2")
     x = layers.Concatenate(name="concat_vgg")([x, _vgg(inputs, vgg_weights)])
-    up2 = layers.UpSampling2D(2, interpolation="bilinear", name="up_x2")(x)
-    up4 = layers.UpSampling2D(2, interpolation="bilinear", name="up_x4")(up2)
+    up2 = _upsample(x, "up_x2")
+    up4 = _upsample(up2, "up_x4")
     return [_head(up2, "low_upsample"), _head(up4, "high_upsample")]
 
 
@@ -425,7 +435,9 @@ _BUILDERS = {
 }
 
 
-def build(name: str, vgg_weights: str | Path = "random") -> keras.Model:
+def build(
+    name: str, vgg_weights: str | Path = "random", seed: int | None = None
+) -> keras.Model:
     """Build a zoo model by its registry name.
 
     Args:
@@ -434,6 +446,9 @@ def build(name: str, vgg_weights: str | Path = "random") -> keras.Model:
             that use them (steps 06, 07, R1-R4): ``"random"``, ``"imagenet"``
             or a local file path (see :func:`load_vgg_weights`). Ignored by the
             other models.
+        seed: when set, seeds Python, NumPy and the backend
+            (``keras.utils.set_random_seed``) just before building, so the same
+            seed gives the same initial weights; None keeps the current state.
 
     Returns:
         An uncompiled ``keras.Model`` named ``name``, input (None, None, 3)
@@ -449,6 +464,8 @@ def build(name: str, vgg_weights: str | Path = "random") -> keras.Model:
         raise ValueError(
             f"unknown model name {name!r}; choose one of: {', '.join(MODEL_NAMES)}"
         )
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
     inputs = keras.Input(shape=(None, None, 3), name="low_res")
     outputs = _BUILDERS[name](inputs, vgg_weights)
     return keras.Model(inputs, outputs, name=name)
@@ -519,8 +536,8 @@ def load(path: str | Path) -> keras.Model:
     """Load a model saved as ``.keras`` by ``srkit.train`` (or ``model.save``).
 
     Importing this module registers srkit's custom layers, which Keras needs to
-    rebuild ``DepthToSpace`` and the VGG16 block; the model is loaded uncompiled,
-    ready for prediction.
+    rebuild ``DepthToSpace``, ``BilinearUpSampling2D`` and the VGG16 block; the
+    model is loaded uncompiled, ready for prediction.
 
     Args:
         path: a ``.keras`` file.

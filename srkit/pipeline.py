@@ -61,7 +61,13 @@ RUN_RECORDS = "run.json"
 PARAMS_FILE = "params.yaml"
 METRICS_FILE = "metrics.json"
 BOOK_LOG = "book_build.log"
-SUMMARY_WORD = "summary"  # a step whose stem has it reads every earlier metrics.json
+# A step whose source has this comment line reads the records of every earlier step
+# (the benchmark and summary pages), so their metrics.json are part of its cache key.
+READS_EARLIER_STEPS = re.compile(r"^#\s*srkit:\s*reads-earlier-steps\b", re.MULTILINE)
+# Parameters whose "folder:PATH" value names an input folder: its listing (names,
+# sizes, modification times) is part of the step's cache key.
+FOLDER_PARAMETERS = ("benchmarks",)
+FOLDER_PREFIX = "folder:"
 # pipeline and command-line code does not change what a notebook computes
 HASH_EXCLUDED = ("pipeline.py", "cli.py", "__main__.py")
 VERSION_PACKAGES = (
@@ -188,17 +194,16 @@ class Step:
         stem: file name without ``.py``, e.g. "05_dilated_blocks".
         path: absolute path of ``notebooks/<stem>.py``.
         parameters: name -> Parameter, in the cell's order.
+        reads_earlier_steps: whether the source declares, with the comment line
+            ``# srkit: reads-earlier-steps``, that it reads the outputs of every
+            earlier step; it then re-runs when their ``metrics.json`` change.
     """
 
     number: str
     stem: str
     path: Path
     parameters: dict[str, Parameter] = field(default_factory=dict)
-
-    @property
-    def is_summary(self) -> bool:
-        """Whether the step reads every earlier step's metrics.json."""
-        return SUMMARY_WORD in self.stem
+    reads_earlier_steps: bool = False
 
 
 def parse_parameters(cell_source: str, where: str = "parameters cell"):
@@ -328,7 +333,8 @@ def read_step(path: Path) -> Step:
 
     Returns:
         Step with the parameters of the first code cell tagged ``parameters``
-        (none if the notebook has no such cell).
+        (none if the notebook has no such cell), and ``reads_earlier_steps`` set
+        when a code cell holds the line ``# srkit: reads-earlier-steps``.
 
     Raises:
         ValueError: for a malformed parameters cell.
@@ -340,9 +346,19 @@ def read_step(path: Path) -> Step:
         if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
             parameters = parse_parameters(cell.source, where=str(path))
             break
+    reads_earlier = any(
+        cell.cell_type == "code" and READS_EARLIER_STEPS.search(cell.source)
+        for cell in notebook.cells
+    )
     match = STEP_FILE.match(path.name)
     number = match.group(1) if match else path.stem[:2]
-    return Step(number=number, stem=path.stem, path=path, parameters=parameters)
+    return Step(
+        number=number,
+        stem=path.stem,
+        path=path,
+        parameters=parameters,
+        reads_earlier_steps=reads_earlier,
+    )
 
 
 def discover_steps(project: Path) -> list[Step]:
@@ -599,9 +615,44 @@ def step_key(
     return _sha256(json.dumps(payload, sort_keys=True, default=str))[:24]
 
 
+def folder_keys(params: dict[str, Any], project: Path) -> list[str]:
+    """Fingerprints of the input folders named by a step's folder parameters.
+
+    For each parameter of :data:`FOLDER_PARAMETERS` set to ``folder:PATH`` (a
+    relative PATH is taken from the project folder, as the notebooks do), a hash of
+    every file below the folder: relative name, size and modification time. Adding,
+    removing or replacing an image changes it; reading the images is not needed.
+
+    Args:
+        params: the step's resolved parameters.
+        project: the project folder.
+
+    Returns:
+        One ``name=hash`` string per such parameter (``name=missing:PATH`` for a
+        folder that does not exist; the step reports the error when it runs).
+    """
+    keys = []
+    for name in FOLDER_PARAMETERS:
+        value = str(params.get(name) or "").strip()
+        if not value.startswith(FOLDER_PREFIX):
+            continue
+        folder = Path(value[len(FOLDER_PREFIX) :]).expanduser()
+        folder = folder if folder.is_absolute() else Path(project) / folder
+        if not folder.is_dir():
+            keys.append(f"{name}=missing:{folder}")
+            continue
+        digest = hashlib.sha256()
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            stat = path.stat()
+            relative = path.relative_to(folder).as_posix()
+            digest.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        keys.append(f"{name}={digest.hexdigest()[:16]}")
+    return keys
+
+
 def _upstream_hashes(step: Step, steps: Sequence[Step], run_dir: Path) -> dict:
-    """For a summary step: hashes of the metrics.json of every earlier step."""
-    if not step.is_summary:
+    """For a step that reads earlier steps: hashes of their metrics.json files."""
+    if not step.reads_earlier_steps:
         return {}
     hashes = {}
     for other in steps:
@@ -1027,6 +1078,7 @@ def run(
     keys_of_data = {}
     for stem in (s.stem for s in selected):
         keys_of_data[stem] = [data_key(*item) for item in inputs[stem]]
+        keys_of_data[stem] += folder_keys(params[stem], project)
 
     previous = read_records(run_dir)
     old_steps = previous.get("steps", {})

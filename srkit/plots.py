@@ -1,4 +1,4 @@
-"""Figures of the report: data samples, predictions, learning curves, bar charts, GIFs.
+"""Figures of the report: samples, predictions, learning curves, bar charts, GIFs.
 
 This module owns how results look. Every function returns a matplotlib ``Figure``
 (a :class:`BookFigure`, which notebooks display as PNG) at a fixed resolution
@@ -6,7 +6,9 @@ This module owns how results look. Every function returns a matplotlib ``Figure`
 axis labels and units (PSNR in dB); nothing is saved or closed here. Only the
 object-oriented matplotlib API is used (no ``pyplot`` state), so the functions run
 under any backend, Agg included, and leave no open figures behind. :func:`show_gif`
-is the single place that decides how an animated GIF reaches the HTML book.
+is the single place that decides how an animated GIF reaches the HTML book. The
+benchmark page uses :func:`margin_bars` (margins over bicubic) and
+:func:`zoom_comparison` (one image, zoomed, beside its reconstructions).
 
 Images follow the package convention: float RGB in [0, 1], shape (h, w, 3). Small
 images are drawn with nearest-neighbour interpolation so their pixels stay visible.
@@ -388,6 +390,79 @@ def best_worst_figure(
     return figure
 
 
+def zoom_comparison(
+    images: Mapping,
+    box: tuple[int, int, int] | None = None,
+    metrics: Mapping | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Images of the same scene side by side, each with a magnified crop below.
+
+    Meant for a benchmark image: the high-resolution original first, then its
+    reconstructions (bicubic, a model). The same square is outlined on every panel
+    and magnified in the second row.
+
+    Args:
+        images: panel title -> float (h, w, 3) image in [0, 1], all of one shape;
+            the first is the reference.
+        box: (y, x, size) of the square in pixels; None puts a square of a quarter
+            of the shorter side where the second image differs most from the
+            first (largest mean absolute error).
+        metrics: panel title -> mapping with ``psnr`` (dB) and/or ``ssim``, written
+            under that panel; panels without an entry get no text.
+        title: figure title.
+
+    Returns:
+        A Figure of two rows (full view, zoom) and one column per image.
+
+    Raises:
+        ValueError: on fewer than two images, differing shapes, or a box outside
+            the images.
+    """
+    if len(images) < 2:
+        raise ValueError(f"need at least two images to compare, got {len(images)}")
+    panels = [(str(name), _as_image(image, name)) for name, image in images.items()]
+    shape = panels[0][1].shape
+    for name, image in panels:
+        if image.shape != shape:
+            raise ValueError(f"image {name!r} has shape {image.shape}, not {shape}")
+    height, width = shape[:2]
+    if box is None:
+        size = max(min(height, width) // 4, 1)
+        top, left = _worst_window(panels[1][1], panels[0][1], size)
+    else:
+        if len(box) != 3:
+            raise ValueError(f"box must be (y, x, size) in pixels, got {box!r}")
+        top, left, size = (int(value) for value in box)
+        if (
+            size < 1
+            or top < 0
+            or left < 0
+            or top + size > height
+            or left + size > width
+        ):
+            raise ValueError(f"box {box!r} must lie inside the {height}x{width} images")
+    metrics = dict(metrics or {})
+    panel = WIDTH_INCHES / len(panels)
+    figure = _figure(WIDTH_INCHES, panel * (height / width) + panel + 1.2)
+    grid = figure.subplots(2, len(panels), squeeze=False)
+    for column, (name, image) in enumerate(panels):
+        axes = grid[0, column]
+        _show(axes, image, name)
+        text = _metric_text(metrics.get(name))
+        if text:
+            axes.set_xlabel(text, fontsize=8)
+        _outline(axes, top, left, size)
+        zoomed = grid[1, column]
+        _show(zoomed, image[top : top + size, left : left + size], "zoom")
+        for spine in zoomed.spines.values():
+            spine.set_edgecolor(ZOOM_COLOR)
+            spine.set_linewidth(1.5)
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
 # ------------------------------------------------------------------------ training
 
 
@@ -583,6 +658,75 @@ def metric_bars(
     handles, labels = grid[0, 0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=8)
     figure.suptitle(f"{label} per model, validation mean")
+    return figure
+
+
+def margin_bars(summary: pd.DataFrame, metric: str = "psnr") -> Figure:
+    """Each model's margin over bicubic, one panel per benchmark set and scale.
+
+    Bars start at zero (bicubic): right and green where the model beats bicubic,
+    left and red where it falls short; each bar carries its signed value.
+
+    Args:
+        summary: ``srkit.evaluate.benchmark_summary`` output (columns ``set,
+            scale, model`` and ``<metric>_margin``); bicubic rows are skipped.
+        metric: ``psnr`` (margin in dB) or ``ssim``.
+
+    Returns:
+        A Figure with one row of panels per set and one column per scale.
+
+    Raises:
+        ValueError: on an unknown metric, missing columns, or no model rows.
+    """
+    if metric not in ("psnr", "ssim"):
+        raise ValueError(f"metric must be 'psnr' or 'ssim', got {metric!r}")
+    column = f"{metric}_margin"
+    missing = {"set", "scale", "model", column} - set(summary.columns)
+    if missing:
+        raise ValueError(f"summary lacks the columns {sorted(missing)}")
+    rows = summary[summary["model"] != "bicubic"]
+    if rows.empty:
+        raise ValueError("summary has no model rows (only bicubic)")
+    sets = list(dict.fromkeys(rows["set"]))
+    scales = sorted(int(k) for k in rows["scale"].unique())
+    names = list(dict.fromkeys(rows["model"]))
+    label = "PSNR margin (dB)" if metric == "psnr" else "SSIM margin"
+    digits = 2 if metric == "psnr" else 4
+    height = max(0.3 * len(names) + 1.0, 2.0) * len(sets) + 0.8
+    figure = _figure(WIDTH_INCHES, height)
+    grid = figure.subplots(len(sets), len(scales), squeeze=False, sharey=True)
+    positions = np.arange(len(names))
+    for line, set_name in enumerate(sets):
+        for place, scale in enumerate(scales):
+            axes = grid[line, place]
+            here = rows[(rows["set"] == set_name) & (rows["scale"] == scale)]
+            values = here.set_index("model")[column]
+            values = np.array([values.get(name, np.nan) for name in names], float)
+            colors = ["#2ca02c" if value >= 0 else "#d62728" for value in values]
+            axes.barh(positions, np.nan_to_num(values), color=colors, height=0.7)
+            axes.axvline(0.0, color="k", linewidth=1.0)
+            for y, value in zip(positions, values, strict=True):
+                text = "n/a" if np.isnan(value) else f" {value:+.{digits}f} "
+                side = "left" if np.isnan(value) or value >= 0 else "right"
+                axes.text(
+                    0.0 if np.isnan(value) else value,
+                    y,
+                    text,
+                    va="center",
+                    ha=side,
+                    fontsize=7,
+                )
+            finite = values[np.isfinite(values)]
+            reach = float(np.max(np.abs(finite))) if finite.size else 1.0
+            reach = reach * 1.4 if reach > 0 else 1.0
+            axes.set_xlim(-reach, reach)
+            axes.set_title(f"{set_name}, x{scale}", fontsize=10)
+            axes.set_xlabel(label)
+            axes.grid(axis="x", alpha=0.3)
+    for line in range(len(sets)):
+        grid[line, 0].set_yticks(positions, names, fontsize=8)
+    grid[0, 0].invert_yaxis()
+    figure.suptitle(f"{label} over bicubic per model, mean over each set (Y channel)")
     return figure
 
 

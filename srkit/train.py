@@ -1,18 +1,26 @@
 """Training: one call that compiles, fits, checkpoints, resumes and records a model.
 
-This module owns :func:`fit` and everything it leaves in a model's run folder
-(``RUN/models/<model_name>/``, see the contract's run-folder layout):
+Budgets are optimizer steps. :func:`fit` trains for ``steps`` steps on batches drawn
+afresh at every step (random windows of a :class:`srkit.data.PatchSource`, or
+random images of fixed arrays), and every ``eval_every`` steps (one *interval*,
+which is one Keras epoch) it validates, writes a history row, checkpoints and
+records a GIF frame. Batch ``k`` of a run depends only on the seed and ``k``, so a
+resumed run sees the same batches as an uninterrupted one.
 
-- ``best.keras``: the weights of the epoch with the lowest ``val_loss``;
-- ``last.keras``: the weights and optimizer state after the last completed epoch
-  (what a resumed run continues from);
-- ``history.csv``: one row per completed epoch, ``epoch`` (1-based), Keras' log keys
-  and the seconds spent training (``train_time_s``) and in the whole epoch
+This module owns :func:`fit` and everything it leaves in a model's run folder
+(``RUN/models/<model_name>/``):
+
+- ``best.keras``: the weights of the interval with the lowest ``val_loss``;
+- ``last.keras``: the weights and optimizer state after the last completed
+  interval (what a resumed run continues from);
+- ``history.csv``: one row per completed interval: ``epoch`` (the 1-based interval
+  number), ``step`` (optimizer steps done), ``learning_rate``, Keras' log keys
+  and the seconds spent training (``train_time_s``) and in the whole interval
   including validation (``epoch_time_s``);
-- ``settings.json``: loss, epochs, batch size, learning rate, precision, seed, model
-  name and size, image counts, data key, backend and versions, plus the run's
-  ``status`` ("running", "complete", "interrupted", "diverged") and
-  ``epochs_completed``;
+- ``settings.json``: loss, steps, interval, batch size, learning rate and schedule,
+  precision, seed, model name and size, image counts, data key, backend and
+  versions, plus the run's ``status`` ("running", "complete", "interrupted",
+  "diverged") and ``epochs_completed`` (intervals);
 - ``gif_<output>.gif``: predictions of three validation images along training.
 
 Every file is written to a temporary name in the same folder and renamed into place
@@ -22,18 +30,18 @@ configuration, so ``keras.saving.load_model(path)`` works with or without
 optimizer variables, which :func:`fit` restores with ``load_weights`` to resume.
 
 Calling :func:`fit` again on the same folder with the same settings resumes after
-the last completed epoch (weights, Adam state and step counter, epoch number and
-history; the data order after resuming differs from an uninterrupted run's, so the
-numbers are close but not bit-identical), extends a finished run when ``epochs``
-grew, or returns the finished run without training (``skipped=True``). Different
-settings (loss, learning rate, batch size, precision, seed, model, data, or fewer
-epochs than already done) start the run over, with a warning naming the
-differences: the folder then holds what the new settings produce, which is what a
-parameterized rerun of the pipeline expects. ``force=True`` always starts over.
+the last completed interval (weights, Adam state and step counter, history, and
+the batch stream at the same position), or returns the finished run without
+training (``skipped=True``). Different settings (loss, steps, interval, learning
+rate or schedule, batch size, precision, seed, model, data) start the run over,
+with a warning naming the differences: the folder then holds what the new
+settings produce, which is what a parameterized rerun of the pipeline expects.
+``force=True`` always starts over.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -41,7 +49,7 @@ import platform
 import shutil
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -52,23 +60,38 @@ import numpy as np
 import pandas as pd
 
 from srkit import callbacks as srkit_callbacks
-from srkit import losses, metrics
+from srkit import (
+    layers,  # noqa: F401  (registers the custom layers for loading)
+    losses,
+    metrics,
+)
 from srkit.callbacks import TMP_MARKER, atomic_path
 
 __all__ = [
     "FitResult",
+    "LR_SCHEDULES",
     "PRECISIONS",
+    "PrecisionChoice",
     "TARGETS",
     "TrainingDiverged",
+    "batches",
+    "choose_precision",
     "fit",
     "prepare_model",
     "read_history",
 ]
 
 PRECISIONS = ("float32", "mixed_bfloat16")
+LR_SCHEDULES = ("cosine", "constant")
+COSINE_FLOOR = 0.1  # cosine decay ends at a tenth of the initial learning rate
+# precision "auto" takes bfloat16 only when a convolution runs this much faster
+BF16_MIN_SPEEDUP = 1.3
 # Which Subset array each named output learns from (x2 and x4 targets).
 TARGETS = {"low_upsample": "y2", "high_upsample": "y4"}
-METRICS = (metrics.mse, metrics.mae, metrics.psnr, metrics.ssim)
+# Compiled metrics run on every training batch too; SSIM (an 11x11 Gaussian filter
+# per channel) tripled the step time of the small models, so it is left to the
+# evaluation of the trained model (srkit.evaluate).
+METRICS = (metrics.mse, metrics.mae, metrics.psnr)
 GIF_IMAGES = 3  # the first three validation images, a fixed and deterministic choice
 # Settings that must equal the previous run's for fit to resume it or skip it.
 MATCH_KEYS = (
@@ -76,8 +99,11 @@ MATCH_KEYS = (
     "params",
     "outputs",
     "loss",
+    "steps",
+    "eval_every",
     "batch_size",
     "learning_rate",
+    "lr_schedule",
     "precision",
     "seed",
     "n_train",
@@ -89,7 +115,6 @@ LAST_FILE = "last.keras"
 HISTORY_FILE = "history.csv"
 SETTINGS_FILE = "settings.json"
 METRICS_FILE = "metrics.json"
-TIME_COLUMNS = ("train_time_s", "epoch_time_s")
 # The original study had to lower the learning rate to this value on 5,000 images.
 SAFE_LEARNING_RATE = 1e-4
 
@@ -98,11 +123,11 @@ class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite; training stopped at that batch.
 
     Attributes:
-        epoch: 1-based epoch in which the loss stopped being finite.
-        batch: 1-based batch of that epoch, or None when found at the epoch's end
-            (e.g. a non-finite validation loss).
+        epoch: 1-based interval in which the loss stopped being finite.
+        batch: 1-based step of that interval, or None when found at the interval's
+            end (e.g. a non-finite validation loss).
         value: the offending value (NaN or +-inf).
-        last_good_epoch: the last epoch saved in ``last.keras`` (0: none).
+        last_good_epoch: the last interval saved in ``last.keras`` (0: none).
     """
 
     def __init__(
@@ -112,14 +137,14 @@ class TrainingDiverged(RuntimeError):
         self.batch = batch
         self.value = value
         self.last_good_epoch = last_good_epoch
-        where = f"epoch {epoch}" + (f", batch {batch}" if batch is not None else "")
+        where = f"interval {epoch}" + (f", step {batch}" if batch is not None else "")
         if last_good_epoch:
             kept = (
-                f"best.keras and last.keras in {run_dir} keep the weights of epoch "
-                f"{last_good_epoch} and earlier"
+                f"best.keras and last.keras in {run_dir} keep the weights of "
+                f"interval {last_good_epoch} and earlier"
             )
         else:
-            kept = "no epoch completed, so no model was saved"
+            kept = "no interval completed, so no model was saved"
         lower = min(learning_rate / 10, SAFE_LEARNING_RATE)
         super().__init__(
             f"training diverged in {where}: {key} is {value}; {kept}. Use a lower "
@@ -133,23 +158,23 @@ class FitResult:
     """What :func:`fit` returns.
 
     Attributes:
-        history: one row per completed epoch (all sessions of a resumed run):
-            ``epoch`` (1-based), Keras' log keys (``loss``, ``val_loss``,
-            ``<output>_psnr``... for two outputs, ``psnr``... for one), and
-            ``train_time_s``, ``epoch_time_s``.
+        history: one row per completed interval (all sessions of a resumed run):
+            ``epoch`` (1-based interval), ``step``, ``learning_rate``, Keras' log
+            keys (``loss``, ``val_loss``, ``<output>_psnr``... for two outputs,
+            ``psnr``... for one), and ``train_time_s``, ``epoch_time_s``.
         wall_time_s: seconds this call took (training, saving, loading).
-        train_images_per_s: training images * epochs / seconds spent in training
-            epochs, over the whole history (excludes validation and saving;
-            includes the first epoch's graph tracing).
+        train_images_per_s: training windows (steps x batch size) per second spent
+            training, over the whole history (excludes validation and saving;
+            includes the first interval's graph tracing).
         paths: name -> Path of every artifact: ``best_model``, ``last_model``,
             ``history``, ``settings`` and ``gif_<output>`` for each GIF present.
         model: the best model (lowest ``val_loss``, or ``loss`` without validation
             data), loaded from ``best.keras``, uncompiled.
-        resumed_from: epochs completed before this call (0 for a fresh run; equal
-            to the run's epochs when ``skipped``).
+        resumed_from: optimizer steps completed before this call (0 for a fresh
+            run; equal to the run's steps when ``skipped``).
         precision: "float32" or "mixed_bfloat16".
         skipped: True when the run was already complete and nothing was trained.
-        epochs_run: epochs trained by this call.
+        steps_run: optimizer steps trained by this call.
         settings: the content of ``settings.json``.
     """
 
@@ -161,8 +186,104 @@ class FitResult:
     resumed_from: int
     precision: str
     skipped: bool = False
-    epochs_run: int = 0
+    steps_run: int = 0
     settings: dict = field(default_factory=dict)
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps completed, resumed sessions included."""
+        history = self.history
+        return int(history["step"].max()) if len(history) else 0
+
+    def record(self) -> dict:
+        """The facts a step's ``metrics.json`` keeps about this training run."""
+        settings = self.settings
+        return {
+            "loss": settings.get("loss"),
+            "steps": self.steps,
+            "batch_size": settings.get("batch_size"),
+            "n_train": settings.get("n_train"),
+            "n_val": settings.get("n_val"),
+            "train_images_per_s": self.train_images_per_s,
+            "wall_time_s": self.wall_time_s,
+            "precision": self.precision,
+        }
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    """The precision :func:`choose_precision` settled on, and why.
+
+    Attributes:
+        name: "float32" or "mixed_bfloat16".
+        requested: what was asked for ("auto", "float32" or "mixed_bfloat16").
+        reason: one sentence for the run banner.
+        speedup: measured bfloat16 / float32 convolution speed (None: not measured).
+    """
+
+    name: str
+    requested: str
+    reason: str
+    speedup: float | None = None
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _conv_seconds(dtype: str, repeats: int = 3) -> float:
+    """Best time of a 64-channel 3x3 convolution on 8 72x72 images in ``dtype``."""
+    images = keras.ops.ones((8, 72, 72, 64), dtype=dtype)
+    kernel = keras.ops.ones((3, 3, 64, 64), dtype=dtype) * 0.01
+    keras.ops.convert_to_numpy(keras.ops.conv(images, kernel, padding="same"))
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        keras.ops.convert_to_numpy(keras.ops.conv(images, kernel, padding="same"))
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+@functools.cache
+def _measured_bf16_speedup() -> float:
+    try:
+        return _conv_seconds("float32") / _conv_seconds("bfloat16")
+    except Exception:  # noqa: BLE001  (a backend without bfloat16 kernels)
+        return 0.0
+
+
+def choose_precision(precision: str = "auto") -> PrecisionChoice:
+    """Resolve a precision setting, measuring the hardware for ``"auto"``.
+
+    ``"auto"`` times a 64-channel 3x3 convolution (the models' main work) in
+    float32 and in bfloat16 on the current backend and device, once per process,
+    and takes "mixed_bfloat16" when bfloat16 is at least ``BF16_MIN_SPEEDUP``
+    times faster (a CPU with AMX or AVX512-BF16, a recent GPU), else "float32".
+
+    Args:
+        precision: "auto", "float32" or "mixed_bfloat16".
+
+    Returns:
+        :class:`PrecisionChoice`.
+
+    Raises:
+        ValueError: for another value.
+    """
+    if precision in PRECISIONS:
+        return PrecisionChoice(precision, precision, "set explicitly")
+    if precision != "auto":
+        raise ValueError(
+            f"precision must be 'auto' or one of {PRECISIONS}, got {precision!r}"
+        )
+    speedup = _measured_bf16_speedup()
+    measured = (
+        f"a 3x3 convolution ran {speedup:.1f}x as fast in bfloat16 as in float32 "
+        "on this machine"
+    )
+    if speedup >= BF16_MIN_SPEEDUP:
+        return PrecisionChoice("mixed_bfloat16", "auto", measured, speedup)
+    if speedup <= 0:
+        measured = "bfloat16 convolutions are not available on this backend"
+    return PrecisionChoice("float32", "auto", measured, speedup)
 
 
 def _versions() -> dict[str, str]:
@@ -224,6 +345,65 @@ def _targets(subset, outputs: Sequence[str]):
     return arrays[outputs[0]] if len(outputs) == 1 else arrays
 
 
+def _is_stream(source) -> bool:
+    return callable(getattr(source, "draw", None))
+
+
+def _check_train(source) -> int:
+    """Image count of a training source: a PatchSource or a Subset of arrays."""
+    if _is_stream(source):
+        return len(source)
+    return _check_subset(source, "split.train")
+
+
+def batches(
+    source, batch_size: int, seed: int, start: int = 0
+) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+    """Endless training batches; batch ``k`` depends only on ``seed`` and ``k``.
+
+    Args:
+        source: a :class:`srkit.data.PatchSource` (fresh random windows, flips and
+            rotations) or a Subset of fixed arrays (random images, without
+            replacement within a batch when there are enough).
+        batch_size: images per batch (>= 1).
+        seed: stream seed.
+        start: index of the first batch (a resumed run starts after the steps it
+            already took, so it sees the same batches as an uninterrupted run).
+
+    Yields:
+        ``(x, {"y2": ..., "y4": ...})``: float32 inputs (b, 72, 72, 3) and the x2
+        and x4 targets.
+    """
+    step = start
+    while True:
+        rng = np.random.default_rng([seed, step])
+        if _is_stream(source):
+            batch = source.draw(batch_size, rng)
+            x, targets = batch.x, {"y2": batch.y2, "y4": batch.y4}
+        else:
+            count = len(source.x)
+            chosen = rng.choice(count, batch_size, replace=batch_size > count)
+            x = source.x[chosen]
+            targets = {"y2": source.y2[chosen], "y4": source.y4[chosen]}
+        yield x, targets
+        step += 1
+
+
+def _keras_batches(source, outputs, batch_size, seed, start):
+    """:func:`batches` shaped for ``Model.fit``: targets by output name."""
+    for x, targets in batches(source, batch_size, seed, start):
+        arrays = {name: targets[TARGETS[name]] for name in outputs}
+        yield x, (arrays[outputs[0]] if len(outputs) == 1 else arrays)
+
+
+def _learning_rate(learning_rate: float, schedule: str, steps: int):
+    if schedule == "constant":
+        return learning_rate
+    return keras.optimizers.schedules.CosineDecay(
+        learning_rate, decay_steps=steps, alpha=COSINE_FLOOR
+    )
+
+
 def _check_outputs(model: keras.Model) -> list[str]:
     outputs = list(model.output_names)
     unknown = [name for name in outputs if name not in TARGETS]
@@ -236,7 +416,11 @@ def _check_outputs(model: keras.Model) -> list[str]:
 
 
 def prepare_model(
-    model: keras.Model, loss: str, learning_rate: float, precision: str = "float32"
+    model: keras.Model,
+    loss: str,
+    learning_rate,
+    precision: str = "float32",
+    xla: bool = False,
 ) -> keras.Model:
     """Return ``model`` compiled for training, rebuilt under ``precision`` if needed.
 
@@ -248,12 +432,15 @@ def prepare_model(
     bfloat16 layers asked to train in "float32" is cloned back to float32.
 
     Compilation: Adam(``learning_rate``), the named loss on every output (Keras sums
-    the heads' losses), metrics MSE, MAE, PSNR and SSIM on every output.
+    the heads' losses), metrics MSE, MAE and PSNR on every output.
 
     Args:
         model: a built functional model whose outputs are named in ``TARGETS``.
         loss: a name from ``srkit.losses.NAMES``.
-        learning_rate: Adam learning rate (> 0).
+        learning_rate: Adam learning rate (> 0) or a Keras schedule.
+        xla: compile the training step with XLA (``jit_compile=True``). False
+            leaves Keras' own choice, which on TensorFlow skips XLA on a CPU; on a
+            2-core CPU here XLA made the multi-output models about 1.7x faster.
         precision: one of ``PRECISIONS``.
 
     Returns:
@@ -274,6 +461,7 @@ def prepare_model(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
         loss={name: loss_function for name in outputs},
         metrics={name: list(METRICS) for name in outputs},
+        jit_compile=True if xla else "auto",
     )
     return model
 
@@ -379,7 +567,14 @@ class _RunRecorder(keras.callbacks.Callback):
             if not _finite(value):
                 raise self._diverged(None, key, float(value))
         elapsed = time.perf_counter() - self._start
-        row = {"epoch": epoch + 1, **{key: float(value) for key, value in logs.items()}}
+        steps = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        rate = self.model.optimizer.learning_rate
+        row = {
+            "epoch": epoch + 1,
+            "step": steps,
+            "learning_rate": float(keras.ops.convert_to_numpy(rate)),
+            **{key: float(value) for key, value in logs.items()},
+        }
         row["train_time_s"] = elapsed if self._train_time is None else self._train_time
         row["epoch_time_s"] = elapsed
         self.rows.append(row)
@@ -392,19 +587,17 @@ class _RunRecorder(keras.callbacks.Callback):
             _copy_file(self.run_dir / LAST_FILE, self.run_dir / BEST_FILE)
 
 
-def _settings(model, split, loss, epochs, batch_size, learning_rate, precision, seed):
+def _settings(model, split, loss, budget: dict, precision, seed):
     info = getattr(split, "info", None) or {}
     return {
         "model": model.name,
         "params": int(model.count_params()),
         "outputs": list(model.output_names),
         "loss": loss,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "learning_rate": learning_rate,
+        **budget,
         "precision": precision,
         "seed": seed,
-        "n_train": int(len(split.train.x)),
+        "n_train": int(len(split.train)),
         "n_val": int(len(split.val.x)),
         "data_key": info.get("key"),
         "data_source": info.get("source"),
@@ -452,16 +645,15 @@ def _paths(run_dir: Path, outputs: Sequence[str]) -> dict[str, Path]:
     return {name: path for name, path in paths.items() if path.exists()}
 
 
-def _images_per_s(history: pd.DataFrame, n_train: int) -> float:
+def _images_per_s(history: pd.DataFrame, batch_size: int) -> float:
     if not len(history) or "train_time_s" not in history:
         return float("nan")
     seconds = float(history["train_time_s"].sum())
-    return n_train * len(history) / seconds if seconds > 0 else float("nan")
+    images = batch_size * float(history["step"].max())
+    return images / seconds if seconds > 0 else float("nan")
 
 
 def _load_best(run_dir: Path) -> keras.Model:
-    from srkit import layers  # noqa: F401  (registers the custom layers for loading)
-
     return keras.saving.load_model(run_dir / BEST_FILE, compile=False)
 
 
@@ -493,35 +685,65 @@ def _resume_state(train_model, run_dir: Path, rows: list[dict], steps_per_epoch:
     return epochs
 
 
-def _result(
-    rows, started, n_train, run_dir, outputs, precision, resumed_from, settings
-):
-    """The FitResult of a finished (or skipped, when nothing was run) fit call."""
+def _result(rows, started, run_dir, outputs, precision, resumed_from, settings):
+    """The FitResult of a finished (or skipped, when nothing was run) fit call.
+
+    ``resumed_from`` counts intervals; the result reports optimizer steps.
+    """
     history = pd.DataFrame(rows)
+    every = settings["eval_every"]
     return FitResult(
         history=history,
         wall_time_s=time.perf_counter() - started,
-        train_images_per_s=_images_per_s(history, n_train),
+        train_images_per_s=_images_per_s(history, settings["batch_size"]),
         paths=_paths(run_dir, outputs),
         model=_load_best(run_dir),
-        resumed_from=resumed_from,
+        resumed_from=resumed_from * every,
         precision=precision,
         skipped=len(rows) == resumed_from,
-        epochs_run=len(rows) - resumed_from,
+        steps_run=(len(rows) - resumed_from) * every,
         settings=settings,
     )
+
+
+def _check_budget(steps, eval_every, batch_size, learning_rate, lr_schedule):
+    """Validate the budget arguments; return ``(eval_every, learning_rate)``."""
+    for name, value in (("steps", steps), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    eval_every = steps if eval_every is None else eval_every
+    if isinstance(eval_every, bool) or not isinstance(eval_every, int):
+        raise ValueError(f"eval_every must be an integer >= 1, got {eval_every!r}")
+    if eval_every < 1 or steps % eval_every:
+        raise ValueError(
+            f"eval_every must be >= 1 and divide steps ({steps}), got {eval_every!r}; "
+            f"e.g. eval_every={max(1, steps // 10)} with steps="
+            f"{max(1, steps // 10) * 10}"
+        )
+    if not (isinstance(learning_rate, int | float) and 0 < learning_rate < math.inf):
+        raise ValueError(
+            f"learning_rate must be a positive number, got {learning_rate!r}"
+        )
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(
+            f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}"
+        )
+    return eval_every, float(learning_rate)
 
 
 def fit(
     model: keras.Model,
     split,
     loss: str,
-    epochs: int,
+    steps: int,
+    eval_every: int | None = None,
     batch_size: int = 16,
     learning_rate: float = 1e-3,
     run_dir: str | os.PathLike | None = None,
     *,
+    lr_schedule: str = "cosine",
     precision: str = "float32",
+    xla: bool = False,
     seed: int = 0,
     verbose: int = 2,
     gif: bool = True,
@@ -530,74 +752,73 @@ def fit(
     force: bool = False,
     callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> FitResult:
-    """Train ``model`` on ``split``, checkpointing every epoch into ``run_dir``.
+    """Train ``model`` for ``steps`` optimizer steps, checkpointing into ``run_dir``.
 
-    Targets: output ``low_upsample`` learns ``split.train.y2`` (x2) and
-    ``high_upsample`` learns ``split.train.y4`` (x4); only the outputs the model has
-    are used. Validation on ``split.val`` after every epoch. See the module
+    Targets: output ``low_upsample`` learns the x2 target and ``high_upsample`` the
+    x4 target; only the outputs the model has are used. Every batch is drawn afresh
+    (:func:`batches`). Every ``eval_every`` steps: validation on ``split.val``, a
+    history row, ``last.keras`` and ``best.keras``, a GIF frame. See the module
     docstring for the files written, resuming, skipping and restarting.
 
     Args:
         model: built Keras model, input (None, None, 3), outputs named
             ``low_upsample`` and/or ``high_upsample``. With "float32" it is trained
-            in place (it ends with the last epoch's weights); with
+            in place (it ends with the last interval's weights); with
             "mixed_bfloat16" (or a bfloat16 model in "float32") a clone is
             trained and ``model`` is unchanged.
-        split: object with ``train`` and ``val`` subsets (``srkit.data.Split``):
-            ``x`` float32 (n, h, w, 3) RGB in [0, 1], ``y2`` (n, 2h, 2w, 3), ``y4``
-            (n, 4h, 4w, 3); optional ``info`` dict whose ``key`` identifies the data.
+        split: object with ``train`` (a :class:`srkit.data.PatchSource`, or a
+            Subset with ``x`` float32 (n, h, w, 3) RGB in [0, 1], ``y2`` (n, 2h,
+            2w, 3), ``y4`` (n, 4h, 4w, 3)) and ``val`` (a Subset); optional
+            ``info`` dict whose ``key`` identifies the data.
         loss: loss name from ``srkit.losses.NAMES``, applied to every output (a
             two-output model minimises the sum of both heads' losses).
-        epochs: total epochs of the run (>= 1), counting those of earlier calls.
+        steps: total optimizer steps of the run (>= 1), counting earlier calls.
+        eval_every: steps per evaluation interval; must divide ``steps``. None:
+            one interval, i.e. validation only at the end.
         batch_size: images per training step (>= 1).
-        learning_rate: Adam learning rate (> 0).
+        learning_rate: initial Adam learning rate (> 0).
         run_dir: the model's run folder (created if missing). Required.
-        precision: "float32" or "mixed_bfloat16" (bfloat16 compute, float32
-            weights and outputs).
-        seed: seeds Python, NumPy and the backend (``keras.utils.set_random_seed``):
-            the same seed on the same machine gives the same history.
-        verbose: Keras' verbosity; 2 prints one line per epoch.
+        lr_schedule: "cosine" (cosine decay over ``steps`` down to a tenth of
+            ``learning_rate``) or "constant".
+        precision: "float32", "mixed_bfloat16" (bfloat16 compute, float32 weights
+            and outputs) or "auto" (:func:`choose_precision`).
+        xla: compile the training step with XLA (see :func:`prepare_model`).
+        seed: seeds Python, NumPy and the backend (``keras.utils.set_random_seed``)
+            and the batch stream: the same seed on the same machine gives the same
+            history. Build the model after seeding too (``srkit.models.build(...,
+            seed=seed)``) so that its initial weights repeat.
+        verbose: Keras' verbosity; 2 prints one line per interval.
         gif: record the first three validation images' predictions into
             ``gif_<output>.gif`` (:class:`srkit.callbacks.SavePredictionCallback`).
-        gif_every: record a GIF frame every this many epochs (None: every epoch,
-            thinned to at most 30 frames).
+        gif_every: record a GIF frame every this many intervals (None: every
+            interval, thinned to at most 30 frames).
         plot_every: if set, show (notebook) or save (``plot_epoch_NNN.png``) a
             bicubic / prediction / target figure of the first validation image every
-            this many epochs (:class:`srkit.callbacks.PlotPredictionCallback`).
+            this many intervals (:class:`srkit.callbacks.PlotPredictionCallback`).
         force: delete the folder's previous artifacts and train from scratch.
-        callbacks: extra Keras callbacks, run after the built-in ones (so an epoch
-            is saved before a user callback can stop training).
+        callbacks: extra Keras callbacks, run after the built-in ones (so an
+            interval is saved before a user callback can stop training).
 
     Returns:
         :class:`FitResult`.
 
     Raises:
-        ValueError: bad arguments (unknown loss or precision, epochs < 1, missing
-            ``run_dir``, a model output without a target, bad array shapes).
+        ValueError: bad arguments (unknown loss, schedule or precision, steps < 1,
+            an interval that does not divide ``steps``, missing ``run_dir``, a model
+            output without a target, bad array shapes).
         TrainingDiverged: the loss became NaN or infinite; raised at once (at the
-            end of the batch), with ``best.keras`` / ``last.keras`` left at the last
-            good epoch and ``settings.json`` status "diverged".
+            end of the step), with ``best.keras`` / ``last.keras`` left at the last
+            good interval and ``settings.json`` status "diverged".
     """
     started = time.perf_counter()
     if run_dir is None:
         raise ValueError("run_dir is required: the folder for this model's artifacts")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, int)
-        or batch_size < 1
-    ):
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    if not (isinstance(learning_rate, int | float) and 0 < learning_rate < math.inf):
-        raise ValueError(
-            f"learning_rate must be a positive number, got {learning_rate!r}"
-        )
-    learning_rate = float(learning_rate)
+    eval_every, learning_rate = _check_budget(
+        steps, eval_every, batch_size, learning_rate, lr_schedule
+    )
     losses.get(loss)  # ValueError listing the names
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    n_train = _check_subset(split.train, "split.train")
+    precision = choose_precision(precision).name
+    n_train = _check_train(split.train)
     n_val = _check_subset(split.val, "split.val")
     if n_train == 0:
         raise ValueError("split.train is empty: nothing to train on")
@@ -605,23 +826,25 @@ def fit(
     run_dir = Path(run_dir).absolute()
     run_dir.mkdir(parents=True, exist_ok=True)
     _sweep_temporaries(run_dir)
+    intervals = steps // eval_every
 
-    settings = _settings(
-        model, split, loss, epochs, batch_size, learning_rate, precision, seed
-    )
+    budget = {
+        "steps": steps,
+        "eval_every": eval_every,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "lr_schedule": lr_schedule,
+    }
+    settings = _settings(model, split, loss, budget, precision, seed)
     previous = _read_json(run_dir / SETTINGS_FILE)
     rows = read_history(run_dir / HISTORY_FILE).to_dict("records")
     done = len(rows)
     differences = _differences(previous, settings)
-    if done > epochs:
-        differences.append(f"epochs: {done} completed, {epochs} requested")
     has_files = (run_dir / LAST_FILE).exists() and (run_dir / BEST_FILE).exists()
     same_run = not force and not differences and done > 0 and has_files
-    finished = same_run and previous.get("status") == "complete" and done == epochs
+    finished = same_run and previous.get("status") == "complete" and done == intervals
     if finished and previous.get("epochs_completed") == done:
-        return _result(
-            rows, started, n_train, run_dir, outputs, precision, done, previous
-        )
+        return _result(rows, started, run_dir, outputs, precision, done, previous)
     resume = same_run
     if done and not force and differences:
         warnings.warn(
@@ -634,23 +857,26 @@ def fit(
 
     keras.utils.set_random_seed(seed)
     initial_weights = model.get_weights()
-    train_model = prepare_model(model, loss, learning_rate, precision)
-    steps_per_epoch = math.ceil(n_train / batch_size)
+    rate = _learning_rate(learning_rate, lr_schedule, steps)
+    train_model = prepare_model(model, loss, rate, precision, xla)
     resumed_from = 0
     if resume:
-        resumed_from = _resume_state(train_model, run_dir, rows, steps_per_epoch)
+        resumed_from = _resume_state(train_model, run_dir, rows, eval_every)
         if resumed_from is None:  # untrustworthy checkpoint: fresh model and optimizer
             model.set_weights(initial_weights)
-            train_model = prepare_model(model, loss, learning_rate, precision)
+            train_model = prepare_model(model, loss, rate, precision, xla)
             resume, resumed_from = False, 0
         elif verbose:
-            print(f"srkit.train: resuming {run_dir} after epoch {resumed_from}")
+            print(
+                f"srkit.train: resuming {run_dir} after step "
+                f"{resumed_from * eval_every}"
+            )
     monitor = "val_loss" if n_val else "loss"
     if not resume:
         rows = []
         _clear(run_dir)
     elif min(rows, key=lambda row: row[monitor])["epoch"] == rows[-1]["epoch"]:
-        # The last epoch is the best: best.keras may have missed it if training
+        # The last interval is the best: best.keras may have missed it if training
         # was interrupted between the two writes, so copy it again (cheap).
         _copy_file(run_dir / LAST_FILE, run_dir / BEST_FILE)
 
@@ -663,7 +889,10 @@ def fit(
     gif_callback = None
     if gif and n_val:
         gif_callback = srkit_callbacks.SavePredictionCallback(
-            split.val.x[:GIF_IMAGES], run_dir, every=gif_every
+            split.val.x[:GIF_IMAGES],
+            run_dir,
+            every=gif_every,
+            steps_per_epoch=eval_every,
         )
         built_in.append(gif_callback)
     if plot_every and n_val:
@@ -673,17 +902,18 @@ def fit(
             )
         )
     validation = (split.val.x, _targets(split.val, outputs)) if n_val else None
+    stream = _keras_batches(
+        split.train, outputs, batch_size, seed, start=resumed_from * eval_every
+    )
 
     status = "interrupted"
     try:
         train_model.fit(
-            split.train.x,
-            _targets(split.train, outputs),
-            batch_size=batch_size,
-            epochs=epochs,
+            stream,
+            steps_per_epoch=eval_every,
+            epochs=intervals,
             initial_epoch=resumed_from,
             validation_data=validation,
-            shuffle=True,
             verbose=verbose,
             callbacks=[*built_in, *callbacks],
         )
@@ -703,6 +933,4 @@ def fit(
         settings["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         _write_json(run_dir / SETTINGS_FILE, settings)
 
-    return _result(
-        rows, started, n_train, run_dir, outputs, precision, resumed_from, settings
-    )
+    return _result(rows, started, run_dir, outputs, precision, resumed_from, settings)

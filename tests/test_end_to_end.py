@@ -103,7 +103,7 @@ def test_gifs_in_the_site_are_animated(smoke_run):
 def test_summary_lists_all_models(smoke_run):
     project, _ = smoke_run
     page = (
-        project / "_build" / "html" / "book" / "steps" / "12_summary.html"
+        project / "_build" / "html" / "book" / "steps" / "13_summary.html"
     ).read_text()
     missing = [name for name in models.MODEL_NAMES if name not in page]
     assert not missing, f"summary page lacks {missing}"
@@ -112,7 +112,7 @@ def test_summary_lists_all_models(smoke_run):
 def test_about_page_states_the_run(smoke_run):
     project, _ = smoke_run
     page = (project / "_build" / "html" / "book" / "about_run.html").read_text()
-    for needle in ("smoke", "01_data_and_metrics", "12_summary", "keras"):
+    for needle in ("smoke", "01_data_and_metrics", "13_summary", "keras"):
         assert needle in page.lower() or needle in page, needle
 
 

@@ -255,10 +255,211 @@ def test_benchmark_bicubic_reproduces_published_figures(name, scale):
     )
 
 
+def nearest_model(name: str = "nearest", two_outputs: bool = True):
+    """A model that repeats pixels: its output shows exactly the input it got."""
+    inputs = keras.Input((None, None, 3))
+    low = keras.layers.UpSampling2D(2, name="low_upsample")(inputs)
+    outputs = [low]
+    if two_outputs:
+        outputs.append(keras.layers.UpSampling2D(2, name="high_upsample")(low))
+    return keras.Model(inputs, outputs, name=name)
+
+
+def write_set(folder: Path, shapes, seed: int = 0) -> Path:
+    """A benchmark set of random images (png, 8-bit) in a new folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for number, shape in enumerate(shapes):
+        data.write_image(folder / f"img{number}.png", rng.random(shape))
+    return folder
+
+
+def test_benchmark_pair_crops_and_rounds_the_input_to_8_bits(tmp_path):
+    folder = write_set(tmp_path / "set", [(27, 34, 3)])
+    high_res, low_res = evaluate.benchmark_pair(folder / "img0.png", 4)
+    assert high_res.shape == (24, 32, 3) and low_res.shape == (6, 8, 3)
+    levels = low_res * 255.0
+    np.testing.assert_allclose(levels, np.rint(levels), atol=1e-4)
+    assert low_res.min() >= 0.0 and low_res.max() <= 1.0
+    unrounded = data.downscale(high_res, 4)
+    assert not np.allclose(unrounded, low_res)  # rounding changed something
+    np.testing.assert_allclose(low_res, data.to_8bit(unrounded))
+    with pytest.raises(ValueError, match="scale"):
+        evaluate.benchmark_pair(folder / "img0.png", 1)
+
+
+def test_benchmark_feeds_the_8_bit_input_to_models_and_bicubic(tmp_path):
+    folder = write_set(tmp_path / "set", [(32, 40, 3), (28, 24, 3)])
+    model = nearest_model()
+    for scale in (2, 4):
+        scored = evaluate.benchmark(model, folder, scale).set_index("image")
+        bicubic = evaluate.benchmark("bicubic", folder, scale).set_index("image")
+        for path in sorted(folder.glob("*.png")):
+            high_res, low_res = evaluate.benchmark_pair(path, scale)
+            repeated = low_res.repeat(scale, axis=0).repeat(scale, axis=1)
+            upscaled = np.clip(data.upscale(low_res, scale), 0.0, 1.0)
+            assert scored.loc[path.stem, "psnr"] == pytest.approx(
+                metrics.y_psnr(high_res, repeated, scale), abs=1e-6
+            )
+            assert bicubic.loc[path.stem, "psnr"] == pytest.approx(
+                metrics.y_psnr(high_res, upscaled, scale), abs=1e-6
+            )
+
+
+@pytest.mark.parametrize(("name", "scale", "low", "high"), [("Set5", 2, 33.6, 33.7)])
+def test_benchmark_bicubic_on_8_bit_input_matches_the_published_set5(
+    name, scale, low, high
+):
+    folder = shared_data_dir() / "benchmarks" / name
+    if not folder.is_dir():
+        pytest.skip(f"benchmark images not found at {folder}")
+    table = evaluate.benchmark("bicubic", folder, scale)
+    assert low <= table.set_index("image").loc["mean", "psnr"] <= high
+
+
+def test_has_scale_and_super_resolve():
+    single, double = nearest_model("one", False), nearest_model("two")
+    assert evaluate.has_scale(single, 2) and not evaluate.has_scale(single, 4)
+    assert evaluate.has_scale(double, 4) and evaluate.has_scale("bicubic", 3)
+    assert not evaluate.has_scale("nearest", 2)
+    image = np.random.default_rng(1).random((5, 6, 3)).astype(np.float32)
+    assert evaluate.super_resolve(double, image, 4).shape == (20, 24, 3)
+    assert evaluate.super_resolve("bicubic", image, 3).shape == (15, 18, 3)
+    with pytest.raises(ValueError, match="bicubic"):
+        evaluate.super_resolve("lanczos", image, 2)
+
+
+def test_parse_benchmarks_forms(tmp_path):
+    (tmp_path / "sets").mkdir()
+    assert evaluate.parse_benchmarks("") is None
+    assert evaluate.parse_benchmarks("folder:sets", base=tmp_path) == tmp_path / "sets"
+    absolute = evaluate.parse_benchmarks(f"folder:{tmp_path / 'sets'}", base="/")
+    assert absolute == tmp_path / "sets"
+    with pytest.raises(ValueError, match="does not exist"):
+        evaluate.parse_benchmarks("folder:missing", base=tmp_path)
+    with pytest.raises(ValueError, match="folder:PATH"):
+        evaluate.parse_benchmarks(str(tmp_path / "sets"))
+
+
+def test_benchmark_sets_keeps_folders_with_images_in_the_usual_order(tmp_path):
+    for name in ("zoo", "Set14", "Set5"):
+        write_set(tmp_path / name, [(8, 8, 3)])
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("no images")
+    data.write_image(tmp_path / "loose.png", np.zeros((8, 8, 3)))
+    sets = evaluate.benchmark_sets(tmp_path)
+    assert list(sets) == ["Set5", "Set14", "zoo"]
+    assert sets["Set5"] == tmp_path / "Set5"
+    assert evaluate.benchmark_sets(None) == {}
+    assert evaluate.benchmark_sets(tmp_path / "empty") == {}
+    with pytest.raises(ValueError, match="does not exist"):
+        evaluate.benchmark_sets(tmp_path / "missing")
+
+
+@pytest.fixture(scope="module")
+def scored_sets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sets")
+    sets = {
+        "Set5": write_set(root / "Set5", [(32, 32, 3), (24, 40, 3)], seed=1),
+        "Set14": write_set(root / "Set14", [(28, 36, 3)], seed=2),
+    }
+    models = {"one": nearest_model("one", False), "two": nearest_model("two")}
+    lines = []
+    per_image = evaluate.benchmark_all(models, sets, progress=lines.append)
+    return sets, per_image, lines
+
+
+def test_benchmark_all_scores_each_model_at_its_scales(scored_sets):
+    sets, per_image, lines = scored_sets
+    assert list(per_image.columns) == evaluate.BENCHMARK_IMAGE_COLUMNS
+    runs = list(
+        dict.fromkeys(
+            zip(per_image["set"], per_image["scale"], per_image["model"], strict=True)
+        )
+    )
+    assert runs == [
+        ("Set5", 2, "bicubic"),
+        ("Set5", 2, "one"),
+        ("Set5", 2, "two"),
+        ("Set5", 4, "bicubic"),
+        ("Set5", 4, "two"),
+        ("Set14", 2, "bicubic"),
+        ("Set14", 2, "one"),
+        ("Set14", 2, "two"),
+        ("Set14", 4, "bicubic"),
+        ("Set14", 4, "two"),
+    ]
+    assert len(lines) == len(runs) and lines[0] == "Set5 x2: bicubic"
+    direct = evaluate.benchmark("bicubic", sets["Set5"], 4)
+    rows = per_image.query("set == 'Set5' and scale == 4 and model == 'bicubic'")
+    np.testing.assert_allclose(rows["psnr"], direct["psnr"].iloc[:-1])
+    empty = evaluate.benchmark_all({"one": None}, {})
+    assert empty.empty and list(empty.columns) == evaluate.BENCHMARK_IMAGE_COLUMNS
+
+
+def test_benchmark_summary_means_and_margins(scored_sets):
+    _, per_image, _ = scored_sets
+    summary = evaluate.benchmark_summary(per_image)
+    assert list(summary.columns) == evaluate.BENCHMARK_COLUMNS
+    assert len(summary) == 10
+    first = summary.iloc[0]
+    assert (first["set"], first["scale"], first["model"]) == ("Set5", 2, "bicubic")
+    assert first["psnr_margin"] == 0.0 and first["n_images"] == 2
+    row = summary.query("set == 'Set5' and scale == 4 and model == 'two'").iloc[0]
+    images = per_image.query("set == 'Set5' and scale == 4")
+    mean = images.groupby("model")["psnr"].mean()
+    assert row["psnr"] == pytest.approx(mean["two"])
+    assert row["psnr_margin"] == pytest.approx(mean["two"] - mean["bicubic"])
+    ssim = images.groupby("model")["ssim"].mean()
+    assert row["ssim_margin"] == pytest.approx(ssim["two"] - ssim["bicubic"])
+    assert evaluate.benchmark_summary(per_image.iloc[0:0]).empty
+    with pytest.raises(ValueError, match="columns"):
+        evaluate.benchmark_summary(per_image.drop(columns="image"))
+
+
+def test_write_and_read_benchmarks(tmp_path, scored_sets, evaluation):
+    _, per_image, _ = scored_sets
+    path = evaluate.metrics_path(tmp_path, "12_benchmarks")
+    assert path == tmp_path / "steps" / "12_benchmarks" / "metrics.json"
+    assert evaluate.read_benchmarks(tmp_path).empty  # no record yet
+    evaluate.write_metrics(evaluate.metrics_path(tmp_path, "03_x"), [evaluation], "03")
+    evaluate.write_benchmarks(path, per_image, params={"benchmarks": "folder:x"})
+    document = evaluate.read_metrics(path)
+    assert document["step"] == "12_benchmarks" and document["models"] == []
+    assert len(document["benchmarks"]) == 10
+    assert len(document["benchmarks_per_image"]) == len(per_image)
+    table = evaluate.read_benchmarks(tmp_path)
+    expected = evaluate.benchmark_summary(per_image)
+    pd.testing.assert_frame_equal(table, expected, check_dtype=False)
+    collected = evaluate.collect_metrics(tmp_path)  # the record adds no model rows
+    assert set(collected["step"]) == {"03"}
+    evaluate.write_benchmarks(path, per_image.iloc[0:0])  # no sets: still a record
+    assert evaluate.read_metrics(path)["benchmarks"] == []
+    assert evaluate.read_benchmarks(tmp_path).empty
+
+
+def test_published_benchmarks_load_with_their_sources():
+    table = evaluate.load_published_benchmarks()
+    assert list(table.columns) == evaluate.PUBLISHED_COLUMNS
+    assert set(table["method"]) == {"bicubic", "SRCNN", "ESPCN"}
+    assert set(table["set"]) <= {"Set5", "Set14"} and set(table["scale"]) <= {2, 4}
+    assert table["psnr"].between(20, 40).all()
+    assert table["ssim"].dropna().between(0, 1).all()
+    assert table["citation"].str.len().gt(40).all()
+    assert table["link"].str.startswith("https://arxiv.org/abs/").all()
+    assert not table.duplicated(["method", "set", "scale"]).any()
+    espcn = table[table["method"] == "ESPCN"]
+    assert (espcn["scale"] == 4).all() and espcn["ssim"].isna().all()
+    srcnn = table.set_index(["method", "set", "scale"])
+    assert srcnn.loc[("SRCNN", "Set5", 2), "psnr"] == 36.66
+    assert srcnn.loc[("bicubic", "Set5", 2), "psnr"] == PUBLISHED_BICUBIC["Set5", 2]
+
+
 # ------------------------------------------------------------------------ metrics files
 
 
-INFO = {"loss": "mae", "epochs": 1, "n_train": 20, "precision": "float32"}
+INFO = {"loss": "mae", "steps": 1, "n_train": 20, "precision": "float32"}
 
 
 def test_write_read_collect_round_trip(tmp_path, evaluation, subset):
@@ -267,16 +468,16 @@ def test_write_read_collect_round_trip(tmp_path, evaluation, subset):
         tmp_path / "steps" / "02_simple" / "metrics.json",
         [(single, INFO)],
         step="02",
-        params={"epochs": 1},
+        params={"steps": 1},
     )
     evaluate.write_metrics(
         tmp_path / "steps" / "03_multi" / "metrics.json",
-        [(evaluation, {**INFO, "epochs": np.int64(2), "wall_time_s": 1.5})],
+        [(evaluation, {**INFO, "steps": np.int64(2), "wall_time_s": 1.5})],
         step=3,
     )
     document = evaluate.read_metrics(first)
     assert document["schema_version"] == evaluate.SCHEMA_VERSION
-    assert document["step"] == "02" and document["params"] == {"epochs": 1}
+    assert document["step"] == "02" and document["params"] == {"steps": 1}
     record = document["models"][0]
     assert record["model"] == "one" and record["loss"] == "mae"
     assert record["n_val"] == N_IMAGES and record["vgg_weights"] is None
@@ -295,7 +496,7 @@ def test_write_read_collect_round_trip(tmp_path, evaluation, subset):
         ("03", "bicubic", 144),
         ("03", "bicubic", 288),
     ]
-    assert table.query("model == 'tiny'")["epochs"].tolist() == [2, 2]
+    assert table.query("model == 'tiny'")["steps"].tolist() == [2, 2]
     tiny = table.query("model == 'tiny' and scale == 288")["psnr"].item()
     assert tiny == pytest.approx(evaluation.table.loc[2, "psnr"])
     per_step = evaluate.collect_metrics(tmp_path, bicubic="per_step")
@@ -313,11 +514,13 @@ class FakeFitResult:
     """The attributes of srkit.train.FitResult that write_metrics reads."""
 
     def __init__(self):
-        self.history = pd.DataFrame({"epoch": [1, 2, 3], "loss": [3.0, 2.0, 1.0]})
+        self.history = pd.DataFrame(
+            {"epoch": [1, 2, 3], "step": [10, 20, 30], "loss": [3.0, 2.0, 1.0]}
+        )
         self.wall_time_s = 12.5
         self.train_images_per_s = np.float64(40.0)
         self.precision = "float32"
-        self.settings = {"loss": "psnr", "epochs": 5, "n_train": 16, "n_val": 4}
+        self.settings = {"loss": "psnr", "steps": 50, "n_train": 16, "n_val": 4}
         self.model = None
 
 
@@ -327,7 +530,7 @@ def test_write_metrics_takes_fit_results_and_bicubic_only(tmp_path, evaluation, 
         tmp_path / "metrics.json", [(evaluation, FakeFitResult()), baseline], step="04"
     )
     first, second = evaluate.read_metrics(path)["models"]
-    assert first["loss"] == "psnr" and first["epochs"] == 3  # rows of the history
+    assert first["loss"] == "psnr" and first["steps"] == 30  # from the history
     assert first["n_train"] == 16 and first["n_val"] == 4
     assert first["train_images_per_s"] == 40.0 and first["wall_time_s"] == 12.5
     assert second["model"] == "bicubic" and second["metrics"] == []

@@ -10,6 +10,14 @@ from srkit import layers, models
 
 # (batch, height, width): a square and a non-square input, batch 1 and 2.
 INPUT_SHAPES = [(1, 8, 8), (2, 12, 16)]
+# (height, width) of successive predict calls. Each new size retraces the predict
+# function with the changed dimensions unknown: Keras 3.15's bilinear UpSampling2D
+# failed on TensorFlow from the second size on, and a reshape after dilated
+# convolutions failed when only one of height and width changed. The built model
+# sees a new height at a known width, the loaded one a new width; both end with
+# both unknown. Small, so the R models stay fast.
+PREDICT_SIZES = [(12, 12), (20, 12), (8, 16)]
+PREDICT_SIZES_LOADED = [(12, 12), (12, 20), (8, 16)]
 
 _BUILT: dict[str, keras.Model] = {}
 
@@ -93,6 +101,81 @@ def test_output_shapes_and_names(zoo, name):
         ]
         assert shapes == expected[: len(outputs)]
         assert all(np.isfinite(keras.ops.convert_to_numpy(r)).all() for r in result)
+
+
+def _predict_sizes(model, name, sizes):
+    """Predict each (height, width) in a row; check shapes, return predictions."""
+    predictions = {}
+    for height, width in sizes:
+        x = np.random.default_rng(height).random((1, height, width, 3), "float32")
+        result = model.predict(x, verbose=0)
+        result = result if isinstance(result, list | tuple) else [result]
+        expected = [(1, height * 2, width * 2, 3), (1, height * 4, width * 4, 3)]
+        assert len(result) == len(models.MODEL_INFO[name]["outputs"])
+        assert [r.shape for r in result] == expected[: len(result)]
+        assert all(np.isfinite(r).all() for r in result)
+        predictions[height, width] = result
+    return predictions
+
+
+@pytest.mark.parametrize("name", models.MODEL_NAMES)
+def test_predict_several_sizes_in_a_row(zoo, tmp_path, name):
+    model = zoo(name)
+    # No zoo model keeps Keras' bilinear UpSampling2D (it fails on a second size).
+    assert not any(
+        isinstance(layer, keras.layers.UpSampling2D)
+        and layer.interpolation != "nearest"
+        for layer in model.layers
+    )
+    built = _predict_sizes(model, name, PREDICT_SIZES)
+    file = tmp_path / f"{name}.keras"
+    model.save(file)
+    loaded = _predict_sizes(models.load(file), name, PREDICT_SIZES_LOADED)
+    for size in set(built) & set(loaded):
+        for a, b in zip(built[size], loaded[size], strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_bilinear_models_use_the_srkit_layer(zoo):
+    for name in ("simple_model_bilinear", "multi_upsampling_model"):
+        assert isinstance(zoo(name).get_layer("up_x2"), layers.BilinearUpSampling2D)
+    nearest = zoo("simple_model_nearest").get_layer("up_x2")
+    assert isinstance(nearest, keras.layers.UpSampling2D)
+    assert nearest.interpolation == "nearest"
+
+
+@pytest.mark.parametrize("size", [1, 2, 4])
+def test_bilinear_upsampling_matches_keras(size):
+    x = np.random.default_rng(0).random((2, 7, 10, 5), "float32") * 4.0 - 1.0
+    ours = keras.ops.convert_to_numpy(layers.BilinearUpSampling2D(size)(x))
+    reference = keras.layers.UpSampling2D(size, interpolation="bilinear")(x)
+    reference = keras.ops.convert_to_numpy(reference)
+    assert ours.shape == reference.shape
+    np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-6)
+
+
+def test_bilinear_upsampling_in_a_model_takes_new_sizes():
+    inputs = keras.Input((None, None, 4))
+    upsample = layers.BilinearUpSampling2D(2, name="up")
+    model = keras.Model(inputs, upsample(inputs))
+    assert tuple(model.output.shape) == (None, None, None, 4)
+    assert upsample.weights == []
+    reference = keras.layers.UpSampling2D(2, interpolation="bilinear")
+    for height, width in PREDICT_SIZES:
+        x = np.random.default_rng(height).random((1, height, width, 4), "float32")
+        expected = keras.ops.convert_to_numpy(reference(x))  # eager: known size
+        np.testing.assert_allclose(
+            model.predict(x, verbose=0), expected, rtol=0, atol=1e-6
+        )
+
+
+def test_bilinear_upsampling_config_and_bad_size():
+    layer = layers.BilinearUpSampling2D(3, name="up")
+    clone = layers.BilinearUpSampling2D.from_config(layer.get_config())
+    assert clone.size == 3 and clone.name == "up"
+    for size in (0, 1.5, True, (2, 2)):
+        with pytest.raises(ValueError, match="size"):
+            layers.BilinearUpSampling2D(size)
 
 
 def test_unknown_name_lists_names():

@@ -7,13 +7,28 @@ import re
 from pathlib import Path
 
 import jupytext
+import nbformat
 import pytest
 import yaml
 
+from srkit import pipeline
+
 PROJECT = Path(__file__).resolve().parents[1]
 STEPS = sorted((PROJECT / "notebooks").glob("[0-9][0-9]_*.py"))
-SHARED_KNOBS = ("profile", "run_dir", "data_source", "seed")
-TRAINING_KNOBS = ("epochs", "batch_size", "learning_rate")
+SHARED_KNOBS = ("profile", "run_dir", "seed")
+DATA_KNOBS = ("data_source",)  # every step that prepares data
+TRAINING_KNOBS = (
+    "steps",
+    "eval_every",
+    "batch_size",
+    "learning_rate",
+    "lr_schedule",
+    "precision",
+    "xla",
+)
+# steps whose cache key covers every earlier step's metrics.json
+READERS_OF_EARLIER_STEPS = ("12_benchmarks", "13_summary")
+RECORD_WRITERS = ("write_metrics", "write_summary", "write_benchmarks")
 
 
 def code_cells(path: Path):
@@ -27,8 +42,9 @@ def parameters(path: Path) -> dict[str, ast.AnnAssign]:
     return {node.target.id: node for node in tree.body}
 
 
-def test_there_are_twelve_steps():
-    assert [path.name[:2] for path in STEPS] == [f"{i:02d}" for i in range(1, 13)]
+def test_there_are_thirteen_steps():
+    assert [path.name[:2] for path in STEPS] == [f"{i:02d}" for i in range(1, 14)]
+    assert [path.stem for path in STEPS][-2:] == ["12_benchmarks", "13_summary"]
 
 
 @pytest.mark.parametrize("path", STEPS, ids=lambda p: p.stem)
@@ -51,6 +67,9 @@ def test_shared_knobs_are_declared(path):
     names = parameters(path)
     missing = [knob for knob in SHARED_KNOBS if knob not in names]
     assert not missing, f"{path.name} lacks {missing}"
+    if "data.prepare(" in path.read_text():
+        missing = [knob for knob in DATA_KNOBS if knob not in names]
+        assert not missing, f"{path.name} prepares data but lacks {missing}"
     trains = "train.fit(" in path.read_text()
     if trains:
         missing = [knob for knob in TRAINING_KNOBS if knob not in names]
@@ -70,8 +89,24 @@ def test_step_writes_its_metrics_last(path):
     _, cells = code_cells(path)
     last = cells[-1]
     assert "remove-cell" in last.metadata.get("tags", [])
-    assert "write_metrics" in last.source or "write_summary" in last.source
+    assert any(writer in last.source for writer in RECORD_WRITERS)
     assert "assert" in last.source
+
+
+@pytest.mark.parametrize("path", STEPS, ids=lambda p: p.stem)
+def test_steps_that_read_earlier_steps_declare_it(path):
+    step = pipeline.read_step(path)
+    assert step.reads_earlier_steps == (path.stem in READERS_OF_EARLIER_STEPS)
+
+
+def test_benchmark_step_parameters_and_record():
+    path = PROJECT / "notebooks" / "12_benchmarks.py"
+    names = parameters(path)
+    assert names["benchmarks"].annotation.id == "str"
+    assert names["benchmarks"].value.value == ""  # no sets unless asked for
+    text = path.read_text()
+    assert "evaluate.metrics_path(RUN, STEP)" in text  # no path spelled out
+    assert "write_benchmarks" in text and "benchmark_all" in text
 
 
 @pytest.mark.parametrize("path", STEPS, ids=lambda p: p.stem)
@@ -98,6 +133,7 @@ def test_toc_lists_exactly_the_steps():
         "Data and metrics",
         "Architectures",
         "Result models",
+        "Benchmarks",
         "Summary",
         "About this run",
     ]
@@ -120,3 +156,60 @@ def test_book_config_leaves_execution_to_the_pipeline():
     assert config["execute"]["execute_notebooks"] == "off"
     assert config["only_build_toc_files"] is True
     assert config["sphinx"]["config"]["nb_merge_streams"] is True
+
+
+def execute(path: Path, target: Path, **parameters) -> nbformat.NotebookNode:
+    """Execute a step source with papermill; returns the executed notebook."""
+    import papermill
+
+    notebook = target / f"{path.stem}.ipynb"
+    jupytext.write(jupytext.read(path), notebook)
+    executed = target / f"{path.stem}_out.ipynb"
+    papermill.execute_notebook(
+        str(notebook),
+        str(executed),
+        parameters=parameters,
+        kernel_name=pipeline.ensure_kernel(),
+        cwd=str(PROJECT / "notebooks"),
+        progress_bar=False,
+    )
+    return nbformat.read(executed, as_version=4)
+
+
+def markdown_outputs(notebook) -> str:
+    return "\n".join(
+        output.get("data", {}).get("text/markdown", "")
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+    )
+
+
+@pytest.mark.slow
+def test_benchmark_step_runs_without_sets_and_on_a_tiny_set(tmp_path):
+    import numpy as np
+
+    from srkit import data, evaluate, models
+
+    run_dir = tmp_path / "run"
+    folder = run_dir / "models" / "simple_model_bilinear"
+    folder.mkdir(parents=True)
+    models.build("simple_model_bilinear").save(folder / "best.keras")
+    path = PROJECT / "notebooks" / "12_benchmarks.py"
+    notebook = execute(path, tmp_path, run_dir=str(run_dir), benchmarks="")
+    assert "No benchmark sets" in markdown_outputs(notebook)
+    record = evaluate.read_metrics(evaluate.metrics_path(run_dir, path.stem))
+    assert record["benchmarks"] == []
+    (tmp_path / "sets" / "Set5").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        data.write_image(
+            tmp_path / "sets" / "Set5" / f"{name}.png", rng.random((24, 32, 3))
+        )
+    benchmarks = f"folder:{tmp_path / 'sets'}"
+    notebook = execute(path, tmp_path, run_dir=str(run_dir), benchmarks=benchmarks)
+    text = markdown_outputs(notebook)
+    assert "**Set5, x2** (mean over 2 images)" in text
+    assert "simple_model_bilinear (step 02)" in text
+    table = evaluate.read_benchmarks(run_dir)
+    assert set(table["model"]) == {"bicubic", "simple_model_bilinear"}
+    assert set(table["scale"]) == {2, 4}  # bicubic at x4 too, the model at x2 only

@@ -7,6 +7,7 @@ data key and the data preparation are monkeypatched.
 """
 
 import json
+import os
 import textwrap
 from pathlib import Path
 
@@ -50,9 +51,9 @@ seed: int = 0
 epochs: int = 1
 learning_rate: float = 0.001
 fail: bool = False
-
+{extra_parameters}
 # %%
-import json
+{marker}import json
 import pathlib
 
 out = pathlib.Path(run_dir) / "steps" / "{stem}"
@@ -69,8 +70,17 @@ if fail:
 """
 
 
-def make_project(root: Path, stems=("01_a", "02_b")) -> Path:
-    """A minimal project: _toc.yml, _config.yml, an intro page, tiny steps."""
+MARKER = "# srkit: reads-earlier-steps\n"
+
+
+def make_project(
+    root: Path, stems=("01_a", "02_b"), readers=(), extra_parameters=""
+) -> Path:
+    """A minimal project: _toc.yml, _config.yml, an intro page, tiny steps.
+
+    Steps named in ``readers`` carry the reads-earlier-steps marker; every step gets
+    the ``extra_parameters`` lines in its parameters cell.
+    """
     (root / "notebooks").mkdir(parents=True)
     (root / "book").mkdir()
     (root / "book" / "intro.md").write_text("# Intro\n\nA test book.\n")
@@ -78,7 +88,12 @@ def make_project(root: Path, stems=("01_a", "02_b")) -> Path:
     (root / "_toc.yml").write_text(TOC.format(chapters=chapters))
     (root / "_config.yml").write_text(CONFIG)
     for stem in stems:
-        text = STEP.format(number=stem[:2], stem=stem)
+        text = STEP.format(
+            number=stem[:2],
+            stem=stem,
+            marker=MARKER if stem in readers else "",
+            extra_parameters=extra_parameters,
+        )
         (root / "notebooks" / f"{stem}.py").write_text(text)
     return root
 
@@ -216,7 +231,7 @@ def fake_steps(numbers=("01", "05", "08", "11")) -> list[pipeline.Step]:
             data_mode: str = ""
             n_images: int = 4
             seed: int = 0
-            epochs: int = 1
+            steps: int = 1
             batch_size: int = 2
             learning_rate: float = 0.001
             vgg_weights: str = "random"
@@ -225,7 +240,7 @@ def fake_steps(numbers=("01", "05", "08", "11")) -> list[pipeline.Step]:
         )
     )
     retrain = pipeline.parse_parameters(
-        "retrain_n_images: int = 4\nretrain_epochs: int = 1\n"
+        "retrain_n_images: int = 4\nretrain_steps: int = 1\n"
         "retrain_learning_rate: float = 0.0001\n"
     )
     steps = []
@@ -242,7 +257,7 @@ def test_packaged_profiles_resolve(profile):
     for values in resolved.values():
         assert values["profile"] == profile and values["run_dir"] == "/r"
         assert isinstance(values["learning_rate"], float)
-        assert isinstance(values["epochs"], int) and values["epochs"] >= 1
+        assert isinstance(values["steps"], int) and values["steps"] >= 1
     assert isinstance(resolved["11_step"]["retrain_learning_rate"], float)
 
 
@@ -258,42 +273,42 @@ def test_full_profile_follows_the_original_study():
 
 def test_smoke_profile_is_small():
     resolved = pipeline.resolve_parameters(fake_steps(), "smoke")
-    assert resolved["05_step"]["n_images"] == 24
-    assert resolved["08_step"]["n_images"] == 16
+    assert resolved["05_step"]["n_images"] == 0  # every bundled photo
     assert resolved["05_step"]["data_source"] == "sample"
-    assert resolved["05_step"]["epochs"] == 1
+    assert resolved["05_step"]["steps"] == 4
+    assert resolved["08_step"]["steps"] == 2 and resolved["08_step"]["batch_size"] == 2
 
 
 def test_overrides_order_and_typing(tmp_path):
     profile = tmp_path / "mine.yaml"
-    profile.write_text('defaults: {epochs: 2}\nsteps: {"05": {epochs: 4}}\n')
+    profile.write_text('defaults: {steps: 2}\nsteps: {"05": {steps: 4}}\n')
     steps = fake_steps()
     resolved = pipeline.resolve_parameters(steps, str(profile))
-    assert resolved["01_step"]["epochs"] == 2 and resolved["05_step"]["epochs"] == 4
+    assert resolved["01_step"]["steps"] == 2 and resolved["05_step"]["steps"] == 4
     assert resolved["01_step"]["profile"] == "mine"
     resolved = pipeline.resolve_parameters(
         steps,
         str(profile),
-        overrides=["05.epochs=7", "epochs=3", "learning_rate=1e-4", "batch_size=4"],
+        overrides=["05.steps=7", "steps=3", "learning_rate=1e-4", "batch_size=4"],
         data="folder:/photos",
     )
-    assert resolved["01_step"]["epochs"] == 3  # global override beats the profile
-    assert resolved["05_step"]["epochs"] == 7  # the per-step one beats the global
+    assert resolved["01_step"]["steps"] == 3  # global override beats the profile
+    assert resolved["05_step"]["steps"] == 7  # the per-step one beats the global
     assert resolved["08_step"]["learning_rate"] == 1e-4
     assert resolved["11_step"]["data_source"] == "folder:/photos"
     assert resolved["01_step"]["batch_size"] == 4
-    assert "retrain_epochs" not in resolved["05_step"]  # only declared names
+    assert "retrain_steps" not in resolved["05_step"]  # only declared names
 
 
 def test_unknown_parameter_lists_valid_names():
-    with pytest.raises(ValueError, match="unknown parameter 'epoch'") as error:
-        pipeline.resolve_parameters(fake_steps(), "smoke", overrides=["epoch=3"])
-    assert "epochs" in str(error.value) and "retrain_epochs" in str(error.value)
+    with pytest.raises(ValueError, match="unknown parameter 'step'") as error:
+        pipeline.resolve_parameters(fake_steps(), "smoke", overrides=["step=3"])
+    assert "steps" in str(error.value) and "retrain_steps" in str(error.value)
 
 
 def test_bad_value_names_parameter_and_type():
-    with pytest.raises(ValueError, match="parameter 'epochs' expects int, got 'abc'"):
-        pipeline.resolve_parameters(fake_steps(), "smoke", overrides=["epochs=abc"])
+    with pytest.raises(ValueError, match="parameter 'steps' expects int, got 'abc'"):
+        pipeline.resolve_parameters(fake_steps(), "smoke", overrides=["steps=abc"])
 
 
 @pytest.mark.parametrize(
@@ -357,14 +372,14 @@ def test_run_executes_records_and_then_caches(project, fakes):
     assert [entry["stem"] for entry in logged] == ["01_a", "02_b"]
     # typed values, profile values and pipeline-owned ones reach the notebook
     assert logged[0]["epochs"] == 2 and logged[0]["learning_rate"] == 0.001
-    assert logged[0]["n_images"] == 24 and logged[0]["profile"] == "smoke"
+    assert logged[0]["n_images"] == 0 and logged[0]["profile"] == "smoke"
     assert logged[1]["fail"] is False
     assert (project / "book" / "steps" / "01_a.ipynb").is_file()
     assert "[1/2] 01_a ... running" in lines
     assert any(line.startswith("[2/2] 02_b ... done in ") for line in lines)
     assert any(line.startswith("step ") and "status" in line for line in lines)
     # data prepared once for the one distinct data set, into RUN/data
-    assert fakes.prepared == [("sample", 24, 0, None, run_dir / "data")]
+    assert fakes.prepared == [("sample", 0, 0, None, run_dir / "data")]
     params = __import__("yaml").safe_load((run_dir / "params.yaml").read_text())
     assert params["profile"] == "smoke" and params["overrides"][0] == "epochs=2"
     assert params["steps"]["02_b"]["epochs"] == 2
@@ -424,14 +439,74 @@ def test_only_runs_the_selected_steps(project):
     assert "[1/1] 02_b ... running" in lines
 
 
-def test_summary_step_depends_on_earlier_metrics(tmp_path, fakes):
+def test_read_step_finds_the_reads_earlier_steps_marker(tmp_path, fakes):
+    project = make_project(tmp_path / "p", stems=("01_a", "02_b"), readers=("02_b",))
+    steps = pipeline.discover_steps(project)
+    assert [s.reads_earlier_steps for s in steps] == [False, True]
+    # the marker counts in a code cell only, not as prose in a markdown cell
+    prose = project / "notebooks" / "03_c.py"
+    prose.write_text("# %% [markdown]\n" + MARKER + "\n# %%\nx = 1\n")
+    assert pipeline.read_step(prose).reads_earlier_steps is False
+
+
+def test_declared_reader_depends_on_earlier_metrics(tmp_path, fakes):
+    project = make_project(
+        tmp_path / "p", stems=("01_a", "02_b", "03_c"), readers=("03_c",)
+    )
+    run_dir = project / "runs" / "smoke"
+    run_quiet(project)
+    assert executed_since(run_dir, 0) == ["01_a", "02_b", "03_c"]
+    run_quiet(project, only=["01"], force=True, overrides=["01.epochs=5"])
+    run_quiet(project, overrides=["01.epochs=5"])  # 01 cached, its metrics changed
+    # 03 declares that it reads earlier steps; 02 does not, so it stays cached
+    assert executed_since(run_dir, 3) == ["01_a", "03_c"]
+
+
+def test_a_step_named_summary_is_no_reader_without_the_marker(tmp_path, fakes):
     project = make_project(tmp_path / "p", stems=("01_a", "02_summary"))
     run_dir = project / "runs" / "smoke"
     run_quiet(project)
-    assert executed_since(run_dir, 0) == ["01_a", "02_summary"]
     run_quiet(project, only=["01"], force=True, overrides=["01.epochs=5"])
-    run_quiet(project, overrides=["01.epochs=5"])  # 01 cached, its metrics changed
-    assert executed_since(run_dir, 2) == ["01_a", "02_summary"]
+    run_quiet(project, overrides=["01.epochs=5"])
+    assert executed_since(run_dir, 2) == ["01_a"]
+
+
+def test_benchmark_folder_listing_is_part_of_the_key(tmp_path, fakes):
+    images = tmp_path / "benchmarks" / "Set5"
+    images.mkdir(parents=True)
+    (images / "a.png").write_bytes(b"one")
+    project = make_project(
+        tmp_path / "p",
+        stems=("01_a",),
+        extra_parameters='benchmarks: str = ""  # folder:PATH\n',
+    )
+    run_dir = project / "runs" / "smoke"
+    option = [f"benchmarks=folder:{tmp_path / 'benchmarks'}"]
+    run_quiet(project, overrides=option)
+    run_quiet(project, overrides=option)
+    assert executed_since(run_dir, 0) == ["01_a"], "unchanged folder: cached"
+    (images / "b.png").write_bytes(b"two")
+    run_quiet(project, overrides=option)
+    assert executed_since(run_dir, 1) == ["01_a"], "a new image re-runs the step"
+    run_quiet(project, overrides=option)
+    assert executed_since(run_dir, 2) == [], "and then it is cached again"
+
+
+def test_folder_keys_resolve_relative_paths_from_the_project(tmp_path):
+    (tmp_path / "project").mkdir()
+    (tmp_path / "sets" / "Set5").mkdir(parents=True)
+    (tmp_path / "sets" / "Set5" / "a.png").write_bytes(b"x")
+    project = tmp_path / "project"
+    relative = pipeline.folder_keys({"benchmarks": "folder:../sets"}, project)
+    absolute = pipeline.folder_keys(
+        {"benchmarks": f"folder:{tmp_path / 'sets'}"}, project
+    )
+    assert relative == absolute and relative[0].startswith("benchmarks=")
+    assert pipeline.folder_keys({"benchmarks": ""}, project) == []
+    missing = pipeline.folder_keys({"benchmarks": "folder:nowhere"}, project)
+    assert missing[0].startswith("benchmarks=missing:")
+    os.utime(tmp_path / "sets" / "Set5" / "a.png", ns=(0, 0))
+    assert pipeline.folder_keys({"benchmarks": "folder:../sets"}, project) != relative
 
 
 def test_run_dir_option_and_dry_run(project):

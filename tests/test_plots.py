@@ -183,6 +183,58 @@ def test_metric_bars():
         plots.metric_bars(ours, "lpips")
 
 
+def test_margin_bars_one_panel_per_set_and_scale():
+    summary = pd.DataFrame(
+        {
+            "set": ["Set5"] * 5 + ["Set14"] * 3,
+            "scale": [2, 2, 2, 4, 4, 2, 2, 2],
+            "model": ["bicubic", "a", "b", "bicubic", "b"] + ["bicubic", "a", "b"],
+            "psnr_margin": [0.0, 0.5, -0.3, 0.0, 0.2, 0.0, -0.1, 0.4],
+            "ssim_margin": [0.0, 0.01, -0.02, 0.0, 0.005, 0.0, 0.0, 0.02],
+        }
+    )
+    figure = rendered(plots.margin_bars(summary))
+    titles = [axes.get_title() for axes in figure.axes]
+    assert titles == ["Set5, x2", "Set5, x4", "Set14, x2", "Set14, x4"]
+    first = figure.axes[0]
+    assert [patch.get_width() for patch in first.patches] == [0.5, -0.3]
+    assert "+0.50" in [text.get_text().strip() for text in first.texts]
+    missing = figure.axes[1]  # model "a" has no x4 output
+    assert "n/a" in [text.get_text() for text in missing.texts]
+    rendered(plots.margin_bars(summary, metric="ssim"))
+    with pytest.raises(ValueError, match="metric"):
+        plots.margin_bars(summary, metric="mse")
+    with pytest.raises(ValueError, match="no model rows"):
+        plots.margin_bars(summary[summary["model"] == "bicubic"])
+
+
+def test_zoom_comparison_outlines_the_same_box_everywhere():
+    reference = RNG.random((40, 60, 3), dtype=np.float32)
+    blurred = reference.copy()
+    blurred[20:30, 40:50] = 0.5  # the largest difference sits here
+    images = {"original": reference, "bicubic": blurred, "model": reference}
+    scores = {"bicubic": {"psnr": 25.0, "ssim": 0.8}}
+    figure = rendered(plots.zoom_comparison(images, metrics=scores, title="t"))
+    top = figure.axes[:3]
+    assert [axes.get_title() for axes in top] == ["original", "bicubic", "model"]
+    assert top[1].get_xlabel() == "PSNR 25.00 dB / SSIM 0.800"
+    assert top[0].get_xlabel() == ""
+    boxes = [axes.patches[0] for axes in top]
+    assert {(box.get_x(), box.get_y(), box.get_width()) for box in boxes} == {
+        (39.5, 19.5, 10)
+    }
+    zoomed = figure.axes[3].get_images()[0].get_array()
+    assert zoomed.shape == (10, 10, 3)
+    given = rendered(plots.zoom_comparison(images, box=(0, 0, 8)))
+    assert given.axes[3].get_images()[0].get_array().shape == (8, 8, 3)
+    with pytest.raises(ValueError, match="inside"):
+        plots.zoom_comparison(images, box=(35, 0, 8))
+    with pytest.raises(ValueError, match="at least two"):
+        plots.zoom_comparison({"original": reference})
+    with pytest.raises(ValueError, match="shape"):
+        plots.zoom_comparison({"a": reference, "b": reference[:20]})
+
+
 def test_figures_display_as_png():
     figure = plots.sample_grid(tiny_subset(1), n=1)
     assert figure._repr_png_().startswith(b"\x89PNG")

@@ -62,10 +62,10 @@ def test_project_root_is_found_from_a_subfolder(tmp_path):
 
 
 def test_banner_states_profile_data_and_hardware():
-    text = report.banner("smoke", tiny_split(), epochs=1, batch_size=8).data
+    text = report.banner("smoke", tiny_split(), steps=4, batch_size=8).data
     assert "**smoke**" in text and "`sample`" in text
     assert "2 training and 2 validation images" in text
-    assert "1 epoch" in text and "batch 8" in text
+    assert "4 optimizer steps" in text and "batch 8" in text
     assert report.environment_info()["backend"] in text
     assert "not results" in text  # the smoke warning
     quick = report.banner("quick", tiny_split()).data
@@ -102,6 +102,29 @@ def test_takeaways_say_above_or_below_bicubic_with_the_numbers():
     below = report.takeaways(fake_evaluation("dts_model", 20.0, 25.0)).data
     assert "5.00 dB below bicubic" in below
     assert "original report gives 21.55 dB" in below  # dts_model at 144
+    assert "not comparable" in below and "differs by" not in below
+
+
+class FakeFit:
+    """The attributes of srkit.train.FitResult that takeaways reads."""
+
+    steps = 300
+    train_images_per_s = 8.0
+    settings = {"model": "dts_model", "batch_size": 16}
+
+
+def test_takeaways_state_the_budget_of_a_model_below_bicubic():
+    below = report.takeaways(
+        fake_evaluation("dts_model", 20.0, 25.0), results=FakeFit()
+    ).data
+    # 300 steps x 16 windows at 8 windows/s: 10 minutes; ten times: 100 minutes
+    assert "300 optimizer steps of 16 windows" in below
+    assert "10.0 min of training" in below and "about 100 min" in below
+    assert "-p steps=3000" in below
+    above = report.takeaways(
+        fake_evaluation("dts_model", 27.0, 25.0), results={"dts_model": FakeFit()}
+    ).data
+    assert "optimizer steps" not in above
 
 
 def run_table():
@@ -170,7 +193,7 @@ def test_summary_table_sorts_by_scale_and_keeps_model_order():
     table = report.summary_table(comparison, ("psnr",))
     assert list(table.columns) == [
         "PSNR this run",
-        "PSNR original report",
+        "PSNR original report (VOC 2007)",
         "PSNR bicubic",
     ]
     scales = [scale for scale, _ in table.index]
@@ -191,3 +214,168 @@ def test_metric_agreement_is_tight_on_real_images(tmp_path):
     frame = report.metric_agreement(split.val.y2, data.upscale(split.val.x, 2))
     assert set(frame["reference"]) >= {"scikit-image"}
     assert (frame["max abs difference"] < 1e-4).all(), frame
+
+
+# ------------------------------------------------------------------ benchmarks
+
+
+def benchmark_summary_table() -> pd.DataFrame:
+    """A benchmark_summary-shaped table: two sets, two scales, three models."""
+    rows = []
+    psnr = {
+        ("Set5", 2): {"bicubic": 33.0, "dts_model": 34.0, "simple_model_nearest": 32.5},
+        ("Set5", 4): {"bicubic": 28.0, "dts_model": 28.5},
+        ("Set14", 2): {
+            "bicubic": 30.0,
+            "dts_model": 29.5,
+            "simple_model_nearest": 29.0,
+        },
+        ("Set14", 4): {"bicubic": 26.0, "dts_model": 26.2},
+    }
+    for (set_name, scale), values in psnr.items():
+        for model, value in values.items():
+            rows.append(
+                dict(
+                    set=set_name,
+                    scale=scale,
+                    model=model,
+                    n_images=5 if set_name == "Set5" else 14,
+                    psnr=value,
+                    ssim=0.8 + (value - values["bicubic"]) / 100,
+                    psnr_margin=value - values["bicubic"],
+                    ssim_margin=(value - values["bicubic"]) / 100,
+                )
+            )
+    return pd.DataFrame(rows, columns=evaluate.BENCHMARK_COLUMNS)
+
+
+def test_model_label_names_the_step():
+    assert report.model_label("dts_model") == "dts_model (step 07)"
+    assert report.model_label("dts_dilated_conv_block_model") == (
+        "dts_dilated_conv_block_model (R1)"
+    )
+    assert report.model_label("bicubic") == "bicubic"
+
+
+def test_trained_models_in_zoo_order(tmp_path):
+    for name in ("dts_model", "simple_model_nearest", "not_a_zoo_model"):
+        (tmp_path / "models" / name).mkdir(parents=True)
+        (tmp_path / "models" / name / "best.keras").write_bytes(b"")
+    (tmp_path / "models" / "residual_block_model").mkdir()  # no best.keras
+    found = report.trained_models(tmp_path)
+    assert list(found) == ["simple_model_nearest", "dts_model"]
+    assert found["dts_model"] == tmp_path / "models" / "dts_model" / "best.keras"
+
+
+def test_benchmark_folder_is_relative_to_the_project(tmp_path, monkeypatch):
+    (tmp_path / "_toc.yml").write_text("format: jb-book\n")
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "sets").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")  # where the pipeline runs a page
+    assert report.benchmark_folder("folder:sets") == tmp_path / "sets"
+    assert report.benchmark_folder("") is None
+    with pytest.raises(ValueError, match="does not exist"):
+        report.benchmark_folder("folder:nowhere")
+
+
+def test_benchmark_status_says_why_nothing_is_scored(tmp_path):
+    empty = report.benchmark_status("", None, {}, []).data
+    assert "No benchmark sets" in empty and "`benchmarks` parameter is empty" in empty
+    bare = report.benchmark_status("folder:x", tmp_path, {}, ["dts_model"]).data
+    assert "No benchmark sets" in bare and "no subfolder holding images" in bare
+    (tmp_path / "Set5").mkdir()
+    data.write_image(tmp_path / "Set5" / "a.png", np.zeros((8, 8, 3)))
+    sets = {"Set5": tmp_path / "Set5"}
+    scored = report.benchmark_status("folder:x", tmp_path, sets, ["dts_model"]).data
+    assert "`dts_model`" in scored and "Set5 (1 images)" in scored
+    alone = report.benchmark_status("folder:x", tmp_path, sets, []).data
+    assert "bicubic and the published rows only" in alone
+
+
+def test_benchmark_tables_label_measured_and_quoted_rows():
+    text = report.benchmark_tables(benchmark_summary_table()).data
+    assert "**Set5, x2** (mean over 5 images)" in text
+    assert "**Set14, x4** (mean over 14 images)" in text
+    assert "| dts_model (step 07) | measured here | 34.00 | 0.8100 | +1.00 |" in text
+    assert "| simple_model_nearest (step 02) | measured here | 29.00" in text
+    quoted = [line for line in text.splitlines() if report.PUBLISHED_LABEL in line]
+    assert any("[SRCNN](https://arxiv.org/abs/1501.00092)" in line for line in quoted)
+    # SRCNN Set5 x2: 36.66 dB against the same paper's 33.66 dB bicubic
+    assert any("36.66" in line and "+3.00" in line for line in quoted)
+    assert "Dong" in text and "Shi" in text  # the sources are listed
+    assert "- SRCNN: C. Dong" in text and "Table 3 (Set14)" in text
+    assert (
+        "No benchmark results"
+        in report.benchmark_tables(benchmark_summary_table().iloc[0:0]).data
+    )
+
+
+def test_best_benchmark_model():
+    table = benchmark_summary_table()
+    assert report.best_benchmark_model(table, "Set5", 2) == "dts_model"
+    with pytest.raises(ValueError, match="Set9"):
+        report.best_benchmark_model(table, "Set9", 2)
+
+
+def test_margin_table_has_models_in_zoo_order_and_both_margins():
+    table = report.margin_table(benchmark_summary_table())
+    assert list(table.index) == ["simple_model_nearest", "dts_model"]
+    assert list(table.columns)[:2] == [("Set5 x2", "PSNR (dB)"), ("Set5 x2", "SSIM")]
+    assert len(table.columns) == 8
+    assert table.loc["dts_model", ("Set14 x2", "PSNR (dB)")] == -0.5
+    assert table.loc["dts_model", ("Set5 x2", "SSIM")] == 0.01
+    assert np.isnan(table.loc["simple_model_nearest", ("Set5 x4", "PSNR (dB)")])
+
+
+def test_margin_takeaways_name_the_best_and_the_models_below():
+    text = report.margin_takeaways(benchmark_summary_table()).data
+    assert "At x2, `dts_model` has the largest PSNR margin over bicubic" in text
+    assert "+0.25 dB on average over Set5, Set14" in text
+    assert "+1.00 dB (SSIM +0.0100) on Set5" in text
+    assert (
+        "1 of 2 models stay below bicubic on every set: `simple_model_nearest`" in text
+    )
+    assert "below bicubic on some sets only: `dts_model`" in text
+    assert "At x4, every model beats bicubic on every set." in text
+    below = benchmark_summary_table()
+    below["psnr_margin"] = -below["psnr_margin"].abs()
+    below.loc[below["model"] == "bicubic", "psnr_margin"] = 0.0
+    text = report.margin_takeaways(below).data
+    assert "comes closest to bicubic in PSNR without beating it" in text
+    empty = report.margin_takeaways(benchmark_summary_table().iloc[0:0]).data
+    assert "No benchmark results" in empty and "no margin" in empty
+
+
+def test_benchmark_figure_shows_original_bicubic_and_best(tmp_path):
+    import keras
+    from matplotlib.figure import Figure
+
+    folder = tmp_path / "Set5"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a", "b", "c"):
+        data.write_image(folder / f"{name}.png", rng.random((32, 32, 3)))
+    inputs = keras.Input((None, None, 3))
+    low = keras.layers.UpSampling2D(2, name="low_upsample")(inputs)
+    high = keras.layers.UpSampling2D(2, name="high_upsample")(low)
+    model = keras.Model(inputs, [low, high], name="dts_model")
+    per_image = evaluate.benchmark_all({"dts_model": model}, {"Set5": folder})
+    figure = report.benchmark_figure({"dts_model": model}, per_image, "Set5", folder)
+    assert isinstance(figure, Figure)
+    titles = [axes.get_title() for axes in figure.axes]
+    assert titles[:3] == [
+        "original (high resolution)",
+        "bicubic",
+        "dts_model (step 07)",
+    ]
+    assert "x4" in figure.get_suptitle()  # the largest scored scale
+    with pytest.raises(ValueError, match="no model"):
+        report.benchmark_figure(
+            {}, per_image[per_image.model == "bicubic"], "Set5", folder
+        )
+
+
+def test_conclusions_do_not_compare_with_the_original_data():
+    text = report.conclusions(run_table()).data
+    assert "differs" not in text
+    assert report.ORIGINAL_DATA in text and "not a yardstick" in text

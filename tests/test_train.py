@@ -9,13 +9,13 @@ import pytest
 from keras import layers
 from PIL import Image
 
-from srkit import train
+from srkit import data, evaluate, models, train
 from srkit.data import Split, Subset
 
 LOW = 24  # input side; fit does not care about the zoo's 72 px
 BATCH = 4
 N_TRAIN, N_VAL = 8, 4
-STEPS_PER_EPOCH = N_TRAIN // BATCH
+EVERY = 2  # optimizer steps per evaluation interval
 
 
 def tiny_model(two_outputs=True, name="tiny"):
@@ -47,16 +47,18 @@ def split():
     return Split(make_subset(rng, N_TRAIN), make_subset(rng, N_VAL), {"key": "k0"})
 
 
-def run_fit(split, run_dir, epochs=2, model=None, **kwargs):
+def run_fit(split, run_dir, intervals=2, model=None, **kwargs):
     kwargs.setdefault("verbose", 0)
     kwargs.setdefault("batch_size", BATCH)
+    kwargs.setdefault("eval_every", EVERY)
+    steps = intervals * kwargs["eval_every"]
     return train.fit(
-        model or tiny_model(), split, "mse", epochs, run_dir=run_dir, **kwargs
+        model or tiny_model(), split, "mse", steps, run_dir=run_dir, **kwargs
     )
 
 
 class InterruptAfter(keras.callbacks.Callback):
-    """Simulate Ctrl-C at the end of a given (1-based) epoch."""
+    """Simulate Ctrl-C at the end of a given (1-based) interval."""
 
     def __init__(self, epoch):
         super().__init__()
@@ -68,7 +70,7 @@ class InterruptAfter(keras.callbacks.Callback):
 
 
 class PoisonWeightsAt(keras.callbacks.Callback):
-    """Set every weight to NaN when a given (1-based) epoch begins."""
+    """Set every weight to NaN when a given (1-based) interval begins."""
 
     def __init__(self, epoch):
         super().__init__()
@@ -94,15 +96,20 @@ def test_fit_writes_history_models_gifs_and_settings(split, tmp_path):
 
     history = result.history
     assert history["epoch"].tolist() == [1, 2]
-    for column in ("loss", "val_loss", "low_upsample_psnr", "val_high_upsample_ssim"):
+    assert history["step"].tolist() == [EVERY, 2 * EVERY]
+    for column in ("loss", "val_loss", "low_upsample_psnr", "val_high_upsample_psnr"):
         assert column in history and np.isfinite(history[column]).all()
     for output in ("low_upsample", "high_upsample"):
-        for metric in ("mse", "mae", "psnr", "ssim"):
+        for metric in ("mse", "mae", "psnr"):
             assert f"val_{output}_{metric}" in history
+    # cosine decay: the rate falls from 1e-3 towards a tenth of it
+    rates = history["learning_rate"].tolist()
+    assert 1e-4 <= rates[1] < rates[0] < 1e-3
     on_disk = pd.read_csv(tmp_path / "history.csv")
     pd.testing.assert_frame_equal(on_disk, history, check_dtype=False)
 
-    assert result.resumed_from == 0 and not result.skipped and result.epochs_run == 2
+    assert result.resumed_from == 0 and not result.skipped
+    assert result.steps_run == result.steps == 2 * EVERY
     assert result.precision == "float32"
     assert result.train_images_per_s > 0 and result.wall_time_s > 0
     expected = {"best_model", "last_model", "history", "settings"}
@@ -117,7 +124,9 @@ def test_fit_writes_history_models_gifs_and_settings(split, tmp_path):
     assert settings["status"] == "complete" and settings["epochs_completed"] == 2
     for key, value in {
         "loss": "mse",
-        "epochs": 2,
+        "steps": 2 * EVERY,
+        "eval_every": EVERY,
+        "lr_schedule": "cosine",
         "batch_size": BATCH,
         "learning_rate": 1e-3,
         "precision": "float32",
@@ -145,70 +154,79 @@ def test_fit_writes_history_models_gifs_and_settings(split, tmp_path):
 
     for output in ("low_upsample", "high_upsample"):
         with Image.open(result.paths[f"gif_{output}"]) as gif:
-            assert gif.n_frames >= 3  # before training, after epoch 1, after epoch 2
+            assert gif.n_frames >= 3  # before training, after interval 1 and 2
             assert gif.info.get("loop") == 0
 
 
-def test_finished_run_is_skipped_and_can_be_extended(split, tmp_path):
+def test_finished_run_is_skipped_and_a_new_budget_starts_over(split, tmp_path):
     first = run_fit(split, tmp_path)
     stamp = (tmp_path / "last.keras").stat().st_mtime_ns
 
     again = run_fit(split, tmp_path)
-    assert again.skipped and again.epochs_run == 0 and again.resumed_from == 2
+    assert again.skipped and again.steps_run == 0 and again.resumed_from == 2 * EVERY
     pd.testing.assert_frame_equal(again.history, first.history, check_dtype=False)
     assert (tmp_path / "last.keras").stat().st_mtime_ns == stamp
     assert again.train_images_per_s == pytest.approx(first.train_images_per_s)
     assert set(again.paths) == set(first.paths)
 
-    longer = run_fit(split, tmp_path, epochs=3)
-    assert not longer.skipped and longer.resumed_from == 2
+    # The cosine schedule spans the whole budget: a new budget is a new run.
+    with pytest.warns(UserWarning, match="steps: 4 -> 6"):
+        longer = run_fit(split, tmp_path, intervals=3)
+    assert not longer.skipped and longer.resumed_from == 0
     assert longer.history["epoch"].tolist() == [1, 2, 3]
-    assert settings_of(tmp_path)["epochs"] == 3
+    assert settings_of(tmp_path)["steps"] == 3 * EVERY
 
 
 def test_resume_after_interruption_continues_weights_optimizer_history(split, tmp_path):
     with pytest.raises(KeyboardInterrupt):
-        run_fit(split, tmp_path, epochs=4, callbacks=[InterruptAfter(2)])
+        run_fit(split, tmp_path, intervals=4, callbacks=[InterruptAfter(2)])
     interrupted = pd.read_csv(tmp_path / "history.csv")
     assert interrupted["epoch"].tolist() == [1, 2]
     assert settings_of(tmp_path)["status"] == "interrupted"
     assert (tmp_path / "gif_low_upsample.gif").exists()  # written despite the stop
 
     model = tiny_model()  # a fresh model, as a rerun of the notebook would build
-    result = run_fit(split, tmp_path, epochs=4, model=model)
-    assert result.resumed_from == 2 and result.epochs_run == 2
+    result = run_fit(split, tmp_path, intervals=4, model=model)
+    assert result.resumed_from == 2 * EVERY and result.steps_run == 2 * EVERY
     assert result.history["epoch"].tolist() == [1, 2, 3, 4]
     pd.testing.assert_frame_equal(
         result.history.iloc[:2].reset_index(drop=True), interrupted, check_dtype=False
     )
-    # The optimizer continued: 4 epochs' worth of steps, not 2 after a reset.
-    assert int(model.optimizer.iterations.numpy()) == 4 * STEPS_PER_EPOCH
+    # The optimizer continued: 4 intervals' worth of steps, not 2 after a reset.
+    assert int(model.optimizer.iterations.numpy()) == 4 * EVERY
     assert settings_of(tmp_path)["status"] == "complete"
+
+    # The batch stream resumed at the same position: the resumed run matches an
+    # uninterrupted one.
+    straight = run_fit(split, tmp_path / "straight", intervals=4, gif=False)
+    np.testing.assert_allclose(
+        result.history["val_loss"], straight.history["val_loss"], rtol=1e-5
+    )
 
 
 def test_changed_settings_start_over_with_a_warning(split, tmp_path):
-    run_fit(split, tmp_path, epochs=1)
+    run_fit(split, tmp_path, intervals=1)
     with pytest.warns(UserWarning, match="learning_rate: 0.001 -> 0.0005"):
-        result = run_fit(split, tmp_path, epochs=1, learning_rate=5e-4)
+        result = run_fit(split, tmp_path, intervals=1, learning_rate=5e-4)
     assert result.resumed_from == 0 and not result.skipped
     assert settings_of(tmp_path)["learning_rate"] == 5e-4
-    forced = run_fit(split, tmp_path, epochs=1, learning_rate=5e-4, force=True)
+    forced = run_fit(split, tmp_path, intervals=1, learning_rate=5e-4, force=True)
     assert forced.resumed_from == 0 and not forced.skipped
 
 
 def test_huge_learning_rate_diverges_with_advice(split, tmp_path):
     with pytest.raises(train.TrainingDiverged, match="lower learning rate") as caught:
-        run_fit(split, tmp_path, epochs=3, learning_rate=1e8)
+        run_fit(split, tmp_path, intervals=3, learning_rate=1e8)
     assert caught.value.epoch == 1 and caught.value.batch is not None
-    assert "epoch 1" in str(caught.value) and "0.0001" in str(caught.value)
+    assert "interval 1" in str(caught.value) and "0.0001" in str(caught.value)
     assert isinstance(caught.value, RuntimeError)
     assert not (tmp_path / "best.keras").exists()  # nothing finite to keep
     assert settings_of(tmp_path)["status"] == "diverged"
 
 
 def test_divergence_keeps_the_last_good_epoch(split, tmp_path):
-    with pytest.raises(train.TrainingDiverged, match="epoch 2, batch 1") as caught:
-        run_fit(split, tmp_path, epochs=3, callbacks=[PoisonWeightsAt(2)])
+    with pytest.raises(train.TrainingDiverged, match="interval 2, step 1") as caught:
+        run_fit(split, tmp_path, intervals=3, callbacks=[PoisonWeightsAt(2)])
     assert caught.value.last_good_epoch == 1
     assert pd.read_csv(tmp_path / "history.csv")["epoch"].tolist() == [1]
     for name in ("best.keras", "last.keras"):
@@ -217,13 +235,15 @@ def test_divergence_keeps_the_last_good_epoch(split, tmp_path):
         low, _ = model.predict(split.val.x[:1], verbose=0)
         assert np.isfinite(low).all()
     with Image.open(tmp_path / "gif_low_upsample.gif") as gif:
-        assert gif.n_frames == 2  # before training and after epoch 1
+        assert gif.n_frames == 2  # before training and after interval 1
 
 
 def test_mixed_bfloat16_trains_a_clone_with_float32_outputs(split, tmp_path):
     model = tiny_model()
     before = model.get_weights()
-    result = run_fit(split, tmp_path, epochs=1, model=model, precision="mixed_bfloat16")
+    result = run_fit(
+        split, tmp_path, intervals=1, model=model, precision="mixed_bfloat16"
+    )
     assert result.precision == "mixed_bfloat16"
     assert settings_of(tmp_path)["precision"] == "mixed_bfloat16"
     assert np.isfinite(result.history["val_loss"]).all()
@@ -237,13 +257,13 @@ def test_mixed_bfloat16_trains_a_clone_with_float32_outputs(split, tmp_path):
     assert keras.config.dtype_policy().name == "float32"  # global policy restored
 
     # Retraining the bfloat16 best model in float32 (step 11's second round)
-    again = run_fit(split, tmp_path / "f32", epochs=1, model=result.model)
+    again = run_fit(split, tmp_path / "f32", intervals=1, model=result.model)
     assert {layer.dtype_policy.name for layer in again.model.layers} == {"float32"}
 
 
 def test_same_seed_gives_the_same_history(split, tmp_path):
-    first = run_fit(split, tmp_path / "a", epochs=1, gif=False)
-    second = run_fit(split, tmp_path / "b", epochs=1, gif=False)
+    first = run_fit(split, tmp_path / "a", intervals=1, gif=False)
+    second = run_fit(split, tmp_path / "b", intervals=1, gif=False)
     # Same machine, same seed: equal up to float32 round-off (measured: identical).
     assert second.history["val_loss"][0] == pytest.approx(
         first.history["val_loss"][0], abs=1e-6
@@ -253,9 +273,9 @@ def test_same_seed_gives_the_same_history(split, tmp_path):
 
 def test_single_output_model_and_plot_callback(split, tmp_path):
     result = run_fit(
-        split, tmp_path, epochs=2, model=tiny_model(two_outputs=False), plot_every=1
+        split, tmp_path, intervals=2, model=tiny_model(two_outputs=False), plot_every=1
     )
-    assert {"loss", "val_loss", "psnr", "val_ssim"} <= set(result.history.columns)
+    assert {"loss", "val_loss", "psnr", "val_psnr"} <= set(result.history.columns)
     assert (
         "gif_low_upsample" in result.paths and "gif_high_upsample" not in result.paths
     )
@@ -275,14 +295,16 @@ def test_single_output_model_and_plot_callback(split, tmp_path):
     [
         ({"loss": "nope"}, "nope"),
         ({"precision": "float16"}, "precision"),
-        ({"epochs": 0}, "epochs"),
+        ({"steps": 0}, "steps"),
+        ({"eval_every": 3}, "divide steps"),
+        ({"lr_schedule": "step"}, "lr_schedule"),
         ({"batch_size": 0}, "batch_size"),
         ({"learning_rate": -1.0}, "learning_rate"),
         ({"run_dir": None}, "run_dir"),
     ],
 )
 def test_bad_arguments_raise_value_error(split, tmp_path, overrides, message):
-    arguments = {"loss": "mse", "epochs": 1, "run_dir": tmp_path, "verbose": 0}
+    arguments = {"loss": "mse", "steps": 4, "run_dir": tmp_path, "verbose": 0}
     arguments.update(overrides)
     with pytest.raises(ValueError, match=message):
         train.fit(tiny_model(), split, **arguments)
@@ -293,3 +315,100 @@ def test_unknown_output_name_is_rejected(split, tmp_path):
     model = keras.Model(inputs, layers.Conv2D(3, 1, name="mystery")(inputs))
     with pytest.raises(ValueError, match="mystery"):
         train.fit(model, split, "mse", 1, run_dir=tmp_path, verbose=0)
+
+
+def test_batches_repeat_from_the_seed_and_resume_at_any_step(split):
+    first = train.batches(split.train, 3, seed=5)
+    batches = [next(first) for _ in range(4)]
+    again = train.batches(split.train, 3, seed=5, start=2)
+    x, targets = next(again)
+    np.testing.assert_array_equal(x, batches[2][0])
+    np.testing.assert_array_equal(targets["y4"], batches[2][1]["y4"])
+    assert not np.array_equal(batches[0][0], batches[1][0])  # fresh batches
+    other = next(train.batches(split.train, 3, seed=6))
+    assert not np.array_equal(other[0], batches[0][0])
+
+
+def test_patch_source_stream_trains_and_repeats(tmp_path):
+    rng = np.random.default_rng(3)
+    images = [
+        (rng.random((300 + 10 * i, 320, 3)) * 255).astype(np.uint8) for i in range(3)
+    ]
+    source = data.PatchSource(images, ["a", "b", "c"])
+    val = make_subset(rng, 2)
+    split = Split(source, val, {"key": "patches"})
+    model = tiny_model()
+    result = run_fit(split, tmp_path / "a", intervals=1, model=model, batch_size=2)
+    assert result.settings["n_train"] == 3 and result.steps == EVERY
+    x, targets = next(train.batches(source, 2, seed=0))
+    assert x.shape == (2, 72, 72, 3) and targets["y2"].shape == (2, 144, 144, 3)
+    # 8-bit inputs, as a saved low-resolution file
+    np.testing.assert_allclose(x * 255, np.rint(x * 255), atol=1e-3)
+
+
+def test_choose_precision_measures_auto_and_passes_names_through():
+    assert train.choose_precision("float32").name == "float32"
+    assert train.choose_precision("mixed_bfloat16").name == "mixed_bfloat16"
+    auto = train.choose_precision("auto")
+    assert auto.name in train.PRECISIONS and auto.requested == "auto"
+    assert "bfloat16" in auto.reason
+    if auto.speedup:  # the decision follows the measurement
+        chosen = auto.speedup >= train.BF16_MIN_SPEEDUP
+        assert (auto.name == "mixed_bfloat16") == chosen
+    with pytest.raises(ValueError, match="precision"):
+        train.choose_precision("float16")
+
+
+@pytest.fixture(scope="module")
+def sample_split(tmp_path_factory):
+    return data.prepare(
+        "sample", seed=0, cache_dir=tmp_path_factory.mktemp("data"), progress=False
+    )
+
+
+def train_bilinear(split, run_dir, steps, **kwargs):
+    model = models.build("simple_model_bilinear", seed=0)
+    return train.fit(
+        model,
+        split,
+        "mse",
+        steps=steps,
+        eval_every=steps,
+        batch_size=4,
+        run_dir=run_dir,
+        verbose=0,
+        gif=False,
+        **kwargs,
+    )
+
+
+@pytest.mark.slow
+def test_simple_model_learns_on_the_bundled_photos(sample_split, tmp_path):
+    """A learning check, not a timing: validation PSNR rises above the start."""
+    untrained = models.build("simple_model_bilinear", seed=0)
+    before = evaluate.evaluate(untrained, sample_split.val).table
+    result = train_bilinear(sample_split, tmp_path, steps=300)
+    after = evaluate.evaluate(result.model, sample_split.val).table
+    start = before.query("model != 'bicubic'")["psnr"].iloc[0]
+    end = after.query("model != 'bicubic'")["psnr"].iloc[0]
+    assert end > start + 5.0, (start, end)
+
+
+def test_same_seed_builds_and_trains_to_identical_metrics(sample_split, tmp_path):
+    first = train_bilinear(sample_split, tmp_path / "a", steps=6)
+    second = train_bilinear(sample_split, tmp_path / "b", steps=6)
+    one = evaluate.evaluate(first.model, sample_split.val).per_image
+    two = evaluate.evaluate(second.model, sample_split.val).per_image
+    pd.testing.assert_frame_equal(one, two)
+
+
+@pytest.mark.slow
+def test_bfloat16_run_stays_within_a_fifth_of_a_db_of_float32(sample_split, tmp_path):
+    scores = {}
+    for precision in train.PRECISIONS:
+        result = train_bilinear(
+            sample_split, tmp_path / precision, steps=150, precision=precision
+        )
+        table = evaluate.evaluate(result.model, sample_split.val).table
+        scores[precision] = table.query("model != 'bicubic'")["psnr"].iloc[0]
+    assert abs(scores["mixed_bfloat16"] - scores["float32"]) < 0.2, scores

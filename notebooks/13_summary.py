@@ -11,12 +11,14 @@
 # ---
 
 # %% [markdown]
-# # 12 · Summary
+# # 13 · Summary
 #
-# Which architecture and which loss work best? This page gathers the `metrics.json` of
-# every step of this run into one table, puts it beside the original report's numbers
-# and the bicubic baseline, charts each metric, shows the best reconstruction of the
-# best model and collects the training GIFs.
+# Which architecture and which loss work best? This page opens with how far each model
+# gets above bicubic interpolation on the public benchmark sets of step 12, then
+# gathers the `metrics.json` of every step of this run into one validation table,
+# puts it beside the bicubic baseline and the original report's numbers, charts each
+# metric, shows the best reconstruction of the best model and collects the training
+# GIFs.
 #
 # It reads only the run folder and writes the combined table to `metrics.json`.
 
@@ -29,13 +31,15 @@ n_images: int = 24  # images of the split whose validation part shows the best i
 seed: int = 0  # seed of that split
 
 # %% tags=["hide-input"]
+# srkit: reads-earlier-steps (re-run when an earlier step's metrics.json changes)
 from IPython.display import display
 
 from srkit import data, evaluate, models, plots, report
 
-STEP = "12_summary"
+STEP = "13_summary"
 RUN = report.run_folder(run_dir)
 ours = evaluate.collect_metrics(RUN)
+bench = evaluate.read_benchmarks(RUN)
 original = evaluate.load_original_results()
 split = data.prepare(
     data_source,
@@ -47,12 +51,29 @@ split = data.prepare(
 report.banner(profile, split)
 
 # %% [markdown]
+# ## Margins over bicubic on the benchmark sets
+#
+# Each model's mean PSNR (dB) and SSIM minus those of bicubic interpolation on the same
+# low-resolution inputs, per benchmark set and scale (step 12 states the protocol). A
+# positive margin means the network recovers detail that interpolation cannot; an
+# empty cell is a scale the model has no output for. The sentences below the table
+# are computed from it. When the run has no benchmark results, they say so, and the
+# validation table of the next section is the summary of the run.
+
+# %%
+if not bench.empty:
+    display(report.margin_table(bench))
+report.margin_takeaways(bench)
+
+# %% [markdown]
 # ## All models at both scales
 #
-# Mean validation PSNR (dB) and SSIM of every model of this run, the original report's
-# values for the same model and scale, and bicubic interpolation. Steps 02 to 07 and
-# the result models may have used different image sets (see each page's banner), so
-# compare rows of the same group.
+# Mean validation PSNR (dB) and SSIM of every model of this run and of bicubic
+# interpolation, with the original report's values for the same model and scale.
+# The original study measured its numbers on other data (PASCAL VOC 2007 whole
+# images), so its columns are a record of that study, not a score on our images.
+# Steps 02 to 07 and the result models may have used different image sets (see each
+# page's banner), so compare rows of the same group.
 
 # %%
 # bicubic per step: each row's baseline is scored on that step's validation images
@@ -69,8 +90,9 @@ report.summary_table(comparison, ("mse", "mae"))
 # %% [markdown]
 # ## Each metric across models
 #
-# Our value and the original report's for every model, grouped by output size; the
-# dashed line is bicubic interpolation.
+# Our value for every model, grouped by output size, with the original report's value
+# (measured on PASCAL VOC 2007 images, not ours) beside it; the dashed line is bicubic
+# interpolation on our validation images.
 
 # %%
 plots.metric_bars(ours, metric="psnr", original=original)
@@ -112,5 +134,5 @@ for gif in report.training_gifs(RUN):
 report.conclusions(ours, original)
 
 # %% tags=["remove-cell"]
-metrics_file = evaluate.write_summary(RUN / "steps" / STEP / "metrics.json", ours)
+metrics_file = evaluate.write_summary(evaluate.metrics_path(RUN, STEP), ours)
 assert metrics_file.exists(), metrics_file

@@ -1,0 +1,118 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 12 · Benchmarks
+#
+# How do our networks fare on the images every super-resolution paper reports on? The
+# validation crops of the earlier pages come from our own photographs; here we score
+# each trained model of the run on public benchmark sets such as Set5 and Set14,
+# with the protocol of the published tables, and put bicubic interpolation and a few
+# published numbers beside them.
+#
+# The step reads the trained models of the run folder and a folder of benchmark
+# images, and writes the means, the margins over bicubic and the per-image scores to
+# its `metrics.json`, where the summary page finds them.
+
+# %% tags=["parameters", "hide-cell"]
+profile: str = "smoke"  # parameter profile this page ran with
+run_dir: str = ""  # run folder (absolute); empty means <project>/runs/notebook
+seed: int = 0  # seed of the run (scoring draws no random numbers)
+benchmarks: str = ""  # folder:PATH, subfolders Set5/, Set14/...; relative to project
+
+# %% tags=["hide-input"]
+# srkit: reads-earlier-steps (re-run when an earlier step's metrics.json changes)
+import keras
+from IPython.display import display
+
+from srkit import evaluate, models, plots, report
+
+STEP = "12_benchmarks"
+RUN = report.run_folder(run_dir)
+keras.utils.set_random_seed(seed)
+FOLDER = report.benchmark_folder(benchmarks)
+SETS = evaluate.benchmark_sets(FOLDER)
+trained = {name: models.load(path) for name, path in report.trained_models(RUN).items()}
+report.benchmark_banner(profile, SETS, trained)
+
+# %% [markdown]
+# ## The protocol
+#
+# Each high-resolution image is cropped to a multiple of the scale and shrunk by
+# bicubic interpolation with antialiasing (MATLAB's `imresize`). The small image is
+# then clipped to [0, 1] and rounded to 8 bits, exactly as our training inputs are and
+# as a saved PNG file would be. Bicubic interpolation and every network enlarge that
+# same input. We compare the result with the original on the luminance (Y) channel
+# only, after shaving a border as wide as the scale: the convention of the published
+# tables. A network with only an x2 output is scored at x2 alone.
+
+# %%
+report.benchmark_status(benchmarks, FOLDER, SETS, trained)
+
+# %% tags=["scroll-output"]
+# papermill_description=benchmark
+per_image = evaluate.benchmark_all(trained, SETS, progress=print)
+summary = evaluate.benchmark_summary(per_image)
+published = evaluate.load_published_benchmarks()
+
+# %% [markdown]
+# ## Results per set and scale
+#
+# Mean PSNR (in dB) and SSIM over the images of each set, and the margin over bicubic
+# interpolation of the same inputs: positive means the network adds something that
+# interpolation cannot. The rows marked as quoted come from the papers; they were not
+# measured here, and their margins are over the same paper's bicubic row.
+
+# %%
+report.benchmark_tables(summary, published)
+
+# %% [markdown]
+# ## Margins at a glance
+#
+# One panel per set and scale. A green bar to the right of zero beats bicubic; a red
+# bar to the left falls short of it.
+
+# %%
+if SETS and trained:
+    display(plots.margin_bars(summary, metric="psnr"))
+
+# %% [markdown]
+# ## A closer look
+#
+# For each set, the model with the highest PSNR at the largest scale it was scored at,
+# beside bicubic and the original. We pick the image on which that model's gain over
+# bicubic is the median of the set, so the picture is typical rather than flattering.
+# The box marks where bicubic errs most; the second row magnifies it.
+
+# %%
+if trained:
+    for name, folder in SETS.items():
+        display(report.benchmark_figure(trained, per_image, name, folder))
+
+# %% [markdown]
+# ## Takeaways
+#
+# The sentences below are computed from the tables above. On the smoke profile the
+# networks barely train, so there a network below bicubic tells us little about its
+# architecture; the banner states the profile of this page.
+
+# %%
+report.margin_takeaways(summary)
+
+# %% tags=["remove-cell"]
+metrics_file = evaluate.write_benchmarks(
+    evaluate.metrics_path(RUN, STEP),
+    per_image,
+    step=STEP,
+    params={"profile": profile, "benchmarks": benchmarks, "seed": seed},
+)
+assert metrics_file.exists(), metrics_file
