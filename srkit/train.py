@@ -914,6 +914,7 @@ def fit(
             epochs=intervals,
             initial_epoch=resumed_from,
             validation_data=validation,
+            shuffle=False,  # the batch stream is already random
             verbose=verbose,
             callbacks=[*built_in, *callbacks],
         )

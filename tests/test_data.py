@@ -218,7 +218,9 @@ def test_batch_equals_single_images():
     images = np.random.default_rng(6).random((3, 16, 12, 3)).astype(np.float32)
     batch = data.downscale(images, 2)
     for index in range(3):
-        np.testing.assert_allclose(batch[index], data.downscale(images[index], 2))
+        np.testing.assert_allclose(
+            batch[index], data.downscale(images[index], 2), rtol=1e-6
+        )
 
 
 @pytest.mark.parametrize("factor", [0, -2, 1.5, True])
@@ -325,6 +327,7 @@ def test_folder_skips_unreadable_and_warns(tmp_path):
     with pytest.warns(UserWarning, match="broken.png"):
         split = data.prepare(
             f"folder:{folder}",
+            mode="resize",
             n_images=5,
             seed=0,
             cache_dir=tmp_path / "c",
@@ -355,7 +358,9 @@ def test_folder_split_shapes_ranges_and_determinism(tmp_path):
         write_noise(folder / f"img{index:02d}.png", 30 + index, 40, seed=index)
     source = f"folder:{folder}"
     with pytest.warns(UserWarning, match="fewer than n_images"):
-        split = data.prepare(source, n_images=12, seed=3, cache_dir=tmp_path / "a")
+        split = data.prepare(
+            source, mode="resize", n_images=12, seed=3, cache_dir=tmp_path / "a"
+        )
     # Sides come from a seeded hash of each name: about 20 % validation, never empty.
     assert len(split.train) + len(split.val) == 10
     assert 1 <= len(split.val) <= 5
@@ -369,12 +374,22 @@ def test_folder_split_shapes_ranges_and_determinism(tmp_path):
             # Bicubic may overshoot [0, 1] a little on noise, never by much.
             assert -0.3 < array.min() and array.max() < 1.3
     assert not set(split.train.names) & set(split.val.names)
-    np.testing.assert_allclose(split.val.y2, data.downscale(split.val.y4, 2))
-    np.testing.assert_allclose(split.val.x, data.downscale(split.val.y4, 4))
+    # The x2 target and the input are 8-bit roundings of the bicubic downscale.
+    np.testing.assert_allclose(
+        split.val.y2, data.to_8bit(data.downscale(split.val.y4, 2))
+    )
+    np.testing.assert_allclose(
+        split.val.x, data.to_8bit(data.downscale(split.val.y4, 4))
+    )
+    assert split.val.x.min() >= 0 and split.val.x.max() <= 1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        again = data.prepare(source, n_images=12, seed=3, cache_dir=tmp_path / "b")
-        other = data.prepare(source, n_images=12, seed=4, cache_dir=tmp_path / "b")
+        again = data.prepare(
+            source, mode="resize", n_images=12, seed=3, cache_dir=tmp_path / "b"
+        )
+        other = data.prepare(
+            source, mode="resize", n_images=12, seed=4, cache_dir=tmp_path / "b"
+        )
     assert again.info["from_cache"] is False
     assert_splits_equal(split, again)
     assert other.val.names != split.val.names or other.train.names != split.train.names
@@ -385,11 +400,19 @@ def test_progress_bar_on_stderr_above_ten_images(tmp_path, capsys):
     for index in range(12):
         write_noise(folder / f"img{index:02d}.png", 20, 20, seed=index)
     data.prepare(
-        f"folder:{folder}", n_images=12, cache_dir=tmp_path / "a", progress=True
+        f"folder:{folder}",
+        mode="resize",
+        n_images=12,
+        cache_dir=tmp_path / "a",
+        progress=True,
     )
     assert "reading images" in capsys.readouterr().err
     data.prepare(
-        f"folder:{folder}", n_images=11, cache_dir=tmp_path / "b", progress=False
+        f"folder:{folder}",
+        mode="resize",
+        n_images=11,
+        cache_dir=tmp_path / "b",
+        progress=False,
     )
     assert "reading" not in capsys.readouterr().err
 
@@ -402,10 +425,10 @@ def test_cache_hit_does_not_rebuild_and_change_invalidates(tmp_path, monkeypatch
     for index in range(5):
         write_noise(folder / f"img{index}.png", 32, 32, seed=index)
     source, cache = f"folder:{folder}", tmp_path / "cache"
-    first = data.prepare(source, n_images=5, seed=0, cache_dir=cache)
+    first = data.prepare(source, mode="resize", n_images=5, seed=0, cache_dir=cache)
     cache_file = Path(first.info["cache_path"])
     assert cache_file.parent == cache and cache_file.stem == first.info["key"]
-    assert first.info["key"] == data.data_key(source, 5, 0, None)
+    assert first.info["key"] == data.data_key(source, 5, 0, "resize")
     assert not list(cache.glob("*.tmp"))  # atomic write left no temporary file
     mtime = cache_file.stat().st_mtime_ns
 
@@ -413,7 +436,7 @@ def test_cache_hit_does_not_rebuild_and_change_invalidates(tmp_path, monkeypatch
         raise AssertionError("cache miss: the split was rebuilt")
 
     monkeypatch.setattr(data, "_build", must_not_build)
-    second = data.prepare(source, n_images=5, seed=0, cache_dir=cache)
+    second = data.prepare(source, mode="resize", n_images=5, seed=0, cache_dir=cache)
     assert second.info["from_cache"] is True
     assert_splits_equal(first, second)
     assert cache_file.stat().st_mtime_ns == mtime
@@ -422,8 +445,8 @@ def test_cache_hit_does_not_rebuild_and_change_invalidates(tmp_path, monkeypatch
     # Replace one source file: new fingerprint, new key, rebuilt split.
     changed = write_noise(folder / "img0.png", 33, 31, seed=99)
     os.utime(changed, ns=(mtime + 10**9, mtime + 10**9))
-    assert data.data_key(source, 5, 0, None) != first.info["key"]
-    third = data.prepare(source, n_images=5, seed=0, cache_dir=cache)
+    assert data.data_key(source, 5, 0, "resize") != first.info["key"]
+    third = data.prepare(source, mode="resize", n_images=5, seed=0, cache_dir=cache)
     assert third.info["from_cache"] is False
     assert third.info["key"] != first.info["key"]
 
@@ -438,7 +461,7 @@ def test_data_key_depends_on_every_argument(tmp_path):
     }
     assert len(keys) == 5
     assert data.data_key("sample", 10, 0, None) == data.data_key(
-        "sample", 10, 0, "crop"
+        "sample", 10, 0, "patch"
     )
     assert all(len(key) == 16 and int(key, 16) >= 0 for key in keys)
 
@@ -453,7 +476,9 @@ def test_default_cache_dir_from_env(tmp_path, monkeypatch):
 
 
 def test_sample_split_by_photo_deterministic(tmp_path):
-    split = data.prepare("sample", n_images=20, seed=0, cache_dir=tmp_path / "a")
+    split = data.prepare(
+        "sample", n_images=20, seed=0, mode="crop", cache_dir=tmp_path / "a"
+    )
     assert split.info["mode"] == "crop"
     assert (len(split.train), len(split.val)) == (16, 4)
     photo = lambda name: name.rsplit("_", 1)[0]  # noqa: E731
@@ -468,9 +493,13 @@ def test_sample_split_by_photo_deterministic(tmp_path):
     np.testing.assert_allclose(
         split.train.y4 * 255, np.rint(split.train.y4 * 255), atol=1e-4
     )
-    again = data.prepare("sample", n_images=20, seed=0, cache_dir=tmp_path / "b")
+    again = data.prepare(
+        "sample", n_images=20, seed=0, mode="crop", cache_dir=tmp_path / "b"
+    )
     assert_splits_equal(split, again)
-    other = data.prepare("sample", n_images=20, seed=1, cache_dir=tmp_path / "b")
+    other = data.prepare(
+        "sample", n_images=20, seed=1, mode="crop", cache_dir=tmp_path / "b"
+    )
     assert not np.array_equal(other.train.y4, split.train.y4)
 
 
@@ -575,8 +604,12 @@ def test_folder_split_is_stable_when_more_images_are_drawn(tmp_path):
     for index in range(40):
         write_noise(folder / f"img{index:02d}.png", 30, 30, seed=index)
     source = f"folder:{folder}"
-    small = data.prepare(source, n_images=10, seed=1, cache_dir=tmp_path / "c")
-    large = data.prepare(source, n_images=40, seed=1, cache_dir=tmp_path / "c")
+    small = data.prepare(
+        source, mode="resize", n_images=10, seed=1, cache_dir=tmp_path / "c"
+    )
+    large = data.prepare(
+        source, mode="resize", n_images=40, seed=1, cache_dir=tmp_path / "c"
+    )
     assert not set(small.train.names) & set(large.val.names)
     assert set(small.val.names) <= set(large.val.names)
     assert 4 <= len(large.val) <= 14  # about 20 % of 40
@@ -589,3 +622,42 @@ def test_describe_states_counts_and_photos(tmp_path):
     assert table["validation images"] == len(split.val)
     val_photos = set(table["val photos"].split(", "))
     assert val_photos == {name.rsplit("_", 1)[0] for name in split.val.names}
+
+
+def test_patch_source_draws_fresh_8bit_windows_and_repeats(tmp_path):
+    folder = tmp_path / "photos"
+    for index in range(6):
+        write_noise(folder / f"big{index}.png", 300 + 20 * index, 320, seed=index)
+    write_noise(folder / "small.png", 100, 400, seed=9)
+    with pytest.warns(UserWarning, match="small.png"):  # named in one warning
+        split = data.prepare(
+            f"folder:{folder}", n_images=0, seed=0, cache_dir=tmp_path / "c"
+        )
+    assert split.info["mode"] == "patch"
+    source = split.train
+    assert isinstance(source, data.PatchSource)
+    assert all(image.dtype == np.uint8 for image in source.images)  # kept as uint8
+    assert len(source) + split.info["n_val_photos"] == 6
+    assert len(split.val) >= data.VAL_MIN_WINDOWS  # fixed validation windows
+    first = source.draw(4, np.random.default_rng(1))
+    again = source.draw(4, np.random.default_rng(1))
+    other = source.draw(4, np.random.default_rng(2))
+    np.testing.assert_array_equal(first.x, again.x)
+    assert not np.array_equal(first.y4, other.y4)
+    assert first.x.shape == (4, 72, 72, 3) and first.y4.shape == (4, 288, 288, 3)
+    for array in (first.x, first.y2):  # clipped and rounded to 8 bits
+        assert array.min() >= 0 and array.max() <= 1
+        np.testing.assert_allclose(array * 255, np.rint(array * 255), atol=1e-3)
+    np.testing.assert_array_equal(first.x, data.to_8bit(data.downscale(first.y4, 4)))
+    # The cache keeps the whole uint8 images; a reload draws the same windows.
+    cached = data.prepare(f"folder:{folder}", n_images=0, cache_dir=tmp_path / "c")
+    assert cached.info["from_cache"] and isinstance(cached.train, data.PatchSource)
+    redrawn = cached.train.draw(4, np.random.default_rng(1))
+    np.testing.assert_array_equal(redrawn.y4, first.y4)
+
+
+def test_patch_source_refuses_small_or_float_images():
+    with pytest.raises(ValueError, match="smaller than one 288"):
+        data.PatchSource([np.zeros((100, 400, 3), np.uint8)], ["tiny"])
+    with pytest.raises(ValueError, match="uint8"):
+        data.PatchSource([np.zeros((300, 300, 3), np.float32)], ["float"])
