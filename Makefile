@@ -5,8 +5,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PROFILE ?= smoke
 ARGS ?=
+REMOTE ?= origin
+SITE := _build/html
 
-.PHONY: setup report book test unit lint clean
+.PHONY: setup report book test unit lint publish clean
 
 $(BIN)/srkit: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +36,12 @@ unit: setup  ## unit tests only (skips the end-to-end smoke run)
 lint: setup
 	$(BIN)/ruff format srkit tests notebooks
 	$(BIN)/ruff check --fix srkit tests notebooks
+
+publish: setup  ## push the built site (_build/html) to the gh-pages branch of REMOTE
+	@test -f $(SITE)/index.html || { \
+		echo "publish: $(SITE)/index.html does not exist; build the book first" \
+		     "(make report, or make book after a run)" >&2; exit 1; }
+	$(BIN)/ghp-import -n -p -f -r $(REMOTE) -b gh-pages $(SITE)
 
 clean:
 	-$(BIN)/srkit clean

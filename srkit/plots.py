@@ -3,12 +3,14 @@
 This module owns how results look. Every function returns a matplotlib ``Figure``
 (a :class:`BookFigure`, which notebooks display as PNG) at a fixed resolution
 (:data:`DPI`) sized for a book page about :data:`WIDTH_INCHES` wide, with titles,
-axis labels and units (PSNR in dB); nothing is saved or closed here. Only the
-object-oriented matplotlib API is used (no ``pyplot`` state), so the functions run
-under any backend, Agg included, and leave no open figures behind. :func:`show_gif`
-is the single place that decides how an animated GIF reaches the HTML book. The
-benchmark page uses :func:`margin_bars` (margins over bicubic) and
-:func:`zoom_comparison` (one image, zoomed, beside its reconstructions).
+axis labels and units (PSNR in dB); nothing is saved or closed here. The one
+exception is :func:`learning_curves`, which returns a small table when a history is
+too short to draw. Only the object-oriented matplotlib API is used (no ``pyplot``
+state), so the functions run under any backend, Agg included, and leave no open
+figures behind. :func:`show_gif` is the single place that decides how an animated
+GIF reaches the HTML book. The benchmark page uses :func:`margin_bars` (margins over
+bicubic) and :func:`zoom_comparison` (one image, zoomed, beside its
+reconstructions).
 
 Images follow the package convention: float RGB in [0, 1], shape (h, w, 3). Small
 images are drawn with nearest-neighbour interpolation so their pixels stay visible.
@@ -22,12 +24,16 @@ import io
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
+
+if TYPE_CHECKING:
+    from pandas.io.formats.style import Styler
 
 #: Resolution of every figure (dots per inch); PNG output at a fixed size.
 DPI = 100
@@ -506,30 +512,86 @@ def _history_panels(columns) -> list[tuple[str | None, str, str, str | None]]:
     )
 
 
-def _epochs(history: pd.DataFrame) -> np.ndarray:
+#: Fewer evaluations than this make :func:`learning_curves` return a table: one or
+#: two points per series draw no trend worth a panel.
+MIN_CURVE_POINTS = 3
+#: Series longer than this are drawn without point markers (they would merge).
+_MARKER_POINTS = 30
+
+
+def _epochs(history: pd.DataFrame) -> tuple[np.ndarray, str]:
+    """Where each history row sits on the x axis, and the axis label.
+
+    Optimizer steps when the history has a complete ``step`` column (what
+    :func:`srkit.train.fit` logs), otherwise epochs counted from 1.
+    """
+    if "step" in history.columns:
+        steps = pd.to_numeric(history["step"], errors="coerce").to_numpy(np.float64)
+        if len(steps) and np.all(np.isfinite(steps)):
+            return steps.astype(np.int64), "optimizer step"
     if "epoch" in history.columns:
         epochs = history["epoch"].to_numpy(dtype=np.int64)
         # Keras' CSVLogger counts from 0; the book counts passes from 1.
-        return epochs + 1 if len(epochs) and epochs.min() == 0 else epochs
-    return np.arange(1, len(history) + 1)
+        epochs = epochs + 1 if len(epochs) and epochs.min() == 0 else epochs
+        return epochs, "epoch"
+    return np.arange(1, len(history) + 1), "epoch"
 
 
-def learning_curves(history: pd.DataFrame, title: str | None = None) -> Figure:
+def _panel_name(output: str | None, metric: str) -> str:
+    name = METRIC_LABELS[metric]
+    return f"{output}: {name}" if output else name
+
+
+def _history_table(history, panels, positions, label, title) -> Styler:
+    """The few evaluations of a short history as a table: one row per series."""
+    columns = [f"{label} {int(value)}" for value in positions]
+    if len(set(columns)) < len(columns):  # a repeated step (e.g. a resumed run)
+        columns = [f"{name} (row {row + 1})" for row, name in enumerate(columns)]
+    rows, index = [], []
+    for output, metric, train_key, val_key in panels:
+        for key, split in ((train_key, "training"), (val_key, "validation")):
+            if key is not None:
+                rows.append(history[key].to_numpy(dtype=np.float64))
+                index.append((_panel_name(output, metric), split))
+    frame = pd.DataFrame(
+        rows,
+        index=pd.MultiIndex.from_tuples(index, names=["series", "data"]),
+        columns=columns,
+    )
+    count = len(history)
+    caption = (
+        f"{title or 'Learning curves'}: {count} evaluation{'s' if count > 1 else ''}, "
+        "too few to draw curves"
+    )
+    return frame.style.format("{:.4g}").set_caption(caption)
+
+
+def learning_curves(history: pd.DataFrame, title: str | None = None) -> Figure | Styler:
     """Training and validation curves of the loss and every metric, per output.
 
     Keys follow Keras' log names: ``loss``/``val_loss``, ``<output>_<metric>`` and
     ``val_<output>_<metric>`` for multi-output models (e.g. ``low_upsample_psnr``),
     or ``<metric>``/``val_<metric>`` for single-output ones; metrics are ``loss``,
     ``mse``, ``mae``, ``psnr`` and ``ssim``. Other columns (``learning_rate``) are
-    ignored. Points carry markers, so a one-epoch run still shows a point.
+    ignored. The x axis counts optimizer steps when the history has a ``step``
+    column, epochs otherwise, with integer ticks only.
+
+    A history of fewer than :data:`MIN_CURVE_POINTS` rows (a smoke run's one or two
+    evaluations) gives a small table instead of near-empty panels.
 
     Args:
-        history: one row per epoch (e.g. ``FitResult.history``); an ``epoch`` column
-            counted from 0 is shown from 1, without it rows are epochs 1, 2, ...
-        title: figure title (e.g. the model name).
+        history: one row per evaluation (e.g. ``FitResult.history``), with an
+            optional ``step`` column (optimizer steps done, an integer >= 0) and an
+            optional ``epoch`` column (counted from 0 is shown from 1; without it
+            rows are epochs 1, 2, ...).
+        title: figure title or table caption (e.g. the model name).
 
     Returns:
-        A Figure with one panel per output and metric, three panels a row.
+        With at least :data:`MIN_CURVE_POINTS` rows, a Figure with one panel per
+        output and metric, three panels a row. With fewer, a pandas ``Styler`` (it
+        displays as an HTML table; its ``.data`` is the DataFrame) with one row per
+        (series, training/validation) and one column per evaluation, values with
+        four significant digits, captioned with the title.
 
     Raises:
         ValueError: for an empty history or one without any known series.
@@ -542,31 +604,41 @@ def learning_curves(history: pd.DataFrame, title: str | None = None) -> Figure:
             "history has no loss or metric columns; columns are "
             f"{list(history.columns)}"
         )
-    epochs = _epochs(history)
+    positions, label = _epochs(history)
+    if len(history) < MIN_CURVE_POINTS:
+        return _history_table(history, panels, positions, label, title)
     columns = min(3, len(panels))
     rows = -(-len(panels) // columns)
-    figure = _figure(WIDTH_INCHES, 2.5 * rows + 0.5)
+    figure = _figure(WIDTH_INCHES, 2.5 * rows + 0.7)
     grid = figure.subplots(rows, columns, squeeze=False)
+    marker = len(positions) <= _MARKER_POINTS
+    gaps = np.diff(np.unique(positions))
+    # half the smallest spacing as margin, so the end points sit inside the frame
+    pad = float(gaps.min()) / 2 if len(gaps) else 0.5
     for number, (output, metric, train_key, val_key) in enumerate(panels):
         axes = grid[number // columns, number % columns]
-        for key, label, style in (
-            (train_key, "training", "-o"),
-            (val_key, "validation", "--s"),
+        for key, split, style in (
+            (train_key, "training", "-o" if marker else "-"),
+            (val_key, "validation", "--s" if marker else "--"),
         ):
             if key is not None:
                 values = history[key].to_numpy(dtype=np.float64)
-                axes.plot(epochs, values, style, markersize=4, label=label)
+                axes.plot(positions, values, style, markersize=4, label=split)
         name = METRIC_LABELS[metric]
-        axes.set_title(f"{output}: {name}" if output else name, fontsize=10)
-        axes.set_xlabel("epoch")
-        axes.set_ylabel(name)
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-        # half an epoch of margin: a one-epoch run gets one tick, not a float scale
-        axes.set_xlim(float(np.min(epochs)) - 0.5, float(np.max(epochs)) + 0.5)
+        axes.set_title(_panel_name(output, metric), fontsize=10)
+        axes.set_xlabel(label, fontsize=9)
+        axes.set_ylabel(name, fontsize=9)
+        # at most five integer ticks: step counts in the thousands stay apart
+        axes.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
+        axes.yaxis.set_major_locator(MaxNLocator(nbins=5))
+        axes.tick_params(labelsize=8)
+        axes.set_xlim(float(np.min(positions)) - pad, float(np.max(positions)) + pad)
         axes.grid(alpha=0.3)
-        axes.legend(fontsize=8)
     for number in range(len(panels), rows * columns):
         grid[number // columns, number % columns].set_visible(False)
+    # one legend for all panels, above them, so none hides a curve
+    handles, labels = grid[0, 0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside upper right", ncols=2, fontsize=8)
     figure.suptitle(title or "Learning curves")
     return figure
 

@@ -135,7 +135,7 @@ def two_output_history(epochs: int) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-@pytest.mark.parametrize("epochs", [1, 4])
+@pytest.mark.parametrize("epochs", [3, 4])
 def test_learning_curves_two_outputs(epochs):
     figure = rendered(plots.learning_curves(two_output_history(epochs), title="m"))
     visible = [axes for axes in figure.axes if axes.get_visible()]
@@ -144,11 +144,16 @@ def test_learning_curves_two_outputs(epochs):
     assert titles[0] == "loss" and "low_upsample: PSNR (dB)" in titles
     line = visible[0].get_lines()[0]
     assert list(line.get_xdata()) == list(range(1, epochs + 1))
+    assert visible[0].get_xlabel() == "epoch"  # no step column
     assert line.get_marker() == "o"
     assert len(visible[0].get_lines()) == 2  # training and validation
+    assert [text.get_text() for text in figure.legends[0].get_texts()] == [
+        "training",
+        "validation",
+    ]
 
 
-@pytest.mark.parametrize("epochs", [1, 3])
+@pytest.mark.parametrize("epochs", [3, 5])
 def test_learning_curves_single_output(epochs):
     history = pd.DataFrame(
         {
@@ -163,6 +168,75 @@ def test_learning_curves_single_output(epochs):
     assert list(visible[1].get_lines()[0].get_xdata()) == list(range(1, epochs + 1))
     with pytest.raises(ValueError, match="empty"):
         plots.learning_curves(history.iloc[:0])
+
+
+def overlapping_labels(labels) -> list[tuple[str, str]]:
+    """Pairs of drawn tick labels whose boxes intersect."""
+    shown = [label for label in labels if label.get_visible() and label.get_text()]
+    boxes = [label.get_window_extent() for label in shown]
+    return [
+        (shown[i].get_text(), shown[j].get_text())
+        for i in range(len(boxes))
+        for j in range(i + 1, len(boxes))
+        if boxes[i].overlaps(boxes[j])
+    ]
+
+
+@pytest.mark.parametrize("evaluations", [3, 8, 40])
+def test_learning_curves_count_optimizer_steps(evaluations):
+    history = two_output_history(evaluations)
+    history["epoch"] += 1  # as srkit.train.fit logs them: intervals from 1
+    history["step"] = history["epoch"] * 2500  # large counts: the widest labels
+    figure = rendered(plots.learning_curves(history))
+    visible = [axes for axes in figure.axes if axes.get_visible()]
+    for axes in visible:
+        assert axes.get_xlabel() == "optimizer step"
+        assert list(axes.get_lines()[0].get_xdata()) == list(history["step"])
+        ticks = [t for t in axes.get_xticks() if axes.get_xlim()[0] <= t]
+        assert ticks and all(float(t).is_integer() for t in ticks)
+        assert overlapping_labels(axes.get_xticklabels()) == []
+        assert overlapping_labels(axes.get_yticklabels()) == []
+    # every curve point stays inside the frame
+    low, high = visible[0].get_xlim()
+    assert low < history["step"].min() and history["step"].max() < high
+    many = evaluations > 30
+    assert (visible[0].get_lines()[0].get_marker() == "None") == many
+
+
+def test_learning_curves_fall_back_to_epochs_without_complete_steps():
+    history = two_output_history(4)
+    history["step"] = [10.0, 20.0, np.nan, 40.0]  # an older log without steps
+    figure = plots.learning_curves(history)
+    assert figure.axes[0].get_xlabel() == "epoch"
+    assert list(figure.axes[0].get_lines()[0].get_xdata()) == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("evaluations", [1, 2])
+def test_learning_curves_of_a_short_history_are_a_table(evaluations):
+    history = two_output_history(evaluations)
+    history["step"] = (np.arange(evaluations) + 1) * 40
+    table = plots.learning_curves(history, title="dts_model")
+    from pandas.io.formats.style import Styler
+
+    assert isinstance(table, Styler)
+    frame = table.data
+    assert list(frame.columns) == [
+        f"optimizer step {40 * (i + 1)}" for i in range(evaluations)
+    ]
+    assert frame.index.names == ["series", "data"]
+    assert len(frame) == 22  # 11 series, training and validation each
+    assert frame.loc[("loss", "training")].tolist() == list(history["loss"])
+    assert frame.loc[("low_upsample: PSNR (dB)", "validation")].tolist() == list(
+        history["val_low_upsample_psnr"]
+    )
+    html = table.to_html()
+    assert "dts_model" in html and "too few to draw" in html
+    assert f"{history['loss'].iloc[0]:.4g}" in html  # four significant digits
+    # without steps the columns count epochs; a repeated step keeps columns unique
+    plain = plots.learning_curves(two_output_history(evaluations)).data
+    assert list(plain.columns) == [f"epoch {i + 1}" for i in range(evaluations)]
+    history["step"] = 40
+    assert plots.learning_curves(history).data.columns.is_unique
 
 
 def test_metric_bars():
