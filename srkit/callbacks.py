@@ -4,25 +4,28 @@ This module owns what a reader sees of training besides the log lines:
 :class:`SavePredictionCallback` predicts a fixed handful of validation images before
 training and after every epoch and writes one animated GIF per model output, and
 :class:`PlotPredictionCallback` shows (in a notebook) or saves (elsewhere) a
-bicubic / prediction / target figure every few epochs. It also owns
-:func:`atomic_path`, the write-to-a-temporary-file-then-rename helper that these
-callbacks and :mod:`srkit.train` use for every artifact, so that an interruption
-never leaves a half-written file under its final name.
+bicubic / prediction / target figure every few epochs. It also
+exports :func:`atomic_path` (defined in :mod:`srkit.atomic`), the
+write-to-a-temporary-file-then-rename helper that these callbacks, :mod:`srkit.train`
+and every other srkit writer use, so that an interruption never leaves a
+half-written file under its final name.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import imageio.v3 as iio
 import keras
 import numpy as np
+
+# The one atomic writer lives in srkit.atomic (no Keras import, so data, evaluate
+# and pipeline use it too); it is also this module's public name.
+from srkit.atomic import TMP_MARKER, atomic_path
 
 __all__ = [
     "OUTPUT_NAMES",
@@ -35,8 +38,6 @@ __all__ = [
 ]
 
 OUTPUT_NAMES = ("low_upsample", "high_upsample")
-# Marker in the names of temporary files, so a run folder can sweep up leftovers.
-TMP_MARKER = ".tmp-"
 # GIF defaults. A 144 px tile is the x2 prediction at full size; the x4 prediction
 # (288 px) is shrunk to it for the GIF only, which keeps a 30-frame GIF of three
 # photo tiles at about 1-2 MB (LZW compresses photographic content poorly).
@@ -49,48 +50,6 @@ GAP_PX = 2  # dark gap between tiles
 # Output name by upscaling factor (the model zoo's convention, see DESIGN).
 _OUTPUT_BY_FACTOR = {2: "low_upsample", 4: "high_upsample"}
 PLOT_DPI = 100
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it to ``path`` on success.
-
-    Write the file at the yielded path (with any library: ``model.save``, imageio,
-    pandas...). When the ``with`` block ends without an exception the file is
-    flushed to disk and renamed over ``path`` with :func:`os.replace`, which is
-    atomic on one file system: readers see either the old file or the complete new
-    one. If the block raises (including ``KeyboardInterrupt``) the temporary file is
-    deleted and ``path`` is left as it was.
-
-    The temporary name is hidden (leading dot), contains :data:`TMP_MARKER` and ends
-    with ``path``'s own suffix, so format detection by extension still works.
-
-    Args:
-        path: final file path; its folder is created if missing.
-
-    Yields:
-        ``pathlib.Path`` of the temporary file (not yet created).
-
-    Raises:
-        FileNotFoundError: the block wrote no file at the yielded path.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A fresh unique name, not created here, so the writer creates the file with
-    # the usual permissions (mkstemp's would be owner-only).
-    temporary = path.with_name(
-        f".{path.name}{TMP_MARKER}{uuid.uuid4().hex[:12]}{path.suffix}"
-    )
-    try:
-        yield temporary
-        if not temporary.is_file():
-            raise FileNotFoundError(f"nothing was written to {temporary} for {path}")
-        with open(temporary, "rb+") as written:
-            os.fsync(written.fileno())  # data on disk before the rename makes it live
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def gif_path(output_dir: str | os.PathLike, name: str) -> Path:

@@ -3,14 +3,19 @@
 Subcommands ``run``, ``book``, ``clean``, ``models``, ``prepare`` and ``upscale``
 call ``srkit.pipeline`` (and ``srkit.data``/``srkit.models``) for the work. Heavy
 packages are imported inside the handlers so ``srkit --help`` answers at once.
-``main(argv)`` returns the exit status (0 ok, 1 failure, 2 usage error).
+``main(argv)`` returns the exit status (0 ok, 1 failure, 2 usage error); a failure
+is one line ``srkit: error: ...`` naming the file at fault, or with ``--debug``
+the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
 DESCRIPTION = """\
 Reproducible single-image super-resolution report.
@@ -37,6 +42,17 @@ book/steps/NN_name.ipynb and _build/html/index.html.
 """
 
 
+def _add_debug(parser: argparse.ArgumentParser, default=argparse.SUPPRESS) -> None:
+    # SUPPRESS on subcommands: an absent flag there keeps the top-level value, so
+    # `srkit --debug run` and `srkit run --debug` both work.
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=default,
+        help="on an error, show the full traceback instead of one line",
+    )
+
+
 def _add_project(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--project",
@@ -55,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     from srkit import __version__
 
     parser.add_argument("--version", action="version", version=f"srkit {__version__}")
+    _add_debug(parser, default=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = commands.add_parser(
@@ -180,7 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
         "upscale",
         help="upscale an image with a trained model",
         description="Apply a trained model (RUN/models/NAME/best.keras) to an image "
-        "file and write the x2 or x4 result.",
+        "file and write the x2 or x4 result. OUT is written atomically and never "
+        "replaces IN; an existing OUT is replaced only with --overwrite.",
     )
     upscale.add_argument("input", metavar="IN", help="image file to upscale")
     upscale.add_argument("output", metavar="OUT", help="image file to write")
@@ -193,14 +211,43 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--model-file", metavar="PATH", help="a .keras file instead")
     upscale.add_argument("--scale", type=int, choices=(2, 4), default=2)
     upscale.add_argument(
-        "--tile", type=int, metavar="N", help="process in N-pixel tiles (large images)"
+        "--tile",
+        type=int,
+        metavar="N",
+        help="tile size in input pixels (default: chosen from the image size, at "
+        "most 256, so memory stays bounded; 0: the whole image at once)",
+    )
+    for command in commands.choices.values():
+        _add_debug(command)
+    upscale.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace OUT if it exists (refused without this flag; OUT may never "
+        "be IN, under any name or link)",
     )
     return parser
+
+
+def _check_profile_file(profile: str) -> None:
+    """Parse a profile given as a YAML file, so a syntax error names the file."""
+    path = Path(profile).expanduser()
+    if not profile.endswith((".yaml", ".yml")) or not path.is_file():
+        return  # a packaged profile name, or a missing file the pipeline reports
+    import yaml
+
+    with open(path, encoding="utf-8") as stream:  # the stream's name reaches marks
+        content = yaml.safe_load(stream)
+    if content is not None and not isinstance(content, dict):
+        raise ValueError(
+            f"profile {str(path)!r} holds a YAML {type(content).__name__}, not a "
+            "mapping with 'defaults' and 'steps'"
+        )
 
 
 def _run(args) -> int:
     from srkit import pipeline
 
+    _check_profile_file(args.profile)
     try:
         result = pipeline.run(
             project=args.project,
@@ -283,6 +330,7 @@ def _upscale(args) -> int:
         model_file=args.model_file,
         scale=args.scale,
         tile=args.tile,
+        overwrite=args.overwrite,
     )
     height, width = done["output_shape"][:2]
     print(f"wrote {args.output} ({width}x{height}) with {done['model_file']}")
@@ -299,6 +347,34 @@ HANDLERS = {
 }
 
 
+def describe_error(error: BaseException) -> str:
+    """One line for a user's error: the file (and line) at fault and the reason.
+
+    Args:
+        error: an ``OSError`` (named by its file), a ``yaml.YAMLError`` (named by
+            its file, line and column), or any exception with a message.
+
+    Returns:
+        The message on one line (line breaks in it become "; ").
+    """
+    if isinstance(error, OSError) and error.filename is not None:
+        files = repr(os.fsdecode(error.filename))
+        if error.filename2 is not None:
+            files += f" -> {os.fsdecode(error.filename2)!r}"
+        text = f"{files}: {error.strerror or error}"
+    elif hasattr(error, "problem_mark") or hasattr(error, "context_mark"):
+        mark = getattr(error, "problem_mark", None) or error.context_mark
+        problem = getattr(error, "problem", None) or getattr(error, "context", None)
+        where = "YAML"
+        if mark is not None:
+            where = f"{mark.name}, line {mark.line + 1}, column {mark.column + 1}"
+        text = f"{where}: invalid YAML: {problem or error}"
+    else:
+        text = str(error) or type(error).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return "; ".join(lines)
+
+
 def _echo(line: str) -> None:
     print(line, flush=True)
 
@@ -310,19 +386,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: arguments without the program name (default: ``sys.argv[1:]``).
 
     Returns:
-        Exit status: 0 ok, 1 a failure (printed to stderr), 2 bad usage.
+        Exit status: 0 ok, 1 a failure (one line ``srkit: error: ...`` on stderr,
+        or the traceback with ``--debug``), 2 bad usage, 130 interrupted.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
+    import yaml
+
     from srkit.pipeline import PipelineError
 
     try:
         return HANDLERS[args.command](args)
-    except (ValueError, PipelineError) as error:
-        print(f"srkit {args.command}: error: {error}", file=sys.stderr)
+    except (OSError, ValueError, yaml.YAMLError, PipelineError) as error:
+        if args.debug:
+            traceback.print_exc()
+        else:
+            print(f"srkit: error: {describe_error(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"srkit {args.command}: interrupted", file=sys.stderr)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -32,6 +33,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
+
+from srkit.atomic import atomic_path
 
 LOW_SIZE = 72  # network input
 MID_SIZE = 144  # x2 target, output `low_upsample`
@@ -71,22 +74,106 @@ CUBIC_A = -0.5  # MATLAB's cubic kernel parameter (Keys 1981)
 # --------------------------------------------------------------------------- I/O
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as float32 RGB in [0, 1].
+# EXIF orientation (tag 274): how the stored pixels turn into the displayed image.
+EXIF_ORIENTATION_TAG = 0x0112
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PIXEL_DIVISORS = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
-    OpenCV decodes the file unchanged (no EXIF rotation); BGR becomes RGB, grayscale
-    is repeated to three channels, an alpha channel is dropped, 8-bit values are
-    divided by 255 and 16-bit values by 65535.
+
+def _has_exif_orientation_container(data: bytes) -> bool:
+    """JPEG, PNG with an eXIf chunk, or WebP: where OpenCV's unchanged read ignores
+    the orientation tag (its TIFF reader applies the tag itself)."""
+    if data[:3] == b"\xff\xd8\xff":
+        return True
+    if data.startswith(_PNG_SIGNATURE):
+        return b"eXIf" in data  # skips Pillow (and its full decode) for most PNGs
+    return data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+
+
+def _exif_orientation(data: bytes, path: Path) -> int:
+    """The EXIF orientation (1-8) of an encoded image; 1 when it has none."""
+    if not _has_exif_orientation_container(data):
+        return 1
+    from PIL import Image  # Pillow comes with matplotlib and imageio
+
+    try:
+        with warnings.catch_warnings():
+            # Pillow's size guard is about decoding, which OpenCV has done already.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as opened:
+                value = opened.getexif().get(EXIF_ORIENTATION_TAG, 1)
+    except Image.DecompressionBombError:
+        value = _exif_orientation_unguarded(data)
+    except Exception as error:  # Pillow raises many kinds on odd metadata
+        raise ValueError(
+            f"cannot read image {str(path)!r}: its EXIF metadata is unreadable "
+            f"({type(error).__name__}: {error})"
+        ) from error
+    return int(value) if value in range(1, 9) else 1
+
+
+def _exif_orientation_unguarded(data: bytes):
+    """The orientation of a very large image, past Pillow's decompression guard."""
+    from PIL import Image
+
+    guard = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            return opened.getexif().get(EXIF_ORIENTATION_TAG, 1)
+    finally:
+        Image.MAX_IMAGE_PIXELS = guard
+
+
+def _orient(image: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn stored pixels (h, w, ...) into the displayed image (a view, no copy)."""
+    if orientation in (5, 6, 7, 8):  # the stored image lies on its side
+        image = image.swapaxes(0, 1)
+    # After the transpose (5-8): 5 is done, 6 mirrors columns, 7 both axes, 8 rows.
+    rows, columns = {
+        2: (False, True),
+        3: (True, True),
+        4: (True, False),
+        6: (False, True),
+        7: (True, True),
+        8: (True, False),
+    }.get(orientation, (False, False))
+    return image[:: -1 if rows else 1, :: -1 if columns else 1]
+
+
+def _decode(data: bytes) -> np.ndarray | None:
+    """OpenCV's unchanged decode, without its own log lines (we raise instead)."""
+    logging = cv2.utils.logging
+    level = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        return None
+    finally:
+        logging.setLogLevel(level)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as float32 RGB in [0, 1], as an image viewer shows it.
+
+    OpenCV decodes the file unchanged, so 16-bit samples, alpha, palettes and
+    grayscale survive the decode; the EXIF orientation of JPEG, PNG and WebP files
+    (which that decode ignores) is then applied, read with Pillow. BGR becomes RGB,
+    grayscale is repeated to three channels, an alpha channel is dropped, 8-bit
+    values are divided by 255 and 16-bit values by 65535.
 
     Args:
         path: an image file OpenCV can decode (png, jpg, bmp, tif, webp, ...).
 
     Returns:
-        float32 array (h, w, 3), RGB in [0, 1].
+        float32 array (h, w, 3), RGB in [0, 1]; (w, h, 3) for a file whose EXIF
+        orientation turns it on its side.
 
     Raises:
         ValueError: naming the file and the reason when it is missing, a directory,
-            empty, not decodable as an image, or of an unsupported sample type.
+            empty, not decodable as an image, has unreadable EXIF metadata, or of
+            an unsupported sample type.
     """
     path = Path(path)
     if not path.exists():
@@ -96,30 +183,36 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise ValueError(f"cannot read image {str(path)!r}: {error}") from error
+        raise ValueError(
+            f"cannot read image {str(path)!r}: {error.strerror or error}"
+        ) from error
     if not data:
         raise ValueError(
             f"cannot read image {str(path)!r}: the file is empty (0 bytes)"
         )
     # imdecode on the bytes (rather than imread) also copes with non-ASCII paths.
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    image = _decode(data)
     if image is None or image.size == 0:
         raise ValueError(
             f"cannot read image {str(path)!r}: OpenCV cannot decode it "
             "(not an image, truncated, or an unsupported format)"
         )
-    return _to_rgb_float(image, path)
+    orientation = _exif_orientation(data, path)
+    del data
+    return _to_rgb_float(_orient(image, orientation), path)
 
 
 def _to_rgb_float(image: np.ndarray, path: Path) -> np.ndarray:
-    """Convert an OpenCV image (any channel count and depth) to float32 RGB."""
-    if image.dtype == np.uint8:
-        image = image.astype(np.float32) / 255.0
-    elif image.dtype == np.uint16:
-        image = image.astype(np.float32) / 65535.0
-    elif image.dtype in (np.float32, np.float64):
-        image = image.astype(np.float32)
-    else:
+    """Convert an OpenCV image (any channel count and depth) to float32 RGB.
+
+    Channels are picked and reordered on the integer samples (views), then one
+    float32 copy is made and scaled in place: a large image needs no float
+    temporaries besides the result.
+    """
+    if image.dtype not in _PIXEL_DIVISORS and image.dtype not in (
+        np.float32,
+        np.float64,
+    ):
         raise ValueError(
             f"cannot read image {str(path)!r}: unsupported sample type {image.dtype} "
             "(expected 8-bit, 16-bit or float)"
@@ -128,7 +221,7 @@ def _to_rgb_float(image: np.ndarray, path: Path) -> np.ndarray:
         image = image[:, :, None]
     channels = image.shape[2]
     if channels == 1:
-        rgb = np.repeat(image, 3, axis=2)
+        rgb = np.broadcast_to(image, (*image.shape[:2], 3))
     elif channels == 3:
         rgb = image[:, :, ::-1]  # BGR -> RGB
     elif channels == 4:
@@ -137,37 +230,70 @@ def _to_rgb_float(image: np.ndarray, path: Path) -> np.ndarray:
         raise ValueError(
             f"cannot read image {str(path)!r}: {channels} channels (expected 1, 3 or 4)"
         )
-    return np.ascontiguousarray(rgb, dtype=np.float32)
+    result = np.empty(rgb.shape, np.float32)
+    result[...] = rgb
+    divisor = _PIXEL_DIVISORS.get(image.dtype)
+    if divisor is not None:
+        result /= divisor  # the same float32 division as astype(float32) / divisor
+    return result
 
 
-def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
+def write_image(
+    path: str | os.PathLike, image: np.ndarray, overwrite: bool = True
+) -> Path:
     """Write one RGB image to an 8-bit file; the format follows the extension.
+
+    The file is encoded in memory and then written through
+    :func:`srkit.atomic.atomic_path`: a failure (bad image, encoder error, full
+    disk, interruption) leaves an existing file at ``path`` untouched and no
+    temporary file behind.
 
     Args:
         path: target file (.png, .jpg, .bmp, .tif, .webp); parent folders are made.
-        image: float (h, w, 3), RGB in [0, 1]; values are clipped and rounded.
+        image: float (h, w, 3), RGB in [0, 1] (values are clipped and rounded to
+            1/255 steps), or uint8 (h, w, 3) RGB written as is.
+        overwrite: replace an existing file; with False an existing ``path`` (even
+            one created while encoding) raises ``FileExistsError``.
 
     Returns:
         The path written.
 
     Raises:
-        ValueError: if the image is not (h, w, 3) or the extension is not supported.
+        ValueError: if the image is not (h, w, 3) or the extension is not supported,
+            or OpenCV cannot encode it.
+        FileExistsError: ``overwrite`` is False and ``path`` exists.
+        OSError: the file cannot be written.
     """
     path = Path(path)
     image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3:
+    if image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
         raise ValueError(f"write_image expects an (h, w, 3) image, got {image.shape}")
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
         raise ValueError(
             f"cannot write {str(path)!r}: extension {path.suffix!r} is not one of "
             f"{IMAGE_EXTENSIONS}"
         )
-    pixels = np.clip(np.rint(np.clip(image, 0.0, 1.0) * 255.0), 0, 255).astype(np.uint8)
-    ok, encoded = cv2.imencode(path.suffix, np.ascontiguousarray(pixels[:, :, ::-1]))
+    if image.dtype == np.uint8:
+        pixels = image
+    else:
+        # One float copy, scaled and rounded in place (a large image has no spare
+        # float copies to give).
+        scaled = np.clip(image, 0.0, 1.0).astype(np.float32, copy=False)
+        scaled *= EIGHT_BIT
+        pixels = np.rint(scaled, out=scaled).astype(np.uint8)
+        del scaled
+    bgr = cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_RGB2BGR)
+    try:
+        ok, encoded = cv2.imencode(path.suffix, bgr)
+    except cv2.error as error:  # some encoders raise instead of returning False
+        ok, encoded = False, error
     if not ok:
-        raise ValueError(f"cannot write {str(path)!r}: OpenCV failed to encode it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(encoded.tobytes())
+        raise ValueError(
+            f"cannot write {str(path)!r}: OpenCV failed to encode it as {path.suffix}"
+        )
+    del bgr
+    with atomic_path(path, overwrite=overwrite) as temporary:
+        temporary.write_bytes(encoded.tobytes())
     return path
 
 

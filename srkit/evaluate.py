@@ -25,14 +25,15 @@ import dataclasses
 import importlib.resources
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
+from math import ceil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from srkit import data, metrics
+from srkit.atomic import atomic_path
 
 #: Output name -> side of its target in pixels (DESIGN: x2 -> 144, x4 -> 288).
 OUTPUT_SCALES = {"low_upsample": data.MID_SIZE, "high_upsample": data.HIGH_SIZE}
@@ -170,60 +171,232 @@ def predict_images(
     return {name: np.clip(value, 0.0, 1.0) for name, value in predictions.items()}
 
 
+#: Largest tile core (input pixels per side) of the automatic tiling: a 256 px
+#: window at x4 keeps a 64-channel float32 activation near 270 MB.
+MAX_TILE = 256
+#: Tile context (input pixels) when a model's receptive field cannot be read.
+DEFAULT_OVERLAP = 16
+#: Extra context beyond the receptive field: the fractional pixel alignment of
+#: upsampling layers, so tiled and whole-image predictions stay equal.
+OVERLAP_SLACK = 1
+_POINTWISE_LAYERS = {
+    "InputLayer",
+    "Activation",
+    "ReLU",
+    "LeakyReLU",
+    "PReLU",
+    "ELU",
+    "Add",
+    "Subtract",
+    "Multiply",
+    "Average",
+    "Maximum",
+    "Minimum",
+    "Concatenate",
+    "Dropout",
+    "Identity",
+    "Rescaling",
+    "VGGPreprocess",
+}
+_CONV_LAYERS = {"Conv2D", "DepthwiseConv2D", "SeparableConv2D"}
+_VGG_CONV_RADIUS = 2  # srkit.layers.VGGFeatures: two 3x3 convolutions
+
+
+def _pair(value) -> tuple[int, int]:
+    if isinstance(value, list | tuple):
+        return int(value[0]), int(value[-1])
+    return int(value), int(value)
+
+
+def _layer_step(layer: dict) -> tuple[float, int] | None:
+    """(radius in the layer's own input pixels, upscaling factor), None if unknown."""
+    kind, config = layer.get("class_name"), layer.get("config") or {}
+    if kind in _POINTWISE_LAYERS:
+        return 0.0, 1
+    if kind in _CONV_LAYERS:
+        if _pair(config.get("strides", 1)) != (1, 1):
+            return None
+        kernel = _pair(config.get("kernel_size", 1))
+        dilation = _pair(config.get("dilation_rate", 1))
+        return max(d * (k - 1) / 2 for d, k in zip(dilation, kernel, strict=True)), 1
+    if kind == "VGGFeatures":
+        return float(_VGG_CONV_RADIUS), 1
+    if kind == "DepthToSpace":
+        return 0.0, int(config.get("block_size", 2))
+    if kind in ("UpSampling2D", "BilinearUpSampling2D"):
+        size = _pair(config.get("size", 2))
+        if size[0] != size[1]:
+            return None
+        nearest = kind == "UpSampling2D" and config.get("interpolation") == "nearest"
+        return (0.0 if nearest else 1.0), size[0]  # bilinear: one neighbour
+    return None
+
+
+def _histories(value):
+    """Names of the layers whose outputs feed a node (from a functional config)."""
+    if isinstance(value, dict):
+        history = (value.get("config") or {}).get("keras_history")
+        if value.get("class_name") == "__keras_tensor__" and history:
+            yield str(history[0])
+            return
+        for item in value.values():
+            yield from _histories(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _histories(item)
+
+
+def receptive_radius(model) -> float | None:
+    """How far (in input pixels) an output pixel of a model looks around itself.
+
+    Read from the functional model's config: convolutions add their dilated kernel
+    radius, divided by the upscaling reached so far; depth-to-space and upsampling
+    layers multiply the scale; branches take the largest radius of their inputs.
+
+    Args:
+        model: a functional Keras model.
+
+    Returns:
+        The largest radius over the model's outputs, or None when a layer of an
+        unknown kind (or a nested model) makes it unknowable.
+    """
+    try:
+        config = model.get_config()
+        layers = config["layers"]
+        entries = config["output_layers"]
+        if entries and isinstance(entries[0], str):  # one output: [name, node, index]
+            entries = [entries]
+        outputs = [str(entry[0]) for entry in entries]
+    except (AttributeError, KeyError, TypeError, IndexError, NotImplementedError):
+        return None
+    reached: dict[str, tuple[float, int]] = {}  # layer -> (radius, scale) after it
+    for layer in layers:
+        step = _layer_step(layer)
+        sources = list(_histories(layer.get("inbound_nodes") or []))
+        if step is None or len(layer.get("inbound_nodes") or []) > 1:
+            return None
+        if any(source not in reached for source in sources):
+            return None
+        inputs = [reached[source] for source in sources] or [(0.0, 1)]
+        radius = max(r for r, _ in inputs)
+        scale = max(s for _, s in inputs)
+        if any(s != scale for _, s in inputs):
+            return None  # inputs of different resolutions cannot be merged here
+        reached[layer["name"]] = (radius + step[0] / scale, scale * step[1])
+    if any(name not in reached for name in outputs):
+        return None
+    return max(reached[name][0] for name in outputs)
+
+
+def choose_tile(height: int, width: int, max_tile: int | None = None) -> int | None:
+    """The tile core size :func:`predict_full` uses by default for an image size.
+
+    Args:
+        height, width: image size in input pixels (>= 1).
+        max_tile: largest core side in input pixels (default :data:`MAX_TILE`).
+
+    Returns:
+        None (the whole image at once) when both sides fit in ``max_tile``; else
+        the side of equal square cores, at most ``max_tile``, that cover the longer
+        side with as few tiles as possible.
+    """
+    max_tile = MAX_TILE if max_tile is None else int(max_tile)
+    if max_tile < 1:
+        raise ValueError(
+            f"max_tile must be a positive number of pixels, got {max_tile}"
+        )
+    side = max(int(height), int(width))
+    if side <= max_tile:
+        return None
+    count = -(-side // max_tile)
+    return -(-side // count)
+
+
 def _tile_starts(length: int, tile: int) -> list[int]:
     return list(range(0, length, tile))
+
+
+def _store(target: np.ndarray, prediction: np.ndarray) -> None:
+    """Clip a float prediction into ``target`` (float32, or uint8 rounded)."""
+    if not prediction.flags.writeable:
+        prediction = np.array(prediction)
+    np.clip(prediction, 0.0, 1.0, out=prediction)
+    if target.dtype == np.uint8:
+        prediction *= data.EIGHT_BIT
+        np.rint(prediction, out=prediction)
+    target[...] = prediction
 
 
 def predict_full(
     model,
     image: np.ndarray,
     output: str = "high_upsample",
-    tile: int | None = None,
-    overlap: int = 8,
+    tile: int | str | None = "auto",
+    overlap: int | None = None,
+    dtype=np.float32,
 ) -> np.ndarray:
-    """Apply a fully convolutional model to one image of any size.
+    """Apply a fully convolutional model to one image of any size, tile by tile.
 
-    With ``tile`` the low-resolution image is cut into ``tile`` x ``tile`` cores, each
-    predicted with ``overlap`` extra input pixels of context on every side (less at the
-    image border, where the model's own padding applies as in the untiled call), and
-    the cores' upscaled centres are stitched. The result equals the untiled prediction
-    whenever the model's receptive field radius (in input pixels) is at most
-    ``overlap``; otherwise seams can differ slightly. Tiling bounds the memory to one
-    tile, so large images fit.
+    The low-resolution image is cut into ``tile`` x ``tile`` cores, each predicted
+    with ``overlap`` extra input pixels of context on every side (less at the
+    image border, where the model's own padding applies as in the untiled call),
+    and each core's upscaled centre is written into one preallocated result. The
+    result equals the untiled prediction whenever the model's receptive field radius
+    (in input pixels) is at most ``overlap``, which the default guarantees for the
+    zoo's layer kinds, so no seam shows. Memory stays at one tile's activations plus
+    the result: use ``dtype=np.uint8`` to keep that at one byte per value.
 
     Args:
         model: a fully convolutional Keras model.
         image: float (h, w, 3), RGB in [0, 1], the low-resolution image.
         output: name of the model output to return.
-        tile: core size of a tile in input pixels, or None to predict the whole image.
-        overlap: context in input pixels added around each tile (>= 0).
+        tile: core size of a tile in input pixels; ``"auto"`` (default) picks it
+            from the image size with :func:`choose_tile` (cores of at most
+            :data:`MAX_TILE` px, none for small images); None predicts the whole
+            image at once.
+        overlap: context in input pixels added around each tile (>= 0); None
+            (default) uses the model's :func:`receptive_radius` plus
+            :data:`OVERLAP_SLACK`, or :data:`DEFAULT_OVERLAP` when unknown.
+        dtype: ``np.float32`` (values in [0, 1]) or ``np.uint8`` (values rounded to
+            0..255, as an 8-bit file stores them).
 
     Returns:
-        float32 (h * s, w * s, 3) clipped to [0, 1], where s is the output's factor.
+        (h * s, w * s, 3) array of ``dtype``, clipped to [0, 1] (float32) or 0..255
+        (uint8), where s is the output's factor.
 
     Raises:
-        ValueError: on a bad image shape, unknown output, bad tile/overlap, or an
-            output whose size is not an integer multiple of the input.
+        ValueError: on a bad image shape, unknown output, bad tile/overlap/dtype,
+            or an output whose size is not an integer multiple of the input.
     """
     image = np.asarray(image, dtype=np.float32)
-    if image.ndim != 3 or image.shape[-1] != 3:
+    if image.ndim != 3 or image.shape[-1] != 3 or 0 in image.shape:
         raise ValueError(f"image must be float (h, w, 3), got shape {image.shape}")
     names = output_names(model)
     if output not in names:
         raise ValueError(
             f"model {model.name!r} has no output {output!r}; its outputs are {names}"
         )
-    if overlap < 0:
-        raise ValueError(f"overlap must be >= 0, got {overlap}")
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.uint8):
+        raise ValueError(f"dtype must be float32 or uint8, got {dtype}")
     height, width = image.shape[:2]
+    if isinstance(tile, str):
+        if tile != "auto":
+            raise ValueError(
+                f"tile must be 'auto', None or a pixel count, got {tile!r}"
+            )
+        tile = choose_tile(height, width)
+    if tile is not None and (isinstance(tile, bool) or int(tile) < 1):
+        raise ValueError(f"tile must be a positive number of pixels, got {tile!r}")
+    if overlap is not None and overlap < 0:
+        raise ValueError(f"overlap must be >= 0, got {overlap}")
     if tile is None or (tile >= height and tile >= width):
-        prediction = _predict_batch(model, image[None])[output][0]
-        _factor_of(prediction.shape, image.shape, output)
-        return np.clip(prediction, 0.0, 1.0)
-    if tile < 1:
-        raise ValueError(f"tile must be a positive number of pixels, got {tile}")
+        tile, overlap = max(height, width), 0  # one window: the whole image
+    elif overlap is None:
+        radius = receptive_radius(model)
+        overlap = DEFAULT_OVERLAP if radius is None else ceil(radius) + OVERLAP_SLACK
+    tile = int(tile)
     result = None
-    factor = None
     for top in _tile_starts(height, tile):
         for left in _tile_starts(width, tile):
             bottom, right = min(top + tile, height), min(left + tile, width)
@@ -233,17 +406,19 @@ def predict_full(
                 window_left : min(right + overlap, width),
             ]
             prediction = _predict_batch(model, window[None])[output][0]
-            if factor is None:
-                factor = _factor_of(prediction.shape, window.shape, output)
-                result = np.empty((height * factor, width * factor, 3), np.float32)
+            factor = _factor_of(prediction.shape, window.shape, output)
+            if result is None:
+                result = np.empty((height * factor, width * factor, 3), dtype)
             row, col = (top - window_top) * factor, (left - window_left) * factor
-            result[top * factor : bottom * factor, left * factor : right * factor] = (
+            _store(
+                result[top * factor : bottom * factor, left * factor : right * factor],
                 prediction[
                     row : row + (bottom - top) * factor,
                     col : col + (right - left) * factor,
-                ]
+                ],
             )
-    return np.clip(result, 0.0, 1.0)
+            del prediction
+    return result
 
 
 def _factor_of(out_shape, in_shape, output: str) -> int:
@@ -1003,7 +1178,7 @@ def write_metrics(
 
 
 def _write_json(path, document: dict) -> Path:
-    """Write a metrics document atomically: temporary file, fsync, rename."""
+    """Write a metrics document through :func:`srkit.atomic.atomic_path`."""
     try:
         text = json.dumps(document, indent=2, default=_json_value)
     except (TypeError, ValueError) as error:
@@ -1011,19 +1186,8 @@ def _write_json(path, document: dict) -> Path:
             f"metrics for step {document['step']!r} are not JSON: {error}"
         ) from error
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text + "\n")
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary:
+        temporary.write_text(text + "\n", encoding="utf-8")
     return path
 
 

@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,6 +133,9 @@ class StepFailed(PipelineError):
 def find_project(project: str | os.PathLike | None = None, start=None) -> Path:
     """Locate the project root: the folder holding ``_toc.yml`` and ``notebooks/``.
 
+    Only the explicit folder, or the start folder and its parents, count: the
+    installed srkit package's own checkout is never used as a fallback.
+
     Args:
         project: an explicit folder (``--project``); checked, not searched.
         start: where the upward search starts (default: the current directory).
@@ -157,13 +161,11 @@ def find_project(project: str | os.PathLike | None = None, start=None) -> Path:
     for folder in (here, *here.parents):
         if is_project(folder):
             return folder
-    package_parent = Path(__file__).resolve().parent.parent
-    if is_project(package_parent):
-        return package_parent
+    # No fallback to srkit's own checkout: `clean` would delete, and `run` write,
+    # in a folder the user never named.
     raise PipelineError(
-        f"no srkit project found: neither {here} nor a folder above it, nor "
-        f"{package_parent} (the srkit checkout) holds _toc.yml and notebooks/. "
-        "Run from the project folder or pass --project DIR."
+        f"no srkit project in {here} or a folder above it (a project holds "
+        "_toc.yml and notebooks/): run from the project folder or pass --project DIR"
     )
 
 
@@ -671,12 +673,20 @@ def _now() -> str:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON through a temporary file and a rename (no half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(data, indent=2, sort_keys=False, default=str))
-    os.replace(temporary, path)
+    """Write JSON through :func:`srkit.atomic.atomic_path` (no half-written file).
+
+    Args:
+        path: the file to write; its folder is created if missing.
+        data: JSON-able value; other objects are written as their ``str``.
+
+    Raises:
+        OSError: the file cannot be written; an existing one is left as it was.
+    """
+    from srkit.atomic import atomic_path
+
+    text = json.dumps(data, indent=2, sort_keys=False, default=str)
+    with atomic_path(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
 
 
 def read_records(run_dir: Path) -> dict:
@@ -994,12 +1004,21 @@ def execute_step(
 
 
 def _record_source(notebook_path: Path, source: Path) -> None:
-    """Name the step's .py source as papermill's input in the executed notebook."""
+    """Name the step's .py source as papermill's input in the executed notebook.
+
+    Papermill's injected-parameters cell is also tagged ``remove-cell``: it repeats
+    ``params.yaml`` with this machine's absolute paths, and the banner and the About
+    page already state the parameters.
+    """
     import nbformat
 
     with contextlib.suppress(OSError, ValueError, KeyError):
         notebook = nbformat.read(notebook_path, as_version=4)
         notebook.metadata.setdefault("papermill", {})["input_path"] = str(source)
+        for cell in notebook.cells:
+            tags = cell.metadata.get("tags", [])
+            if "injected-parameters" in tags and "remove-cell" not in tags:
+                cell.metadata["tags"] = [*tags, "remove-cell"]
         nbformat.write(notebook, notebook_path)
 
 
@@ -1584,7 +1603,10 @@ def find_model_file(
     if model_file is not None:
         path = Path(model_file).expanduser()
         if not path.is_file():
-            raise PipelineError(f"model file {path} does not exist")
+            raise PipelineError(
+                f"model file {str(path)!r} does not exist: pass --model-file the "
+                f"path of a .keras file, or --run-dir a run that trained {name}"
+            )
         return path
     found_project = None
     with contextlib.suppress(PipelineError):
@@ -1606,6 +1628,40 @@ def find_model_file(
     return path
 
 
+def _check_upscale_paths(input_path, output_path, overwrite: bool) -> None:
+    """Refuse an output that would destroy the input or an existing file."""
+    from srkit import data
+
+    source, target = Path(input_path).expanduser(), Path(output_path).expanduser()
+    shown = repr(os.fspath(output_path))  # the user's own spelling
+    if target.suffix.lower() not in data.IMAGE_EXTENSIONS:
+        raise ValueError(
+            f"cannot write {shown}: extension {target.suffix!r} is not an "
+            f"image format; end OUT with one of {', '.join(data.IMAGE_EXTENSIONS)}"
+        )
+    # The same file through any spelling: ./a.png, a symlink, a hard link, or a
+    # case-insensitive file system.
+    same = source.resolve() == target.resolve()
+    if not same and source.exists() and target.exists():
+        with contextlib.suppress(OSError):
+            same = os.path.samefile(source, target)
+    if same:
+        raise ValueError(
+            f"output {shown} is the input image {os.fspath(input_path)!r}: writing it "
+            "would destroy the input; choose another OUT file"
+        )
+    if target.is_dir():
+        raise ValueError(
+            f"output {shown} is a directory: give a file name, e.g. "
+            f"{str(target / ('upscaled' + source.suffix))!r}"
+        )
+    if (target.exists() or target.is_symlink()) and not overwrite:
+        raise ValueError(
+            f"output {shown} exists already: pass --overwrite to replace it, "
+            "or choose another OUT file"
+        )
+
+
 def upscale(
     input_path,
     output_path,
@@ -1615,34 +1671,68 @@ def upscale(
     model_file=None,
     scale: int = 2,
     tile: int | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Upscale one image file with a trained model.
 
+    Nothing is lost: the output may not be the input (under any spelling, symlink
+    or hard link), an existing output is replaced only with ``overwrite``, and the
+    file is written atomically, so a failure leaves the old one intact. The image
+    is predicted in tiles (see ``srkit.evaluate.predict_full``) straight into an
+    8-bit result, so memory stays bounded for large images.
+
     Args:
         input_path: image file (read with ``srkit.data.read_image``).
-        output_path: file to write (8-bit, by ``srkit.data.write_image``).
+        output_path: file to write (8-bit, by ``srkit.data.write_image``); its
+            extension picks the format.
         model: registry name of the model (its folder under ``RUN/models``).
         project, run_dir, model_file: where the model is (see ``find_model_file``).
         scale: 2 (output ``low_upsample``) or 4 (``high_upsample``).
-        tile: tile size in input pixels for large images, or None.
+        tile: tile core size in input pixels; None picks it from the image size
+            (at most ``srkit.evaluate.MAX_TILE``), 0 predicts the whole image at
+            once.
+        overwrite: replace an existing output file.
 
     Returns:
         dict with model_file, input and output shapes.
 
     Raises:
-        ValueError: bad scale, unreadable image, or a model without the x4 output.
+        ValueError: bad scale or tile, output that is the input, an existing output
+            without ``overwrite``, an unsupported output extension, an unreadable
+            image, a model file Keras cannot load, or a model without the
+            requested output.
         PipelineError: missing model file.
+        OSError: the output cannot be written (the old file is kept).
     """
     if scale not in (2, 4):
         raise ValueError(f"scale must be 2 or 4, got {scale!r}")
+    if tile is not None and (isinstance(tile, bool) or tile < 0):
+        raise ValueError(f"tile must be a pixel count >= 0, got {tile!r}")
+    _check_upscale_paths(input_path, output_path, overwrite)
     path = find_model_file(model, project, run_dir, model_file)
-    import keras
 
-    from srkit import data, evaluate
+    from srkit import data
+
+    image = data.read_image(input_path)  # a bad input fails before the model loads
+    if not zipfile.is_zipfile(path):  # Keras would call it "File not found"
+        raise ValueError(
+            f"cannot load model file {str(path)!r}: it is not a .keras file (not a "
+            "zip archive); pass one written by srkit (RUN/models/NAME/best.keras)"
+        )
+    import keras
+    import numpy as np
+
+    from srkit import evaluate
     from srkit import layers as _layers  # noqa: F401  (registers custom layers)
 
-    image = data.read_image(input_path)
-    network = keras.models.load_model(path, compile=False)
+    try:
+        network = keras.models.load_model(path, compile=False)
+    except Exception as error:  # Keras raises many kinds for a file it cannot read
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise ValueError(
+            f"cannot load model file {str(path)!r}: {reason}; pass a .keras file "
+            "written by srkit (RUN/models/NAME/best.keras)"
+        ) from error
     output = "low_upsample" if scale == 2 else "high_upsample"
     names = list(getattr(network, "output_names", None) or [])
     if names and output not in names:
@@ -1650,14 +1740,18 @@ def upscale(
             f"model {model} ({path}) has no {output} output (x{scale}); it has "
             f"{', '.join(names)}: use --scale 2"
         )
-    kwargs = {"output": output}
-    if tile:
-        kwargs["tile"] = tile
-    result = evaluate.predict_full(network, image, **kwargs)
-    result = result.clip(0.0, 1.0)
-    data.write_image(output_path, result)
+    result = evaluate.predict_full(
+        network,
+        image,
+        output=output,
+        tile="auto" if tile is None else (tile or None),
+        dtype=np.uint8,
+    )
+    input_shape = tuple(image.shape)
+    del image
+    data.write_image(output_path, result, overwrite=overwrite)
     return {
         "model_file": str(path),
-        "input_shape": tuple(image.shape),
+        "input_shape": input_shape,
         "output_shape": tuple(result.shape),
     }

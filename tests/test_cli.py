@@ -1,5 +1,6 @@
 """Tests of the ``srkit`` command line (srkit.cli.main and ``python -m srkit``)."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -158,24 +159,192 @@ def test_upscale_missing_model(project, capsys):
     assert str(run_dir) in err and "srkit run --only" in err
 
 
-def test_upscale_with_a_tiny_model(tmp_path, capsys):
-    evaluate = pytest.importorskip("srkit.evaluate")
-    data = pytest.importorskip("srkit.data")
-    if not hasattr(evaluate, "predict_full"):
-        pytest.skip("srkit.evaluate.predict_full not available yet")
+@pytest.fixture(scope="module")
+def tiny_model_file(tmp_path_factory):
+    """A .keras file of a one-output x2 model (nearest-neighbour upsampling)."""
     import keras
 
     inputs = keras.Input((None, None, 3))
     low = keras.layers.UpSampling2D(2, name="low_upsample")(inputs)
     model = keras.Model(inputs, low, name="tiny")
-    model_file = tmp_path / "tiny.keras"
+    model_file = tmp_path_factory.mktemp("model") / "tiny.keras"
     model.save(model_file)
+    return model_file
+
+
+def upscale_args(source, target, model_file, *options):
+    return [
+        "upscale",
+        str(source),
+        str(target),
+        "--model",
+        "tiny",
+        "--model-file",
+        str(model_file),
+        *options,
+    ]
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("srkit: error: "), err
+    return err
+
+
+def test_upscale_with_a_tiny_model(tmp_path, capsys, tiny_model_file):
+    from srkit import data
+
     image = np.random.default_rng(0).random((10, 12, 3)).astype("float32")
     data.write_image(tmp_path / "in.png", image)
-    args = ["upscale", str(tmp_path / "in.png"), str(tmp_path / "out.png")]
-    args += ["--model", "tiny", "--model-file", str(model_file)]
+    args = upscale_args(tmp_path / "in.png", tmp_path / "out.png", tiny_model_file)
     assert cli.main(args) == 0
     assert "(24x20)" in capsys.readouterr().out
     assert data.read_image(tmp_path / "out.png").shape == (20, 24, 3)
-    assert cli.main([*args, "--scale", "4"]) == 1
+    assert cli.main([*args, "--scale", "4", "--overwrite"]) == 1
     assert "no high_upsample output" in capsys.readouterr().err
+
+
+def test_upscale_tiles_by_default_and_matches_the_whole_image(
+    tmp_path, capsys, tiny_model_file, monkeypatch
+):
+    from srkit import data, evaluate
+
+    image = np.random.default_rng(1).random((9, 14, 3)).astype("float32")
+    data.write_image(tmp_path / "in.png", image)
+    whole = tmp_path / "whole.png"
+    assert cli.main(upscale_args(tmp_path / "in.png", whole, tiny_model_file)) == 0
+    monkeypatch.setattr(evaluate, "MAX_TILE", 4)  # force tiles on a tiny image
+    tiled = tmp_path / "tiled.png"
+    assert cli.main(upscale_args(tmp_path / "in.png", tiled, tiny_model_file)) == 0
+    np.testing.assert_array_equal(data.read_image(tiled), data.read_image(whole))
+    capsys.readouterr()
+
+
+def test_upscale_overwrites_only_when_asked(tmp_path, capsys, tiny_model_file):
+    from srkit import data
+
+    data.write_image(tmp_path / "in.png", np.zeros((4, 5, 3)))
+    target = tmp_path / "out.png"
+    target.write_bytes(b"precious")
+    args = upscale_args(tmp_path / "in.png", target, tiny_model_file)
+    assert cli.main(args) == 1
+    err = one_error_line(capsys)
+    assert "out.png" in err and "exists" in err and "--overwrite" in err
+    assert target.read_bytes() == b"precious"
+    assert cli.main([*args, "--overwrite"]) == 0
+    assert data.read_image(target).shape == (8, 10, 3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "out.png"]
+
+
+@pytest.mark.parametrize("spelling", ["same", "dot", "parent", "symlink", "hardlink"])
+def test_upscale_never_writes_over_its_input(
+    tmp_path, monkeypatch, capsys, tiny_model_file, spelling
+):
+    from srkit import data
+
+    (tmp_path / "sub").mkdir()
+    source = data.write_image(tmp_path / "a.png", np.full((4, 5, 3), 0.5))
+    before = source.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    target = {
+        "same": "a.png",
+        "dot": "./a.png",
+        "parent": "sub/../a.png",
+        "symlink": "link.png",
+        "hardlink": "hard.png",
+    }[spelling]
+    if spelling == "symlink":
+        (tmp_path / "link.png").symlink_to(source)
+    if spelling == "hardlink":
+        os.link(source, tmp_path / "hard.png")
+    for options in ((), ("--overwrite",)):
+        args = upscale_args("a.png", target, tiny_model_file, *options)
+        assert cli.main(args) == 1
+        err = one_error_line(capsys)
+        assert "is the input image" in err and target in err
+        assert "choose another OUT" in err
+        assert source.read_bytes() == before
+
+
+# ------------------------------------------------- outside a project, one-line errors
+
+
+@pytest.mark.parametrize("command", [["clean"], ["clean", "--all"], ["run"], ["book"]])
+def test_outside_a_project_refuses_without_touching_the_checkout(
+    tmp_path, monkeypatch, capsys, command
+):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("nothing may be removed or executed")
+
+    monkeypatch.setattr(pipeline.shutil, "rmtree", forbidden)
+    monkeypatch.setattr(pipeline, "execute_step", forbidden)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(command) == 1
+    err = one_error_line(capsys)
+    assert str(tmp_path.resolve()) in err and "pass --project DIR" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_project_option_still_works_from_elsewhere(
+    project, tmp_path, monkeypatch, capsys
+):
+    (project / "_build").mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert cli.main(["clean", "--project", str(project)]) == 0
+    assert not (project / "_build").exists()
+    assert "removed" in capsys.readouterr().out
+
+
+def test_os_error_names_the_file(tmp_path, capsys, tiny_model_file):
+    from srkit import data
+
+    data.write_image(tmp_path / "in.png", np.zeros((3, 3, 3)))
+    (tmp_path / "blocker").write_text("a file where a folder is expected")
+    target = tmp_path / "blocker" / "sub" / "out.png"
+    assert cli.main(upscale_args(tmp_path / "in.png", target, tiny_model_file)) == 1
+    err = one_error_line(capsys)
+    assert str(tmp_path / "blocker" / "sub") in err and "Not a directory" in err
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("defaults:\n  epochs: [1, 2\nsteps: {}\n", ["bad.yaml", "line 3"]),
+        ("- epochs\n- 2\n", ["bad.yaml", "not a mapping"]),
+    ],
+)
+def test_bad_yaml_profile_names_file_and_line(project, capsys, text, words):
+    profile = project / "bad.yaml"
+    profile.write_text(text)
+    args = ["run", "--project", str(project), "--profile", str(profile), "--no-book"]
+    assert cli.main(args) == 1
+    err = one_error_line(capsys)
+    for word in words:
+        assert word in err
+
+
+def test_value_and_pipeline_errors_are_one_line(project, monkeypatch, capsys):
+    monkeypatch.chdir(project)
+    assert cli.main(["run", "--project", str(project), "-p", "epoch=2"]) == 1
+    assert "unknown parameter 'epoch'" in one_error_line(capsys)
+    args = ["upscale", "in.png", "out.png", "--model", "dts_model"]
+    assert cli.main([*args, "--project", str(project)]) == 1
+    assert "--model-file" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_shows_the_traceback(project, capsys, where):
+    args = ["run", "--project", str(project), "-p", "epoch=2"]
+    args = ["--debug", *args] if where == "before" else [*args, "--debug"]
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback") and "ValueError" in err
+    assert "unknown parameter 'epoch'" in err and "srkit: error" not in err
+
+
+def test_describe_error_joins_lines():
+    assert cli.describe_error(ValueError("first\n  second\n")) == "first; second"
+    error = FileNotFoundError(2, "No such file or directory", "a.png")
+    assert cli.describe_error(error) == "'a.png': No such file or directory"

@@ -73,6 +73,70 @@ def test_read_image_16_bit_scaled_by_65535():
     np.testing.assert_array_equal(image[..., [0, 2]], 0.0)
 
 
+def quadrants(height: int = 16, width: int = 24) -> np.ndarray:
+    """uint8 RGB with four flat colours, one per quadrant (8x8 JPEG blocks)."""
+    image = np.zeros((height, width, 3), np.uint8)
+    top, left = height // 2, width // 2
+    image[:top, :left] = (255, 0, 0)
+    image[:top, left:] = (0, 255, 0)
+    image[top:, :left] = (0, 0, 255)
+    image[top:, left:] = (255, 255, 255)
+    return image
+
+
+def save_with_orientation(path: Path, pixels: np.ndarray, orientation: int) -> Path:
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[data.EXIF_ORIENTATION_TAG] = orientation
+    options = {".jpg": {"quality": 95}, ".webp": {"lossless": True}}
+    Image.fromarray(pixels).save(
+        path, exif=exif.tobytes(), **options.get(path.suffix, {})
+    )
+    return path
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_read_image_applies_the_exif_orientation(tmp_path, orientation):
+    from PIL import Image, ImageOps
+
+    path = save_with_orientation(tmp_path / "photo.jpg", quadrants(), orientation)
+    image = data.read_image(path)
+    with Image.open(path) as opened:
+        shown = np.asarray(ImageOps.exif_transpose(opened), np.float32) / 255.0
+    assert (
+        image.shape == shown.shape == ((24, 16, 3) if orientation > 4 else (16, 24, 3))
+    )
+    np.testing.assert_allclose(image, shown, atol=0.05)  # two JPEG decoders
+
+
+@pytest.mark.parametrize("suffix", [".png", ".webp"])
+def test_read_image_orientation_of_png_and_webp(tmp_path, suffix):
+    path = save_with_orientation(tmp_path / f"photo{suffix}", quadrants(), 6)
+    image = data.read_image(path)
+    expected = np.rot90(quadrants(), -1).astype(np.float32) / 255.0
+    np.testing.assert_array_equal(image, expected)
+
+
+def test_read_image_keeps_16_bit_alpha_palette_and_gray_alpha(tmp_path):
+    from PIL import Image
+
+    image = data.read_image(FIXTURES / "green16_8x6.png")  # 16 bits, no rounding
+    assert image[0, 0, 1] == pytest.approx(32768 / 65535, abs=1e-7)
+    Image.fromarray(quadrants()).convert("P").save(tmp_path / "palette.png")
+    np.testing.assert_array_equal(
+        data.read_image(tmp_path / "palette.png"), quadrants() / 255.0
+    )
+    Image.fromarray(quadrants()).convert("LA").save(tmp_path / "gray_alpha.png")
+    gray = data.read_image(tmp_path / "gray_alpha.png")
+    assert gray.shape == (16, 24, 3)
+    np.testing.assert_array_equal(gray[..., 0], gray[..., 2])
+    Image.fromarray(quadrants()).convert("CMYK").save(tmp_path / "cmyk.jpg")
+    np.testing.assert_allclose(
+        data.read_image(tmp_path / "cmyk.jpg"), quadrants() / 255.0, atol=0.05
+    )
+
+
 @pytest.mark.parametrize(
     "name, reason",
     [
@@ -108,6 +172,45 @@ def test_write_image_rejects_bad_shape_and_extension(tmp_path):
         data.write_image(tmp_path / "a.png", np.zeros((4, 4)))
     with pytest.raises(ValueError, match="extension"):
         data.write_image(tmp_path / "a.txt", np.zeros((4, 4, 3)))
+
+
+def test_write_image_takes_uint8_as_pixels(tmp_path):
+    pixels = np.random.default_rng(2).integers(0, 256, (3, 5, 3), np.uint8)
+    path = data.write_image(tmp_path / "u8.png", pixels)
+    np.testing.assert_array_equal(np.rint(data.read_image(path) * 255), pixels)
+
+
+@pytest.mark.parametrize("failing", ["encode", "write", "rename"])
+def test_write_image_failure_keeps_the_old_file(tmp_path, monkeypatch, failing):
+    target = tmp_path / "out.png"
+    data.write_image(target, np.zeros((4, 4, 3)))
+    before = target.read_bytes()
+
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    if failing == "encode":
+        monkeypatch.setattr(data.cv2, "imencode", lambda *a: (False, None))
+        expected = ValueError
+    elif failing == "write":
+        monkeypatch.setattr(Path, "write_bytes", fail)
+        expected = OSError
+    else:
+        monkeypatch.setattr(os, "replace", fail)
+        expected = OSError
+    with pytest.raises(expected):
+        data.write_image(target, np.ones((4, 4, 3)))
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
+
+
+def test_write_image_without_overwrite_keeps_an_existing_file(tmp_path):
+    target = data.write_image(tmp_path / "out.png", np.zeros((2, 2, 3)))
+    before = target.read_bytes()
+    with pytest.raises(FileExistsError, match="out.png"):
+        data.write_image(target, np.ones((2, 2, 3)), overwrite=False)
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
 
 
 # ------------------------------------------------------------------------ resize

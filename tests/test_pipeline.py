@@ -352,11 +352,34 @@ def test_find_project(project, tmp_path, monkeypatch):
         pipeline.find_project(tmp_path)
 
 
-def test_find_project_error_without_project(tmp_path, monkeypatch):
+def test_find_project_never_falls_back_to_the_srkit_checkout(tmp_path, monkeypatch):
+    # The srkit checkout these tests run from is itself a project: it must not be
+    # picked when the current folder is outside any project.
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(pipeline, "__file__", str(tmp_path / "srkit" / "pipeline.py"))
-    with pytest.raises(pipeline.PipelineError, match="--project DIR"):
+    with pytest.raises(pipeline.PipelineError) as caught:
         pipeline.find_project()
+    message = str(caught.value)
+    assert str(tmp_path.resolve()) in message and "--project DIR" in message
+    assert "\n" not in message
+    for function in (pipeline.clean, pipeline.run, pipeline.build_book):
+        with pytest.raises(pipeline.PipelineError, match="no srkit project"):
+            function()
+
+
+def test_write_json_atomic_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "run.json"
+    pipeline.write_json_atomic(path, {"status": "ok", "when": Path("/x")})
+    before = path.read_bytes()
+    assert json.loads(before) == {"status": "ok", "when": "/x"}
+
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", fail)
+    with pytest.raises(OSError, match="No space"):
+        pipeline.write_json_atomic(path, {"status": "failed"})
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
 
 
 # ------------------------------------------------------------- run and cache

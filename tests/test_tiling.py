@@ -1,0 +1,99 @@
+"""Tests of srkit.evaluate's tiled prediction: tile choice, context, 8-bit output."""
+
+import keras
+import numpy as np
+import pytest
+
+from srkit import evaluate, models
+
+
+@pytest.mark.parametrize(
+    "height, width, tile",
+    [(1, 1, None), (256, 200, None), (1000, 1500, 250), (257, 10, 129)],
+)
+def test_choose_tile_balances_cores_of_at_most_max_tile(height, width, tile):
+    assert evaluate.choose_tile(height, width) == tile
+    if tile is not None:
+        assert tile <= evaluate.MAX_TILE
+        count = -(-max(height, width) // tile)
+        assert count == -(-max(height, width) // evaluate.MAX_TILE)
+
+
+# Hand-counted from the zoo (input pixels): 3x3 convolutions add 1 / scale, a
+# dilated branch of rate 4 adds 4 / scale, bilinear upsampling 1 / scale.
+@pytest.mark.parametrize(
+    "name, radius",
+    [
+        ("simple_model_nearest", 2.0),
+        ("simple_model_bilinear", 3.0),
+        ("dts_model", 3.5),
+        ("dts_dilated_conv_block_model", 19.0),
+        ("dts_dilated_conv_ext_block_ssim_psnr_model", 59.0),
+    ],
+)
+def test_receptive_radius_of_zoo_models(name, radius):
+    assert evaluate.receptive_radius(models.build(name)) == radius
+
+
+def lambda_model():
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Lambda(lambda t: t * 1.0)(inputs)
+    low = keras.layers.UpSampling2D(2, name="low_upsample")(x)
+    return keras.Model(inputs, low)
+
+
+def test_unknown_layers_give_no_radius():
+    assert evaluate.receptive_radius(lambda_model()) is None
+    assert evaluate.receptive_radius(object()) is None
+
+
+def wide_model():
+    """Dilated convolutions and bilinear x2; a sigmoid head, so nothing is clipped."""
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(8, 3, dilation_rate=4, padding="same", activation="relu")(
+        inputs
+    )
+    x = keras.layers.Conv2D(8, 3, dilation_rate=4, padding="same")(x)
+    x = keras.layers.UpSampling2D(2, interpolation="bilinear")(x)
+    x = keras.layers.Conv2D(3, 3, padding="same")(x)
+    low = keras.layers.Activation("sigmoid", name="low_upsample")(x)
+    return keras.Model(inputs, low)
+
+
+def test_default_tiles_are_seamless(monkeypatch):
+    model = wide_model()
+    assert evaluate.receptive_radius(model) == 4 + 4 + 1 + 0.5
+    image = np.random.default_rng(3).random((37, 45, 3), dtype=np.float32)
+    whole = evaluate.predict_full(model, image, "low_upsample", tile=None)
+    monkeypatch.setattr(evaluate, "MAX_TILE", 12)  # 4 x 4 tiles of 12 px or less
+    tiled = evaluate.predict_full(model, image, "low_upsample")
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+    # Too little context shows seams: the default is what makes them vanish.
+    narrow = evaluate.predict_full(model, image, "low_upsample", overlap=2)
+    assert np.abs(narrow - whole).max() > 1e-3
+
+
+def test_uint8_output_is_the_rounded_float_output():
+    model = models.build("dts_model", seed=2)
+    image = np.random.default_rng(4).random((20, 26, 3), dtype=np.float32)
+    floats = evaluate.predict_full(model, image, "low_upsample", tile=8)
+    pixels = evaluate.predict_full(model, image, "low_upsample", tile=8, dtype=np.uint8)
+    assert pixels.dtype == np.uint8 and pixels.shape == (40, 52, 3)
+    np.testing.assert_array_equal(pixels, np.rint(floats * 255).astype(np.uint8))
+    assert floats.dtype == np.float32 and 0 <= floats.min() <= floats.max() <= 1
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"tile": 0}, "positive"),
+        ({"tile": "big"}, "'auto'"),
+        ({"overlap": -1}, "overlap"),
+        ({"dtype": np.float64}, "dtype"),
+    ],
+)
+def test_bad_tiling_arguments(kwargs, match):
+    image = np.zeros((6, 6, 3), np.float32)
+    with pytest.raises(ValueError, match=match):
+        evaluate.predict_full(lambda_model(), image, "low_upsample", **kwargs)
