@@ -407,7 +407,7 @@ def test_bfloat16_run_stays_within_a_fifth_of_a_db_of_float32(sample_split, tmp_
     scores = {}
     for precision in train.PRECISIONS:
         result = train_bilinear(
-            sample_split, tmp_path / precision, steps=150, precision=precision
+            sample_split, tmp_path / precision, steps=120, precision=precision
         )
         table = evaluate.evaluate(result.model, sample_split.val).table
         scores[precision] = table.query("model != 'bicubic'")["psnr"].iloc[0]
