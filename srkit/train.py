@@ -230,23 +230,62 @@ class PrecisionChoice:
         return self.name
 
 
-def _conv_seconds(dtype: str, repeats: int = 3) -> float:
-    """Best time of a 64-channel 3x3 convolution on 8 72x72 images in ``dtype``."""
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo names of bf16 units
+
+
+def _cpu_bf16_flags() -> bool | None:
+    """Whether the CPU lists bfloat16 instructions; None when it cannot be read."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return any(flag in line.split() for flag in BF16_CPU_FLAGS)
+    return None
+
+
+def _on_accelerator() -> bool:
+    """Whether the backend computes on a GPU or another accelerator."""
+    backend = keras.backend.backend()
+    try:
+        if backend == "jax":
+            import jax
+
+            return jax.default_backend() != "cpu"
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            return bool(tf.config.list_physical_devices("GPU"))
+    except ImportError:
+        return False
+    return False
+
+
+def _conv_seconds(dtype: str) -> float:
+    """Time of one 64-channel 3x3 convolution on 8 72x72 images in ``dtype``."""
     images = keras.ops.ones((8, 72, 72, 64), dtype=dtype)
     kernel = keras.ops.ones((3, 3, 64, 64), dtype=dtype) * 0.01
+    start = time.perf_counter()
     keras.ops.convert_to_numpy(keras.ops.conv(images, kernel, padding="same"))
-    best = math.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        keras.ops.convert_to_numpy(keras.ops.conv(images, kernel, padding="same"))
-        best = min(best, time.perf_counter() - start)
-    return best
+    return time.perf_counter() - start
 
 
 @functools.cache
-def _measured_bf16_speedup() -> float:
+def _measured_bf16_speedup(rounds: int = 5) -> float:
+    """Best float32 time over best bfloat16 time, the two measured in turns.
+
+    Alternating the two precisions (after one warm-up each) exposes both to the
+    same background load, so a busy machine does not favour either.
+    """
     try:
-        return _conv_seconds("float32") / _conv_seconds("bfloat16")
+        best = {"float32": math.inf, "bfloat16": math.inf}
+        for dtype in best:
+            _conv_seconds(dtype)  # warm-up: kernels, allocation
+        for _ in range(rounds):
+            for dtype in best:
+                best[dtype] = min(best[dtype], _conv_seconds(dtype))
+        return best["float32"] / best["bfloat16"]
     except Exception:  # noqa: BLE001  (a backend without bfloat16 kernels)
         return 0.0
 
@@ -254,10 +293,13 @@ def _measured_bf16_speedup() -> float:
 def choose_precision(precision: str = "auto") -> PrecisionChoice:
     """Resolve a precision setting, measuring the hardware for ``"auto"``.
 
-    ``"auto"`` times a 64-channel 3x3 convolution (the models' main work) in
-    float32 and in bfloat16 on the current backend and device, once per process,
-    and takes "mixed_bfloat16" when bfloat16 is at least ``BF16_MIN_SPEEDUP``
-    times faster (a CPU with AMX or AVX512-BF16, a recent GPU), else "float32".
+    ``"auto"`` on a CPU without bfloat16 instructions (none of
+    ``BF16_CPU_FLAGS`` in ``/proc/cpuinfo``) is "float32" at once: bfloat16 is
+    emulated there and slower. Otherwise it times a 64-channel 3x3 convolution
+    (the models' main work) in float32 and in bfloat16, in turns, on the current
+    backend and device, once per process, and takes "mixed_bfloat16" when
+    bfloat16 is at least ``BF16_MIN_SPEEDUP`` times faster (a CPU with AMX or
+    AVX512-BF16, a recent GPU).
 
     Args:
         precision: "auto", "float32" or "mixed_bfloat16".
@@ -273,6 +315,13 @@ def choose_precision(precision: str = "auto") -> PrecisionChoice:
     if precision != "auto":
         raise ValueError(
             f"precision must be 'auto' or one of {PRECISIONS}, got {precision!r}"
+        )
+    if not _on_accelerator() and _cpu_bf16_flags() is False:
+        return PrecisionChoice(
+            "float32",
+            "auto",
+            "this CPU lists no bfloat16 instructions (AMX or AVX512-BF16), so "
+            "bfloat16 would be emulated and slower",
         )
     speedup = _measured_bf16_speedup()
     measured = (

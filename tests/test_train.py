@@ -359,6 +359,19 @@ def test_choose_precision_measures_auto_and_passes_names_through():
         train.choose_precision("float16")
 
 
+def test_auto_precision_needs_bf16_hardware_on_a_cpu(monkeypatch):
+    monkeypatch.setattr(train, "_on_accelerator", lambda: False)
+    monkeypatch.setattr(train, "_cpu_bf16_flags", lambda: False)
+    monkeypatch.setattr(train, "_measured_bf16_speedup", lambda: 9.0)  # never asked
+    plain = train.choose_precision("auto")
+    assert plain.name == "float32" and "no bfloat16 instructions" in plain.reason
+    monkeypatch.setattr(train, "_cpu_bf16_flags", lambda: True)
+    fast = train.choose_precision("auto")
+    assert fast.name == "mixed_bfloat16" and fast.speedup == 9.0
+    monkeypatch.setattr(train, "_measured_bf16_speedup", lambda: 1.1)
+    assert train.choose_precision("auto").name == "float32"  # below the bar
+
+
 @pytest.fixture(scope="module")
 def sample_split(tmp_path_factory):
     return data.prepare(
