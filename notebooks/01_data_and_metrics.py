@@ -39,7 +39,7 @@ split = data.prepare(
     n_images=n_images,
     seed=seed,
     mode=data_mode or None,
-    cache_dir=RUN / "data",
+    cache_dir=RUN.data,
 )
 report.banner(profile, split)
 
@@ -132,7 +132,5 @@ baseline.table
 # structure. We report both, and the result models use losses that combine them.
 
 # %% tags=["remove-cell"]
-metrics_file = evaluate.write_metrics(
-    RUN / "steps" / STEP / "metrics.json", [baseline], step=STEP
-)
+metrics_file = evaluate.write_metrics(RUN.step_metrics(STEP), [baseline], step=STEP)
 assert metrics_file.exists(), metrics_file

@@ -47,7 +47,7 @@ split = data.prepare(
     n_images=n_images,
     seed=seed,
     mode=data_mode or None,
-    cache_dir=RUN / "data",
+    cache_dir=RUN.data,
 )
 report.banner(
     profile,
@@ -101,7 +101,7 @@ results = {
         batch_size=batch_size,
         learning_rate=learning_rate,
         lr_schedule=lr_schedule,
-        run_dir=RUN / "models" / name,
+        run_dir=RUN.model(name),
         precision=precision,
         xla=xla,
         seed=seed,
@@ -167,7 +167,7 @@ report.takeaways(evaluations, results=results)
 
 # %% tags=["remove-cell"]
 metrics_file = evaluate.write_metrics(
-    RUN / "steps" / STEP / "metrics.json",
+    RUN.step_metrics(STEP),
     [(evaluation, results[evaluation.model_name]) for evaluation in evaluations],
     step=STEP,
 )

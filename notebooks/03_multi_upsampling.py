@@ -47,7 +47,7 @@ split = data.prepare(
     n_images=n_images,
     seed=seed,
     mode=data_mode or None,
-    cache_dir=RUN / "data",
+    cache_dir=RUN.data,
 )
 report.banner(
     profile,
@@ -101,7 +101,7 @@ result = train.fit(
     batch_size=batch_size,
     learning_rate=learning_rate,
     lr_schedule=lr_schedule,
-    run_dir=RUN / "models" / MODEL,
+    run_dir=RUN.model(MODEL),
     precision=precision,
     xla=xla,
     seed=seed,
@@ -153,6 +153,6 @@ report.takeaways(evaluation, results=result)
 
 # %% tags=["remove-cell"]
 metrics_file = evaluate.write_metrics(
-    RUN / "steps" / STEP / "metrics.json", [(evaluation, result)], step=STEP
+    RUN.step_metrics(STEP), [(evaluation, result)], step=STEP
 )
 assert metrics_file.exists(), metrics_file

@@ -55,14 +55,14 @@ split = data.prepare(
     n_images=n_images,
     seed=seed,
     mode=data_mode or None,
-    cache_dir=RUN / "data",
+    cache_dir=RUN.data,
 )
 more = data.prepare(
     data_source,
     n_images=retrain_n_images,
     seed=seed,
     mode=data_mode or None,
-    cache_dir=RUN / "data",
+    cache_dir=RUN.data,
 )
 report.banner(
     profile,
@@ -118,7 +118,7 @@ first = train.fit(
     batch_size=batch_size,
     learning_rate=learning_rate,
     lr_schedule=lr_schedule,
-    run_dir=RUN / "models" / MODEL / "round1",
+    run_dir=RUN.model(MODEL) / "round1",
     precision=precision,
     xla=xla,
     seed=seed,
@@ -142,7 +142,7 @@ result = train.fit(
     batch_size=batch_size,
     learning_rate=retrain_learning_rate,
     lr_schedule=lr_schedule,
-    run_dir=RUN / "models" / MODEL,
+    run_dir=RUN.model(MODEL),
     precision=precision,
     xla=xla,
     seed=seed,
@@ -193,6 +193,6 @@ report.takeaways(evaluation, results=result)
 
 # %% tags=["remove-cell"]
 metrics_file = evaluate.write_metrics(
-    RUN / "steps" / STEP / "metrics.json", [(evaluation, result)], step=STEP
+    RUN.step_metrics(STEP), [(evaluation, result)], step=STEP
 )
 assert metrics_file.exists(), metrics_file

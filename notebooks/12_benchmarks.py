@@ -110,7 +110,7 @@ report.margin_takeaways(summary)
 
 # %% tags=["remove-cell"]
 metrics_file = evaluate.write_benchmarks(
-    evaluate.metrics_path(RUN, STEP),
+    RUN.step_metrics(STEP),
     per_image,
     step=STEP,
     params={"profile": profile, "benchmarks": benchmarks, "seed": seed},

@@ -46,7 +46,7 @@ split = data.prepare(
     n_images=n_images,
     seed=seed,
     mode=data_mode or None,
-    cache_dir=RUN / "data",
+    cache_dir=RUN.data,
 )
 report.banner(profile, split)
 
@@ -111,7 +111,7 @@ plots.metric_bars(ours, metric="mae", original=original)
 
 # %%
 best_name = report.best_model(ours, scale=288)
-best_model = models.load(RUN / "models" / best_name / "best.keras")
+best_model = models.load(RUN.best_model(best_name))
 best_eval = evaluate.evaluate(best_model, split.val)
 plots.best_worst_figure(best_model, split.val, best_eval.per_image, scale=288, k=1)
 
@@ -134,5 +134,5 @@ for gif in report.training_gifs(RUN):
 report.conclusions(ours, original)
 
 # %% tags=["remove-cell"]
-metrics_file = evaluate.write_summary(evaluate.metrics_path(RUN, STEP), ours)
+metrics_file = evaluate.write_summary(RUN.step_metrics(STEP), ours)
 assert metrics_file.exists(), metrics_file

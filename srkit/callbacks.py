@@ -26,6 +26,7 @@ import numpy as np
 # The one atomic writer lives in srkit.atomic (no Keras import, so data, evaluate
 # and pipeline use it too); it is also this module's public name.
 from srkit.atomic import TMP_MARKER, atomic_path
+from srkit.layout import gif_path
 
 __all__ = [
     "OUTPUT_NAMES",
@@ -50,19 +51,6 @@ GAP_PX = 2  # dark gap between tiles
 # Output name by upscaling factor (the model zoo's convention, see DESIGN).
 _OUTPUT_BY_FACTOR = {2: "low_upsample", 4: "high_upsample"}
 PLOT_DPI = 100
-
-
-def gif_path(output_dir: str | os.PathLike, name: str) -> Path:
-    """Path of the training GIF of output ``name`` in ``output_dir``.
-
-    Args:
-        output_dir: the run folder.
-        name: output name, e.g. ``"low_upsample"``.
-
-    Returns:
-        ``output_dir / f"gif_{name}.gif"`` (the run-folder layout of the contract).
-    """
-    return Path(output_dir) / f"gif_{name}.gif"
 
 
 def _check_images(images, what: str, ndim: int) -> np.ndarray:

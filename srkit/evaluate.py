@@ -34,6 +34,7 @@ import pandas as pd
 
 from srkit import data, metrics
 from srkit.atomic import atomic_path
+from srkit.layout import METRICS_FILE, RunFolder
 
 #: Output name -> side of its target in pixels (DESIGN: x2 -> 144, x4 -> 288).
 OUTPUT_SCALES = {"low_upsample": data.MID_SIZE, "high_upsample": data.HIGH_SIZE}
@@ -61,8 +62,6 @@ INFO_KEYS = (
     "vgg_weights",
     "precision",
 )
-#: Name of the metrics file in each step folder (``RUN/steps/<stem>/metrics.json``).
-METRICS_FILE = "metrics.json"
 #: Upscaling factors of the benchmark tables (the models' two outputs).
 BENCHMARK_SCALES = (2, 4)
 #: Usual order of the public benchmark sets; other folders follow by name.
@@ -1226,19 +1225,6 @@ def write_summary(
     return _write_json(path, document)
 
 
-def metrics_path(run_dir, step: str) -> Path:
-    """``RUN/steps/<step>/metrics.json``: where a step writes its record.
-
-    Args:
-        run_dir: the run folder.
-        step: the step's notebook stem, e.g. ``"12_benchmarks"``.
-
-    Returns:
-        The path (not created).
-    """
-    return Path(run_dir) / "steps" / str(step) / METRICS_FILE
-
-
 def _records(table: pd.DataFrame) -> list[dict]:
     return json.loads(table.to_json(orient="records"))
 
@@ -1260,7 +1246,7 @@ def write_benchmarks(
     still written, so the step has a record.
 
     Args:
-        path: file to write, e.g. ``metrics_path(RUN, "12_benchmarks")``.
+        path: file to write, e.g. ``RunFolder(RUN).step_metrics("12_benchmarks")``.
         per_image: :func:`benchmark_all` output (may be empty).
         step: the step id; the name of the file's folder when None.
         params: the step's parameters (JSON-serializable).
@@ -1303,7 +1289,7 @@ def read_benchmarks(run_dir) -> pd.DataFrame:
         ValueError: for an invalid metrics file.
     """
     found = benchmark_summary(pd.DataFrame(columns=BENCHMARK_IMAGE_COLUMNS))
-    for path in sorted((Path(run_dir) / "steps").glob(f"*/{METRICS_FILE}")):
+    for path in RunFolder(run_dir).all_step_metrics():
         document = read_metrics(path)
         if BENCHMARKS_KEY not in document:
             continue
@@ -1410,10 +1396,10 @@ def collect_metrics(run_dir, bicubic: str = "last") -> pd.DataFrame:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ValueError(f"run folder {str(run_dir)!r} does not exist")
-    files = sorted((run_dir / "steps").glob(f"*/{METRICS_FILE}"))
+    files = RunFolder(run_dir).all_step_metrics()
     if not files:
         raise ValueError(
-            f"no {METRICS_FILE} under {str(run_dir / 'steps')!r}: run the step "
+            f"no {METRICS_FILE} under {str(RunFolder(run_dir).steps)!r}: run the step "
             "notebooks first (srkit run)"
         )
     extra_columns = [

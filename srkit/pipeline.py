@@ -40,6 +40,18 @@ from typing import Any
 
 import yaml
 
+from srkit.layout import (
+    ABOUT_PAGE,
+    BOOK_LOG,
+    PARAMS_FILE,
+    RUN_MARKER,
+    RUN_RECORDS,
+    STEPS_PAGE_DIR,
+    RunFolder,
+    default_run_dir,
+    find_project,
+)
+
 PROFILES = ("smoke", "quick", "full")
 DEFAULT_PROFILE = "smoke"
 PIPELINE_OWNED = ("profile", "run_dir")  # set by the pipeline, never by -p
@@ -54,14 +66,6 @@ KERNEL_START_TIMEOUT_S = 120  # TensorFlow-heavy environments start slowly
 # the kernel's own log (e.g. "running over TCP without encryption" on the loopback)
 # is noise in a batch run; cell errors and outputs still reach the notebook
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
-BOOK_DIR = "book"
-STEPS_PAGE_DIR = "book/steps"  # where _toc.yml expects the executed notebooks
-ABOUT_PAGE = "book/about_run.md"
-RUN_MARKER = ".srkit_run"  # in book/steps: the run folder the pages came from
-RUN_RECORDS = "run.json"
-PARAMS_FILE = "params.yaml"
-METRICS_FILE = "metrics.json"
-BOOK_LOG = "book_build.log"
 # A step whose source has this comment line reads the records of every earlier step
 # (the benchmark and summary pages), so their metrics.json are part of its cache key.
 READS_EARLIER_STEPS = re.compile(r"^#\s*srkit:\s*reads-earlier-steps\b", re.MULTILINE)
@@ -128,45 +132,6 @@ class StepFailed(PipelineError):
 
 
 # --------------------------------------------------------------------- project
-
-
-def find_project(project: str | os.PathLike | None = None, start=None) -> Path:
-    """Locate the project root: the folder holding ``_toc.yml`` and ``notebooks/``.
-
-    Only the explicit folder, or the start folder and its parents, count: the
-    installed srkit package's own checkout is never used as a fallback.
-
-    Args:
-        project: an explicit folder (``--project``); checked, not searched.
-        start: where the upward search starts (default: the current directory).
-
-    Returns:
-        The absolute project folder.
-
-    Raises:
-        PipelineError: when no such folder is found.
-    """
-
-    def is_project(folder: Path) -> bool:
-        return (folder / "_toc.yml").is_file() and (folder / "notebooks").is_dir()
-
-    if project is not None:
-        folder = Path(project).expanduser().resolve()
-        if not is_project(folder):
-            raise PipelineError(
-                f"{folder} is not an srkit project: it needs _toc.yml and notebooks/"
-            )
-        return folder
-    here = Path(start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if is_project(folder):
-            return folder
-    # No fallback to srkit's own checkout: `clean` would delete, and `run` write,
-    # in a folder the user never named.
-    raise PipelineError(
-        f"no srkit project in {here} or a folder above it (a project holds "
-        "_toc.yml and notebooks/): run from the project folder or pass --project DIR"
-    )
 
 
 # ------------------------------------------------------------------ parameters
@@ -594,11 +559,6 @@ def prepare_data(source, n_images, seed, mode, cache_dir) -> dict:
     return dict(split.info)
 
 
-def metrics_path(run_dir: Path, stem: str) -> Path:
-    """``RUN/steps/<stem>/metrics.json``, written by each step notebook."""
-    return Path(run_dir) / "steps" / stem / METRICS_FILE
-
-
 def step_key(
     step: Step,
     params: dict,
@@ -660,7 +620,7 @@ def _upstream_hashes(step: Step, steps: Sequence[Step], run_dir: Path) -> dict:
     for other in steps:
         if other.stem >= step.stem:
             continue
-        path = metrics_path(run_dir, other.stem)
+        path = RunFolder(run_dir).step_metrics(other.stem)
         hashes[other.stem] = _sha256(path.read_bytes())[:16] if path.is_file() else ""
     return hashes
 
@@ -1044,11 +1004,6 @@ class RunResult:
     records: dict = field(default_factory=dict)
 
 
-def default_run_dir(project: Path, profile: str) -> Path:
-    """``<project>/runs/<profile>``."""
-    return Path(project) / "runs" / Path(profile).stem
-
-
 def run(
     project: str | os.PathLike | None = None,
     profile: str = DEFAULT_PROFILE,
@@ -1110,7 +1065,7 @@ def run(
             and record.get("ok") is True
             and record.get("key") == key
             and (pages / f"{step.stem}.ipynb").is_file()
-            and metrics_path(run_dir, step.stem).is_file()
+            and RunFolder(run_dir).step_metrics(step.stem).is_file()
         )
 
     planned = {}
@@ -1249,9 +1204,10 @@ def run(
             statuses[step.stem] = record["status"] = "ran"
             record["ok"] = True
             echo(f"{label} ... done in {_format_seconds(elapsed)}")
-            if not metrics_path(run_dir, step.stem).is_file():
+            step_metrics = RunFolder(run_dir).step_metrics(step.stem)
+            if not step_metrics.is_file():
                 echo(
-                    f"{label} ... note: wrote no {metrics_path(run_dir, step.stem)}; "
+                    f"{label} ... note: wrote no {step_metrics}; "
                     "it will run again next time"
                 )
         save()

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 import srkit
+from srkit import layout
 
 #: Metric columns of every results table, in display order.
 METRICS = ("mse", "mae", "psnr", "ssim")
@@ -38,14 +39,13 @@ def project_root(start: str | os.PathLike | None = None) -> Path | None:
     Returns:
         The project folder, or None when no parent folder holds the book files.
     """
-    here = Path(start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "_toc.yml").is_file() and (folder / "notebooks").is_dir():
-            return folder
-    return None
+    try:
+        return layout.find_project(start=start)
+    except layout.ProjectNotFound:
+        return None
 
 
-def run_folder(run_dir: str | os.PathLike = "") -> Path:
+def run_folder(run_dir: str | os.PathLike = "") -> layout.RunFolder:
     """Resolve a notebook's ``run_dir`` parameter to an absolute folder.
 
     Args:
@@ -54,14 +54,15 @@ def run_folder(run_dir: str | os.PathLike = "") -> Path:
             runs on its own.
 
     Returns:
-        The absolute run folder; it is created if missing.
+        The absolute run folder (a path-like :class:`srkit.layout.RunFolder`
+        that names the files inside it); it is created if missing.
     """
     if str(run_dir):
         folder = Path(run_dir).expanduser().resolve()
     else:
-        folder = (project_root() or Path.cwd()) / "runs" / "notebook"
+        folder = layout.default_run_dir(project_root() or Path.cwd(), "notebook")
     folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return layout.RunFolder(folder)
 
 
 def _accelerators() -> list[str]:
@@ -504,9 +505,8 @@ def training_gifs(run_dir: str | os.PathLike) -> list[TrainingGif]:
 
     gifs = []
     for name in models.MODEL_NAMES:
-        folder = Path(run_dir) / "models" / name
         for output in ("high_upsample", "low_upsample"):
-            path = folder / f"gif_{output}.gif"
+            path = layout.RunFolder(run_dir).gif(name, output)
             if path.is_file():
                 gifs.append(TrainingGif(name, path))
                 break
@@ -663,7 +663,7 @@ def trained_models(run_dir: str | os.PathLike) -> dict[str, Path]:
 
     found = {}
     for name in models.MODEL_NAMES:
-        path = Path(run_dir) / "models" / name / "best.keras"
+        path = layout.RunFolder(run_dir).best_model(name)
         if path.is_file():
             found[name] = path
     return found

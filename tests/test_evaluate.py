@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from srkit import data, evaluate, metrics
+from srkit import data, evaluate, layout, metrics
 
 N_IMAGES = 5
 # Published bicubic PSNR (dB) on the Y channel, shave = scale (e.g. Kim et al. 2016).
@@ -420,10 +420,12 @@ def test_benchmark_summary_means_and_margins(scored_sets):
 
 def test_write_and_read_benchmarks(tmp_path, scored_sets, evaluation):
     _, per_image, _ = scored_sets
-    path = evaluate.metrics_path(tmp_path, "12_benchmarks")
+    path = layout.RunFolder(tmp_path).step_metrics("12_benchmarks")
     assert path == tmp_path / "steps" / "12_benchmarks" / "metrics.json"
     assert evaluate.read_benchmarks(tmp_path).empty  # no record yet
-    evaluate.write_metrics(evaluate.metrics_path(tmp_path, "03_x"), [evaluation], "03")
+    evaluate.write_metrics(
+        layout.RunFolder(tmp_path).step_metrics("03_x"), [evaluation], "03"
+    )
     evaluate.write_benchmarks(path, per_image, params={"benchmarks": "folder:x"})
     document = evaluate.read_metrics(path)
     assert document["step"] == "12_benchmarks" and document["models"] == []

@@ -11,7 +11,7 @@ import nbformat
 import pytest
 import yaml
 
-from srkit import pipeline
+from srkit import layout, pipeline
 
 PROJECT = Path(__file__).resolve().parents[1]
 STEPS = sorted((PROJECT / "notebooks").glob("[0-9][0-9]_*.py"))
@@ -105,7 +105,7 @@ def test_benchmark_step_parameters_and_record():
     assert names["benchmarks"].annotation.id == "str"
     assert names["benchmarks"].value.value == ""  # no sets unless asked for
     text = path.read_text()
-    assert "evaluate.metrics_path(RUN, STEP)" in text  # no path spelled out
+    assert "RUN.step_metrics(STEP)" in text  # no path spelled out
     assert "write_benchmarks" in text and "benchmark_all" in text
 
 
@@ -197,7 +197,7 @@ def test_benchmark_step_runs_without_sets_and_on_a_tiny_set(tmp_path):
     path = PROJECT / "notebooks" / "12_benchmarks.py"
     notebook = execute(path, tmp_path, run_dir=str(run_dir), benchmarks="")
     assert "No benchmark sets" in markdown_outputs(notebook)
-    record = evaluate.read_metrics(evaluate.metrics_path(run_dir, path.stem))
+    record = evaluate.read_metrics(layout.RunFolder(run_dir).step_metrics(path.stem))
     assert record["benchmarks"] == []
     (tmp_path / "sets" / "Set5").mkdir(parents=True)
     rng = np.random.default_rng(0)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from srkit import pipeline
+from srkit import layout, pipeline
 
 TOC = """\
 format: jb-book
@@ -346,23 +346,23 @@ def test_select_steps(project):
 def test_find_project(project, tmp_path, monkeypatch):
     (project / "notebooks" / "deep").mkdir()
     monkeypatch.chdir(project / "notebooks" / "deep")
-    assert pipeline.find_project() == project.resolve()
-    assert pipeline.find_project(project) == project.resolve()
-    with pytest.raises(pipeline.PipelineError, match="_toc.yml and notebooks"):
-        pipeline.find_project(tmp_path)
+    assert layout.find_project() == project.resolve()
+    assert layout.find_project(project) == project.resolve()
+    with pytest.raises(layout.ProjectNotFound, match="_toc.yml and notebooks"):
+        layout.find_project(tmp_path)
 
 
 def test_find_project_never_falls_back_to_the_srkit_checkout(tmp_path, monkeypatch):
     # The srkit checkout these tests run from is itself a project: it must not be
     # picked when the current folder is outside any project.
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(pipeline.PipelineError) as caught:
-        pipeline.find_project()
+    with pytest.raises(layout.ProjectNotFound) as caught:
+        layout.find_project()
     message = str(caught.value)
     assert str(tmp_path.resolve()) in message and "--project DIR" in message
     assert "\n" not in message
     for function in (pipeline.clean, pipeline.run, pipeline.build_book):
-        with pytest.raises(pipeline.PipelineError, match="no srkit project"):
+        with pytest.raises(layout.ProjectNotFound, match="no srkit project"):
             function()
 
 

@@ -47,11 +47,12 @@ def tiny_split():
 
 def test_run_folder_is_absolute_and_created(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    folder = report.run_folder("relative/run")
+    folder = report.run_folder("relative/run").root
     assert folder.is_absolute() and folder.is_dir()
     assert folder == (tmp_path / "relative" / "run").resolve()
     default = report.run_folder("")
-    assert default == tmp_path / "runs" / "notebook"
+    assert default.root == tmp_path / "runs" / "notebook"
+    assert default.model("x") == tmp_path / "runs" / "notebook" / "models" / "x"
 
 
 def test_project_root_is_found_from_a_subfolder(tmp_path):

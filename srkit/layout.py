@@ -1,0 +1,175 @@
+"""Where things live: the project folder and every name inside a run folder.
+
+A run folder (``runs/<profile>`` by default) holds everything one ``srkit run``
+produces::
+
+    RUN/
+      params.yaml            resolved parameters of every step
+      run.json               the run's records: steps, timings, versions, hardware
+      book_build.log         output of the last book build
+      data/<key>.npz         prepared data, shared by the steps
+      steps/<stem>/metrics.json
+      models/<name>/best.keras, last.keras, history.csv, settings.json,
+                    gif_<output>.gif
+
+Notebooks, callbacks, training, records, the report helpers and the pipeline ask
+this module for these paths; no other module spells them. It imports nothing
+from srkit, so every floor may use it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: Files of the project folder (relative to it).
+TOC_FILE = "_toc.yml"
+NOTEBOOK_DIR = "notebooks"
+RUNS_DIR = "runs"
+STEPS_PAGE_DIR = "book/steps"  # where _toc.yml expects the executed notebooks
+ABOUT_PAGE = "book/about_run.md"
+RUN_MARKER = ".srkit_run"  # in book/steps: the run folder the pages came from
+
+#: Files of a run folder.
+PARAMS_FILE = "params.yaml"
+RUN_RECORDS = "run.json"
+BOOK_LOG = "book_build.log"
+METRICS_FILE = "metrics.json"
+
+#: Files of a model folder (``RUN/models/<name>``).
+BEST_FILE = "best.keras"
+LAST_FILE = "last.keras"
+HISTORY_FILE = "history.csv"
+SETTINGS_FILE = "settings.json"
+
+
+class ProjectNotFound(ValueError):
+    """No srkit project where one was asked for or searched."""
+
+
+def is_project(folder: Path) -> bool:
+    """Whether ``folder`` holds ``_toc.yml`` and ``notebooks/``."""
+    return (folder / TOC_FILE).is_file() and (folder / NOTEBOOK_DIR).is_dir()
+
+
+def find_project(project: str | os.PathLike | None = None, start=None) -> Path:
+    """Locate the project root: the folder holding ``_toc.yml`` and ``notebooks/``.
+
+    Only the explicit folder, or the start folder and its parents, count: the
+    installed srkit package's own checkout is never used as a fallback, because
+    ``clean`` would delete, and ``run`` write, in a folder the user never named.
+
+    Args:
+        project: an explicit folder (``--project``); checked, not searched.
+        start: where the upward search starts (default: the current directory).
+
+    Returns:
+        The absolute project folder.
+
+    Raises:
+        ProjectNotFound: when no such folder is found.
+    """
+    if project is not None:
+        folder = Path(project).expanduser().resolve()
+        if not is_project(folder):
+            raise ProjectNotFound(
+                f"{folder} is not an srkit project: it needs {TOC_FILE} and "
+                f"{NOTEBOOK_DIR}/"
+            )
+        return folder
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if is_project(folder):
+            return folder
+    raise ProjectNotFound(
+        f"no srkit project in {here} or a folder above it (a project holds "
+        f"{TOC_FILE} and {NOTEBOOK_DIR}/): run from the project folder or pass "
+        "--project DIR"
+    )
+
+
+def default_run_dir(project: str | os.PathLike, profile: str) -> Path:
+    """``<project>/runs/<profile>``: where ``srkit run`` writes unless told."""
+    return Path(project) / RUNS_DIR / Path(profile).stem
+
+
+def model_files(model_dir: str | os.PathLike) -> dict[str, Path]:
+    """The files that training writes into one model folder, by role."""
+    folder = Path(model_dir)
+    return {
+        "best_model": folder / BEST_FILE,
+        "last_model": folder / LAST_FILE,
+        "history": folder / HISTORY_FILE,
+        "settings": folder / SETTINGS_FILE,
+    }
+
+
+def gif_path(model_dir: str | os.PathLike, output: str) -> Path:
+    """``<model_dir>/gif_<output>.gif``: predictions of one output along training."""
+    return Path(model_dir) / f"gif_{output}.gif"
+
+
+class RunFolder:
+    """The names inside one run folder.
+
+    ``RunFolder(run_dir).model("dts_model")`` is where that model trains;
+    ``.step_metrics("07_depth_to_space")`` is where its step writes its record.
+    It is a path-like object (``Path(RunFolder(x)) == Path(x)``), so functions that
+    take a run folder accept either. Nothing is created: callers make the folders
+    they write into.
+    """
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.root)!r})"
+
+    def __fspath__(self) -> str:
+        return str(self.root)
+
+    @property
+    def params(self) -> Path:
+        return self.root / PARAMS_FILE
+
+    @property
+    def records(self) -> Path:
+        return self.root / RUN_RECORDS
+
+    @property
+    def book_log(self) -> Path:
+        return self.root / BOOK_LOG
+
+    @property
+    def data(self) -> Path:
+        """The prepared-data cache shared by the steps."""
+        return self.root / "data"
+
+    @property
+    def steps(self) -> Path:
+        return self.root / "steps"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    def step(self, stem: str) -> Path:
+        return self.steps / str(stem)
+
+    def step_metrics(self, stem: str) -> Path:
+        """``steps/<stem>/metrics.json``: the record one step writes."""
+        return self.step(stem) / METRICS_FILE
+
+    def all_step_metrics(self) -> list[Path]:
+        """Every step record present, in step order."""
+        return sorted(self.steps.glob(f"*/{METRICS_FILE}"))
+
+    def model(self, name: str) -> Path:
+        """``models/<name>``: the folder one model trains into."""
+        return self.models / str(name)
+
+    def best_model(self, name: str) -> Path:
+        return self.model(name) / BEST_FILE
+
+    def gif(self, name: str, output: str) -> Path:
+        return gif_path(self.model(name), output)
