@@ -30,7 +30,7 @@ n_images: int = 24  # images prepared; about 80 % train, 20 % validation
 seed: int = 0  # seed for crops and split
 
 # %% tags=["hide-input"]
-from srkit import data, evaluate, losses, plots, report
+from srkit import data, evaluate, losses, plots, records, report
 
 STEP = "01_data_and_metrics"
 RUN = report.run_folder(run_dir)
@@ -132,5 +132,5 @@ baseline.table
 # structure. We report both, and the result models use losses that combine them.
 
 # %% tags=["remove-cell"]
-metrics_file = evaluate.write_metrics(RUN.step_metrics(STEP), [baseline], step=STEP)
+metrics_file = records.write_metrics(RUN.step_metrics(STEP), [baseline], step=STEP)
 assert metrics_file.exists(), metrics_file

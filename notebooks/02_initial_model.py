@@ -37,7 +37,7 @@ precision: str = "float32"  # auto | float32 | mixed_bfloat16
 xla: bool = False  # compile training steps with XLA
 
 # %% tags=["hide-input"]
-from srkit import data, evaluate, models, plots, report, train
+from srkit import data, evaluate, models, plots, records, report, train
 
 STEP = "02_initial_model"
 MODELS = ["simple_model_nearest", "simple_model_bilinear"]
@@ -166,9 +166,9 @@ plots.show_gif(results["simple_model_bilinear"].paths["gif_low_upsample"])
 report.takeaways(evaluations, results=results)
 
 # %% tags=["remove-cell"]
-metrics_file = evaluate.write_metrics(
+metrics_file = records.write_metrics(
     RUN.step_metrics(STEP),
-    [(evaluation, results[evaluation.model_name]) for evaluation in evaluations],
+    [(e, results[e.model_name].record()) for e in evaluations],
     step=STEP,
 )
 assert metrics_file.exists(), metrics_file

@@ -39,7 +39,7 @@ precision: str = "float32"  # auto | float32 | mixed_bfloat16
 xla: bool = False  # compile training steps with XLA
 
 # %% tags=["hide-input"]
-from srkit import data, evaluate, models, plots, report, train
+from srkit import data, evaluate, models, plots, records, report, train
 
 STEP = "07_depth_to_space"
 MODEL = "dts_model"
@@ -151,7 +151,7 @@ plots.show_gif(result.paths["gif_high_upsample"])
 report.takeaways(evaluation, results=result)
 
 # %% tags=["remove-cell"]
-metrics_file = evaluate.write_metrics(
-    RUN.step_metrics(STEP), [(evaluation, result)], step=STEP
+metrics_file = records.write_metrics(
+    RUN.step_metrics(STEP), [(evaluation, result.record())], step=STEP
 )
 assert metrics_file.exists(), metrics_file

@@ -38,7 +38,7 @@ precision: str = "float32"  # auto | float32 | mixed_bfloat16
 xla: bool = False  # compile training steps with XLA
 
 # %% tags=["hide-input"]
-from srkit import data, evaluate, models, plots, report, train
+from srkit import data, evaluate, models, plots, records, report, train
 
 STEP = "08_result_dilated"
 MODEL = "dts_dilated_conv_block_model"
@@ -154,7 +154,7 @@ plots.show_gif(result.paths["gif_high_upsample"])
 report.takeaways(evaluation, results=result)
 
 # %% tags=["remove-cell"]
-metrics_file = evaluate.write_metrics(
-    RUN.step_metrics(STEP), [(evaluation, result)], step=STEP
+metrics_file = records.write_metrics(
+    RUN.step_metrics(STEP), [(evaluation, result.record())], step=STEP
 )
 assert metrics_file.exists(), metrics_file

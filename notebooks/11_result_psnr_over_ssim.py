@@ -45,7 +45,7 @@ retrain_eval_every: int = 2  # steps between validations in the second round
 retrain_learning_rate: float = 0.0001  # lower step size for the second round
 
 # %% tags=["hide-input"]
-from srkit import data, evaluate, models, plots, report, train
+from srkit import data, evaluate, models, plots, records, report, train
 
 STEP = "11_result_psnr_over_ssim"
 MODEL = "dts_dilated_conv_ext_block_ssim_psnr_model"
@@ -192,7 +192,7 @@ plots.show_gif(result.paths["gif_high_upsample"])
 report.takeaways(evaluation, results=result)
 
 # %% tags=["remove-cell"]
-metrics_file = evaluate.write_metrics(
-    RUN.step_metrics(STEP), [(evaluation, result)], step=STEP
+metrics_file = records.write_metrics(
+    RUN.step_metrics(STEP), [(evaluation, result.record())], step=STEP
 )
 assert metrics_file.exists(), metrics_file

@@ -34,7 +34,7 @@ benchmarks: str = ""  # folder:PATH, subfolders Set5/, Set14/...; relative to pr
 import keras
 from IPython.display import display
 
-from srkit import evaluate, models, plots, report
+from srkit import evaluate, models, plots, records, report
 
 STEP = "12_benchmarks"
 RUN = report.run_folder(run_dir)
@@ -62,7 +62,7 @@ report.benchmark_status(benchmarks, FOLDER, SETS, trained)
 # papermill_description=benchmark
 per_image = evaluate.benchmark_all(trained, SETS, progress=print)
 summary = evaluate.benchmark_summary(per_image)
-published = evaluate.load_published_benchmarks()
+published = records.load_published_benchmarks()
 
 # %% [markdown]
 # ## Results per set and scale
@@ -109,7 +109,7 @@ if trained:
 report.margin_takeaways(summary)
 
 # %% tags=["remove-cell"]
-metrics_file = evaluate.write_benchmarks(
+metrics_file = records.write_benchmarks(
     RUN.step_metrics(STEP),
     per_image,
     step=STEP,

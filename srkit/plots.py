@@ -657,7 +657,7 @@ def metric_bars(
 
     Args:
         table: columns ``model, scale`` and the metric (``Evaluation.table`` or
-            ``srkit.evaluate.collect_metrics``); a repeated (model, scale) keeps the
+            ``srkit.records.collect_metrics``); a repeated (model, scale) keeps the
             last row.
         metric: ``mse``, ``mae``, ``psnr`` or ``ssim``.
         original: the original report's table (``load_original_results``) or None.

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 import srkit
-from srkit import layout
+from srkit import layout, records
 
 #: Metric columns of every results table, in display order.
 METRICS = ("mse", "mae", "psnr", "ssim")
@@ -243,18 +243,17 @@ def results_table(evaluations, original: pd.DataFrame | None = None) -> pd.DataF
     Args:
         evaluations: one ``srkit.evaluate.Evaluation`` or a list of them.
         original: the original report's table
-            (``srkit.evaluate.load_original_results``); loaded when None.
+            (``srkit.records.load_original_results``); loaded when None.
 
     Returns:
         A DataFrame indexed by (scale, source, model) with the four metric columns.
         ``source`` is ``this run``, ``bicubic`` or ``original report``.
     """
-    from srkit import evaluate
 
     if not isinstance(evaluations, list | tuple):
         evaluations = [evaluations]
     if original is None:
-        original = evaluate.load_original_results()
+        original = records.load_original_results()
     rows = []
     for evaluation in evaluations:
         table = evaluation.table
@@ -362,12 +361,11 @@ def takeaways(evaluations, original: pd.DataFrame | None = None, results=None):
     Returns:
         An ``IPython.display.Markdown`` bullet list.
     """
-    from srkit import evaluate
 
     if not isinstance(evaluations, list | tuple):
         evaluations = [evaluations]
     if original is None:
-        original = evaluate.load_original_results()
+        original = records.load_original_results()
     fits = _results_by_model(results)
     bullets = []
     for evaluation in evaluations:
@@ -460,7 +458,7 @@ def best_model(table: pd.DataFrame, scale: int = 288, metric: str = "psnr") -> s
     """Name of the model with the best mean ``metric`` at ``scale`` in a run.
 
     Args:
-        table: ``srkit.evaluate.collect_metrics`` output (bicubic rows are ignored).
+        table: ``srkit.records.collect_metrics`` output (bicubic rows are ignored).
         scale: output size, 144 or 288.
         metric: one of ``METRICS``; lower wins for mse and mae.
 
@@ -521,17 +519,16 @@ def conclusions(table: pd.DataFrame, original: pd.DataFrame | None = None):
     were the same.
 
     Args:
-        table: ``srkit.evaluate.collect_metrics`` output.
+        table: ``srkit.records.collect_metrics`` output.
         original: the original report's table; loaded when None.
 
     Returns:
         An ``IPython.display.Markdown`` bullet list whose numbers all come from
         ``table`` and ``original``.
     """
-    from srkit import evaluate
 
     if original is None:
-        original = evaluate.load_original_results()
+        original = records.load_original_results()
     bullets = []
     models_only = table[table["model"] != "bicubic"]
     for scale in sorted(models_only["scale"].unique()):
@@ -595,7 +592,7 @@ def markdown_table(frame: pd.DataFrame, index: bool = False):
 def summary_table(
     comparison: pd.DataFrame, metrics: tuple[str, ...] = ("psnr", "ssim")
 ) -> pd.DataFrame:
-    """A compact view of ``srkit.evaluate.comparison_table`` for a book page.
+    """A compact view of ``srkit.records.comparison_table`` for a book page.
 
     Args:
         comparison: the output of ``comparison_table`` (columns ``<metric>_ours``,
@@ -782,7 +779,7 @@ def benchmark_tables(summary: pd.DataFrame, published: pd.DataFrame | None = Non
 
     Args:
         summary: ``srkit.evaluate.benchmark_summary`` output.
-        published: ``srkit.evaluate.load_published_benchmarks`` output; loaded when
+        published: ``srkit.records.load_published_benchmarks`` output; loaded when
             None.
 
     Returns:
@@ -794,7 +791,7 @@ def benchmark_tables(summary: pd.DataFrame, published: pd.DataFrame | None = Non
     if summary.empty:
         return _markdown("No benchmark results to show.")
     if published is None:
-        published = evaluate.load_published_benchmarks()
+        published = records.load_published_benchmarks()
     header = [
         "method",
         "source",
@@ -937,7 +934,7 @@ def margin_table(summary: pd.DataFrame) -> pd.DataFrame:
 
     Args:
         summary: ``srkit.evaluate.benchmark_summary`` or
-            ``srkit.evaluate.read_benchmarks`` output.
+            ``srkit.records.read_benchmarks`` output.
 
     Returns:
         A DataFrame indexed by model (zoo order), with two columns per set and
@@ -973,7 +970,7 @@ def margin_takeaways(summary: pd.DataFrame):
 
     Args:
         summary: ``srkit.evaluate.benchmark_summary`` or
-            ``srkit.evaluate.read_benchmarks`` output.
+            ``srkit.records.read_benchmarks`` output.
 
     Returns:
         An ``IPython.display.Markdown`` bullet list; when there is no model row, a

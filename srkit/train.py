@@ -65,6 +65,7 @@ from srkit import (
     losses,
     metrics,
 )
+from srkit import models as srkit_models
 from srkit.callbacks import TMP_MARKER, atomic_path
 
 __all__ = [
@@ -196,7 +197,12 @@ class FitResult:
         return int(history["step"].max()) if len(history) else 0
 
     def record(self) -> dict:
-        """The facts a step's ``metrics.json`` keeps about this training run."""
+        """The facts a step's ``metrics.json`` keeps about this training run.
+
+        Returns:
+            A plain dict: loss, steps, batch size, image counts, speed, wall time,
+            precision and the VGG16 weights (None for a model without VGG).
+        """
         settings = self.settings
         return {
             "loss": settings.get("loss"),
@@ -207,6 +213,8 @@ class FitResult:
             "train_images_per_s": self.train_images_per_s,
             "wall_time_s": self.wall_time_s,
             "precision": self.precision,
+            "vgg_weights": settings.get("vgg_weights")
+            or srkit_models.vgg_weights_used(self.model),
         }
 
 

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from srkit import atomic, callbacks, evaluate
+from srkit import atomic, callbacks, records
 
 
 def test_callbacks_exports_the_same_writer():
@@ -56,7 +56,7 @@ def test_a_directory_in_the_way_is_an_error_without_leftovers(tmp_path):
 
 
 def test_metrics_writer_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
-    path = evaluate.write_metrics(tmp_path / "metrics.json", [], step="05")
+    path = records.write_metrics(tmp_path / "metrics.json", [], step="05")
     before = path.read_bytes()
     assert json.loads(before)["step"] == "05"
 
@@ -65,6 +65,6 @@ def test_metrics_writer_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "fsync", full_disk)
     with pytest.raises(OSError, match="No space"):
-        evaluate.write_metrics(path, [], step="06")
+        records.write_metrics(path, [], step="06")
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from srkit import data, evaluate, layout, metrics
+from srkit import data, evaluate, layout, metrics, models, records, train
 
 N_IMAGES = 5
 # Published bicubic PSNR (dB) on the Y channel, shave = scale (e.g. Kim et al. 2016).
@@ -422,28 +422,28 @@ def test_write_and_read_benchmarks(tmp_path, scored_sets, evaluation):
     _, per_image, _ = scored_sets
     path = layout.RunFolder(tmp_path).step_metrics("12_benchmarks")
     assert path == tmp_path / "steps" / "12_benchmarks" / "metrics.json"
-    assert evaluate.read_benchmarks(tmp_path).empty  # no record yet
-    evaluate.write_metrics(
+    assert records.read_benchmarks(tmp_path).empty  # no record yet
+    records.write_metrics(
         layout.RunFolder(tmp_path).step_metrics("03_x"), [evaluation], "03"
     )
-    evaluate.write_benchmarks(path, per_image, params={"benchmarks": "folder:x"})
-    document = evaluate.read_metrics(path)
+    records.write_benchmarks(path, per_image, params={"benchmarks": "folder:x"})
+    document = records.read_metrics(path)
     assert document["step"] == "12_benchmarks" and document["models"] == []
     assert len(document["benchmarks"]) == 10
     assert len(document["benchmarks_per_image"]) == len(per_image)
-    table = evaluate.read_benchmarks(tmp_path)
+    table = records.read_benchmarks(tmp_path)
     expected = evaluate.benchmark_summary(per_image)
     pd.testing.assert_frame_equal(table, expected, check_dtype=False)
-    collected = evaluate.collect_metrics(tmp_path)  # the record adds no model rows
+    collected = records.collect_metrics(tmp_path)  # the record adds no model rows
     assert set(collected["step"]) == {"03"}
-    evaluate.write_benchmarks(path, per_image.iloc[0:0])  # no sets: still a record
-    assert evaluate.read_metrics(path)["benchmarks"] == []
-    assert evaluate.read_benchmarks(tmp_path).empty
+    records.write_benchmarks(path, per_image.iloc[0:0])  # no sets: still a record
+    assert records.read_metrics(path)["benchmarks"] == []
+    assert records.read_benchmarks(tmp_path).empty
 
 
 def test_published_benchmarks_load_with_their_sources():
-    table = evaluate.load_published_benchmarks()
-    assert list(table.columns) == evaluate.PUBLISHED_COLUMNS
+    table = records.load_published_benchmarks()
+    assert list(table.columns) == records.PUBLISHED_COLUMNS
     assert set(table["method"]) == {"bicubic", "SRCNN", "ESPCN"}
     assert set(table["set"]) <= {"Set5", "Set14"} and set(table["scale"]) <= {2, 4}
     assert table["psnr"].between(20, 40).all()
@@ -466,19 +466,19 @@ INFO = {"loss": "mae", "steps": 1, "n_train": 20, "precision": "float32"}
 
 def test_write_read_collect_round_trip(tmp_path, evaluation, subset):
     single = evaluate.evaluate(tiny_model("one", two_outputs=False), subset)
-    first = evaluate.write_metrics(
+    first = records.write_metrics(
         tmp_path / "steps" / "02_simple" / "metrics.json",
         [(single, INFO)],
         step="02",
         params={"steps": 1},
     )
-    evaluate.write_metrics(
+    records.write_metrics(
         tmp_path / "steps" / "03_multi" / "metrics.json",
         [(evaluation, {**INFO, "steps": np.int64(2), "wall_time_s": 1.5})],
         step=3,
     )
-    document = evaluate.read_metrics(first)
-    assert document["schema_version"] == evaluate.SCHEMA_VERSION
+    document = records.read_metrics(first)
+    assert document["schema_version"] == records.SCHEMA_VERSION
     assert document["step"] == "02" and document["params"] == {"steps": 1}
     record = document["models"][0]
     assert record["model"] == "one" and record["loss"] == "mae"
@@ -489,8 +489,8 @@ def test_write_read_collect_round_trip(tmp_path, evaluation, subset):
     )
     assert not list(first.parent.glob("*.tmp"))  # temporary file renamed away
 
-    table = evaluate.collect_metrics(tmp_path)
-    assert list(table.columns[:10]) == evaluate.COLLECT_COLUMNS
+    table = records.collect_metrics(tmp_path)
+    assert list(table.columns[:10]) == records.COLLECT_COLUMNS
     assert list(zip(table["step"], table["model"], table["scale"], strict=True)) == [
         ("02", "one", 144),
         ("03", "tiny", 144),
@@ -501,10 +501,10 @@ def test_write_read_collect_round_trip(tmp_path, evaluation, subset):
     assert table.query("model == 'tiny'")["steps"].tolist() == [2, 2]
     tiny = table.query("model == 'tiny' and scale == 288")["psnr"].item()
     assert tiny == pytest.approx(evaluation.table.loc[2, "psnr"])
-    per_step = evaluate.collect_metrics(tmp_path, bicubic="per_step")
+    per_step = records.collect_metrics(tmp_path, bicubic="per_step")
     assert len(per_step.query("model == 'bicubic'")) == 3
-    assert "bicubic" not in set(evaluate.collect_metrics(tmp_path, "none")["model"])
-    compared = evaluate.comparison_table(table)
+    assert "bicubic" not in set(records.collect_metrics(tmp_path, "none")["model"])
+    compared = records.comparison_table(table)
     assert list(compared.columns[:3]) == ["step", "model", "scale"]
     assert compared.loc[0, "psnr_bicubic"] == pytest.approx(
         table.query("model == 'bicubic' and scale == 144")["psnr"].item()
@@ -512,79 +512,78 @@ def test_write_read_collect_round_trip(tmp_path, evaluation, subset):
     assert compared["psnr_original"].notna().sum() == 20  # every original row kept
 
 
-class FakeFitResult:
-    """The attributes of srkit.train.FitResult that write_metrics reads."""
-
-    def __init__(self):
-        self.history = pd.DataFrame(
+def test_write_metrics_takes_fit_records_and_bicubic_only(tmp_path, evaluation, subset):
+    result = train.FitResult(
+        history=pd.DataFrame(
             {"epoch": [1, 2, 3], "step": [10, 20, 30], "loss": [3.0, 2.0, 1.0]}
-        )
-        self.wall_time_s = 12.5
-        self.train_images_per_s = np.float64(40.0)
-        self.precision = "float32"
-        self.settings = {"loss": "psnr", "steps": 50, "n_train": 16, "n_val": 4}
-        self.model = None
-
-
-def test_write_metrics_takes_fit_results_and_bicubic_only(tmp_path, evaluation, subset):
-    baseline = evaluate.evaluate(None, subset)
-    path = evaluate.write_metrics(
-        tmp_path / "metrics.json", [(evaluation, FakeFitResult()), baseline], step="04"
+        ),
+        wall_time_s=12.5,
+        train_images_per_s=np.float64(40.0),
+        paths={},
+        model=models.build("simple_model_bilinear"),
+        resumed_from=0,
+        precision="float32",
+        settings={"loss": "psnr", "steps": 50, "n_train": 16, "n_val": 4},
     )
-    first, second = evaluate.read_metrics(path)["models"]
+    baseline = evaluate.evaluate(None, subset)
+    path = records.write_metrics(
+        tmp_path / "metrics.json", [(evaluation, result.record()), baseline], step="04"
+    )
+    first, second = records.read_metrics(path)["models"]
     assert first["loss"] == "psnr" and first["steps"] == 30  # from the history
     assert first["n_train"] == 16 and first["n_val"] == 4
     assert first["train_images_per_s"] == 40.0 and first["wall_time_s"] == 12.5
+    assert first["vgg_weights"] is None  # no VGG in this model
     assert second["model"] == "bicubic" and second["metrics"] == []
     assert [row["scale"] for row in second["bicubic"]] == [144, 288]
-    with pytest.raises(ValueError, match="info must be"):
-        evaluate.write_metrics(tmp_path / "m.json", [(evaluation, 3)], step="04")
+    with pytest.raises(ValueError, match=r"info must be a dict .*result\.record\(\)"):
+        records.write_metrics(tmp_path / "m.json", [(evaluation, result)], step="04")
 
 
 def test_write_summary_is_ignored_by_collect(tmp_path, evaluation):
-    evaluate.write_metrics(
+    records.write_metrics(
         tmp_path / "steps" / "03_multi" / "metrics.json", evaluation, step="03"
     )
-    table = evaluate.collect_metrics(tmp_path)
-    path = evaluate.write_summary(
+    table = records.collect_metrics(tmp_path)
+    path = records.write_summary(
         tmp_path / "steps" / "12_summary" / "metrics.json",
-        evaluate.comparison_table(table),
+        records.comparison_table(table),
     )
-    document = evaluate.read_metrics(path)
+    document = records.read_metrics(path)
     assert document["step"] == "12_summary" and document["models"] == []
-    assert len(document["summary"]) == len(evaluate.comparison_table(table))
-    pd.testing.assert_frame_equal(evaluate.collect_metrics(tmp_path), table)
+    assert len(document["summary"]) == len(records.comparison_table(table))
+    pd.testing.assert_frame_equal(records.collect_metrics(tmp_path), table)
 
 
 def test_read_metrics_rejects_wrong_schema(tmp_path, evaluation):
-    path = evaluate.write_metrics(tmp_path / "metrics.json", evaluation, step="05")
+    path = records.write_metrics(tmp_path / "metrics.json", evaluation, step="05")
     document = json.loads(path.read_text())
     path.write_text(json.dumps({**document, "schema_version": 99}))
     with pytest.raises(ValueError, match="schema_version 99") as error:
-        evaluate.read_metrics(path)
+        records.read_metrics(path)
     assert str(path) in str(error.value)
     del document["models"][0]["bicubic"]
     path.write_text(json.dumps(document))
     with pytest.raises(ValueError, match="bicubic"):
-        evaluate.read_metrics(path)
+        records.read_metrics(path)
     path.write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
-        evaluate.read_metrics(path)
+        records.read_metrics(path)
     with pytest.raises(ValueError, match="does not exist"):
-        evaluate.read_metrics(tmp_path / "missing.json")
+        records.read_metrics(tmp_path / "missing.json")
     with pytest.raises(ValueError, match="may not set"):
-        evaluate.write_metrics(path, [(evaluation, {"model": "x"})], step="05")
+        records.write_metrics(path, [(evaluation, {"model": "x"})], step="05")
     with pytest.raises(ValueError, match="run folder"):
-        evaluate.collect_metrics(tmp_path / "nowhere")
+        records.collect_metrics(tmp_path / "nowhere")
     with pytest.raises(ValueError, match="no metrics.json"):
-        evaluate.collect_metrics(tmp_path)
+        records.collect_metrics(tmp_path)
 
 
 # ---------------------------------------------------------------- original report
 
 
 def test_load_original_results():
-    original = evaluate.load_original_results()
+    original = records.load_original_results()
     assert list(original.columns) == [*evaluate.TABLE_COLUMNS, "source"]
     assert len(original) == 20
     assert set(original["source"]) == {"original report"}
@@ -594,9 +593,9 @@ def test_load_original_results():
 
 
 def test_comparison_table(evaluation):
-    original = evaluate.load_original_results()
+    original = records.load_original_results()
     ours = evaluation.table.replace({"model": {"tiny": "dts_model"}})
-    table = evaluate.comparison_table(ours, original)
+    table = records.comparison_table(ours, original)
     assert list(table.columns[:2]) == ["model", "scale"]
     assert {"psnr_ours", "psnr_original", "psnr_bicubic", "psnr_gain_db"} <= set(
         table.columns

@@ -11,7 +11,7 @@ import nbformat
 import pytest
 import yaml
 
-from srkit import layout, pipeline
+from srkit import layout, pipeline, records
 
 PROJECT = Path(__file__).resolve().parents[1]
 STEPS = sorted((PROJECT / "notebooks").glob("[0-9][0-9]_*.py"))
@@ -188,7 +188,7 @@ def markdown_outputs(notebook) -> str:
 def test_benchmark_step_runs_without_sets_and_on_a_tiny_set(tmp_path):
     import numpy as np
 
-    from srkit import data, evaluate, models
+    from srkit import data, models
 
     run_dir = tmp_path / "run"
     folder = run_dir / "models" / "simple_model_bilinear"
@@ -197,7 +197,7 @@ def test_benchmark_step_runs_without_sets_and_on_a_tiny_set(tmp_path):
     path = PROJECT / "notebooks" / "12_benchmarks.py"
     notebook = execute(path, tmp_path, run_dir=str(run_dir), benchmarks="")
     assert "No benchmark sets" in markdown_outputs(notebook)
-    record = evaluate.read_metrics(layout.RunFolder(run_dir).step_metrics(path.stem))
+    record = records.read_metrics(layout.RunFolder(run_dir).step_metrics(path.stem))
     assert record["benchmarks"] == []
     (tmp_path / "sets" / "Set5").mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -210,6 +210,6 @@ def test_benchmark_step_runs_without_sets_and_on_a_tiny_set(tmp_path):
     text = markdown_outputs(notebook)
     assert "**Set5, x2** (mean over 2 images)" in text
     assert "simple_model_bilinear (step 02)" in text
-    table = evaluate.read_benchmarks(run_dir)
+    table = records.read_benchmarks(run_dir)
     assert set(table["model"]) == {"bicubic", "simple_model_bilinear"}
     assert set(table["scale"]) == {2, 4}  # bicubic at x4 too, the model at x2 only

@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from srkit import data, evaluate, plots  # noqa: E402
+from srkit import data, evaluate, plots, records  # noqa: E402
 
 RNG = np.random.default_rng(0)
 
@@ -248,7 +248,7 @@ def test_metric_bars():
             "ssim": [0.7, 0.6, 0.65, 0.55, 0.72],
         }
     )
-    original = evaluate.load_original_results()
+    original = records.load_original_results()
     figure = rendered(plots.metric_bars(ours, "psnr", original))
     assert len(figure.axes) == 2
     assert figure.axes[0].get_xlabel() == "PSNR (dB)"

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from srkit import data, evaluate, report
+from srkit import data, evaluate, records, report
 
 
 def fake_evaluation(name: str, psnr: float, bicubic_psnr: float = 25.0):
@@ -92,7 +92,7 @@ def test_results_table_has_ours_bicubic_and_original_rows():
     sources = table.reset_index()
     assert set(sources["source"]) == {"this run", "bicubic", "original report"}
     original = sources[sources["source"] == "original report"]
-    reference = evaluate.load_original_results()
+    reference = records.load_original_results()
     expected = reference[reference["model"] == "dts_model"].sort_values("scale")
     assert np.allclose(original["psnr"], expected["psnr"].round(2))
 
@@ -188,7 +188,7 @@ def test_markdown_table_escapes_pipes_and_newlines():
 
 
 def test_summary_table_sorts_by_scale_and_keeps_model_order():
-    comparison = evaluate.comparison_table(
+    comparison = records.comparison_table(
         pd.concat([run_table(), run_table().assign(scale=144)])
     )
     table = report.summary_table(comparison, ("psnr",))

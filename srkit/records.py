@@ -1,0 +1,567 @@
+"""Records: the ``metrics.json`` each step writes, and the numbers of others.
+
+A step keeps what it measured in ``RUN/steps/<stem>/metrics.json``
+(:func:`write_metrics` for trained models, :func:`write_benchmarks` for the
+benchmark sets, :func:`write_summary` for the summary); :func:`read_metrics`
+validates one file, :func:`collect_metrics` and :func:`read_benchmarks` gather a
+run's files into tables. Numbers measured elsewhere live here too, always labelled
+as such: the original report's results (:func:`load_original_results`) and the
+published benchmark rows (:func:`load_published_benchmarks`).
+:func:`comparison_table` sets ours beside bicubic and the original report.
+
+Per-model facts (loss, steps, images per second...) arrive as a plain dict, for
+example ``srkit.train.FitResult.record()``.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from srkit.atomic import atomic_path
+from srkit.evaluate import (
+    BENCHMARK_COLUMNS,
+    BENCHMARK_IMAGE_COLUMNS,
+    BICUBIC,
+    METRICS,
+    TABLE_COLUMNS,
+    Evaluation,
+    benchmark_summary,
+)
+from srkit.layout import METRICS_FILE, RunFolder
+
+#: Version of the ``metrics.json`` layout written by :func:`write_metrics`.
+SCHEMA_VERSION = 1
+
+#: Keys of the per-model information stored in ``metrics.json`` (None when unknown).
+INFO_KEYS = (
+    "loss",
+    "steps",
+    "batch_size",
+    "n_train",
+    "n_val",
+    "train_images_per_s",
+    "wall_time_s",
+    "vgg_weights",
+    "precision",
+)
+
+#: Key of the benchmark means in a ``metrics.json`` (see :func:`write_benchmarks`).
+BENCHMARKS_KEY = "benchmarks"
+
+#: Columns of :func:`load_published_benchmarks`.
+PUBLISHED_COLUMNS = ["method", "set", "scale", "psnr", "ssim", "citation", "link"]
+
+COLLECT_COLUMNS = ["step", "model", "scale", *METRICS, "loss", "steps", "n_train"]
+
+
+def load_published_benchmarks() -> pd.DataFrame:
+    """Published benchmark numbers (typed in from the papers, not measured here).
+
+    Read from the package file ``srkit/reference/published_benchmarks.csv``: the
+    bicubic baseline and SRCNN (Dong et al., TPAMI 2016) and ESPCN (Shi et al.,
+    CVPR 2016) on Set5 and Set14, Y-channel PSNR (dB) and SSIM as printed in the
+    papers' tables. A blank value is one the paper does not report (ESPCN reports
+    PSNR only, and no x2) or one we could not check against a second source.
+
+    Returns:
+        DataFrame with columns ``method, set, scale, psnr, ssim, citation, link``
+        (``link``: the paper's abstract page).
+    """
+    resource = (
+        importlib.resources.files("srkit") / "reference" / "published_benchmarks.csv"
+    )
+    with resource.open("r", encoding="utf-8") as stream:
+        table = pd.read_csv(stream)
+    table["scale"] = table["scale"].astype(np.int64)
+    for metric in ("psnr", "ssim"):
+        table[metric] = table[metric].astype(np.float64)
+    return table[PUBLISHED_COLUMNS]
+
+
+def _json_value(value):
+    """JSON form of numpy scalars, paths and other simple values."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, tuple | set):
+        return list(value)
+    raise TypeError(f"value {value!r} of type {type(value).__name__} is not JSON")
+
+
+def _score_records(table: pd.DataFrame) -> list[dict]:
+    return [
+        {"scale": int(row["scale"]), **{m: float(row[m]) for m in METRICS}}
+        for row in table.to_dict("records")
+    ]
+
+
+def _info_dict(info) -> dict:
+    """Per-model information: a plain dict (``FitResult.record()``) or None."""
+    if info is None:
+        return {}
+    if not isinstance(info, Mapping):
+        raise ValueError(
+            f"info must be a dict (for a training result: result.record()), got "
+            f"{type(info).__name__}"
+        )
+    return dict(info)
+
+
+def _model_record(evaluation: Evaluation, info) -> dict:
+    info = _info_dict(info)
+    reserved = {"model", "n_images", "metrics", "bicubic"} & set(info)
+    if reserved:
+        raise ValueError(
+            f"info for {evaluation.model_name!r} may not set {sorted(reserved)}: "
+            "they come from the evaluation"
+        )
+    record = {"model": evaluation.model_name, "n_images": int(evaluation.n_images)}
+    record.update({key: info.pop(key, None) for key in INFO_KEYS})
+    if record["n_val"] is None:
+        record["n_val"] = int(evaluation.n_images)
+    record.update(info)  # any further keys are kept as given
+    table = evaluation.table
+    is_bicubic = table["model"] == BICUBIC
+    record["metrics"] = _score_records(table[~is_bicubic])
+    record["bicubic"] = _score_records(table[is_bicubic])
+    return record
+
+
+def write_metrics(
+    path,
+    evaluations,
+    step: str | int,
+    params: Mapping | None = None,
+    extra: Mapping | None = None,
+) -> Path:
+    """Write a step's ``metrics.json`` atomically (temporary file, then rename).
+
+    Schema (``schema_version`` 1)::
+
+        {
+          "schema_version": 1,
+          "step": "05",                       # step id or notebook stem
+          "params": {...},                    # resolved parameters of the step
+          "extra": {...},                     # free-form notes (may be empty)
+          "models": [
+            {
+              "model": "dilated_conv_block_model",
+              "n_images": 20,                 # images evaluated
+              "loss": "mae", "steps": 400, "n_train": 80, "n_val": 20,
+              "train_images_per_s": 12.3, "wall_time_s": 45.6,
+              "vgg_weights": null, "precision": "float32",   # None when unknown
+              "metrics": [{"scale": 144, "mse": ..., "mae": ..., "psnr": ...,
+                           "ssim": ...}, ...],
+              "bicubic": [{"scale": 144, ...}, ...]
+            }
+          ]
+        }
+
+    Args:
+        path: file to write (usually ``RUN/steps/<stem>/metrics.json``); parent
+            folders are created.
+        evaluations: an :class:`Evaluation`, or a list of Evaluations or of
+            ``(Evaluation, info)`` pairs. ``info`` is a dict with any of ``loss,
+            steps, n_train, n_val, train_images_per_s, wall_time_s, vgg_weights,
+            precision`` (further keys are stored as given), or the
+            ``srkit.train.FitResult`` of the model, from which they are taken
+            (``steps`` = the optimizer steps of its history). An empty list is
+            allowed for steps without a model; a bicubic-only evaluation
+            (``evaluate(None, ...)``) is stored as model ``bicubic`` with an empty
+            ``metrics`` list.
+        step: the step id, e.g. ``"05"`` or ``"R1"`` (an int becomes two digits).
+        params: the step's parameters (JSON-serializable).
+        extra: anything else worth keeping (JSON-serializable).
+
+    The summary step writes the same schema through :func:`write_summary`, with no
+    models and its table under an extra key ``summary``.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: on an empty step, a bad evaluations entry, reserved info keys or
+            values that JSON cannot hold.
+    """
+    if isinstance(step, int) and not isinstance(step, bool):
+        step = f"{step:02d}"
+    if not isinstance(step, str) or not step:
+        raise ValueError(f"step must be a non-empty string such as '05', got {step!r}")
+    if isinstance(evaluations, Evaluation | tuple):
+        evaluations = [evaluations]
+    models = []
+    for entry in evaluations:
+        if isinstance(entry, Evaluation):
+            models.append(_model_record(entry, None))
+        elif (
+            isinstance(entry, tuple | list)
+            and len(entry) == 2
+            and isinstance(entry[0], Evaluation)
+        ):
+            models.append(_model_record(entry[0], entry[1]))
+        else:
+            raise ValueError(
+                "evaluations must hold Evaluation objects or (Evaluation, info) "
+                f"pairs, got {type(entry).__name__}"
+            )
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "step": step,
+        "params": dict(params or {}),
+        "extra": dict(extra or {}),
+        "models": models,
+    }
+    return _write_json(path, document)
+
+
+def _write_json(path, document: dict) -> Path:
+    """Write a metrics document through :func:`srkit.atomic.atomic_path`."""
+    try:
+        text = json.dumps(document, indent=2, default=_json_value)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"metrics for step {document['step']!r} are not JSON: {error}"
+        ) from error
+    path = Path(path)
+    with atomic_path(path) as temporary:
+        temporary.write_text(text + "\n", encoding="utf-8")
+    return path
+
+
+def write_summary(
+    path, table: pd.DataFrame, step: str | None = None, params: Mapping | None = None
+) -> Path:
+    """Write the summary step's ``metrics.json``: no models, the combined table.
+
+    The file follows the :func:`write_metrics` schema with an empty ``models`` list
+    (so :func:`collect_metrics` adds nothing from it on a later run) and one more
+    key, ``summary``: the rows of ``table`` as a list of objects (NaN becomes null).
+
+    Args:
+        path: file to write, e.g. ``RUN/steps/13_summary/metrics.json``.
+        table: the combined table (:func:`collect_metrics` or
+            :func:`comparison_table`).
+        step: the step id; the name of the file's folder when None.
+        params: the step's parameters (JSON-serializable).
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: on values that JSON cannot hold.
+    """
+    path = Path(path)
+    records = json.loads(table.to_json(orient="records"))
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "step": str(step or path.parent.name),
+        "params": dict(params or {}),
+        "extra": {},
+        "models": [],
+        "summary": records,
+    }
+    return _write_json(path, document)
+
+
+def _records(table: pd.DataFrame) -> list[dict]:
+    return json.loads(table.to_json(orient="records"))
+
+
+def write_benchmarks(
+    path,
+    per_image: pd.DataFrame,
+    step: str | None = None,
+    params: Mapping | None = None,
+    extra: Mapping | None = None,
+) -> Path:
+    """Write the benchmark step's ``metrics.json``: means, margins and per-image rows.
+
+    The file follows the :func:`write_metrics` schema with an empty ``models`` list
+    (so :func:`collect_metrics` adds nothing from it) and two more keys:
+    ``benchmarks``, the rows of :func:`benchmark_summary` (set, scale, model,
+    n_images, psnr, ssim, psnr_margin, ssim_margin), and ``benchmarks_per_image``,
+    the rows of ``per_image``. With no sets both lists are empty, and the file is
+    still written, so the step has a record.
+
+    Args:
+        path: file to write, e.g. ``RunFolder(RUN).step_metrics("12_benchmarks")``.
+        per_image: :func:`benchmark_all` output (may be empty).
+        step: the step id; the name of the file's folder when None.
+        params: the step's parameters (JSON-serializable).
+        extra: anything else worth keeping (JSON-serializable).
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: on missing columns or values that JSON cannot hold.
+    """
+    path = Path(path)
+    summary = benchmark_summary(per_image)
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "step": str(step or path.parent.name),
+        "params": dict(params or {}),
+        "extra": dict(extra or {}),
+        "models": [],
+        BENCHMARKS_KEY: _records(summary),
+        f"{BENCHMARKS_KEY}_per_image": _records(per_image[BENCHMARK_IMAGE_COLUMNS]),
+    }
+    return _write_json(path, document)
+
+
+def read_benchmarks(run_dir) -> pd.DataFrame:
+    """The benchmark means and margins a run's benchmark step recorded.
+
+    Every ``RUN/steps/*/metrics.json`` holding a ``benchmarks`` key (written by
+    :func:`write_benchmarks`) is read in folder order; the last one wins.
+
+    Args:
+        run_dir: the run folder.
+
+    Returns:
+        :func:`benchmark_summary`-shaped DataFrame; empty when the run has no
+        benchmark record or the record holds no sets.
+
+    Raises:
+        ValueError: for an invalid metrics file.
+    """
+    found = benchmark_summary(pd.DataFrame(columns=BENCHMARK_IMAGE_COLUMNS))
+    for path in RunFolder(run_dir).all_step_metrics():
+        document = read_metrics(path)
+        if BENCHMARKS_KEY not in document:
+            continue
+        rows = document[BENCHMARKS_KEY]
+        if not isinstance(rows, list):
+            raise ValueError(
+                f"metrics file {str(path)!r}: {BENCHMARKS_KEY!r} is not a list"
+            )
+        table = pd.DataFrame(rows, columns=BENCHMARK_COLUMNS)
+        if not table.empty:
+            table["scale"] = table["scale"].astype(np.int64)
+            table["n_images"] = table["n_images"].astype(np.int64)
+            for column in ("psnr", "ssim", "psnr_margin", "ssim_margin"):
+                table[column] = table[column].astype(np.float64)
+        found = table
+    return found
+
+
+def _check_scores(scores, where: str) -> None:
+    if not isinstance(scores, list):
+        raise ValueError(f"{where} must be a list, got {type(scores).__name__}")
+    for score in scores:
+        missing = {"scale", *METRICS} - set(score if isinstance(score, dict) else ())
+        if missing:
+            raise ValueError(f"{where}: an entry lacks the keys {sorted(missing)}")
+
+
+def read_metrics(path) -> dict:
+    """Read and validate a ``metrics.json`` written by :func:`write_metrics`.
+
+    Args:
+        path: the file.
+
+    Returns:
+        The document as a dict (see :func:`write_metrics` for the schema).
+
+    Raises:
+        ValueError: naming the file, when it is missing, not JSON, of another
+            ``schema_version`` or lacks required keys.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"metrics file {str(path)!r} does not exist")
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(
+            f"metrics file {str(path)!r} is not valid JSON: {error}"
+        ) from error
+    if not isinstance(document, dict):
+        raise ValueError(f"metrics file {str(path)!r} does not hold a JSON object")
+    version = document.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ValueError(
+            f"metrics file {str(path)!r} has schema_version {version!r}; this srkit "
+            f"reads version {SCHEMA_VERSION}: rerun the step to rewrite it"
+        )
+    missing = {"step", "models"} - set(document)
+    if missing:
+        raise ValueError(f"metrics file {str(path)!r} lacks the keys {sorted(missing)}")
+    if not isinstance(document["models"], list):
+        raise ValueError(f"metrics file {str(path)!r}: 'models' must be a list")
+    for number, record in enumerate(document["models"]):
+        where = f"metrics file {str(path)!r}, models[{number}]"
+        if not isinstance(record, dict):
+            raise ValueError(f"{where} is not an object")
+        missing = {"model", "metrics", "bicubic"} - set(record)
+        if missing:
+            raise ValueError(f"{where} lacks the keys {sorted(missing)}")
+        _check_scores(record["metrics"], f"{where}.metrics")
+        _check_scores(record["bicubic"], f"{where}.bicubic")
+    return document
+
+
+def collect_metrics(run_dir, bicubic: str = "last") -> pd.DataFrame:
+    """Gather every ``RUN/steps/*/metrics.json`` into one long table.
+
+    Files are read in the sorted order of their step folders (``01_...`` to
+    ``13_...``). The bicubic baseline depends on the validation images a step used, so
+    its rows are chosen by ``bicubic``:
+
+    - ``"last"`` (default): one row per scale, from the last step (in folder order)
+      that has one; its ``step`` column says which.
+    - ``"per_step"``: one row per step and scale.
+    - ``"none"``: no bicubic rows.
+
+    Args:
+        run_dir: the run folder (holding ``steps/``).
+        bicubic: ``"last"``, ``"per_step"`` or ``"none"``.
+
+    Returns:
+        DataFrame with columns ``step, model, scale, mse, mae, psnr, ssim, loss,
+        steps, n_train`` then ``n_val, n_images, train_images_per_s, wall_time_s,
+        vgg_weights, precision``: one row per model and scale, model rows in file
+        order, then the bicubic rows.
+
+    Raises:
+        ValueError: for a missing run folder, no metrics files, an invalid file, or
+            an unknown ``bicubic`` choice.
+    """
+    choices = ("last", "per_step", "none")
+    if bicubic not in choices:
+        raise ValueError(f"bicubic must be one of {choices}, got {bicubic!r}")
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ValueError(f"run folder {str(run_dir)!r} does not exist")
+    files = RunFolder(run_dir).all_step_metrics()
+    if not files:
+        raise ValueError(
+            f"no {METRICS_FILE} under {str(RunFolder(run_dir).steps)!r}: run the step "
+            "notebooks first (srkit run)"
+        )
+    extra_columns = [
+        "n_val",
+        "n_images",
+        "train_images_per_s",
+        "wall_time_s",
+        "vgg_weights",
+        "precision",
+    ]
+    model_rows, bicubic_rows = [], {}
+    for path in files:
+        document = read_metrics(path)
+        step = str(document.get("step") or path.parent.name)
+        for record in document["models"]:
+            info = {
+                key: record.get(key) for key in [*COLLECT_COLUMNS[7:], *extra_columns]
+            }
+            for score in record["metrics"]:
+                model_rows.append(
+                    {"step": step, "model": record["model"], **score, **info}
+                )
+            for score in record["bicubic"]:
+                row = {"step": step, "model": BICUBIC, **score}
+                row["n_val"] = record.get("n_val")
+                row["n_images"] = record.get("n_images")
+                key = (
+                    (step, int(score["scale"]))
+                    if bicubic == "per_step"
+                    else (int(score["scale"]))
+                )
+                bicubic_rows[key] = row
+    rows = model_rows
+    if bicubic != "none":
+        rows = rows + sorted(
+            bicubic_rows.values(), key=lambda r: (r["scale"], r["step"])
+        )
+    table = pd.DataFrame(rows, columns=[*COLLECT_COLUMNS, *extra_columns])
+    table["scale"] = table["scale"].astype(np.int64)
+    for metric in METRICS:
+        table[metric] = table[metric].astype(np.float64)
+    return table
+
+
+# ---------------------------------------------------------------- original report
+
+
+def load_original_results() -> pd.DataFrame:
+    """The original report's results table (the only typed-in numbers).
+
+    Read from the package file ``srkit/reference/original_results.csv``, a copy of
+    the report's table: mean validation metrics of each model and output scale.
+
+    Returns:
+        DataFrame with columns ``model, scale, mse, mae, psnr, ssim, source``;
+        ``source`` is ``"original report"``.
+    """
+    resource = importlib.resources.files("srkit") / "reference" / "original_results.csv"
+    with resource.open("r", encoding="utf-8") as stream:
+        table = pd.read_csv(stream)
+    table["scale"] = table["scale"].astype(np.int64)
+    table["source"] = "original report"
+    return table[[*TABLE_COLUMNS, "source"]]
+
+
+def _last_per_key(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    return table.drop_duplicates(subset=keys, keep="last")
+
+
+def comparison_table(ours: pd.DataFrame, original: pd.DataFrame | None = None):
+    """Our metrics beside the original report's and the bicubic baseline.
+
+    Args:
+        ours: a table with columns ``model, scale, mse, mae, psnr, ssim`` (and maybe
+            ``step``): :attr:`Evaluation.table` or :func:`collect_metrics`. Its
+            ``bicubic`` rows give the baseline columns (matched by step and scale
+            when both tables carry per-step bicubic rows, else the last per scale).
+        original: the original report (:func:`load_original_results` when None).
+
+    Returns:
+        One row per model and scale of ``ours`` (in its order; when a model and scale
+        appear twice the last row wins unless ``step`` tells them apart), then the
+        original report's models that we did not run. Columns: ``model, scale``
+        (``step`` when ``ours`` has it), then for each metric ``<m>_ours``,
+        ``<m>_original``, ``<m>_bicubic``, and ``psnr_gain_db`` (ours minus bicubic).
+    """
+    if original is None:
+        original = load_original_results()
+    missing = set(TABLE_COLUMNS) - set(ours.columns)
+    if missing:
+        raise ValueError(f"ours lacks the columns {sorted(missing)}")
+    has_step = "step" in ours.columns
+    keys = ["step", "model", "scale"] if has_step else ["model", "scale"]
+    is_bicubic = ours["model"] == BICUBIC
+    models = _last_per_key(ours[~is_bicubic], keys)[[*keys, *METRICS]]
+    models = models.rename(columns={m: f"{m}_ours" for m in METRICS})
+    reference = _last_per_key(
+        original[original["model"] != BICUBIC], ["model", "scale"]
+    )
+    reference = reference[TABLE_COLUMNS].rename(
+        columns={m: f"{m}_original" for m in METRICS}
+    )
+    table = models.merge(reference, on=["model", "scale"], how="left")
+    extra = reference[~reference["model"].isin(set(models["model"]))]
+    table = pd.concat([table, extra], ignore_index=True)
+    baseline = ours[is_bicubic]
+    per_step = has_step and baseline["step"].nunique() > 1
+    bicubic_keys = ["step", "scale"] if per_step else ["scale"]
+    baseline = _last_per_key(baseline, bicubic_keys)[[*bicubic_keys, *METRICS]]
+    baseline = baseline.rename(columns={m: f"{m}_bicubic" for m in METRICS})
+    table = table.merge(baseline, on=bicubic_keys, how="left")
+    table["psnr_gain_db"] = table["psnr_ours"] - table["psnr_bicubic"]
+    table["scale"] = table["scale"].astype(np.int64)
+    columns = [*keys] + [
+        f"{m}_{side}" for m in METRICS for side in ("ours", "original", "bicubic")
+    ]
+    return table[[*columns, "psnr_gain_db"]]
