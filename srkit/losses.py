@@ -35,8 +35,9 @@ from srkit import metrics
 
 __all__ = ["NAMES", "SSIM_GAP_FLOOR", "describe", "get", "table"]
 
-#: Loss names, in the order the report introduces them.
-NAMES = ("mse", "mae", "psnr", "ssim", "psnr_ssim", "mse_ssim", "psnr_over_ssim")
+#: name -> (loss function, LaTeX formula), in the order the report introduces them;
+#: filled by :func:`_register` below.
+_REGISTRY: dict[str, tuple[Callable, str]] = {}
 
 #: Smallest value of ``1 - SSIM`` in ``psnr_over_ssim``. Without it the loss is
 #: -100/0 for identical images; and once SSIM is within float32 rounding (about
@@ -46,85 +47,92 @@ NAMES = ("mse", "mae", "psnr", "ssim", "psnr_ssim", "mse_ssim", "psnr_over_ssim"
 SSIM_GAP_FLOOR = 1e-3
 
 
-def _register(name: str):
-    """Register a loss with Keras under ``srkit>loss_NAME`` and name it NAME."""
+def _register(name: str, formula: str):
+    """Register a loss under NAME: with Keras (``srkit>loss_NAME``) and here."""
 
     def decorate(function):
         function.__name__ = name
         function.__qualname__ = name
-        return keras.saving.register_keras_serializable(
+        registered = keras.saving.register_keras_serializable(
             package="srkit", name=f"loss_{name}"
         )(function)
+        _REGISTRY[name] = (registered, formula)
+        return registered
 
     return decorate
 
 
-@_register("mse")
+@_register(
+    "mse",
+    r"\mathcal{L}_{\mathrm{mse}} = \mathrm{MSE}(y, \hat{y}) = "
+    r"\frac{1}{N} \sum_{i=1}^{N} (\hat{y}_i - y_i)^2",
+)
 def _mse(y_true, y_pred):
     return metrics.mse(y_true, y_pred)
 
 
-@_register("mae")
+@_register(
+    "mae",
+    r"\mathcal{L}_{\mathrm{mae}} = \mathrm{MAE}(y, \hat{y}) = "
+    r"\frac{1}{N} \sum_{i=1}^{N} \lvert \hat{y}_i - y_i \rvert",
+)
 def _mae(y_true, y_pred):
     return metrics.mae(y_true, y_pred)
 
 
-@_register("psnr")
+@_register(
+    "psnr",
+    r"\mathcal{L}_{\mathrm{psnr}} = -\mathrm{PSNR}(y, \hat{y}) = "
+    r"10 \log_{10} \max\left(\mathrm{MSE}(y, \hat{y}), "
+    r"10^{-10}\right)",
+)
 def _psnr(y_true, y_pred):
     return -metrics.psnr(y_true, y_pred)
 
 
-@_register("ssim")
+@_register(
+    "ssim",
+    r"\mathcal{L}_{\mathrm{ssim}} = 1 - \mathrm{SSIM}(y, \hat{y})",
+)
 def _ssim(y_true, y_pred):
     return 1.0 - metrics.ssim(y_true, y_pred)
 
 
-@_register("psnr_ssim")
+@_register(
+    "psnr_ssim",
+    r"\mathcal{L}_{\mathrm{psnr\_ssim}} = -\mathrm{PSNR}(y, "
+    r"\hat{y}) - \mathrm{SSIM}(y, \hat{y})",
+)
 def _psnr_ssim(y_true, y_pred):
     return -metrics.psnr(y_true, y_pred) - metrics.ssim(y_true, y_pred)
 
 
-@_register("mse_ssim")
+@_register(
+    "mse_ssim",
+    r"\mathcal{L}_{\mathrm{mse\_ssim}} = \mathrm{MSE}(y, \hat{y}) "
+    r"- \mathrm{SSIM}(y, \hat{y})",
+)
 def _mse_ssim(y_true, y_pred):
     return metrics.mse(y_true, y_pred) - metrics.ssim(y_true, y_pred)
 
 
-@_register("psnr_over_ssim")
+@_register(
+    "psnr_over_ssim",
+    r"\mathcal{L}_{\mathrm{psnr\_over\_ssim}} = "
+    r"-\frac{\mathrm{PSNR}(y, \hat{y})}{\max\left(1 - "
+    r"\mathrm{SSIM}(y, \hat{y}), 10^{-3}\right)}",
+)
 def _psnr_over_ssim(y_true, y_pred):
     gap = ops.maximum(1.0 - metrics.ssim(y_true, y_pred), SSIM_GAP_FLOOR)
     return -metrics.psnr(y_true, y_pred) / gap
 
 
-_LOSSES = {
-    "mse": _mse,
-    "mae": _mae,
-    "psnr": _psnr,
-    "ssim": _ssim,
-    "psnr_ssim": _psnr_ssim,
-    "mse_ssim": _mse_ssim,
-    "psnr_over_ssim": _psnr_over_ssim,
-}
-
-_FORMULAS = {
-    "mse": r"\mathcal{L}_{\mathrm{mse}} = \mathrm{MSE}(y, \hat{y})"
-    r" = \frac{1}{N} \sum_{i=1}^{N} (\hat{y}_i - y_i)^2",
-    "mae": r"\mathcal{L}_{\mathrm{mae}} = \mathrm{MAE}(y, \hat{y})"
-    r" = \frac{1}{N} \sum_{i=1}^{N} \lvert \hat{y}_i - y_i \rvert",
-    "psnr": r"\mathcal{L}_{\mathrm{psnr}} = -\mathrm{PSNR}(y, \hat{y})"
-    r" = 10 \log_{10} \max\left(\mathrm{MSE}(y, \hat{y}), 10^{-10}\right)",
-    "ssim": r"\mathcal{L}_{\mathrm{ssim}} = 1 - \mathrm{SSIM}(y, \hat{y})",
-    "psnr_ssim": r"\mathcal{L}_{\mathrm{psnr\_ssim}}"
-    r" = -\mathrm{PSNR}(y, \hat{y}) - \mathrm{SSIM}(y, \hat{y})",
-    "mse_ssim": r"\mathcal{L}_{\mathrm{mse\_ssim}}"
-    r" = \mathrm{MSE}(y, \hat{y}) - \mathrm{SSIM}(y, \hat{y})",
-    "psnr_over_ssim": r"\mathcal{L}_{\mathrm{psnr\_over\_ssim}}"
-    r" = -\frac{\mathrm{PSNR}(y, \hat{y})}"
-    r"{\max\left(1 - \mathrm{SSIM}(y, \hat{y}), 10^{-3}\right)}",
-}
+#: Loss names, in the order the report introduces them.
+NAMES: tuple[str, ...] = tuple(_REGISTRY)
 
 
 def _check_name(name) -> str:
-    if not isinstance(name, str) or name not in _LOSSES:
+    if not isinstance(name, str) or name not in _REGISTRY:
         raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(NAMES)}")
     return name
 
@@ -143,7 +151,7 @@ def get(name: str) -> Callable:
     Raises:
         ValueError: if ``name`` is not in :data:`NAMES` (the message lists them).
     """
-    return _LOSSES[_check_name(name)]
+    return _REGISTRY[_check_name(name)][0]
 
 
 def describe(name: str) -> str:
@@ -163,7 +171,7 @@ def describe(name: str) -> str:
     Raises:
         ValueError: if ``name`` is not in :data:`NAMES` (the message lists them).
     """
-    return _FORMULAS[_check_name(name)]
+    return _REGISTRY[_check_name(name)][1]
 
 
 def table() -> pd.DataFrame:

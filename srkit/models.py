@@ -4,8 +4,8 @@ This module owns the registry (``MODEL_NAMES``, ``MODEL_INFO``), the builders
 that turn a name into a ``keras.Model`` (``build``), the resolution of the frozen
 VGG16 ``block1`` weights (``"random"``, ``"imagenet"`` or a local file), and small
 helpers to inspect a built model (``count_params``, ``vgg_weights_used``,
-``zoo_table``). The exact parameter counts of DESIGN.md's zoo table are the
-specification and are stored in ``MODEL_INFO``; the tests build every model and
+``zoo_table``). The exact parameter counts of the original study's networks are
+stored in ``MODEL_INFO`` beside each builder; the tests build every model and
 compare.
 
 Every model takes float32 RGB images in [0, 1] of any size, shape
@@ -45,108 +45,6 @@ __all__ = [
 LOW = ("low_upsample",)
 BOTH = ("low_upsample", "high_upsample")
 
-MODEL_INFO: dict[str, dict] = {
-    "simple_model_nearest": {
-        "step": "02",
-        "outputs": LOW,
-        "loss": "mse",
-        "params": 38_915,
-        "trainable": 38_915,
-        "summary": "Two 3x3 convolutions, nearest-neighbour x2 upsampling and a "
-        "1x1 head: the simplest fully convolutional upscaler.",
-    },
-    "simple_model_bilinear": {
-        "step": "02",
-        "outputs": LOW,
-        "loss": "mse",
-        "params": 38_915,
-        "trainable": 38_915,
-        "summary": "The step-02 network with bilinear instead of nearest-neighbour "
-        "upsampling.",
-    },
-    "multi_upsampling_model": {
-        "step": "03",
-        "outputs": BOTH,
-        "loss": "mse",
-        "params": 39_110,
-        "trainable": 39_110,
-        "summary": "Two 3x3 convolutions, then upsampling twice with a 1x1 head "
-        "after each, giving x2 and x4 outputs.",
-    },
-    "residual_block_model": {
-        "step": "04",
-        "outputs": BOTH,
-        "loss": "mse",
-        "params": 55_814,
-        "trainable": 55_814,
-        "summary": "A 1x1 stem and residual blocks of two 3x3 convolutions "
-        "before each upsampling.",
-    },
-    "dilated_conv_block_model": {
-        "step": "05",
-        "outputs": BOTH,
-        "loss": "mse",
-        "params": 166_598,
-        "trainable": 166_598,
-        "summary": "Step 04 with each residual block replaced by a residual "
-        "dilated block (parallel dilation 1, 2 and 4).",
-    },
-    "vgg_feature_extract_model": {
-        "step": "06",
-        "outputs": BOTH,
-        "loss": "mse",
-        "params": 43_910,
-        "trainable": 5_190,
-        "summary": "Two 1x1 convolutions concatenated with frozen VGG16 block1 "
-        "features, then upsampled twice.",
-    },
-    "dts_model": {
-        "step": "07",
-        "outputs": BOTH,
-        "loss": "mse",
-        "params": 160_614,
-        "trainable": 121_894,
-        "summary": "Convolutions and VGG16 block1 features upscaled by learned "
-        "depth-to-space (sub-pixel) layers instead of interpolation.",
-    },
-    "dts_dilated_conv_block_model": {
-        "step": "R1",
-        "outputs": BOTH,
-        "loss": "psnr",
-        "params": 2_116_646,
-        "trainable": 2_077_926,
-        "summary": "Three parallel dilated residual blocks concatenated with VGG16 "
-        "features, depth-to-space upscaling, trained on -PSNR.",
-    },
-    "dts_dilated_conv_ext_block_model": {
-        "step": "R2",
-        "outputs": BOTH,
-        "loss": "psnr_ssim",
-        "params": 2_780_966,
-        "trainable": 2_742_246,
-        "summary": "R1 with extended (three dilated blocks deep) residual blocks "
-        "in the parallel branches, trained on -PSNR-SSIM.",
-    },
-    "dts_dilated_conv_ext_block_ssim_model": {
-        "step": "R3",
-        "outputs": BOTH,
-        "loss": "mse_ssim",
-        "params": 2_780_966,
-        "trainable": 2_742_246,
-        "summary": "The R2 architecture trained on MSE-SSIM.",
-    },
-    "dts_dilated_conv_ext_block_ssim_psnr_model": {
-        "step": "R4",
-        "outputs": BOTH,
-        "loss": "psnr_over_ssim",
-        "params": 2_965_606,
-        "trainable": 2_926_886,
-        "summary": "Chained extended dilated residual blocks summed with their "
-        "input, VGG16 features and depth-to-space, trained on -PSNR/(1-SSIM).",
-    },
-}
-
-MODEL_NAMES: tuple[str, ...] = tuple(MODEL_INFO)
 
 # Seed of the "random" VGG weights, so that every build gives the same features.
 VGG_RANDOM_SEED = 0
@@ -420,19 +318,122 @@ def _dts_dilated_ext_chain(inputs, vgg_weights):
     return [_head(low, "low_upsample"), _head(high, "high_upsample")]
 
 
-_BUILDERS = {
-    "simple_model_nearest": lambda inputs, _w: _simple(inputs, "nearest"),
-    "simple_model_bilinear": lambda inputs, _w: _simple(inputs, "bilinear"),
-    "multi_upsampling_model": _multi_upsampling,
-    "residual_block_model": _residual,
-    "dilated_conv_block_model": _dilated,
-    "vgg_feature_extract_model": _vgg_feature_extract,
-    "dts_model": _dts,
-    "dts_dilated_conv_block_model": _dts_dilated,
-    "dts_dilated_conv_ext_block_model": _dts_dilated_ext,
-    "dts_dilated_conv_ext_block_ssim_model": _dts_dilated_ext,
-    "dts_dilated_conv_ext_block_ssim_psnr_model": _dts_dilated_ext_chain,
+#: The zoo, one entry per model in step order: its builder (inputs, vgg_weights)
+#: -> outputs, the step that trains it, its outputs, its training loss, its exact
+#: parameter counts and one sentence for the book.
+MODEL_INFO: dict[str, dict] = {
+    "simple_model_nearest": {
+        "builder": lambda inputs, _w: _simple(inputs, "nearest"),
+        "step": "02",
+        "outputs": LOW,
+        "loss": "mse",
+        "params": 38_915,
+        "trainable": 38_915,
+        "summary": "Two 3x3 convolutions, nearest-neighbour x2 upsampling and a "
+        "1x1 head: the simplest fully convolutional upscaler.",
+    },
+    "simple_model_bilinear": {
+        "builder": lambda inputs, _w: _simple(inputs, "bilinear"),
+        "step": "02",
+        "outputs": LOW,
+        "loss": "mse",
+        "params": 38_915,
+        "trainable": 38_915,
+        "summary": "The step-02 network with bilinear instead of nearest-neighbour "
+        "upsampling.",
+    },
+    "multi_upsampling_model": {
+        "builder": _multi_upsampling,
+        "step": "03",
+        "outputs": BOTH,
+        "loss": "mse",
+        "params": 39_110,
+        "trainable": 39_110,
+        "summary": "Two 3x3 convolutions, then upsampling twice with a 1x1 head "
+        "after each, giving x2 and x4 outputs.",
+    },
+    "residual_block_model": {
+        "builder": _residual,
+        "step": "04",
+        "outputs": BOTH,
+        "loss": "mse",
+        "params": 55_814,
+        "trainable": 55_814,
+        "summary": "A 1x1 stem and residual blocks of two 3x3 convolutions "
+        "before each upsampling.",
+    },
+    "dilated_conv_block_model": {
+        "builder": _dilated,
+        "step": "05",
+        "outputs": BOTH,
+        "loss": "mse",
+        "params": 166_598,
+        "trainable": 166_598,
+        "summary": "Step 04 with each residual block replaced by a residual "
+        "dilated block (parallel dilation 1, 2 and 4).",
+    },
+    "vgg_feature_extract_model": {
+        "builder": _vgg_feature_extract,
+        "step": "06",
+        "outputs": BOTH,
+        "loss": "mse",
+        "params": 43_910,
+        "trainable": 5_190,
+        "summary": "Two 1x1 convolutions concatenated with frozen VGG16 block1 "
+        "features, then upsampled twice.",
+    },
+    "dts_model": {
+        "builder": _dts,
+        "step": "07",
+        "outputs": BOTH,
+        "loss": "mse",
+        "params": 160_614,
+        "trainable": 121_894,
+        "summary": "Convolutions and VGG16 block1 features upscaled by learned "
+        "depth-to-space (sub-pixel) layers instead of interpolation.",
+    },
+    "dts_dilated_conv_block_model": {
+        "builder": _dts_dilated,
+        "step": "R1",
+        "outputs": BOTH,
+        "loss": "psnr",
+        "params": 2_116_646,
+        "trainable": 2_077_926,
+        "summary": "Three parallel dilated residual blocks concatenated with VGG16 "
+        "features, depth-to-space upscaling, trained on -PSNR.",
+    },
+    "dts_dilated_conv_ext_block_model": {
+        "builder": _dts_dilated_ext,
+        "step": "R2",
+        "outputs": BOTH,
+        "loss": "psnr_ssim",
+        "params": 2_780_966,
+        "trainable": 2_742_246,
+        "summary": "R1 with extended (three dilated blocks deep) residual blocks "
+        "in the parallel branches, trained on -PSNR-SSIM.",
+    },
+    "dts_dilated_conv_ext_block_ssim_model": {
+        "builder": _dts_dilated_ext,
+        "step": "R3",
+        "outputs": BOTH,
+        "loss": "mse_ssim",
+        "params": 2_780_966,
+        "trainable": 2_742_246,
+        "summary": "The R2 architecture trained on MSE-SSIM.",
+    },
+    "dts_dilated_conv_ext_block_ssim_psnr_model": {
+        "builder": _dts_dilated_ext_chain,
+        "step": "R4",
+        "outputs": BOTH,
+        "loss": "psnr_over_ssim",
+        "params": 2_965_606,
+        "trainable": 2_926_886,
+        "summary": "Chained extended dilated residual blocks summed with their "
+        "input, VGG16 features and depth-to-space, trained on -PSNR/(1-SSIM).",
+    },
 }
+
+MODEL_NAMES: tuple[str, ...] = tuple(MODEL_INFO)
 
 
 def build(
@@ -460,14 +461,14 @@ def build(
             bad ``vgg_weights`` file.
         RuntimeError: ``vgg_weights="imagenet"`` while offline and not cached.
     """
-    if name not in _BUILDERS:
+    if name not in MODEL_INFO:
         raise ValueError(
             f"unknown model name {name!r}; choose one of: {', '.join(MODEL_NAMES)}"
         )
     if seed is not None:
         keras.utils.set_random_seed(seed)
     inputs = keras.Input(shape=(None, None, 3), name="low_res")
-    outputs = _BUILDERS[name](inputs, vgg_weights)
+    outputs = MODEL_INFO[name]["builder"](inputs, vgg_weights)
     return keras.Model(inputs, outputs, name=name)
 
 

@@ -64,6 +64,7 @@ def test_registry_matches_design():
     allowed_losses.add("psnr_over_ssim")
     for info in models.MODEL_INFO.values():
         assert set(info) == {
+            "builder",
             "step",
             "outputs",
             "loss",
@@ -71,7 +72,7 @@ def test_registry_matches_design():
             "trainable",
             "summary",
         }
-        assert info["loss"] in allowed_losses
+        assert info["loss"] in allowed_losses and callable(info["builder"])
         assert info["outputs"] in (("low_upsample",), ("low_upsample", "high_upsample"))
     losses = [models.MODEL_INFO[name]["loss"] for name in models.MODEL_NAMES[-4:]]
     assert losses == ["psnr", "psnr_ssim", "mse_ssim", "psnr_over_ssim"]
