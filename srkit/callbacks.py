@@ -27,6 +27,7 @@ import numpy as np
 # and pipeline use it too); it is also this module's public name.
 from srkit.atomic import TMP_MARKER, atomic_path
 from srkit.layout import gif_path
+from srkit.vocab import FACTOR_OUTPUTS, OUTPUT_NAMES
 
 __all__ = [
     "OUTPUT_NAMES",
@@ -38,7 +39,6 @@ __all__ = [
     "select_frames",
 ]
 
-OUTPUT_NAMES = ("low_upsample", "high_upsample")
 # GIF defaults. A 144 px tile is the x2 prediction at full size; the x4 prediction
 # (288 px) is shrunk to it for the GIF only, which keeps a 30-frame GIF of three
 # photo tiles at about 1-2 MB (LZW compresses photographic content poorly).
@@ -48,8 +48,6 @@ FRAME_MS = 500  # display time of one frame
 LAST_FRAME_MS = 2000  # the final state is held longer before the loop restarts
 HEADER_PX = 18  # height of the text band carrying "epoch N"
 GAP_PX = 2  # dark gap between tiles
-# Output name by upscaling factor (the model zoo's convention, see DESIGN).
-_OUTPUT_BY_FACTOR = {2: "low_upsample", 4: "high_upsample"}
 PLOT_DPI = 100
 
 
@@ -330,7 +328,7 @@ class PlotPredictionCallback(keras.callbacks.Callback):
         self.target = _check_images(target, "target", 3)
         factor = self.target.shape[0] // self.image.shape[0]
         expected = (self.image.shape[0] * factor, self.image.shape[1] * factor, 3)
-        if factor not in _OUTPUT_BY_FACTOR or self.target.shape != expected:
+        if factor not in FACTOR_OUTPUTS or self.target.shape != expected:
             raise ValueError(
                 f"target shape {self.target.shape} must be image shape "
                 f"{self.image.shape} times 2 or 4"
@@ -339,7 +337,7 @@ class PlotPredictionCallback(keras.callbacks.Callback):
             raise ValueError(f"every must be an integer >= 1, got {every!r}")
         self.every = every
         self.factor = factor
-        self.output = _OUTPUT_BY_FACTOR[factor]
+        self.output = FACTOR_OUTPUTS[factor]
         self.display = _in_notebook() if display is None else bool(display)
         if not self.display and output_dir is None:
             raise ValueError("output_dir is required when not running in a notebook")

@@ -27,19 +27,15 @@ import numpy as np
 import pandas as pd
 
 from srkit import data, metrics
+from srkit.vocab import (
+    BICUBIC,
+    FACTOR_OUTPUTS,
+    HIGHER_IS_BETTER,
+    METRICS,
+    OUTPUT_SIDES,
+    SIDE_FACTORS,
+)
 
-#: Output name -> side of its target in pixels (DESIGN: x2 -> 144, x4 -> 288).
-OUTPUT_SCALES = {"low_upsample": data.MID_SIZE, "high_upsample": data.HIGH_SIZE}
-#: Target side -> upscaling factor from the 72 px input.
-SCALE_FACTORS = {data.MID_SIZE: 2, data.HIGH_SIZE: 4}
-#: Benchmark factor -> the output that produces it.
-FACTOR_OUTPUTS = {2: "low_upsample", 4: "high_upsample"}
-#: Metric columns of every table, in display order.
-METRICS = ("mse", "mae", "psnr", "ssim")
-#: Whether a larger value of the metric is better.
-HIGHER_IS_BETTER = {"mse": False, "mae": False, "psnr": True, "ssim": True}
-#: Model name of the bicubic-interpolation baseline rows.
-BICUBIC = "bicubic"
 #: Upscaling factors of the benchmark tables (the models' two outputs).
 BENCHMARK_SCALES = (2, 4)
 #: Usual order of the public benchmark sets; other folders follow by name.
@@ -447,12 +443,12 @@ class Evaluation:
 
 def _scored_outputs(model) -> list[str]:
     if model is None:  # bicubic only: both scales
-        return list(OUTPUT_SCALES)
+        return list(OUTPUT_SIDES)
     names = output_names(model)
-    scored = [name for name in OUTPUT_SCALES if name in names]
+    scored = [name for name in OUTPUT_SIDES if name in names]
     if not scored:
         raise ValueError(
-            f"model {model.name!r} has none of the outputs {list(OUTPUT_SCALES)}; "
+            f"model {model.name!r} has none of the outputs {list(OUTPUT_SIDES)}; "
             f"its outputs are {names}"
         )
     return scored
@@ -542,9 +538,9 @@ def evaluate(model, subset, batch_size: int = 8, name: str | None = None) -> Eva
         inputs = np.asarray(subset.x[start:stop], dtype=np.float32)
         predictions = {} if model is None else _predict_batch(model, inputs)
         for output in outputs:
-            scale = OUTPUT_SCALES[output]
+            scale = OUTPUT_SIDES[output]
             target = np.asarray(_target_of(subset, scale)[start:stop], np.float32)
-            bicubic = data.upscale(inputs, SCALE_FACTORS[scale])
+            bicubic = data.upscale(inputs, SIDE_FACTORS[scale])
             scored = [(bicubic_parts, BICUBIC, bicubic)]
             if model is not None:
                 scored.insert(0, (model_parts, model_name, predictions[output]))

@@ -30,6 +30,7 @@ import pandas as pd
 from keras import layers
 
 from srkit import layers as blocks
+from srkit.vocab import HIGH_OUTPUT, LOW_OUTPUT, OUTPUT_NAMES
 
 __all__ = [
     "MODEL_INFO",
@@ -42,8 +43,8 @@ __all__ = [
     "zoo_table",
 ]
 
-LOW = ("low_upsample",)
-BOTH = ("low_upsample", "high_upsample")
+LOW = (LOW_OUTPUT,)
+BOTH = OUTPUT_NAMES
 
 
 # Seed of the "random" VGG weights, so that every build gives the same features.
@@ -216,7 +217,7 @@ def _simple(inputs, interpolation):
     x = blocks.conv(inputs, 64, name="conv1")
     x = blocks.conv(x, 64, name="conv2")
     x = _upsample(x, "up_x2", interpolation)
-    return [_head(x, "low_upsample")]
+    return [_head(x, LOW_OUTPUT)]
 
 
 def _multi_upsampling(inputs, _vgg_weights):
@@ -224,7 +225,7 @@ def _multi_upsampling(inputs, _vgg_weights):
     x = blocks.conv(x, 64, name="conv2")
     up2 = _upsample(x, "up_x2")
     up4 = _upsample(up2, "up_x4")
-    return [_head(up2, "low_upsample"), _head(up4, "high_upsample")]
+    return [_head(up2, LOW_OUTPUT), _head(up4, HIGH_OUTPUT)]
 
 
 def _residual_like(inputs, block):
@@ -235,7 +236,7 @@ def _residual_like(inputs, block):
     up2 = _upsample(x, "up_x2")
     x = block(up2, "block3")
     up4 = _upsample(x, "up_x4")
-    return [_head(up2, "low_upsample"), _head(up4, "high_upsample")]
+    return [_head(up2, LOW_OUTPUT), _head(up4, HIGH_OUTPUT)]
 
 
 def _residual(inputs, _vgg_weights):
@@ -259,7 +260,7 @@ def _vgg_feature_extract(inputs, vgg_weights):
     x = layers.Concatenate(name="concat_vgg")([x, _vgg(inputs, vgg_weights)])
     up2 = _upsample(x, "up_x2")
     up4 = _upsample(up2, "up_x4")
-    return [_head(up2, "low_upsample"), _head(up4, "high_upsample")]
+    return [_head(up2, LOW_OUTPUT), _head(up4, HIGH_OUTPUT)]
 
 
 def _d2s(x, name):
@@ -274,7 +275,7 @@ def _dts(inputs, vgg_weights):
     low = _d2s(x, "d2s_x2")
     x = blocks.conv(low, 64, name="pre_d2s_x4")
     high = _d2s(x, "d2s_x4")
-    return [_head(low, "low_upsample"), _head(high, "high_upsample")]
+    return [_head(low, LOW_OUTPUT), _head(high, HIGH_OUTPUT)]
 
 
 def _dts_parallel(inputs, vgg_weights, parallel_block):
@@ -287,7 +288,7 @@ def _dts_parallel(inputs, vgg_weights, parallel_block):
     x = blocks.conv(low, 64, name="high_stem")
     x = blocks.dilated_residual_block(x, 64, name="high_block")
     high = _d2s(x, "d2s_x4")
-    return [_head(low, "low_upsample"), _head(high, "high_upsample")]
+    return [_head(low, LOW_OUTPUT), _head(high, HIGH_OUTPUT)]
 
 
 def _dts_dilated(inputs, vgg_weights):
@@ -315,7 +316,7 @@ def _dts_dilated_ext_chain(inputs, vgg_weights):
     x = layers.Add(name="high_sum")([d, e])
     x = blocks.conv(x, 64, name="pre_d2s_x4")
     high = _d2s(x, "d2s_x4")
-    return [_head(low, "low_upsample"), _head(high, "high_upsample")]
+    return [_head(low, LOW_OUTPUT), _head(high, HIGH_OUTPUT)]
 
 
 #: The zoo, one entry per model in step order: its builder (inputs, vgg_weights)
