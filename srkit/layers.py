@@ -1,14 +1,12 @@
 """Custom Keras layers and the building blocks of the model zoo.
 
-This module owns everything below the level of a whole model: the
-depth-to-space (sub-pixel) rearrangement, bilinear upsampling by an integer
-factor, VGG16 input preprocessing, the frozen VGG16 ``block1`` feature
-extractor, and the block builders that ``srkit.models`` composes (residual,
-dilated, dilated residual and extended dilated residual blocks, see DESIGN.md
-"The model zoo"). Layer code uses ``keras.ops`` only, so
-the TensorFlow and JAX backends both run it; the custom layers are registered
-under the ``srkit`` package so that ``.keras`` files load once this module is
-imported.
+This module owns everything below the level of a whole model: the depth-to-space
+(sub-pixel) rearrangement, bilinear upsampling by an integer factor, VGG16 input
+preprocessing, the frozen VGG16 ``block1`` feature extractor, and the block builders
+that ``srkit.models`` composes (residual, dilated, dilated residual and extended dilated
+residual blocks). Layer code uses ``keras.ops`` only, so the TensorFlow and JAX backends
+both run it; the custom layers are registered under the ``srkit`` package so that
+``.keras`` files load once this module is imported.
 
 Convention for every block: 3x3 convolutions use ``same`` padding and ReLU,
 except the convolution that closes a residual branch (the one whose output is
@@ -41,7 +39,7 @@ __all__ = [
 VGG_MEAN_BGR = (103.939, 116.779, 123.68)
 # block1_conv1 (3 -> 64, 3x3) + block1_conv2 (64 -> 64, 3x3), kernels and biases.
 VGG_BLOCK1_PARAMS = (3 * 3 * 3 * 64 + 64) + (3 * 3 * 64 * 64 + 64)
-# Dilation rates of the three parallel branches of a dilated block (DESIGN.md).
+# Dilation rates of the three parallel branches of a dilated block.
 DILATION_RATES = (1, 2, 4)
 
 

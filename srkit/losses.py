@@ -1,12 +1,12 @@
 """Named training losses built on the metrics of :mod:`srkit.metrics`.
 
-This module owns the loss functions the steps train with, by name (DESIGN,
-"Metrics and losses"): ``mse``, ``mae``, ``psnr`` (-PSNR), ``ssim`` (1 - SSIM),
-``psnr_ssim`` (-PSNR - SSIM), ``mse_ssim`` (MSE - SSIM) and ``psnr_over_ssim``
-(-PSNR / (1 - SSIM)). Each loss takes batches (n, h, w, c) in [0, 1] and returns one
-value per image, shape (n,), which Keras averages over the batch. They use
-``keras.ops`` only (through :mod:`srkit.metrics`), compute in float32, and are
-finite with finite gradients for identical, all-black, all-white and random pairs:
+This module owns the loss functions the steps train with, by name: ``mse``, ``mae``,
+``psnr`` (-PSNR), ``ssim`` (1 - SSIM), ``psnr_ssim`` (-PSNR - SSIM), ``mse_ssim`` (MSE -
+SSIM) and ``psnr_over_ssim`` (-PSNR / (1 - SSIM)). Each loss takes batches (n, h, w, c)
+in [0, 1] and returns one value per image, shape (n,), which Keras averages over the
+batch. They use ``keras.ops`` only (through :mod:`srkit.metrics`), compute in float32,
+and are finite with finite gradients for identical, all-black, all-white and random
+pairs:
 
 - PSNR uses the MSE floor of :data:`srkit.metrics.MSE_FLOOR`, so identical images
   give -100 dB (``-PSNR_CAP_DB``) instead of -infinity; below the floor the

@@ -1,8 +1,8 @@
 """Image quality metrics: one definition, three forms.
 
-This module owns the definitions of MSE, MAE, PSNR (peak signal-to-noise ratio) and
-SSIM (structural similarity) used everywhere in the report (DESIGN, "Metrics and
-losses"). Each metric exists in three forms that share one definition:
+This module owns the definitions of MSE, MAE, PSNR (peak signal-to-noise ratio) and SSIM
+(structural similarity) used everywhere in the report. Each metric exists in three forms
+that share one definition:
 
 - Keras forms ``mse``, ``mae``, ``psnr``, ``ssim``: written with ``keras.ops`` only,
   so they run on the TensorFlow and JAX backends. They take batches (n, h, w, c) and
@@ -11,7 +11,7 @@ losses"). Each metric exists in three forms that share one definition:
   are the building blocks of :mod:`srkit.losses`. They always compute in float32,
   also under mixed precision.
 - The numpy evaluator :func:`image_metrics`: the same four metrics per image in
-  float64, as a DataFrame. Reported numbers come from here (STYLE, section 2).
+  float64, as a DataFrame. Every number the book reports comes from here.
 - The benchmark protocol :func:`rgb_to_y`, :func:`y_psnr`, :func:`y_ssim`: PSNR and
   SSIM on the luma channel with a shaved border, the convention of published
   super-resolution tables.
@@ -67,7 +67,7 @@ SSIM_FILTER_SIGMA = 1.5
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
 
-# Images are RGB in [0, 1] (DESIGN, "Metrics and losses"): the peak value is 1.
+# Images are RGB in [0, 1]: the peak value is 1.
 _MAX_VAL = 1.0
 # Benchmark protocol: Y is computed on the 8-bit scale, so its data range is 255.
 _Y_DATA_RANGE = 255.0

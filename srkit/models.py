@@ -512,7 +512,7 @@ def vgg_weights_used(model: keras.Model) -> str | None:
 
 
 def zoo_table() -> pd.DataFrame:
-    """Summarise the zoo as DESIGN.md specifies it.
+    """Summarise the zoo: one row per model with its step, counts and outputs.
 
     Returns:
         DataFrame with one row per model in step order and columns ``name``,

@@ -1,4 +1,4 @@
-"""Tests for srkit.metrics: edge cases, references and the per-image contract."""
+"""Tests for srkit.metrics: edge cases, references and one value per image."""
 
 import keras
 import numpy as np

@@ -1,4 +1,4 @@
-"""Tests for srkit.layers and srkit.models: the zoo matches DESIGN.md's table."""
+"""Tests for srkit.layers and srkit.models: the zoo matches its registry's counts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The shape of every step notebook (STYLE.md section 3) and its place in the book."""
+"""Every step notebook: narrative, parameters, tags, and its place in the book."""
 
 from __future__ import annotations
 
