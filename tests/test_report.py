@@ -380,3 +380,87 @@ def test_conclusions_do_not_compare_with_the_original_data():
     text = report.conclusions(run_table()).data
     assert "differs" not in text
     assert report.ORIGINAL_DATA in text and "not a yardstick" in text
+
+
+# ---------------------------------------------------------------- summary page
+
+
+def test_short_and_linked_labels():
+    assert report.short_label("simple_model_bilinear") == "02 bilinear"
+    assert report.short_label("dts_model") == "07"
+    assert report.short_label(report.ORIGINAL_BEST) == "R4"
+    assert report.short_label("bicubic") == "bicubic"
+    pages = {"dts_model": "07_depth_to_space"}
+    assert report.linked_label("dts_model", pages) == "{doc}`07 <07_depth_to_space>`"
+    assert report.linked_label("residual_block_model", pages) == "04"
+
+
+def test_the_original_study_found_r4_best_at_both_scales():
+    original = evaluate.load_original_results()
+    for scale in (144, 288):
+        rows = original[original["scale"] == scale]
+        assert rows.sort_values("psnr")["model"].iloc[-1] == report.ORIGINAL_BEST
+
+
+def summary_inputs():
+    ours = run_table().assign(step="07_depth_to_space")
+    ours.loc[ours["model"] == "residual_block_model", "step"] = "04_residual_blocks"
+    return ours, evaluate.load_original_results()
+
+
+def test_headline_names_best_per_scale_from_the_benchmarks():
+    ours, original = summary_inputs()
+    pages = report.model_pages(ours)
+    text = report.headline(benchmark_summary_table(), ours, original, "quick", pages)
+    text = text.data
+    assert text.startswith(":::{important} What this run found")
+    assert "**Best at x2:** {doc}`07 <07_depth_to_space>`, 0.25 dB above" in text
+    assert "**Best at x4:** {doc}`07 <07_depth_to_space>`, 0.35 dB above" in text
+    assert "found R4 best at both scales" in text and report.ORIGINAL_DATA in text
+    assert "This run does not agree." in text
+    assert "noise" not in text and "differs" not in text
+
+
+def test_headline_of_a_smoke_build_says_noise_first():
+    ours, original = summary_inputs()
+    text = report.headline(benchmark_summary_table(), ours, original, "smoke").data
+    first = text.splitlines()[1]
+    assert "smoke build" in first and "noise" in first
+
+
+def test_headline_falls_back_to_validation_and_can_agree():
+    ours, original = summary_inputs()
+    ours.loc[ours["model"] == "dts_model", "model"] = report.ORIGINAL_BEST
+    ours = pd.concat([ours, ours.assign(scale=144)])
+    empty = benchmark_summary_table().iloc[0:0]
+    text = report.headline(empty, ours, original, "quick").data
+    assert "validation images" in text
+    assert "**Best at x4:** 04, 7.00 dB below bicubic" in text
+    assert "**Best loss:** `psnr_over_ssim`" in text and "8.00 dB below" in text
+    assert "This run does not agree." in text
+    ours.loc[ours["model"] == "residual_block_model", "psnr"] = 10.0
+    assert "This run agrees." in report.headline(empty, ours, original, "full").data
+
+
+def test_margin_tables_are_narrow_with_flat_headers():
+    text = report.margin_tables(benchmark_summary_table()).data
+    lines = text.splitlines()
+    assert lines[0] == "**x2**: margin over bicubic (PSNR in dB, SSIM)"
+    assert lines[2] == "| model | Set5 dB | Set5 SSIM | Set14 dB | Set14 SSIM |"
+    assert "| 07 | +1.00 | +0.0100 | -0.50 | -0.0050 |" in lines
+    x4 = text.split("**x4**")[1]
+    assert "02 nearest" not in x4  # no x4 output: no empty row
+
+
+def test_validation_tables_split_by_size_and_mark_the_study():
+    comparison = evaluate.comparison_table(
+        pd.concat([run_table(), run_table().assign(scale=144)]),
+        evaluate.load_original_results(),
+    )
+    text = report.validation_tables(comparison, ("psnr", "ssim")).data
+    assert text.index("**144x144**") < text.index("**288x288**")
+    header = "| model | PSNR | bicubic | SSIM | bicubic | PSNR study | SSIM study |"
+    assert text.count(header) == 2
+    assert "| 07 | 22.00 | 30.00 | 0.600 | 0.900 | 21.83 | 0.587 |" in text
+    for line in text.splitlines():
+        assert len(line) < 200 and "dts_model" not in line
