@@ -11,7 +11,8 @@ annotations), prepares the data cache once, executes each step with papermill
 input data are unchanged, records timings, versions and hardware in
 ``RUN/run.json`` and hands the book to ``srkit.book`` (the About page and
 ``jupyter-book build``). It is the only module that knows about papermill and
-jupytext; those are imported inside functions so the command line starts fast. Nothing here imports TensorFlow except ``upscale``.
+jupytext; those are imported inside functions so the command line starts fast.
+Nothing here imports TensorFlow except ``upscale``.
 """
 
 from __future__ import annotations

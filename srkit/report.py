@@ -1165,8 +1165,8 @@ def headline(
         side = "above" if mean[winner] > 0 else "below"
         bullets.append(
             f"- **Best loss:** `{models.MODEL_INFO[winner]['loss']}`, the loss of "
-            f"{linked_label(winner, pages)}, the result model (R1-R4) with the largest mean "
-            f"PSNR margin: {abs(mean[winner]):.2f} dB {side} bicubic."
+            f"{linked_label(winner, pages)}, the result model (R1-R4) with the "
+            f"largest mean PSNR margin: {abs(mean[winner]):.2f} dB {side} bicubic."
         )
     study = _best_by_scale(original, "psnr")
     study_names = {name for name, _ in study.values()}
