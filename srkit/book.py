@@ -8,7 +8,8 @@
   every step, cached ones included;
 - ``book/this_build.md``: the "This build" box that the landing page includes;
 - the announcement bar on every page, set at build time by :func:`setup`, which
-  makes this module a Sphinx extension (``_config.yml`` lists it).
+  makes this module a Sphinx extension (``_config.yml`` lists it); the same
+  extension drops the unused live-code (thebe) scripts from every page.
 
 Paths on these pages are shown relative to the project. It imports only
 ``srkit.layout`` from srkit, so the pipeline can import it.
@@ -135,15 +136,15 @@ def build_facts(records: dict) -> dict[str, str]:
         source = shown_path(entry.get("source", "?"), project)
         counts = f"{entry.get('n_train', '?')} train / {entry.get('n_val', '?')} val"
         sources.append(f"{source} ({counts})")
-    vgg = sorted(
-        {
-            str(step["params"][VGG_PARAMETER])
-            for step in records.get("steps", {}).values()
-            if VGG_PARAMETER in (step.get("params") or {})
-        }
-    )
+    users = {
+        stem: str(step["params"][VGG_PARAMETER])
+        for stem, step in records.get("steps", {}).items()
+        if VGG_PARAMETER in (step.get("params") or {})
+    }
+    vgg = sorted(set(users.values()))
     if vgg == ["random"]:
-        vgg_text = "random (offline): steps 06 and R1-R4 use untrained VGG16 features"
+        numbers = ", ".join(stem[:2] for stem in users)
+        vgg_text = f"random (offline): steps {numbers} use untrained VGG16 features"
     elif vgg:
         vgg_text = ", ".join(vgg)
     else:
@@ -226,7 +227,28 @@ def setup(app):
         config.html_theme_options = options
 
     app.connect("config-inited", set_announcement)
+    app.connect("html-page-context", drop_thebe_scripts)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
+
+
+def _is_thebe_script(script) -> bool:
+    body = (getattr(script, "attributes", None) or {}).get("body", "")
+    return "thebe" in str(getattr(script, "filename", script) or "") or (
+        "THEBE_JS_URL" in body
+    )
+
+
+def drop_thebe_scripts(app, pagename, templatename, context, doctree):
+    """Remove sphinx-thebe's scripts from a page (``html-page-context`` hook).
+
+    jupyter-book always loads sphinx-thebe, which adds its configuration script
+    once per read phase, so a page declares ``const THEBE_JS_URL`` twice and the
+    browser logs a SyntaxError. The book has no live-code buttons, so the pages
+    need none of these scripts.
+    """
+    scripts = context.get("script_files")
+    if scripts:
+        context["script_files"] = [s for s in scripts if not _is_thebe_script(s)]
 
 
 # ------------------------------------------------------------------ about page

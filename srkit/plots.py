@@ -285,6 +285,23 @@ def _outline(axes, top: float, left: float, size: float) -> None:
     )
 
 
+def capped_k(per_image: pd.DataFrame, k: int, scale: int | None = None) -> int:
+    """``k`` for a best/worst figure, at most half the distinct images (at least 1).
+
+    Args:
+        per_image: a per-image table with an ``index`` column (and ``scale``).
+        k: the images wanted on each side.
+        scale: count only the rows of this scale when the table has a ``scale``.
+
+    Returns:
+        ``max(1, min(k, n_images // 2))``: with 3 validation images, 1.
+    """
+    rows = per_image
+    if scale is not None and "scale" in rows.columns:
+        rows = rows[rows["scale"] == scale]
+    return max(1, min(int(k), rows["index"].nunique() // 2))
+
+
 def best_worst_figure(
     model,
     subset,
@@ -314,7 +331,8 @@ def best_worst_figure(
             the whole per-image table when ``worst`` is None.
         worst: worst rows, or None.
         scale: 144 (``low_upsample``, x2) or 288 (``high_upsample``, x4).
-        k: images on each side when choosing here.
+        k: images on each side when choosing here, capped at half the images
+            (:func:`capped_k`) so no image is both a best and a worst one.
         metric: ranking metric when choosing here (``psnr``, ``ssim``, ``mse``,
             ``mae``).
         zoom: add the two magnified columns.
@@ -331,7 +349,10 @@ def best_worst_figure(
     if scale not in outputs:
         raise ValueError(f"scale must be one of {sorted(outputs)}, got {scale!r}")
     if worst is None:
+        k = capped_k(best, k, scale)
         best, worst = evaluate.best_worst(best, metric=metric, k=k, scale=scale)
+    shown = {int(i) for i in best["index"]}
+    worst = worst[~worst["index"].astype(int).isin(shown)]  # an image appears once
     chosen = [("best", row) for row in best.to_dict("records")]
     chosen += [("worst", row) for row in worst.to_dict("records")]
     if not chosen:

@@ -305,6 +305,70 @@ def fit_summary(result) -> str:
     )
 
 
+#: Short column names of :func:`training_table` for Keras' history keys.
+TRAINING_COLUMNS = {
+    "step": "step",
+    "loss": "loss",
+    "val_loss": "val loss",
+    "val_psnr": "val PSNR",
+    "val_low_upsample_psnr": "val PSNR x2",
+    "val_high_upsample_psnr": "val PSNR x4",
+    "learning_rate": "lr",
+    "epoch_time_s": "s",
+}
+
+
+def training_table(result, max_rows: int = 12) -> pd.DataFrame:
+    """A compact per-interval training log: a few columns, at most ``max_rows``.
+
+    Replaces Keras' one-line-per-interval log (dozens of metrics on one line) on a
+    page: the optimizer step, training and validation loss, validation PSNR per
+    output, the learning rate and the interval's seconds. Long runs keep evenly
+    spaced intervals, always the last one.
+
+    Args:
+        result: a ``srkit.train.FitResult`` (or anything with a ``history``
+            DataFrame).
+        max_rows: the most intervals shown.
+
+    Returns:
+        A DataFrame indexed by interval (1-based), rounded for reading.
+    """
+    history = result.history
+    columns = [c for c in TRAINING_COLUMNS if c in history.columns]
+    table = history[columns].rename(columns=TRAINING_COLUMNS)
+    table.index = pd.Index(range(1, len(table) + 1), name="interval")
+    if len(table) > max_rows:
+        keep = np.unique(np.linspace(0, len(table) - 1, max_rows).round().astype(int))
+        table = table.iloc[keep]
+    rounding = {"loss": 4, "val loss": 4, "lr": 6, "s": 1}
+    rounding.update({c: 2 for c in table.columns if "PSNR" in c})
+    return table.round({c: d for c, d in rounding.items() if c in table.columns})
+
+
+def model_table(model) -> pd.DataFrame:
+    """A narrow summary of a Keras model: one row per layer, four short columns.
+
+    Keras' own ``summary`` needs about 110 characters per line, wider than the
+    book's column; this table keeps the layer name, its type, its output shape
+    and its parameter count, and a total row.
+
+    Args:
+        model: a built Keras model.
+
+    Returns:
+        A DataFrame with columns ``layer``, ``type``, ``output``, ``params``.
+    """
+    rows = []
+    for layer in model.layers:
+        shape = getattr(layer, "output", None)
+        shape = getattr(shape, "shape", "")
+        shown = "x".join("?" if d is None else str(d) for d in tuple(shape)[1:])
+        rows.append((layer.name, type(layer).__name__, shown, layer.count_params()))
+    rows.append(("total", "", "", model.count_params()))
+    return pd.DataFrame(rows, columns=["layer", "type", "output", "params"])
+
+
 def _gain_sentence(model: str, scale: int, ours: dict, bicubic: dict) -> str:
     gain = ours["psnr"] - bicubic["psnr"]
     ssim_gain = ours["ssim"] - bicubic["ssim"]

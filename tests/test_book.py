@@ -138,3 +138,24 @@ def test_missing_pages(tmp_path):
     (tmp_path / "book").mkdir()
     (tmp_path / "book" / "intro.md").write_text("# Intro\n")
     assert book.missing_pages(Path(tmp_path)) == ["book/steps/01_a"]
+
+
+class FakeScript(str):
+    def __new__(cls, filename, body=""):
+        script = super().__new__(cls, filename or "")
+        script.filename, script.attributes = filename, {"body": body}
+        return script
+
+
+def test_thebe_scripts_are_dropped():
+    kept = FakeScript("_static/togglebutton.js")
+    context = {
+        "script_files": [
+            kept,
+            FakeScript(None, 'const THEBE_JS_URL = "x"'),
+            FakeScript("_static/sphinx-thebe.js"),
+            FakeScript(None, 'const THEBE_JS_URL = "x"'),
+        ]
+    }
+    book.drop_thebe_scripts(None, "page", "page.html", context, None)
+    assert context["script_files"] == [kept]

@@ -341,3 +341,15 @@ def test_show_gif_displays_title_then_gif(tmp_path, monkeypatch):
     plots.show_gif(path, title="dts_model")._ipython_display_()
     assert shown[0].data == "**dts_model**"
     assert shown[1].data == path.read_bytes()
+
+
+def test_best_worst_k_is_capped_at_half_the_images():
+    subset = tiny_subset(3)
+    model = tiny_model()
+    per_image = evaluate.evaluate(model, subset).per_image
+    assert plots.capped_k(per_image, 2, scale=288) == 1
+    assert plots.capped_k(per_image, 5) == 1
+    figure = rendered(plots.best_worst_figure(model, subset, per_image, scale=288, k=2))
+    labels = [axes.get_ylabel() for axes in figure.axes if axes.get_ylabel()]
+    images = [label.split("\n")[1] for label in labels]
+    assert len(images) == 2 and len(set(images)) == 2  # no image shown twice

@@ -464,3 +464,37 @@ def test_validation_tables_split_by_size_and_mark_the_study():
     assert "| 07 | 22.00 | 30.00 | 0.600 | 0.900 | 21.83 | 0.587 |" in text
     for line in text.splitlines():
         assert len(line) < 200 and "dts_model" not in line
+
+
+def test_training_table_is_compact():
+    class Fit:
+        history = pd.DataFrame(
+            {
+                "epoch": range(1, 21),
+                "step": range(8, 168, 8),
+                "loss": np.linspace(1, 0.1, 20),
+                "val_loss": np.linspace(1, 0.2, 20),
+                "val_low_upsample_psnr": np.linspace(20, 25, 20),
+                "val_low_upsample_mae": np.linspace(0.2, 0.1, 20),
+                "learning_rate": 0.001,
+                "epoch_time_s": 1.234,
+            }
+        )
+
+    table = report.training_table(Fit(), max_rows=5)
+    assert list(table.columns) == ["step", "loss", "val loss", "val PSNR x2", "lr", "s"]
+    assert list(table.index) == [1, 6, 11, 15, 20]
+    assert table["val PSNR x2"].iloc[-1] == 25.0
+    assert len(report.training_table(Fit())) == 12
+
+
+def test_model_table_is_narrow():
+    import keras
+
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv")(inputs)
+    model = keras.Model(inputs, keras.layers.UpSampling2D(2, name="up")(x))
+    table = report.model_table(model)
+    assert list(table.columns) == ["layer", "type", "output", "params"]
+    assert table.iloc[1].tolist() == ["conv", "Conv2D", "?x?x4", 112]
+    assert table.iloc[-1].tolist() == ["total", "", "", 112]
