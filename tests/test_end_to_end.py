@@ -12,6 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
+import browser_check
 import imageio.v3 as iio
 import nbformat
 import pytest
@@ -33,6 +34,7 @@ def copy_project(target: Path) -> Path:
     for page in (PROJECT / "book").glob("*.md"):
         if page.name not in ("about_run.md", "this_build.md"):  # generated
             shutil.copy2(page, target / "book" / page.name)
+    shutil.copytree(PROJECT / "book" / "_static", target / "book" / "_static")
     return target
 
 
@@ -123,3 +125,16 @@ def test_second_run_is_all_cached(smoke_run, capsys):
     record = json.loads((run_dir / "run.json").read_text())
     statuses = {name: step["status"] for name, step in record["steps"].items()}
     assert set(statuses.values()) == {"cached"}, statuses
+
+
+def test_the_book_reads_well_in_a_browser(smoke_run, tmp_path_factory):
+    """Every page in headless Chromium at 1400 and 390 px (tests/browser_check.py)."""
+    if browser_check.find_chromium() is None:
+        pytest.skip("chromium is not installed (.ci/run installs Debian's chromium)")
+    project, _ = smoke_run
+    shots = tmp_path_factory.mktemp("book-screenshots")
+    defects = browser_check.check_site(
+        project / "_build" / "html", banner="Smoke build", shots=shots
+    )
+    print(f"browser check: screenshots of every page in {shots}")
+    assert not defects, "\n".join(str(d) for d in defects)

@@ -123,7 +123,7 @@ def actionlint() -> str | None:
 def test_workflow_passes_actionlint():
     binary = actionlint()
     if binary is None:
-        pytest.skip("actionlint is not installed (pip install -e '.[publish]')")
+        pytest.skip("actionlint is not installed (pip install -e '.[dev]')")
     result = subprocess.run(
         [binary, "-no-color", str(WORKFLOW.relative_to(ROOT))],
         cwd=ROOT,
