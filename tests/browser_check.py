@@ -274,6 +274,27 @@ class Browser:
         data = self.send("Page.captureScreenshot", format="png")["data"]
         path.write_bytes(base64.b64decode(data))
 
+    def element_screenshot(self, selector: str, path: Path, height: int) -> None:
+        """A screenshot from the top of the first ``selector`` match down ``height``."""
+        where = self.send(
+            "Runtime.evaluate",
+            expression=(
+                f"(() => {{ const el = document.querySelector({json.dumps(selector)});"
+                " const box = (el || document.body).getBoundingClientRect();"
+                " return [box.left + scrollX, box.top + scrollY, innerWidth]; })()"
+            ),
+            returnByValue=True,
+        )["result"]["value"]
+        _, top, width = where
+        clip = {"x": 0, "y": max(0, top - 16), "width": width, "height": height}
+        data = self.send(
+            "Page.captureScreenshot",
+            format="png",
+            clip={**clip, "scale": 1},
+            captureBeyondViewport=True,
+        )["data"]
+        path.write_bytes(base64.b64decode(data))
+
     def close(self) -> None:
         try:
             self.socket.close()
@@ -392,6 +413,39 @@ def check_site(
         finally:
             browser.close()
     return defects
+
+
+def shoot(
+    site: str | Path,
+    shots: dict[str, tuple[str, str, str]],
+    folder: str | Path,
+    height: int = 900,
+) -> list[Path]:
+    """Screenshots of chosen parts of pages, for a report.
+
+    Args:
+        site: the built site.
+        shots: file stem -> (page, CSS selector, width name of ``WIDTHS``).
+        folder: where the PNG files go.
+        height: pixels below the element's top edge.
+
+    Returns:
+        The written files.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    with Server(Path(site)) as server:
+        browser = Browser(find_chromium() or "chromium")
+        try:
+            for stem, (page, selector, width_name) in shots.items():
+                browser.open(server.url + page, *WIDTHS[width_name])
+                path = folder / f"{stem}.png"
+                browser.element_screenshot(selector, path, height)
+                written.append(path)
+        finally:
+            browser.close()
+    return written
 
 
 def main(argv: list[str] | None = None) -> int:
