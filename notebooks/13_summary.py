@@ -132,6 +132,15 @@ for gif in report.training_gifs(RUN):
     display(plots.show_gif(gif.path, title=report.short_label(gif.model)))
 
 # %% [markdown]
+# ## The models by label
+#
+# The pages name each model by its step (02 to 07) or result label (R1 to R4); this
+# table gives the name the code and the run folder use, and the loss it trains on.
+
+# %%
+report.model_legend(pages)
+
+# %% [markdown]
 # ## Conclusions
 #
 # The sentences below are computed from the table above.

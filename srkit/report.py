@@ -1345,3 +1345,22 @@ def validation_tables(
             lines.append("| " + " | ".join(cells) + " |")
         blocks.append("\n".join(lines))
     return _markdown("\n\n".join(blocks))
+
+
+def model_legend(pages: dict[str, str] | None = None):
+    """The reader labels beside the registry names and training losses.
+
+    Args:
+        pages: model -> step page stem, for linked labels.
+
+    Returns:
+        An ``IPython.display.Markdown`` table with the columns ``label``,
+        ``registry name`` and ``loss``, one row per zoo model, in zoo order.
+    """
+    from srkit import models
+
+    lines = ["| label | registry name | loss |", "|---|---|---|"]
+    for name in models.MODEL_NAMES:
+        loss = models.MODEL_INFO[name]["loss"]
+        lines.append(f"| {linked_label(name, pages)} | `{name}` | `{loss}` |")
+    return _markdown("\n".join(lines))

@@ -498,3 +498,13 @@ def test_model_table_is_narrow():
     assert list(table.columns) == ["layer", "type", "output", "params"]
     assert table.iloc[1].tolist() == ["conv", "Conv2D", "?x?x4", 112]
     assert table.iloc[-1].tolist() == ["total", "", "", 112]
+
+
+def test_model_legend_lists_every_model_once():
+    from srkit import models
+
+    text = report.model_legend({"dts_model": "07_depth_to_space"}).data
+    rows = text.splitlines()[2:]
+    assert len(rows) == len(models.MODEL_NAMES)
+    assert "| {doc}`07 <07_depth_to_space>` | `dts_model` | `mse` |" in rows
+    assert f"| R4 | `{report.ORIGINAL_BEST}` | `psnr_over_ssim` |" in rows
