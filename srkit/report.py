@@ -1258,7 +1258,8 @@ def headline(
     )
     kind = "warning" if profile == "smoke" else "important"
     body = "\n\n".join([*lines, "\n".join(bullets)])
-    return _markdown(f":::{{{kind}}} What this run found\n{body}\n:::")
+    title = f":::{{admonition}} What this run found\n:class: {kind} srkit-headline\n"
+    return _markdown(f"{title}\n{body}\n:::")
 
 
 def margin_tables(summary: pd.DataFrame, pages: dict[str, str] | None = None):

@@ -413,7 +413,7 @@ def test_headline_names_best_per_scale_from_the_benchmarks():
     pages = report.model_pages(ours)
     text = report.headline(benchmark_summary_table(), ours, original, "quick", pages)
     text = text.data
-    assert text.startswith(":::{important} What this run found")
+    assert text.startswith(":::{admonition} What this run found\n:class: important")
     assert "**Best at x2:** {doc}`07 <07_depth_to_space>`, 0.25 dB above" in text
     assert "**Best at x4:** {doc}`07 <07_depth_to_space>`, 0.35 dB above" in text
     assert "found R4 best at both scales" in text and report.ORIGINAL_DATA in text
@@ -424,8 +424,8 @@ def test_headline_names_best_per_scale_from_the_benchmarks():
 def test_headline_of_a_smoke_build_says_noise_first():
     ours, original = summary_inputs()
     text = report.headline(benchmark_summary_table(), ours, original, "smoke").data
-    first = text.splitlines()[1]
-    assert "smoke build" in first and "noise" in first
+    first = text.splitlines()[3]
+    assert ":class: warning" in text and "smoke build" in first and "noise" in first
 
 
 def test_headline_falls_back_to_validation_and_can_agree():
