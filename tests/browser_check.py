@@ -27,6 +27,7 @@ import base64
 import functools
 import http.server
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -307,15 +308,42 @@ class Browser:
             shutil.rmtree(self.profile, ignore_errors=True)
 
 
+REDIRECT = re.compile(r'http-equiv="refresh"[^>]*url=([^"\'>]+)', re.IGNORECASE)
+
+
+def redirect_target(path: Path) -> str | None:
+    """Where a redirect-only page (``<meta http-equiv="refresh">``) sends a reader."""
+    match = REDIRECT.search(path.read_text(errors="replace")[:2000])
+    return match.group(1).strip() if match else None
+
+
 def site_pages(site: Path) -> list[str]:
-    """Every HTML page of a built book, relative to its root (indexes aside)."""
+    """Every HTML page of a built book, relative to its root.
+
+    The generated indexes (search, general index) and redirect-only pages (the
+    book's root ``index.html``) are left out; :func:`check_site` checks that a
+    redirect's target exists instead.
+    """
     pages = []
     for path in sorted(site.rglob("*.html")):
         relative = path.relative_to(site).as_posix()
         if relative.startswith("_") or path.name in SKIPPED_PAGES:
             continue
+        if redirect_target(path) is not None:
+            continue
         pages.append(relative)
     return pages
+
+
+def redirect_defects(site: Path) -> list[Defect]:
+    """Redirect-only pages whose target is not a file of the site."""
+    defects = []
+    for path in sorted(site.rglob("*.html")):
+        target = redirect_target(path)
+        if target is not None and not (path.parent / target.split("#")[0]).is_file():
+            page = path.relative_to(site).as_posix()
+            defects.append(Defect(page, "-", "link", f"redirects to missing {target}"))
+    return defects
 
 
 def _resolves(link: str, server_url: str) -> bool:
@@ -401,7 +429,7 @@ def check_site(
         raise RuntimeError("chromium is not installed (apt-get install -y chromium)")
     if shots is not None:
         Path(shots).mkdir(parents=True, exist_ok=True)
-    defects: list[Defect] = []
+    defects = redirect_defects(site)
     with Server(site) as server:
         browser = Browser(chromium)
         try:

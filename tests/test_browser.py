@@ -96,3 +96,14 @@ def test_site_pages_skip_the_generated_indexes(tmp_path):
     (tmp_path / "book").mkdir()
     (tmp_path / "book" / "intro.html").write_text("x")
     assert browser_check.site_pages(tmp_path) == ["book/intro.html", "index.html"]
+
+
+def test_redirect_pages_are_followed_not_opened(tmp_path):
+    refresh = '<meta http-equiv="Refresh" content="0; url={}" />'
+    (tmp_path / "index.html").write_text(refresh.format("book/intro.html"))
+    (tmp_path / "old.html").write_text(refresh.format("gone.html"))
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "intro.html").write_text("x")
+    assert browser_check.site_pages(tmp_path) == ["book/intro.html"]
+    defects = browser_check.redirect_defects(tmp_path)
+    assert [(d.page, d.kind) for d in defects] == [("old.html", "link")]
