@@ -190,12 +190,13 @@ def this_build_box(records: dict) -> str:
     """Markdown of the landing page's "This build" box (smoke warning first)."""
     if not records:
         return (
-            ":::{note} This build\nNo run records were found: run `srkit run` to "
+            ":::{admonition} This build\n:class: note\n\nNo run records were found: "
+            "run `srkit run` to "
             "execute the steps; the step pages below may be missing.\n:::\n"
         )
     facts = build_facts(records)
     kind = "warning" if facts["warning"] else "note"
-    lines = [f":::{{{kind}}} This build", ""]
+    lines = [":::{admonition} This build", f":class: {kind}", ""]
     if facts["warning"]:
         lines += [f"**{facts['warning']}**", ""]
     lines += [

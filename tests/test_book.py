@@ -56,12 +56,16 @@ def test_smoke_warning_comes_first_in_every_label():
     assert bar.startswith("<b>Smoke build") and "noise" in bar
     assert "random" in bar and "Test CPU, 2 cores, no GPU" in bar
     box = book.this_build_box(RECORDS)
-    assert box.startswith(":::{warning} This build") and "**Smoke build" in box
+    assert box.startswith(":::{admonition} This build\n:class: warning")
+    assert "**Smoke build" in box
     assert "random (offline)" in box
     assert book.about_page(RECORDS).split("\n")[2].startswith(":::{warning}")
     quick = {**RECORDS, "profile": "quick"}
     assert "Smoke" not in book.announcement(quick)
-    assert book.this_build_box(quick).startswith(":::{note} This build")
+    assert book.this_build_box(quick).startswith(
+        ":::{admonition} This build\n:class: note"
+    )
+    assert "No run records" in book.this_build_box({})
 
 
 def test_shown_path():
