@@ -275,26 +275,19 @@ class Browser:
         data = self.send("Page.captureScreenshot", format="png")["data"]
         path.write_bytes(base64.b64decode(data))
 
-    def element_screenshot(self, selector: str, path: Path, height: int) -> None:
-        """A screenshot from the top of the first ``selector`` match down ``height``."""
-        where = self.send(
+    def element_screenshot(self, selector: str, path: Path) -> None:
+        """A screenshot of the window scrolled to the first ``selector`` match."""
+        self.send(
             "Runtime.evaluate",
             expression=(
                 f"(() => {{ const el = document.querySelector({json.dumps(selector)});"
-                " const box = (el || document.body).getBoundingClientRect();"
-                " return [box.left + scrollX, box.top + scrollY, innerWidth]; })()"
+                " const top = el ? el.getBoundingClientRect().top + scrollY : 0;"
+                " window.scrollTo(0, Math.max(0, top - 72)); })()"
             ),
-            returnByValue=True,
-        )["result"]["value"]
-        _, top, width = where
-        clip = {"x": 0, "y": max(0, top - 16), "width": width, "height": height}
-        data = self.send(
-            "Page.captureScreenshot",
-            format="png",
-            clip={**clip, "scale": 1},
-            captureBeyondViewport=True,
-        )["data"]
-        path.write_bytes(base64.b64decode(data))
+            awaitPromise=False,
+        )
+        time.sleep(0.3)  # let the scroll repaint before the capture
+        self.screenshot(path)
 
     def close(self) -> None:
         try:
@@ -444,10 +437,7 @@ def check_site(
 
 
 def shoot(
-    site: str | Path,
-    shots: dict[str, tuple[str, str, str]],
-    folder: str | Path,
-    height: int = 900,
+    site: str | Path, shots: dict[str, tuple[str, str, str]], folder: str | Path
 ) -> list[Path]:
     """Screenshots of chosen parts of pages, for a report.
 
@@ -455,7 +445,6 @@ def shoot(
         site: the built site.
         shots: file stem -> (page, CSS selector, width name of ``WIDTHS``).
         folder: where the PNG files go.
-        height: pixels below the element's top edge.
 
     Returns:
         The written files.
@@ -469,7 +458,7 @@ def shoot(
             for stem, (page, selector, width_name) in shots.items():
                 browser.open(server.url + page, *WIDTHS[width_name])
                 path = folder / f"{stem}.png"
-                browser.element_screenshot(selector, path, height)
+                browser.element_screenshot(selector, path)
                 written.append(path)
         finally:
             browser.close()
