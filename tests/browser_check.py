@@ -42,7 +42,8 @@ from pathlib import Path
 import websocket
 
 WIDTHS = {"desktop": (1400, 900), "phone": (390, 844)}
-CHROMIUM_NAMES = ("chromium", "chromium-browser")
+# Debian's package first; GitHub's hosted Ubuntu runners ship Google Chrome instead.
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
