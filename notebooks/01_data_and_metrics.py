@@ -88,9 +88,13 @@ plots.sample_grid(split.val, n=3)
 # - **Structural similarity** compares local means $\mu$, variances $\sigma^2$ and the
 #   covariance $\sigma_{y\hat y}$ in an 11x11 Gaussian window ($\sigma = 1.5$), per
 #   colour channel, then averages the map:
-#   $$\mathrm{SSIM} = \frac{(2\mu_y\mu_{\hat y} + C_1)(2\sigma_{y\hat y} + C_2)}
+#
+#   $$
+#   \mathrm{SSIM} = \frac{(2\mu_y\mu_{\hat y} + C_1)(2\sigma_{y\hat y} + C_2)}
 #   {(\mu_y^2 + \mu_{\hat y}^2 + C_1)(\sigma_y^2 + \sigma_{\hat y}^2 + C_2)},\quad
-#   C_1 = (0.01)^2,\ C_2 = (0.03)^2 .$$
+#   C_1 = (0.01)^2,\ C_2 = (0.03)^2 .
+#   $$
+#
 #   It is 1 for identical images and drops when contrast or structure differ, even if
 #   the mean colour is right. This is the definition of `tf.image.ssim`.
 #

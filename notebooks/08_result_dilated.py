@@ -18,6 +18,10 @@
 # trained on PSNR directly: the loss is the negative PSNR of each output, so maximising
 # PSNR is the training goal.
 #
+# Its VGG16 block is frozen. The smoke and quick profiles build offline, and then that
+# block holds random, untrained weights rather than the ImageNet ones of the study; the
+# banner states which weights this run used.
+#
 # The step reads the prepared images from the run's data cache and writes the trained
 # model, its history, the training GIFs and `metrics.json` into the run folder.
 

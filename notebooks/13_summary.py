@@ -13,14 +13,16 @@
 # %% [markdown]
 # # 13 · Summary
 #
-# Which architecture and which loss work best? This page opens with how far each model
-# gets above bicubic interpolation on the public benchmark sets of step 12, then
-# gathers the `metrics.json` of every step of this run into one validation table,
-# puts it beside the bicubic baseline and the original report's numbers, charts each
-# metric, shows the best reconstruction of the best model and collects the training
-# GIFs.
+# Which architecture and which loss work best? The box below answers from this run:
+# the best model at each scale and how far it lands from bicubic interpolation on the
+# public benchmark sets of step 12, the best training loss, and whether the original
+# study's finding holds here. The sections after it show the numbers behind the
+# answer: the margins over bicubic per benchmark set, every model on our validation
+# images beside bicubic and the original study's record, a chart per metric, the
+# best reconstruction of the best model and the training GIFs.
 #
-# It reads only the run folder and writes the combined table to `metrics.json`.
+# Models carry their step labels (02 to 07, R1 to R4), each linked to its page. The
+# page reads only the run folder and writes the combined table to `metrics.json`.
 
 # %% tags=["parameters", "hide-cell"]
 profile: str = "smoke"  # parameter profile this page ran with
@@ -34,13 +36,14 @@ seed: int = 0  # seed of that split
 # srkit: reads-earlier-steps (re-run when an earlier step's metrics.json changes)
 from IPython.display import display
 
-from srkit import data, evaluate, models, plots, report
+from srkit import data, evaluate, models, plots, records, report
 
 STEP = "13_summary"
 RUN = report.run_folder(run_dir)
-ours = evaluate.collect_metrics(RUN)
-bench = evaluate.read_benchmarks(RUN)
-original = evaluate.load_original_results()
+ours = records.collect_metrics(RUN)
+bench = records.read_benchmarks(RUN)
+original = records.load_original_results()
+pages = report.model_pages(ours)
 split = data.prepare(
     data_source,
     n_images=n_images,
@@ -49,6 +52,9 @@ split = data.prepare(
     cache_dir=RUN.data,
 )
 report.banner(profile, split)
+
+# %% tags=["hide-input"]
+report.headline(bench, ours, original, profile, pages)
 
 # %% [markdown]
 # ## Margins over bicubic on the benchmark sets
@@ -62,30 +68,30 @@ report.banner(profile, split)
 
 # %%
 if not bench.empty:
-    display(report.margin_table(bench))
-report.margin_takeaways(bench)
+    display(report.margin_tables(bench, pages))
+report.margin_takeaways(bench, pages)
 
 # %% [markdown]
 # ## All models at both scales
 #
-# Mean validation PSNR (dB) and SSIM of every model of this run and of bicubic
-# interpolation, with the original report's values for the same model and scale.
-# The original study measured its numbers on other data (PASCAL VOC 2007 whole
-# images), so its columns are a record of that study, not a score on our images.
-# Steps 02 to 07 and the result models may have used different image sets (see each
-# page's banner), so compare rows of the same group.
+# Mean validation PSNR (dB) and SSIM of every model of this run, each beside bicubic
+# interpolation on the same step's validation images. The columns marked "study" are
+# the original study's values for the same model and size: it measured them on PASCAL
+# VOC 2007 whole images, not on ours, so they are a record of that study and not a
+# score to subtract from ours. Steps 02 to 07 and the result models may have used
+# different image sets (see each page's banner), so compare rows of the same group.
 
 # %%
 # bicubic per step: each row's baseline is scored on that step's validation images
-per_step = evaluate.collect_metrics(RUN, bicubic="per_step")
-comparison = evaluate.comparison_table(per_step, original)
-report.summary_table(comparison, ("psnr", "ssim"))
+per_step = records.collect_metrics(RUN, bicubic="per_step")
+comparison = records.comparison_table(per_step, original)
+report.validation_tables(comparison, ("psnr", "ssim"), pages)
 
 # %% [markdown]
 # The same rows for the two error measures, MSE and MAE (lower is better):
 
 # %%
-report.summary_table(comparison, ("mse", "mae"))
+report.validation_tables(comparison, ("mse", "mae"), pages)
 
 # %% [markdown]
 # ## Each metric across models
@@ -123,7 +129,16 @@ plots.best_worst_figure(best_model, split.val, best_eval.per_image, scale=288, k
 
 # %%
 for gif in report.training_gifs(RUN):
-    display(plots.show_gif(gif.path, title=gif.model))
+    display(plots.show_gif(gif.path, title=report.short_label(gif.model)))
+
+# %% [markdown]
+# ## The models by label
+#
+# The pages name each model by its step (02 to 07) or result label (R1 to R4); this
+# table gives the name the code and the run folder use, and the loss it trains on.
+
+# %%
+report.model_legend(pages)
 
 # %% [markdown]
 # ## Conclusions
@@ -131,8 +146,8 @@ for gif in report.training_gifs(RUN):
 # The sentences below are computed from the table above.
 
 # %%
-report.conclusions(ours, original)
+report.conclusions(ours, original, pages)
 
 # %% tags=["remove-cell"]
-metrics_file = evaluate.write_summary(RUN.step_metrics(STEP), ours)
+metrics_file = records.write_summary(RUN.step_metrics(STEP), ours)
 assert metrics_file.exists(), metrics_file

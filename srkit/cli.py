@@ -272,17 +272,17 @@ def _run(args) -> int:
 
 
 def _book(args) -> int:
-    from srkit import pipeline
+    from srkit import book
 
-    index = pipeline.build_book(args.project, args.run_dir, args.strict, echo=_echo)
+    index = book.build_book(args.project, args.run_dir, args.strict, echo=_echo)
     print(f"open {index}")
     return 0
 
 
 def _clean(args) -> int:
-    from srkit import pipeline
+    from srkit import book
 
-    removed = pipeline.clean(args.project, everything=args.all)
+    removed = book.clean(args.project, everything=args.all)
     for path in removed:
         print(f"removed {path}")
     if not removed:
@@ -396,11 +396,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     import yaml
 
+    from srkit.book import BookError
     from srkit.pipeline import PipelineError
 
     try:
         return HANDLERS[args.command](args)
-    except (OSError, ValueError, yaml.YAMLError, PipelineError) as error:
+    except (OSError, ValueError, yaml.YAMLError, PipelineError, BookError) as error:
         if args.debug:
             traceback.print_exc()
         else:

@@ -93,6 +93,33 @@ def default_run_dir(project: str | os.PathLike, profile: str) -> Path:
     return Path(project) / RUNS_DIR / Path(profile).stem
 
 
+def shown_path(path: str | os.PathLike, project: str | os.PathLike | None) -> str:
+    """A path as the pages show it: relative to the project, never absolute.
+
+    Args:
+        path: any path; a ``folder:PATH`` data source keeps its prefix.
+        project: the project folder, or None when unknown.
+
+    Returns:
+        ``runs/quick`` for a folder inside the project; for one outside it, its last
+        two parts after ``.../`` (``.../data/train``), which names it without
+        exposing a machine's layout.
+    """
+    text = str(path)
+    prefix = ""
+    if text.startswith("folder:"):
+        prefix, text = "folder:", text[len("folder:") :]
+    if not text or not os.path.isabs(text):
+        return prefix + text
+    target = Path(text)
+    if project is not None:
+        try:
+            return prefix + (target.relative_to(Path(project)).as_posix() or ".")
+        except ValueError:
+            pass
+    return prefix + ".../" + "/".join(target.parts[-2:])
+
+
 def model_files(model_dir: str | os.PathLike) -> dict[str, Path]:
     """The files that training writes into one model folder, by role."""
     folder = Path(model_dir)

@@ -1,4 +1,4 @@
-"""The pipeline: profiles, parameters, notebook execution, the step cache, the book.
+"""The pipeline: profiles, parameters, notebook execution, the step cache.
 
 This module owns everything between ``srkit run`` and a built book (DESIGN, "Data
 flow of one run"; STYLE sections 6-7). It finds the project (the folder holding
@@ -9,10 +9,10 @@ annotations), prepares the data cache once, executes each step with papermill
 (jupytext converts the percent-format source; the kernel is set explicitly) into
 ``book/steps/<stem>.ipynb``, skips steps whose source, parameters, srkit source and
 input data are unchanged, records timings, versions and hardware in
-``RUN/run.json``, writes the generated "About this run" page and runs
-``jupyter-book build``. It is, with ``cli``, the only module that knows about
-papermill, jupytext and jupyter-book; those are imported inside functions so the
-command line starts fast. Nothing here imports TensorFlow except ``upscale``.
+``RUN/run.json`` and hands the book to ``srkit.book`` (the About page and
+``jupyter-book build``). It is the only module that knows about papermill and
+jupytext; those are imported inside functions so the command line starts fast.
+Nothing here imports TensorFlow except ``upscale``.
 """
 
 from __future__ import annotations
@@ -40,9 +40,14 @@ from typing import Any
 
 import yaml
 
+from srkit.book import (
+    build_book,
+    latest_run_dir,
+    read_records,
+    summary_table,
+)
+from srkit.book import format_seconds as _format_seconds
 from srkit.layout import (
-    ABOUT_PAGE,
-    BOOK_LOG,
     PARAMS_FILE,
     RUN_MARKER,
     RUN_RECORDS,
@@ -74,7 +79,7 @@ READS_EARLIER_STEPS = re.compile(r"^#\s*srkit:\s*reads-earlier-steps\b", re.MULT
 FOLDER_PARAMETERS = ("benchmarks",)
 FOLDER_PREFIX = "folder:"
 # pipeline and command-line code does not change what a notebook computes
-HASH_EXCLUDED = ("pipeline.py", "cli.py", "__main__.py")
+HASH_EXCLUDED = ("pipeline.py", "book.py", "cli.py", "__main__.py")
 VERSION_PACKAGES = (
     "tensorflow",
     "keras",
@@ -649,15 +654,6 @@ def write_json_atomic(path: Path, data: Any) -> None:
         temporary.write_text(text, encoding="utf-8")
 
 
-def read_records(run_dir: Path) -> dict:
-    """The run's ``run.json`` (empty dict when absent or unreadable)."""
-    path = Path(run_dir) / RUN_RECORDS
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def collect_versions() -> dict[str, str]:
     """Versions of Python, srkit and the main packages (without importing them)."""
     from srkit import __version__
@@ -837,16 +833,6 @@ def _running_cell(notebook_path: Path) -> str:
             match = re.search(r"papermill_description=(\S+)", source)
             return f"cell {index}" + (f": {match.group(1)}" if match else "")
     return ""
-
-
-def _format_seconds(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, rest = divmod(int(round(seconds)), 60)
-    if minutes < 60:
-        return f"{minutes} min {rest:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
 
 
 @contextlib.contextmanager
@@ -1229,296 +1215,6 @@ def run(
             project, run_dir=run_dir, strict=strict, echo=echo
         )
     return result
-
-
-def summary_table(records: dict, stems: Sequence[str], seconds: dict) -> str:
-    """The end-of-run table: step, status, seconds (this run; cached: last run)."""
-    rows = [("step", "status", "seconds")]
-    for stem in stems:
-        record = records["steps"].get(stem, {})
-        status = record.get("status", "untouched")
-        value = seconds.get(stem) or record.get("seconds")
-        shown = f"{value:.1f}" if isinstance(value, (int, float)) else "-"
-        if status in ("cached", "untouched") and value is not None:
-            shown = f"({value:.1f})"
-        rows.append((stem, status, shown))
-    width = max(len(row[0]) for row in rows)
-    lines = [f"{a:<{width}}  {b:<9}  {c:>9}" for a, b, c in rows]
-    total = sum(seconds.values())
-    lines.append(f"total executed: {_format_seconds(total)} (cached: time of last run)")
-    return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------- book
-
-
-def _md_cell(value: Any) -> str:
-    text = str(value)
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
-    return lines + [""]
-
-
-def about_page(records: dict) -> str:
-    """Markdown of "About this run" from a run's ``run.json`` records."""
-    if not records:
-        return (
-            "# About this run\n\nNo run records were found: the step pages were not "
-            "produced by `srkit run` in this project. Run `srkit run` to execute the "
-            "steps and record their parameters, versions, hardware and timings.\n"
-        )
-    lines = [
-        "# About this run",
-        "",
-        "This page is generated by `srkit run` from the run's records "
-        "(`run.json` in the run folder); every number in the book comes from this "
-        "run.",
-        "",
-    ]
-    overrides = " ".join(f"`-p {o}`" for o in records.get("overrides", [])) or "none"
-    if records.get("data_option"):
-        overrides = f"`--data {records['data_option']}` " + overrides
-    lines += _table(
-        ["", ""],
-        [
-            ("profile", records.get("profile", "")),
-            ("overrides", overrides),
-            ("run folder", f"`{records.get('run_dir', '')}`"),
-            ("started", records.get("started", "")),
-            ("finished", records.get("finished", "")),
-            ("status", records.get("status", "")),
-            ("project commit", records.get("git_commit") or "not a git checkout"),
-            ("srkit source hash", records.get("srkit_hash", "")),
-        ],
-    )
-    steps = records.get("steps", {})
-    lines += ["## Steps", ""]
-    lines += _table(
-        ["step", "status", "wall time", "finished"],
-        [
-            (
-                stem,
-                r.get("status", ""),
-                _format_seconds(r["seconds"]) if "seconds" in r else "-",
-                r.get("finished") or "-",
-            )
-            for stem, r in steps.items()
-        ],
-    )
-    lines += [
-        "Status `cached`: the step's source, parameters, srkit source and data were "
-        "unchanged, so its page and artifacts from an earlier execution were kept; "
-        "the wall time is that execution's.",
-        "",
-    ]
-    lines += _parameter_section(steps)
-    data = records.get("data", [])
-    if data:
-        lines += ["## Data", ""]
-        columns = ["source", "mode", "n_images", "seed", "n_train", "n_val", "key"]
-        lines += _table(columns, [[d.get(c, "") for c in columns] for d in data])
-    versions = records.get("versions", {})
-    if versions:
-        lines += ["## Software", ""]
-        lines += _table(["package", "version"], versions.items())
-    hardware = records.get("hardware", {})
-    if hardware:
-        lines += ["## Hardware", ""]
-        rows = [
-            ("platform", hardware.get("platform", "")),
-            ("CPU", hardware.get("cpu", "")),
-            ("cores", hardware.get("cores", "")),
-            ("RAM", f"{hardware.get('ram_gib', '?')} GiB"),
-            ("GPUs", "; ".join(hardware.get("gpus", [])) or "none"),
-            ("GPUs TensorFlow sees", len(hardware.get("tensorflow_gpus", []))),
-        ]
-        lines += _table(["", ""], rows)
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def _parameter_section(steps: dict) -> list[str]:
-    """Parameters shared by every step that declares them, then per-step values."""
-    by_name: dict[str, dict[str, Any]] = {}
-    for stem, record in steps.items():
-        for name, value in (record.get("params") or {}).items():
-            by_name.setdefault(name, {})[stem] = value
-    if not by_name:
-        return []
-    common = {
-        n: next(iter(v.values()))
-        for n, v in by_name.items()
-        if len({json.dumps(x) for x in v.values()}) == 1
-    }
-    lines = ["## Parameters", "", "Values shared by every step that declares them:", ""]
-    lines += _table(
-        ["parameter", "value", "steps"],
-        [
-            (n, f"`{v}`" if v != "" else "(empty)", len(by_name[n]))
-            for n, v in common.items()
-        ],
-    )
-    varying = [n for n in by_name if n not in common]
-    if varying:
-        lines += ["Values that differ between steps:", ""]
-        rows = []
-        for stem, record in steps.items():
-            values = record.get("params") or {}
-            shown = [f"{n}={values[n]}" for n in varying if n in values]
-            if shown:
-                rows.append((stem, ", ".join(shown)))
-        lines += _table(["step", "parameters"], rows)
-    return lines
-
-
-def latest_run_dir(project: Path) -> Path | None:
-    """The run folder of the pages in ``book/steps`` (else the newest run.json)."""
-    marker = Path(project) / STEPS_PAGE_DIR / RUN_MARKER
-    if marker.is_file():
-        folder = Path(marker.read_text().strip())
-        if (folder / RUN_RECORDS).is_file():
-            return folder
-    candidates = sorted(
-        (Path(project) / "runs").glob(f"*/{RUN_RECORDS}"),
-        key=lambda p: p.stat().st_mtime,
-    )
-    return candidates[-1].parent if candidates else None
-
-
-def write_about_page(project: Path, run_dir: Path | None = None) -> Path:
-    """Write ``book/about_run.md`` from a run's records (latest run by default)."""
-    project = Path(project)
-    run_dir = run_dir or latest_run_dir(project)
-    records = read_records(run_dir) if run_dir else {}
-    path = project / ABOUT_PAGE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(about_page(records))
-    return path
-
-
-def toc_files(project: Path) -> list[str]:
-    """Every ``file:`` (and ``root:``) entry of ``_toc.yml``."""
-    data = yaml.safe_load((Path(project) / "_toc.yml").read_text()) or {}
-    found: list[str] = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            for key in ("root", "file"):
-                if isinstance(node.get(key), str):
-                    found.append(node[key])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(data)
-    return found
-
-
-def missing_pages(project: Path) -> list[str]:
-    """Table-of-contents entries without a page (.md, .ipynb, .rst) on disk."""
-    missing = []
-    for entry in toc_files(project):
-        base = Path(project) / entry
-        if base.is_file() or any(
-            base.with_name(base.name + suffix).is_file()
-            for suffix in (".md", ".ipynb", ".rst")
-        ):
-            continue
-        missing.append(entry)
-    return missing
-
-
-def build_book(
-    project: str | os.PathLike | None = None,
-    run_dir: str | os.PathLike | None = None,
-    strict: bool = False,
-    echo: Echo = print,
-) -> Path:
-    """Write the about page and run ``jupyter-book build`` on the project.
-
-    Args:
-        project: project folder (default: found from the current directory).
-        run_dir: whose records go on the about page (default: the latest run).
-        strict: pass ``-W -n --keep-going`` (warnings fail the build).
-        echo: printer.
-
-    Returns:
-        Path of ``_build/html/index.html``.
-
-    Raises:
-        PipelineError: when the build fails (its log is printed and kept in
-            ``RUN/book_build.log``, or ``_build/book_build.log`` without a run).
-    """
-    project = find_project(project)
-    run_dir = Path(run_dir) if run_dir else latest_run_dir(project)
-    write_about_page(project, run_dir)
-    missing = missing_pages(project)
-    if missing:
-        echo(
-            "book: pages missing (run `srkit run` to execute the steps): "
-            + ", ".join(missing)
-        )
-    command = [
-        sys.executable,
-        "-c",
-        "import sys; from jupyter_book.cli.main import main; "
-        "sys.exit(main(prog_name='jupyter-book'))",
-        "build",
-        str(project),
-    ]
-    if strict:
-        command += ["-W", "-n", "--keep-going"]
-    log_path = (run_dir or project / "_build") / BOOK_LOG
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    echo("book: jupyter-book build" + (" (strict)" if strict else "") + " ...")
-    start = time.perf_counter()
-    with open(log_path, "w") as log:
-        result = subprocess.run(
-            command,
-            cwd=project,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1"},
-        )
-    index = project / "_build" / "html" / "index.html"
-    if result.returncode != 0 or not index.is_file():
-        echo(log_path.read_text()[-20000:])
-        raise PipelineError(
-            f"jupyter-book build failed (exit {result.returncode}); log: {log_path}"
-        )
-    echo(f"book: built in {_format_seconds(time.perf_counter() - start)}: {index}")
-    return index
-
-
-def clean(project: str | os.PathLike | None = None, everything: bool = False):
-    """Remove generated outputs: ``book/steps/``, ``book/about_run.md``, ``_build/``.
-
-    Args:
-        project: project folder (default: found from the current directory).
-        everything: also remove ``runs/`` (models, data caches, records).
-
-    Returns:
-        The removed paths.
-    """
-    project = find_project(project)
-    targets = [project / STEPS_PAGE_DIR, project / ABOUT_PAGE, project / "_build"]
-    if everything:
-        targets.append(project / "runs")
-    removed = []
-    for path in targets:
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
-        else:
-            continue
-        removed.append(path)
-    return removed
 
 
 # -------------------------------------------------------------------- models

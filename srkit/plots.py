@@ -32,6 +32,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from srkit.vocab import OUTPUT_SIDES
+
 if TYPE_CHECKING:
     from pandas.io.formats.style import Styler
 
@@ -47,8 +49,6 @@ METRIC_LABELS = {
     "psnr": "PSNR (dB)",
     "ssim": "SSIM",
 }
-#: Output name -> target side in pixels (see ``srkit.evaluate.OUTPUT_SCALES``).
-OUTPUT_SCALES = {"low_upsample": 144, "high_upsample": 288}
 #: Colour of the zoom rectangles.
 ZOOM_COLOR = "#ffcc00"
 _GIF_SIGNATURES = (b"GIF87a", b"GIF89a")
@@ -95,12 +95,12 @@ def _show(axes, image: np.ndarray, title: str | None = None) -> None:
 def _scale_key(key) -> int:
     """A prediction/target key (144, 288 or an output name) as the target side."""
     if isinstance(key, str):
-        if key not in OUTPUT_SCALES:
+        if key not in OUTPUT_SIDES:
             raise ValueError(
                 f"unknown output {key!r}: use a target size (144, 288) or one of "
-                f"{list(OUTPUT_SCALES)}"
+                f"{list(OUTPUT_SIDES)}"
             )
-        return OUTPUT_SCALES[key]
+        return OUTPUT_SIDES[key]
     return int(key)
 
 
@@ -179,85 +179,6 @@ def _metric_text(values, separator: str = " / ") -> str:
     return separator.join(parts)
 
 
-def prediction_figure(
-    low_res,
-    predictions: Mapping,
-    targets: Mapping | None = None,
-    metrics: Mapping | None = None,
-    zoom: tuple[int, int, int] | None = None,
-    title: str | None = None,
-) -> Figure:
-    """One image: the input, and prediction beside target at each scale.
-
-    The 72 px input is drawn as is (nearest neighbour, so its pixels show). With
-    ``zoom`` the same region is outlined on every panel and magnified in a second
-    row, as in the original study's zoomed panels.
-
-    Args:
-        low_res: float (h, w, 3) input in [0, 1].
-        predictions: target side (144, 288) or output name -> float (H, W, 3)
-            prediction in [0, 1].
-        targets: same keys -> float (H, W, 3) ground truth; a missing key draws the
-            prediction alone.
-        metrics: same keys -> mapping with ``psnr`` (dB) and/or ``ssim`` (e.g. a row
-            of ``Evaluation.per_image``), written under the prediction.
-        zoom: (y, x, size) of a square in input pixels, scaled to each panel; None
-            for no zoom row.
-        title: figure title.
-
-    Returns:
-        A Figure with 1 + 2 panels per scale in a row (plus a zoom row).
-
-    Raises:
-        ValueError: on bad shapes, no predictions, or a zoom outside the image.
-    """
-    low_res = _as_image(low_res, "low_res")
-    if not predictions:
-        raise ValueError("predictions is empty: pass at least one scale")
-    targets = {_scale_key(k): v for k, v in (targets or {}).items()}
-    metrics = {_scale_key(k): v for k, v in (metrics or {}).items()}
-    low_side = low_res.shape[0]
-    panels = [(f"input ({low_side} px)", low_res, "")]
-    for key in sorted(predictions, key=_scale_key):
-        side = _scale_key(key)
-        prediction = _as_image(predictions[key], f"prediction {key!r}")
-        label = _scale_label(prediction.shape[0], low_side)
-        panels.append(
-            (f"prediction {label}", prediction, _metric_text(metrics.get(side)))
-        )
-        if side in targets:
-            target = _as_image(targets[side], f"target {side}")
-            if target.shape != prediction.shape:
-                raise ValueError(
-                    f"target {side} has shape {target.shape}, prediction "
-                    f"{prediction.shape}"
-                )
-            panels.append((f"target {label}", target, ""))
-    box = _zoom_box(zoom, low_side) if zoom is not None else None
-    rows = 2 if box else 1
-    width = WIDTH_INCHES
-    panel = min(width / len(panels), 3.2)
-    figure = _figure(width, panel * rows + 0.9)
-    grid = figure.subplots(rows, len(panels), squeeze=False)
-    for column, (label, image, text) in enumerate(panels):
-        axes = grid[0, column]
-        _show(axes, image, label)
-        if text:
-            axes.set_xlabel(text, fontsize=8)
-        if box:
-            factor = image.shape[0] / low_side
-            top, left, size = (round(value * factor) for value in box)
-            _outline(axes, top, left, size)
-            _show(grid[1, column], image[top : top + size, left : left + size])
-            grid[1, column].set_title("zoom", fontsize=8)
-            for spine in grid[1, column].spines.values():
-                spine.set_edgecolor(ZOOM_COLOR)
-                spine.set_linewidth(1.5)
-    if title:
-        figure.suptitle(title)
-    return figure
-
-
 def _worst_window(prediction: np.ndarray, target: np.ndarray, size: int):
     """(top, left) of the size x size square with the largest mean absolute error."""
     error = np.abs(prediction - target).mean(axis=-1, dtype=np.float64)
@@ -283,6 +204,23 @@ def _outline(axes, top: float, left: float, size: float) -> None:
             linewidth=1.5,
         )
     )
+
+
+def capped_k(per_image: pd.DataFrame, k: int, scale: int | None = None) -> int:
+    """``k`` for a best/worst figure, at most half the distinct images (at least 1).
+
+    Args:
+        per_image: a per-image table with an ``index`` column (and ``scale``).
+        k: the images wanted on each side.
+        scale: count only the rows of this scale when the table has a ``scale``.
+
+    Returns:
+        ``max(1, min(k, n_images // 2))``: with 3 validation images, 1.
+    """
+    rows = per_image
+    if scale is not None and "scale" in rows.columns:
+        rows = rows[rows["scale"] == scale]
+    return max(1, min(int(k), rows["index"].nunique() // 2))
 
 
 def best_worst_figure(
@@ -314,7 +252,8 @@ def best_worst_figure(
             the whole per-image table when ``worst`` is None.
         worst: worst rows, or None.
         scale: 144 (``low_upsample``, x2) or 288 (``high_upsample``, x4).
-        k: images on each side when choosing here.
+        k: images on each side when choosing here, capped at half the images
+            (:func:`capped_k`) so no image is both a best and a worst one.
         metric: ranking metric when choosing here (``psnr``, ``ssim``, ``mse``,
             ``mae``).
         zoom: add the two magnified columns.
@@ -327,11 +266,14 @@ def best_worst_figure(
     """
     from srkit import data, evaluate, metrics  # deferred: only this figure needs Keras
 
-    outputs = {side: name for name, side in OUTPUT_SCALES.items()}
+    outputs = {side: name for name, side in OUTPUT_SIDES.items()}
     if scale not in outputs:
         raise ValueError(f"scale must be one of {sorted(outputs)}, got {scale!r}")
     if worst is None:
+        k = capped_k(best, k, scale)
         best, worst = evaluate.best_worst(best, metric=metric, k=k, scale=scale)
+    shown = {int(i) for i in best["index"]}
+    worst = worst[~worst["index"].astype(int).isin(shown)]  # an image appears once
     chosen = [("best", row) for row in best.to_dict("records")]
     chosen += [("worst", row) for row in worst.to_dict("records")]
     if not chosen:
@@ -500,7 +442,7 @@ def _history_panels(columns) -> list[tuple[str | None, str, str, str | None]]:
             if match:
                 panels.append((match["output"], match["metric"], None, key))
     order = list(METRIC_LABELS)
-    outputs = list(OUTPUT_SCALES)
+    outputs = list(OUTPUT_SIDES)
     return sorted(
         panels,
         key=lambda p: (

@@ -19,9 +19,8 @@ import pandas as pd
 
 import srkit
 from srkit import layout, records
+from srkit.vocab import BICUBIC, METRICS
 
-#: Metric columns of every results table, in display order.
-METRICS = ("mse", "mae", "psnr", "ssim")
 #: The data behind the original report's numbers (its validation images).
 ORIGINAL_DATA = "PASCAL VOC 2007 whole images"
 #: How every typed-in published benchmark row is labelled.
@@ -170,7 +169,7 @@ def banner(
     info = environment_info()
     parts = [f"profile **{profile}**"]
     if split is not None:
-        source = split.info.get("source", "?")
+        source = layout.shown_path(split.info.get("source", "?"), project_root())
         mode = split.info.get("mode", "?")
         parts.append(
             f"data `{source}` ({mode}; {len(split.train)} training and "
@@ -183,7 +182,10 @@ def banner(
     if learning_rate is not None:
         parts.append(f"learning rate {learning_rate:g}")
     if vgg_weights is not None:
-        parts.append(f"VGG16 weights: {vgg_weights}")
+        untrained = (
+            " (untrained: the offline default)" if vgg_weights == "random" else ""
+        )
+        parts.append(f"VGG16 weights: {vgg_weights}{untrained}")
     if precision is not None:
         reason = getattr(precision, "reason", "")
         auto = getattr(precision, "requested", "") == "auto"
@@ -195,18 +197,15 @@ def banner(
     commit = f", commit {info['commit']}" if info["commit"] else ""
     parts.append(f"srkit {info['srkit']}{commit}")
     kind = "warning" if profile == "smoke" else "note"
-    lines = [
-        ":::{admonition} Run banner",
-        f":class: {kind}",
-        "",
-        " · ".join(parts) + ".",
-    ]
+    title = "Smoke run: these numbers are noise" if profile == "smoke" else "This run"
+    lines = [f":::{{admonition}} {title}", f":class: {kind}", ""]
     if profile == "smoke":
         lines.append(
-            "\nThis page ran with the **smoke** profile: every model trains for a "
+            "This page ran with the **smoke** profile: every model trains for a "
             "handful of optimizer steps. The numbers show that the code runs; they "
-            "are not results about the architectures."
+            "are not results about the architectures.\n"
         )
+    lines.append(" · ".join(parts) + ".")
     if extra:
         lines.append("\n" + extra)
     lines.append(":::")
@@ -301,6 +300,70 @@ def fit_summary(result) -> str:
         f"{result.train_images_per_s:.1f} training images/s "
         f"({result.precision})."
     )
+
+
+#: Short column names of :func:`training_table` for Keras' history keys.
+TRAINING_COLUMNS = {
+    "step": "step",
+    "loss": "loss",
+    "val_loss": "val loss",
+    "val_psnr": "val PSNR",
+    "val_low_upsample_psnr": "val PSNR x2",
+    "val_high_upsample_psnr": "val PSNR x4",
+    "learning_rate": "lr",
+    "epoch_time_s": "s",
+}
+
+
+def training_table(result, max_rows: int = 12) -> pd.DataFrame:
+    """A compact per-interval training log: a few columns, at most ``max_rows``.
+
+    Replaces Keras' one-line-per-interval log (dozens of metrics on one line) on a
+    page: the optimizer step, training and validation loss, validation PSNR per
+    output, the learning rate and the interval's seconds. Long runs keep evenly
+    spaced intervals, always the last one.
+
+    Args:
+        result: a ``srkit.train.FitResult`` (or anything with a ``history``
+            DataFrame).
+        max_rows: the most intervals shown.
+
+    Returns:
+        A DataFrame indexed by interval (1-based), rounded for reading.
+    """
+    history = result.history
+    columns = [c for c in TRAINING_COLUMNS if c in history.columns]
+    table = history[columns].rename(columns=TRAINING_COLUMNS)
+    table.index = pd.Index(range(1, len(table) + 1), name="interval")
+    if len(table) > max_rows:
+        keep = np.unique(np.linspace(0, len(table) - 1, max_rows).round().astype(int))
+        table = table.iloc[keep]
+    rounding = {"loss": 4, "val loss": 4, "lr": 6, "s": 1}
+    rounding.update({c: 2 for c in table.columns if "PSNR" in c})
+    return table.round({c: d for c, d in rounding.items() if c in table.columns})
+
+
+def model_table(model) -> pd.DataFrame:
+    """A narrow summary of a Keras model: one row per layer, four short columns.
+
+    Keras' own ``summary`` needs about 110 characters per line, wider than the
+    book's column; this table keeps the layer name, its type, its output shape
+    and its parameter count, and a total row.
+
+    Args:
+        model: a built Keras model.
+
+    Returns:
+        A DataFrame with columns ``layer``, ``type``, ``output``, ``params``.
+    """
+    rows = []
+    for layer in model.layers:
+        shape = getattr(layer, "output", None)
+        shape = getattr(shape, "shape", "")
+        shown = "x".join("?" if d is None else str(d) for d in tuple(shape)[1:])
+        rows.append((layer.name, type(layer).__name__, shown, layer.count_params()))
+    rows.append(("total", "", "", model.count_params()))
+    return pd.DataFrame(rows, columns=["layer", "type", "output", "params"])
 
 
 def _gain_sentence(model: str, scale: int, ours: dict, bicubic: dict) -> str:
@@ -511,7 +574,11 @@ def training_gifs(run_dir: str | os.PathLike) -> list[TrainingGif]:
     return gifs
 
 
-def conclusions(table: pd.DataFrame, original: pd.DataFrame | None = None):
+def conclusions(
+    table: pd.DataFrame,
+    original: pd.DataFrame | None = None,
+    pages: dict[str, str] | None = None,
+):
     """Sentences on a whole run: best models, bicubic, and the original report.
 
     The original report's numbers were measured on other images (PASCAL VOC 2007
@@ -521,6 +588,8 @@ def conclusions(table: pd.DataFrame, original: pd.DataFrame | None = None):
     Args:
         table: ``srkit.records.collect_metrics`` output.
         original: the original report's table; loaded when None.
+        pages: model -> step page stem; when given, models are named by their
+            linked reader labels (:func:`linked_label`).
 
     Returns:
         An ``IPython.display.Markdown`` bullet list whose numbers all come from
@@ -538,8 +607,8 @@ def conclusions(table: pd.DataFrame, original: pd.DataFrame | None = None):
         best_ssim = rows.sort_values("ssim", ascending=False).iloc[0]
         text = (
             f"At {scale}x{scale}, the highest PSNR is {best['psnr']:.2f} dB "
-            f"(`{best['model']}`) and the highest SSIM {best_ssim['ssim']:.3f} "
-            f"(`{best_ssim['model']}`)."
+            f"({_name(best['model'], pages)}) and the highest SSIM "
+            f"{best_ssim['ssim']:.3f} ({_name(best_ssim['model'], pages)})."
         )
         if len(bicubic):
             reference = float(bicubic["psnr"].iloc[0])
@@ -553,7 +622,8 @@ def conclusions(table: pd.DataFrame, original: pd.DataFrame | None = None):
         best = original.sort_values("psnr", ascending=False).iloc[0]
         bullets.append(
             f"- The original study measured its models on other data ({ORIGINAL_DATA})"
-            f"; its best PSNR there was {best['psnr']:.2f} dB (`{best['model']}` at "
+            f"; its best PSNR there was {best['psnr']:.2f} dB "
+            f"({_name(best['model'], pages)} at "
             f"{int(best['scale'])}x{int(best['scale'])}). Those numbers are a record "
             "of that study, not a yardstick for the rows above, which come from "
             "other images."
@@ -786,7 +856,6 @@ def benchmark_tables(summary: pd.DataFrame, published: pd.DataFrame | None = Non
         An ``IPython.display.Markdown`` object (a sentence when ``summary`` is
         empty).
     """
-    from srkit import evaluate
 
     if summary.empty:
         return _markdown("No benchmark results to show.")
@@ -816,7 +885,7 @@ def benchmark_tables(summary: pd.DataFrame, published: pd.DataFrame | None = Non
         quoted = published[
             (published["set"] == set_name) & (published["scale"] == scale)
         ]
-        baseline = quoted[quoted["method"] == evaluate.BICUBIC]
+        baseline = quoted[quoted["method"] == BICUBIC]
         for row in quoted.itertuples(index=False):
             base = baseline.iloc[0] if len(baseline) else None
             psnr_margin = row.psnr - base["psnr"] if base is not None else np.nan
@@ -900,14 +969,14 @@ def benchmark_figure(
     from srkit import data, evaluate, plots
 
     rows = per_image[per_image["set"] == set_name]
-    scored = rows[rows["model"] != evaluate.BICUBIC]
+    scored = rows[rows["model"] != BICUBIC]
     if scored.empty:
         raise ValueError(f"no model was scored on {set_name}")
     scale = int(scale or scored["scale"].max())
     rows = rows[rows["scale"] == scale]
     best = best_benchmark_model(evaluate.benchmark_summary(rows), set_name, scale)
     by_image = rows.pivot_table(index="image", columns="model", values="psnr")
-    gains = (by_image[best] - by_image[evaluate.BICUBIC]).sort_values(kind="stable")
+    gains = (by_image[best] - by_image[BICUBIC]).sort_values(kind="stable")
     image = str(gains.index[(len(gains) - 1) // 2])
     path = next(
         p
@@ -918,11 +987,11 @@ def benchmark_figure(
     scores = rows[rows["image"] == image].set_index("model")[["psnr", "ssim"]]
     panels = {
         "original (high resolution)": high_res,
-        "bicubic": evaluate.super_resolve(evaluate.BICUBIC, low_res, scale),
+        "bicubic": evaluate.super_resolve(BICUBIC, low_res, scale),
         model_label(best): evaluate.super_resolve(models[best], low_res, scale),
     }
     metrics = {
-        "bicubic": scores.loc[evaluate.BICUBIC].to_dict(),
+        "bicubic": scores.loc[BICUBIC].to_dict(),
         model_label(best): scores.loc[best].to_dict(),
     }
     title = f"{set_name} x{scale}, image {image!r}: Y-channel PSNR and SSIM"
@@ -961,7 +1030,7 @@ def margin_table(summary: pd.DataFrame) -> pd.DataFrame:
     return result
 
 
-def margin_takeaways(summary: pd.DataFrame):
+def margin_takeaways(summary: pd.DataFrame, pages: dict[str, str] | None = None):
     """Sentences drawn from the margin table: best model per scale, models below.
 
     For each scale, the best model is the one with the largest PSNR margin over
@@ -971,6 +1040,8 @@ def margin_takeaways(summary: pd.DataFrame):
     Args:
         summary: ``srkit.evaluate.benchmark_summary`` or
             ``srkit.records.read_benchmarks`` output.
+        pages: model -> step page stem; when given, models are named by their
+            linked reader labels (:func:`linked_label`) instead of registry names.
 
     Returns:
         An ``IPython.display.Markdown`` bullet list; when there is no model row, a
@@ -999,7 +1070,8 @@ def margin_takeaways(summary: pd.DataFrame):
             else "comes closest to bicubic in PSNR without beating it"
         )
         bullets.append(
-            f"- At x{scale}, `{best}` {verb}, {mean[best]:+.2f} dB on average over "
+            f"- At x{scale}, {_name(best, pages)} {verb}, {mean[best]:+.2f} dB on "
+            "average over "
             f"{', '.join(sets)}: {detail}."
         )
         below = at_scale["psnr_margin"] < 0
@@ -1009,12 +1081,281 @@ def margin_takeaways(summary: pd.DataFrame):
         if not always and not sometimes:
             bullets.append(f"- At x{scale}, every model beats bicubic on every set.")
         if always:
-            names = ", ".join(f"`{m}`" for m in always)
+            names = ", ".join(_name(m, pages) for m in always)
             bullets.append(
                 f"- At x{scale}, {len(always)} of {len(counts)} models stay below "
                 f"bicubic on every set: {names}."
             )
         if sometimes:
-            names = ", ".join(f"`{m}`" for m in sometimes)
+            names = ", ".join(_name(m, pages) for m in sometimes)
             bullets.append(f"- At x{scale}, below bicubic on some sets only: {names}.")
     return _markdown("\n".join(bullets))
+
+
+# ---------------------------------------------------------------- summary page
+
+#: Benchmark scale factor -> the validation output size of the same factor.
+SCALE_SIZES = {2: 144, 4: 288}
+#: What the original study found, in the words of its own table (checked
+#: against ``srkit.records.load_original_results`` by the tests).
+ORIGINAL_BEST = "dts_dilated_conv_ext_block_ssim_psnr_model"
+
+
+def short_label(name: str) -> str:
+    """A model's reader label: its step number (``07``) or result name (``R4``).
+
+    The two models of step 02 are ``02 nearest`` and ``02 bilinear``; names outside
+    the zoo (``bicubic``) are returned unchanged.
+    """
+    from srkit import models
+
+    info = models.MODEL_INFO.get(name)
+    if info is None:
+        return name
+    step = str(info["step"])
+    if step == "02":
+        return "02 " + name.removeprefix("simple_model_")
+    return step
+
+
+def model_pages(table: pd.DataFrame) -> dict[str, str]:
+    """Model -> the stem of the step page that trains it, from a run's records.
+
+    Args:
+        table: ``srkit.records.collect_metrics`` output (columns ``model``, ``step``).
+
+    Returns:
+        e.g. ``{"dts_model": "07_depth_to_space", ...}``; bicubic is left out.
+    """
+    rows = table[(table["model"] != "bicubic") & table["step"].notna()]
+    return dict(zip(rows["model"].astype(str), rows["step"].astype(str), strict=True))
+
+
+def linked_label(name: str, pages: dict[str, str] | None = None) -> str:
+    """:func:`short_label` as a MyST link to the model's page when it is known."""
+    label = short_label(name)
+    if pages and name in pages:
+        return f"{{doc}}`{label} <{pages[name]}>`"
+    return label
+
+
+def _name(name: str, pages: dict[str, str] | None) -> str:
+    return linked_label(name, pages) if pages is not None else f"`{name}`"
+
+
+def _best_by_scale(rows: pd.DataFrame, value: str) -> dict[int, tuple[str, float]]:
+    """Scale -> (model, mean ``value`` over its rows), the largest mean per scale."""
+    best = {}
+    for scale in sorted(rows["scale"].unique()):
+        mean = rows[rows["scale"] == scale].groupby("model", sort=False)[value].mean()
+        mean = mean.sort_values(ascending=False, kind="stable")
+        best[int(scale)] = (str(mean.index[0]), float(mean.iloc[0]))
+    return best
+
+
+def _margins_on_validation(table: pd.DataFrame) -> pd.DataFrame:
+    """Validation rows with ``psnr_margin``: each model minus bicubic at its size."""
+    bicubic = table[table["model"] == "bicubic"].groupby("scale")["psnr"].mean()
+    rows = table[(table["model"] != "bicubic") & table["scale"].isin(bicubic.index)]
+    return rows.assign(psnr_margin=rows["psnr"] - rows["scale"].map(bicubic))
+
+
+def headline(
+    bench: pd.DataFrame,
+    ours: pd.DataFrame,
+    original: pd.DataFrame,
+    profile: str,
+    pages: dict[str, str] | None = None,
+):
+    """The summary page's answer, computed from the run, as an admonition.
+
+    The best model per scale is the one with the largest mean PSNR margin over
+    bicubic on the benchmark sets (on the validation images when the run has no
+    benchmark result); the best loss is that of the best result model (R1-R4,
+    which differ mainly in their training loss); then what the original study
+    found and whether this run agrees. A smoke build says first that the ranking
+    is noise.
+
+    Args:
+        bench: ``srkit.records.read_benchmarks`` output (may be empty).
+        ours: ``srkit.records.collect_metrics`` output.
+        original: ``srkit.records.load_original_results`` output.
+        profile: the run's parameter profile.
+        pages: model -> step page stem (:func:`model_pages`), for links.
+
+    Returns:
+        An ``IPython.display.Markdown`` admonition.
+    """
+    from srkit import models
+
+    lines = []
+    if profile == "smoke":
+        lines.append(
+            "**This is a smoke build: every model trained for a handful of steps, so "
+            "the ranking below is noise.** It shows that the pipeline works, not "
+            "which model is best."
+        )
+    scored = bench[bench["model"] != "bicubic"] if len(bench) else bench
+    if len(scored):
+        where = "over the benchmark sets " + ", ".join(dict.fromkeys(scored["set"]))
+        rows, factor = scored, {int(s): int(s) for s in scored["scale"].unique()}
+    else:
+        where = "over our validation images; this run has no benchmark result"
+        rows = _margins_on_validation(ours)
+        sizes = {size: factor for factor, size in SCALE_SIZES.items()}
+        factor = {int(s): sizes.get(int(s), int(s)) for s in rows["scale"].unique()}
+    best = _best_by_scale(rows, "psnr_margin")
+    bullets = []
+    for scale, (name, margin) in best.items():
+        side = "above" if margin > 0 else "below"
+        bullets.append(
+            f"- **Best at x{factor[scale]}:** {linked_label(name, pages)}, "
+            f"{abs(margin):.2f} dB {side} bicubic interpolation in PSNR "
+            f"(mean {where})."
+        )
+    results = [
+        n for n in models.MODEL_NAMES if str(models.MODEL_INFO[n]["step"])[0] == "R"
+    ]
+    in_run = rows[rows["model"].isin(results)]
+    if len(in_run):
+        mean = in_run.groupby("model", sort=False)["psnr_margin"].mean()
+        winner = str(mean.sort_values(ascending=False, kind="stable").index[0])
+        side = "above" if mean[winner] > 0 else "below"
+        bullets.append(
+            f"- **Best loss:** `{models.MODEL_INFO[winner]['loss']}`, the loss of "
+            f"{linked_label(winner, pages)}, the result model (R1-R4) with the "
+            f"largest mean PSNR margin: {abs(mean[winner]):.2f} dB {side} bicubic."
+        )
+    study = _best_by_scale(original, "psnr")
+    study_names = {name for name, _ in study.values()}
+    if len(study_names) == 1:
+        study_text = f"{short_label(next(iter(study_names)))} best at both scales"
+    else:
+        study_text = ", ".join(
+            f"{short_label(n)} best at {s}x{s}" for s, (n, _) in study.items()
+        )
+    ours_by_factor = {factor[s]: n for s, (n, _) in best.items()}
+    study_by_factor = {
+        f: study[size][0] for f, size in SCALE_SIZES.items() if size in study
+    }
+    shared = [f for f in study_by_factor if f in ours_by_factor]
+    agree = [f for f in shared if ours_by_factor[f] == study_by_factor[f]]
+    if shared and len(agree) == len(shared):
+        verdict = "This run agrees."
+    elif agree:
+        verdict = "This run agrees at " + ", ".join(f"x{f}" for f in agree) + " only."
+    else:
+        verdict = "This run does not agree."
+    bullets.append(
+        f"- **The original study** found {study_text}, measured in PSNR on its own "
+        f"data ({ORIGINAL_DATA}). {verdict}"
+    )
+    kind = "warning" if profile == "smoke" else "important"
+    body = "\n\n".join([*lines, "\n".join(bullets)])
+    title = f":::{{admonition}} What this run found\n:class: {kind} srkit-headline\n"
+    return _markdown(f"{title}\n{body}\n:::")
+
+
+def margin_tables(summary: pd.DataFrame, pages: dict[str, str] | None = None):
+    """:func:`margin_table` as one narrow Markdown table per scale, flat headers.
+
+    Args:
+        summary: ``srkit.records.read_benchmarks`` output.
+        pages: model -> step page stem, for linked labels.
+
+    Returns:
+        An ``IPython.display.Markdown``: for each scale a bold title and a table
+        with the columns ``model``, then ``<set> dB`` and ``<set> SSIM`` per set.
+    """
+    table = margin_table(summary)
+    blocks = []
+    for scale in sorted(summary["scale"].unique()):
+        columns = [c for c in table.columns if c[0].endswith(f" x{scale}")]
+        part = table[columns].dropna(how="all")
+        header = ["model"] + [
+            f"{where.rsplit(' ', 1)[0]} {'dB' if 'PSNR' in kind else 'SSIM'}"
+            for where, kind in columns
+        ]
+        lines = [
+            f"**x{scale}**: margin over bicubic (PSNR in dB, SSIM)",
+            "",
+            "| " + " | ".join(header) + " |",
+            "|---|" + "---:|" * len(columns),
+        ]
+        for name, row in part.iterrows():
+            cells = [
+                "" if pd.isna(v) else (f"{v:+.2f}" if "PSNR" in c[1] else f"{v:+.4f}")
+                for c, v in row.items()
+            ]
+            lines.append(
+                f"| {linked_label(str(name), pages)} | " + " | ".join(cells) + " |"
+            )
+        blocks.append("\n".join(lines))
+    return _markdown("\n\n".join(blocks))
+
+
+def validation_tables(
+    comparison: pd.DataFrame,
+    metrics: tuple[str, ...] = ("psnr", "ssim"),
+    pages: dict[str, str] | None = None,
+):
+    """:func:`summary_table` as one narrow Markdown table per output size.
+
+    Each metric has two columns, this run and bicubic on the same validation
+    images; the original study's values (other data) come last, marked "study".
+
+    Args:
+        comparison: ``srkit.records.comparison_table`` output.
+        metrics: metrics to show.
+        pages: model -> step page stem, for linked labels.
+
+    Returns:
+        An ``IPython.display.Markdown`` with a bold title and a table per size.
+    """
+    decimals = {"mse": 5, "mae": 4, "psnr": 2, "ssim": 3}
+    blocks = []
+    for scale in sorted(comparison["scale"].unique()):
+        rows = comparison[comparison["scale"] == scale]
+        header = ["model"]
+        for metric in metrics:
+            header += [metric.upper(), "bicubic"]
+        header += [f"{metric.upper()} study" for metric in metrics]
+        lines = [
+            f"**{scale}x{scale}** (x{scale // 72}), validation images",
+            "",
+            "| " + " | ".join(header) + " |",
+            "|---|" + "---:|" * (len(header) - 1),
+        ]
+        for row in rows.itertuples(index=False):
+            cells = [linked_label(str(row.model), pages)]
+            for metric in metrics:
+                for source in ("ours", "bicubic"):
+                    value = getattr(row, f"{metric}_{source}")
+                    cells.append(
+                        "" if pd.isna(value) else f"{value:.{decimals[metric]}f}"
+                    )
+            for metric in metrics:
+                value = getattr(row, f"{metric}_original")
+                cells.append("" if pd.isna(value) else f"{value:.{decimals[metric]}f}")
+            lines.append("| " + " | ".join(cells) + " |")
+        blocks.append("\n".join(lines))
+    return _markdown("\n\n".join(blocks))
+
+
+def model_legend(pages: dict[str, str] | None = None):
+    """The reader labels beside the registry names and training losses.
+
+    Args:
+        pages: model -> step page stem, for linked labels.
+
+    Returns:
+        An ``IPython.display.Markdown`` table with the columns ``label``,
+        ``registry name`` and ``loss``, one row per zoo model, in zoo order.
+    """
+    from srkit import models
+
+    lines = ["| label | registry name | loss |", "|---|---|---|"]
+    for name in models.MODEL_NAMES:
+        loss = models.MODEL_INFO[name]["loss"]
+        lines.append(f"| {linked_label(name, pages)} | `{name}` | `{loss}` |")
+    return _markdown("\n".join(lines))

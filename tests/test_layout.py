@@ -54,3 +54,10 @@ def test_default_run_dir_is_named_after_the_profile(tmp_path):
     assert layout.default_run_dir(tmp_path, "quick") == tmp_path / "runs" / "quick"
     path = "profiles/mine.yaml"
     assert layout.default_run_dir(tmp_path, path) == tmp_path / "runs" / "mine"
+
+
+def test_shown_path():
+    assert layout.shown_path("/p/runs/quick", "/p") == "runs/quick"
+    assert layout.shown_path("folder:/p/data/x", "/p") == "folder:data/x"
+    assert layout.shown_path("/elsewhere/a/b/c", "/p") == ".../b/c"
+    assert layout.shown_path("sample", "/p") == "sample"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from srkit import layout, pipeline
+from srkit import book, layout, pipeline
 
 TOC = """\
 format: jb-book
@@ -361,7 +361,7 @@ def test_find_project_never_falls_back_to_the_srkit_checkout(tmp_path, monkeypat
     message = str(caught.value)
     assert str(tmp_path.resolve()) in message and "--project DIR" in message
     assert "\n" not in message
-    for function in (pipeline.clean, pipeline.run, pipeline.build_book):
+    for function in (book.clean, pipeline.run, book.build_book):
         with pytest.raises(layout.ProjectNotFound, match="no srkit project"):
             function()
 
@@ -584,48 +584,6 @@ def test_heartbeat_prints_while_a_step_runs(project):
     beats = [line for line in lines if "still running" in line]
     assert beats and beats[0].startswith("[1/1] 01_a ... still running")
     assert any("nap" in line for line in beats)
-
-
-# ---------------------------------------------------------------- book, clean
-
-
-def test_about_page_from_records():
-    records = {
-        "profile": "quick",
-        "run_dir": "/runs/quick",
-        "overrides": ["epochs=3"],
-        "status": "ok",
-        "steps": {
-            "01_a": {"status": "ran", "seconds": 75.0, "params": {"epochs": 3, "a": 1}},
-            "02_b": {"status": "cached", "seconds": 2.0, "params": {"epochs": 5}},
-        },
-        "data": [{"source": "sample", "n_images": 24, "n_train": 19, "n_val": 5}],
-        "versions": {"python": "3.11", "keras": "3"},
-        "hardware": {"cpu": "Test CPU", "cores": 2, "ram_gib": 8, "gpus": []},
-    }
-    page = pipeline.about_page(records)
-    assert page.startswith("# About this run")
-    assert "`-p epochs=3`" in page and "1 min 15 s" in page
-    assert "| 01_a | epochs=3 |" in page and "| 02_b | epochs=5 |" in page
-    assert "Test CPU" in page and "| keras | 3 |" in page
-    assert "No run records" in pipeline.about_page({})
-
-
-def test_clean_removes_generated_outputs(project):
-    made = [
-        project / "book" / "steps" / "01_a.ipynb",
-        project / "book" / "about_run.md",
-        project / "_build" / "html" / "index.html",
-        project / "runs" / "smoke" / "run.json",
-    ]
-    for path in made:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("x")
-    removed = pipeline.clean(project)
-    assert project / "_build" in removed and not (project / "book" / "steps").exists()
-    assert (project / "runs").exists() and (project / "book" / "intro.md").exists()
-    assert pipeline.clean(project, everything=True) == [project / "runs"]
-    assert pipeline.clean(project) == []
 
 
 def test_ensure_kernel_runs_this_interpreter():

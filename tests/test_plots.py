@@ -66,36 +66,6 @@ def test_sample_grid():
         plots.sample_grid(tiny_subset(), n=0)
 
 
-def test_prediction_figure_with_zoom_and_metrics():
-    subset = tiny_subset(1)
-    predictions = {144: subset.y2[0] + 0.1, 288: subset.y4[0]}
-    targets = {144: subset.y2[0], 288: subset.y4[0]}
-    scores = {144: {"psnr": 23.456, "ssim": 0.5}, "high_upsample": {"psnr": 20.0}}
-    figure = rendered(
-        plots.prediction_figure(
-            subset.x[0], predictions, targets, scores, zoom=(10, 20, 16), title="t"
-        )
-    )
-    assert len(figure.axes) == 10  # input + 2 x (prediction, target), twice
-    labels = [axes.get_xlabel() for axes in figure.axes]
-    assert "PSNR 23.46 dB / SSIM 0.500" in labels
-    assert "PSNR 20.00 dB" in labels
-    zoomed = figure.axes[5 + 2].get_images()[0].get_array()
-    assert zoomed.shape[:2] == (32, 32)  # 16 input pixels at x2
-
-
-def test_prediction_figure_single_scale_without_targets():
-    subset = tiny_subset(1)
-    figure = rendered(
-        plots.prediction_figure(subset.x[0], {"low_upsample": subset.y2[0]})
-    )
-    assert len(figure.axes) == 2
-    with pytest.raises(ValueError, match="zoom"):
-        plots.prediction_figure(subset.x[0], {144: subset.y2[0]}, zoom=(70, 0, 8))
-    with pytest.raises(ValueError, match="empty"):
-        plots.prediction_figure(subset.x[0], {})
-
-
 def test_best_worst_figure():
     subset = tiny_subset(4)
     model = tiny_model()
@@ -341,3 +311,15 @@ def test_show_gif_displays_title_then_gif(tmp_path, monkeypatch):
     plots.show_gif(path, title="dts_model")._ipython_display_()
     assert shown[0].data == "**dts_model**"
     assert shown[1].data == path.read_bytes()
+
+
+def test_best_worst_k_is_capped_at_half_the_images():
+    subset = tiny_subset(3)
+    model = tiny_model()
+    per_image = evaluate.evaluate(model, subset).per_image
+    assert plots.capped_k(per_image, 2, scale=288) == 1
+    assert plots.capped_k(per_image, 5) == 1
+    figure = rendered(plots.best_worst_figure(model, subset, per_image, scale=288, k=2))
+    labels = [axes.get_ylabel() for axes in figure.axes if axes.get_ylabel()]
+    images = [label.split("\n")[1] for label in labels]
+    assert len(images) == 2 and len(set(images)) == 2  # no image shown twice

@@ -123,7 +123,7 @@ def actionlint() -> str | None:
 def test_workflow_passes_actionlint():
     binary = actionlint()
     if binary is None:
-        pytest.skip("actionlint is not installed (pip install -e '.[publish]')")
+        pytest.skip("actionlint is not installed (pip install -e '.[dev]')")
     result = subprocess.run(
         [binary, "-no-color", str(WORKFLOW.relative_to(ROOT))],
         cwd=ROOT,
@@ -286,6 +286,7 @@ def tiny_notebook(path: Path) -> None:
 def test_tiny_book_reads_offline_and_offers_no_download(tmp_path):
     """A two-page book built with the project's _config.yml (not the whole book)."""
     shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
+    shutil.copytree(ROOT / "book" / "_static", tmp_path / "book" / "_static")
     (tmp_path / "_toc.yml").write_text(
         "format: jb-book\nroot: intro\nchapters:\n  - file: step\n"
     )

@@ -380,3 +380,131 @@ def test_conclusions_do_not_compare_with_the_original_data():
     text = report.conclusions(run_table()).data
     assert "differs" not in text
     assert report.ORIGINAL_DATA in text and "not a yardstick" in text
+
+
+# ---------------------------------------------------------------- summary page
+
+
+def test_short_and_linked_labels():
+    assert report.short_label("simple_model_bilinear") == "02 bilinear"
+    assert report.short_label("dts_model") == "07"
+    assert report.short_label(report.ORIGINAL_BEST) == "R4"
+    assert report.short_label("bicubic") == "bicubic"
+    pages = {"dts_model": "07_depth_to_space"}
+    assert report.linked_label("dts_model", pages) == "{doc}`07 <07_depth_to_space>`"
+    assert report.linked_label("residual_block_model", pages) == "04"
+
+
+def test_the_original_study_found_r4_best_at_both_scales():
+    original = records.load_original_results()
+    for scale in (144, 288):
+        rows = original[original["scale"] == scale]
+        assert rows.sort_values("psnr")["model"].iloc[-1] == report.ORIGINAL_BEST
+
+
+def summary_inputs():
+    ours = run_table().assign(step="07_depth_to_space")
+    ours.loc[ours["model"] == "residual_block_model", "step"] = "04_residual_blocks"
+    return ours, records.load_original_results()
+
+
+def test_headline_names_best_per_scale_from_the_benchmarks():
+    ours, original = summary_inputs()
+    pages = report.model_pages(ours)
+    text = report.headline(benchmark_summary_table(), ours, original, "quick", pages)
+    text = text.data
+    assert text.startswith(":::{admonition} What this run found\n:class: important")
+    assert "**Best at x2:** {doc}`07 <07_depth_to_space>`, 0.25 dB above" in text
+    assert "**Best at x4:** {doc}`07 <07_depth_to_space>`, 0.35 dB above" in text
+    assert "found R4 best at both scales" in text and report.ORIGINAL_DATA in text
+    assert "This run does not agree." in text
+    assert "noise" not in text and "differs" not in text
+
+
+def test_headline_of_a_smoke_build_says_noise_first():
+    ours, original = summary_inputs()
+    text = report.headline(benchmark_summary_table(), ours, original, "smoke").data
+    first = text.splitlines()[3]
+    assert ":class: warning" in text and "smoke build" in first and "noise" in first
+
+
+def test_headline_falls_back_to_validation_and_can_agree():
+    ours, original = summary_inputs()
+    ours.loc[ours["model"] == "dts_model", "model"] = report.ORIGINAL_BEST
+    ours = pd.concat([ours, ours.assign(scale=144)])
+    empty = benchmark_summary_table().iloc[0:0]
+    text = report.headline(empty, ours, original, "quick").data
+    assert "validation images" in text
+    assert "**Best at x4:** 04, 7.00 dB below bicubic" in text
+    assert "**Best loss:** `psnr_over_ssim`" in text and "8.00 dB below" in text
+    assert "This run does not agree." in text
+    ours.loc[ours["model"] == "residual_block_model", "psnr"] = 10.0
+    assert "This run agrees." in report.headline(empty, ours, original, "full").data
+
+
+def test_margin_tables_are_narrow_with_flat_headers():
+    text = report.margin_tables(benchmark_summary_table()).data
+    lines = text.splitlines()
+    assert lines[0] == "**x2**: margin over bicubic (PSNR in dB, SSIM)"
+    assert lines[2] == "| model | Set5 dB | Set5 SSIM | Set14 dB | Set14 SSIM |"
+    assert "| 07 | +1.00 | +0.0100 | -0.50 | -0.0050 |" in lines
+    x4 = text.split("**x4**")[1]
+    assert "02 nearest" not in x4  # no x4 output: no empty row
+
+
+def test_validation_tables_split_by_size_and_mark_the_study():
+    comparison = records.comparison_table(
+        pd.concat([run_table(), run_table().assign(scale=144)]),
+        records.load_original_results(),
+    )
+    text = report.validation_tables(comparison, ("psnr", "ssim")).data
+    assert text.index("**144x144**") < text.index("**288x288**")
+    header = "| model | PSNR | bicubic | SSIM | bicubic | PSNR study | SSIM study |"
+    assert text.count(header) == 2
+    assert "| 07 | 22.00 | 30.00 | 0.600 | 0.900 | 21.83 | 0.587 |" in text
+    for line in text.splitlines():
+        assert len(line) < 200 and "dts_model" not in line
+
+
+def test_training_table_is_compact():
+    class Fit:
+        history = pd.DataFrame(
+            {
+                "epoch": range(1, 21),
+                "step": range(8, 168, 8),
+                "loss": np.linspace(1, 0.1, 20),
+                "val_loss": np.linspace(1, 0.2, 20),
+                "val_low_upsample_psnr": np.linspace(20, 25, 20),
+                "val_low_upsample_mae": np.linspace(0.2, 0.1, 20),
+                "learning_rate": 0.001,
+                "epoch_time_s": 1.234,
+            }
+        )
+
+    table = report.training_table(Fit(), max_rows=5)
+    assert list(table.columns) == ["step", "loss", "val loss", "val PSNR x2", "lr", "s"]
+    assert list(table.index) == [1, 6, 11, 15, 20]
+    assert table["val PSNR x2"].iloc[-1] == 25.0
+    assert len(report.training_table(Fit())) == 12
+
+
+def test_model_table_is_narrow():
+    import keras
+
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv")(inputs)
+    model = keras.Model(inputs, keras.layers.UpSampling2D(2, name="up")(x))
+    table = report.model_table(model)
+    assert list(table.columns) == ["layer", "type", "output", "params"]
+    assert table.iloc[1].tolist() == ["conv", "Conv2D", "?x?x4", 112]
+    assert table.iloc[-1].tolist() == ["total", "", "", 112]
+
+
+def test_model_legend_lists_every_model_once():
+    from srkit import models
+
+    text = report.model_legend({"dts_model": "07_depth_to_space"}).data
+    rows = text.splitlines()[2:]
+    assert len(rows) == len(models.MODEL_NAMES)
+    assert "| {doc}`07 <07_depth_to_space>` | `dts_model` | `mse` |" in rows
+    assert f"| R4 | `{report.ORIGINAL_BEST}` | `psnr_over_ssim` |" in rows

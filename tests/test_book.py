@@ -1,0 +1,158 @@
+"""The book around the step pages: About page, build labels, paths, clean."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from srkit import book
+
+RECORDS = {
+    "project": "/home/someone/srkit",
+    "profile": "smoke",
+    "run_dir": "/home/someone/srkit/runs/smoke",
+    "overrides": ["epochs=3", "benchmarks=folder:/data/sets/benchmarks"],
+    "status": "ok",
+    "steps": {
+        "01_a": {"status": "ran", "seconds": 75.0, "params": {"epochs": 3, "a": 1}},
+        "02_b": {
+            "status": "cached",
+            "seconds": 2.0,
+            "params": {"epochs": 5, "vgg_weights": "random"},
+        },
+    },
+    "data": [
+        {"source": "folder:/data/sets/train", "n_images": 24, "n_train": 19, "n_val": 5}
+    ],
+    "versions": {"python": "3.11", "keras": "3"},
+    "hardware": {"cpu": "Test CPU", "cores": 2, "ram_gib": 8, "gpus": []},
+}
+
+
+def test_about_page_from_records():
+    page = book.about_page(RECORDS)
+    assert page.startswith("# About this run")
+    assert "`-p epochs=3`" in page and "1 min 15 s" in page
+    assert "| 01_a | epochs=3 |" in page and "| 02_b | epochs=5 |" in page
+    assert "Test CPU" in page and "| keras | 3 |" in page
+    assert "No run records" in book.about_page({})
+
+
+def test_about_page_states_compute_time_of_cached_steps_and_the_total():
+    page = book.about_page(RECORDS)
+    assert "| 02_b | cached | 2.0 s |" in page
+    assert "| compute time of all steps | 1 min 17 s |" in page
+
+
+def test_about_page_has_no_empty_headers_nor_absolute_paths():
+    page = book.about_page(RECORDS)
+    assert "|  |  |" not in page and "| | |" not in page
+    assert "/home/someone" not in page and "/data/sets" not in page
+    assert "`runs/smoke`" in page and "folder:.../sets/train" in page
+
+
+def test_smoke_warning_comes_first_in_every_label():
+    bar = book.announcement(RECORDS)
+    assert bar.startswith("<b>Smoke build") and "noise" in bar
+    assert "random" in bar and "Test CPU, 2 cores, no GPU" in bar
+    box = book.this_build_box(RECORDS)
+    assert box.startswith(":::{admonition} This build\n:class: warning")
+    assert "**Smoke build" in box
+    assert "random (offline)" in box
+    assert book.about_page(RECORDS).split("\n")[2].startswith(":::{warning}")
+    quick = {**RECORDS, "profile": "quick"}
+    assert "Smoke" not in book.announcement(quick)
+    assert book.this_build_box(quick).startswith(
+        ":::{admonition} This build\n:class: note"
+    )
+    assert "No run records" in book.this_build_box({})
+
+
+def test_write_about_page_writes_the_build_box(tmp_path):
+    run_dir = tmp_path / "runs" / "smoke"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_text(json.dumps(RECORDS))
+    path = book.write_about_page(tmp_path, run_dir)
+    assert path == tmp_path / "book" / "about_run.md"
+    assert "Smoke build" in (tmp_path / "book" / "this_build.md").read_text()
+
+
+class FakeConfig:
+    html_theme_options = {"use_download_button": False}
+
+
+class FakeApp:
+    def __init__(self, srcdir):
+        self.srcdir = srcdir
+        self.hooks = {}
+
+    def connect(self, event, function):
+        self.hooks[event] = function
+
+
+def test_sphinx_extension_sets_the_announcement(tmp_path):
+    project = tmp_path / "project"
+    (project / "notebooks").mkdir(parents=True)
+    (project / "_toc.yml").write_text("root: book/intro\n")
+    run_dir = project / "runs" / "smoke"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_text(json.dumps(RECORDS))
+    app, config = FakeApp(str(project)), FakeConfig()
+    book.setup(app)
+    app.hooks["config-inited"](app, config)
+    assert config.html_theme_options["announcement"].startswith("<b>Smoke build")
+    assert config.html_theme_options["use_download_button"] is False
+
+
+def test_clean_removes_generated_outputs(tmp_path):
+    project = tmp_path / "project"
+    (project / "notebooks").mkdir(parents=True)
+    (project / "_toc.yml").write_text("root: book/intro\n")
+    made = [
+        project / "book" / "steps" / "01_a.ipynb",
+        project / "book" / "about_run.md",
+        project / "book" / "this_build.md",
+        project / "_build" / "html" / "index.html",
+        project / "runs" / "smoke" / "run.json",
+    ]
+    (project / "book").mkdir()
+    (project / "book" / "intro.md").write_text("# Intro\n")
+    for path in made:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    removed = book.clean(project)
+    assert project / "_build" in removed and not (project / "book" / "steps").exists()
+    assert not (project / "book" / "this_build.md").exists()
+    assert (project / "runs").exists() and (project / "book" / "intro.md").exists()
+    assert book.clean(project, everything=True) == [project / "runs"]
+    assert book.clean(project) == []
+
+
+def test_missing_pages(tmp_path):
+    (tmp_path / "_toc.yml").write_text(
+        "root: book/intro\nchapters:\n  - file: book/steps/01_a\n"
+    )
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "intro.md").write_text("# Intro\n")
+    assert book.missing_pages(Path(tmp_path)) == ["book/steps/01_a"]
+
+
+class FakeScript(str):
+    def __new__(cls, filename, body=""):
+        script = super().__new__(cls, filename or "")
+        script.filename, script.attributes = filename, {"body": body}
+        return script
+
+
+def test_thebe_scripts_are_dropped():
+    kept = FakeScript("_static/togglebutton.js")
+    context = {
+        "script_files": [
+            kept,
+            FakeScript(None, 'const THEBE_JS_URL = "x"'),
+            FakeScript("_static/sphinx-thebe.js"),
+            FakeScript(None, 'const THEBE_JS_URL = "x"'),
+        ]
+    }
+    book.drop_thebe_scripts(None, "page", "page.html", context, None)
+    assert context["script_files"] == [kept]

@@ -1,0 +1,109 @@
+"""The browser checker catches each defect a reader would see, on purpose-made pages.
+
+Each page of a tiny site carries one defect (a missing image, a script error, a
+wide block, a hidden table column, raw math, no banner, a dead next link); the
+checker must name it, and must find nothing on the good page. Skipped where
+Debian's chromium is not installed (``.ci/run`` installs it).
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import browser_check
+import pytest
+
+pytestmark = pytest.mark.skipif(
+    browser_check.find_chromium() is None, reason="chromium is not installed"
+)
+
+# a 1x1 PNG
+PIXEL = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+BANNER = '<div class="bd-header-announcement">Smoke build: the numbers are noise</div>'
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body {{ margin: 0 }} main {{ max-width: 700px; margin: 0 auto }}</style>
+</head><body>{banner}
+<main class="bd-article"><h1>A page</h1>{body}</main>
+<div class="prev-next-area">{links}</div>
+</body></html>
+"""
+BROKEN = {
+    "image.html": ('<img src="missing.png" alt="gone">', "image"),
+    "console.html": ('<script>throw new Error("boom")</script>', "console"),
+    "redeclared.html": (
+        "<script>const A = 1;</script><script>const A = 2;</script>",
+        "console",
+    ),
+    "overflow.html": ('<div style="width: 2000px">a very wide block</div>', "overflow"),
+    "hidden.html": (
+        '<div style="overflow-x: auto"><table style="width: 1200px">'
+        "<tr><td>model</td><td>SSIM</td></tr></table></div>",
+        "overflow",
+    ),
+    "math.html": (r"<p>a formula left raw: \(x^2\) and $$y$$</p>", "math"),
+    "nobanner.html": ("<p>no announcement bar</p>", "banner"),
+    "badlink.html": ("<p>a dead next link</p>", "link"),
+}
+
+
+def write_site(root: Path) -> Path:
+    root.mkdir(parents=True)
+    (root / "pixel.png").write_bytes(PIXEL)
+    good = '<p>Text and an image.</p><img src="pixel.png" alt="pixel">'
+    link = '<a class="right-next" href="{}">next</a>'
+    (root / "good.html").write_text(
+        PAGE.format(banner=BANNER, body=good, links=link.format("image.html"))
+    )
+    for name, (body, kind) in BROKEN.items():
+        target = "nowhere.html" if kind == "link" else "good.html"
+        banner = "" if kind == "banner" else BANNER
+        (root / name).write_text(
+            PAGE.format(banner=banner, body=body, links=link.format(target))
+        )
+    return root
+
+
+def test_each_defect_is_caught_and_the_good_page_passes(tmp_path):
+    site = write_site(tmp_path / "site")
+    shots = tmp_path / "shots"
+    pages = ["good.html", *BROKEN]
+    defects = browser_check.check_site(
+        site, banner="Smoke build", shots=shots, pages=pages
+    )
+    found = {}
+    for defect in defects:
+        found.setdefault(defect.page, set()).add(defect.kind)
+    assert "good.html" not in found, [str(d) for d in defects if d.page == "good.html"]
+    for name, (_, kind) in BROKEN.items():
+        assert kind in found.get(name, set()), f"{name}: {kind} not caught"
+    details = {d.page: d.detail for d in defects}
+    assert "boom" in details["console.html"]
+    assert "already been declared" in details["redeclared.html"]
+    hidden = [d for d in defects if d.page == "hidden.html"]
+    assert {d.width for d in hidden} == {"desktop"}  # a phone may scroll a table
+    assert len(list(shots.glob("*.png"))) == 2 * len(pages)
+
+
+def test_site_pages_skip_the_generated_indexes(tmp_path):
+    for name in ("index.html", "genindex.html", "search.html", "_static/x.html"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "intro.html").write_text("x")
+    assert browser_check.site_pages(tmp_path) == ["book/intro.html", "index.html"]
+
+
+def test_redirect_pages_are_followed_not_opened(tmp_path):
+    refresh = '<meta http-equiv="Refresh" content="0; url={}" />'
+    (tmp_path / "index.html").write_text(refresh.format("book/intro.html"))
+    (tmp_path / "old.html").write_text(refresh.format("gone.html"))
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "intro.html").write_text("x")
+    assert browser_check.site_pages(tmp_path) == ["book/intro.html"]
+    defects = browser_check.redirect_defects(tmp_path)
+    assert [(d.page, d.kind) for d in defects] == [("old.html", "link")]
