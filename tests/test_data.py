@@ -425,7 +425,7 @@ def test_folder_missing_and_empty(tmp_path):
 def test_folder_skips_unreadable_and_warns(tmp_path):
     folder = tmp_path / "images"
     for index in range(4):
-        write_noise(folder / f"img{index}.png", 40, 50, seed=index)
+        write_noise(folder / f"img{index}.png", 290, 300, seed=index)
     (folder / "broken.png").write_text("not an image")
     with pytest.warns(UserWarning, match="broken.png"):
         split = data.prepare(
@@ -458,7 +458,7 @@ def test_folder_crop_mode_skips_small_images_with_count(tmp_path):
 def test_folder_split_shapes_ranges_and_determinism(tmp_path):
     folder = tmp_path / "images"
     for index in range(10):
-        write_noise(folder / f"img{index:02d}.png", 30 + index, 40, seed=index)
+        write_noise(folder / f"img{index:02d}.png", 288 + index, 300, seed=index)
     source = f"folder:{folder}"
     with pytest.warns(UserWarning, match="fewer than n_images"):
         split = data.prepare(
@@ -501,7 +501,7 @@ def test_folder_split_shapes_ranges_and_determinism(tmp_path):
 def test_progress_bar_on_stderr_above_ten_images(tmp_path, capsys):
     folder = tmp_path / "images"
     for index in range(12):
-        write_noise(folder / f"img{index:02d}.png", 20, 20, seed=index)
+        write_noise(folder / f"img{index:02d}.png", 288, 288, seed=index)
     data.prepare(
         f"folder:{folder}",
         mode="resize",
@@ -526,7 +526,7 @@ def test_progress_bar_on_stderr_above_ten_images(tmp_path, capsys):
 def test_cache_hit_does_not_rebuild_and_change_invalidates(tmp_path, monkeypatch):
     folder = tmp_path / "images"
     for index in range(5):
-        write_noise(folder / f"img{index}.png", 32, 32, seed=index)
+        write_noise(folder / f"img{index}.png", 288, 288, seed=index)
     source, cache = f"folder:{folder}", tmp_path / "cache"
     first = data.prepare(source, mode="resize", n_images=5, seed=0, cache_dir=cache)
     cache_file = Path(first.info["cache_path"])
@@ -546,7 +546,7 @@ def test_cache_hit_does_not_rebuild_and_change_invalidates(tmp_path, monkeypatch
     monkeypatch.undo()
 
     # Replace one source file: new fingerprint, new key, rebuilt split.
-    changed = write_noise(folder / "img0.png", 33, 31, seed=99)
+    changed = write_noise(folder / "img0.png", 289, 290, seed=99)
     os.utime(changed, ns=(mtime + 10**9, mtime + 10**9))
     assert data.data_key(source, 5, 0, "resize") != first.info["key"]
     third = data.prepare(source, mode="resize", n_images=5, seed=0, cache_dir=cache)
@@ -623,7 +623,7 @@ def build_voc_tar(tmp_path: Path, extra_members=()) -> tuple[Path, str]:
     with tarfile.open(archive, "w") as tar:
         for index in range(3):
             ok, encoded = cv2.imencode(
-                ".jpg", np.full((40, 50, 3), 60 * index, np.uint8)
+                ".jpg", np.full((288, 300, 3), 60 * index, np.uint8)
             )
             payload = encoded.tobytes()
             member = tarfile.TarInfo(f"VOCdevkit/VOC2007/JPEGImages/00000{index}.jpg")
@@ -705,7 +705,7 @@ def test_folder_split_is_stable_when_more_images_are_drawn(tmp_path):
     # round trained on may become a validation image of the second round.
     folder = tmp_path / "images"
     for index in range(40):
-        write_noise(folder / f"img{index:02d}.png", 30, 30, seed=index)
+        write_noise(folder / f"img{index:02d}.png", 288, 288, seed=index)
     source = f"folder:{folder}"
     small = data.prepare(
         source, mode="resize", n_images=10, seed=1, cache_dir=tmp_path / "c"
