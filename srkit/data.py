@@ -279,10 +279,12 @@ def write_image(
 ) -> Path:
     """Write one RGB image to an 8-bit file; the format follows the extension.
 
-    The file is encoded in memory and then written through
+    The file is encoded by OpenCV straight into a temporary file of
     :func:`srkit.atomic.atomic_path`: a failure (bad image, encoder error, full
     disk, interruption) leaves an existing file at ``path`` untouched and no
-    temporary file behind.
+    temporary file behind. A uint8 image is converted to OpenCV's BGR order in
+    place while it is written and restored afterwards, so writing needs no
+    full-size copy.
 
     Args:
         path: target file (.png, .jpg, .bmp, .tif, .webp); parent folders are made.
@@ -318,18 +320,26 @@ def write_image(
         scaled *= EIGHT_BIT
         pixels = np.rint(scaled, out=scaled).astype(np.uint8)
         del scaled
-    bgr = cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_RGB2BGR)
+    borrowed = pixels is image  # the caller's array: swapped back afterwards
+    if not (pixels.flags.c_contiguous and pixels.flags.writeable):
+        pixels, borrowed = np.ascontiguousarray(pixels).copy(), False
+    # RGB -> BGR in place and encoded straight into the file: no second full-size
+    # copy and no encoded buffer in memory, so a large result fits.
+    cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR, dst=pixels)
     try:
-        ok, encoded = cv2.imencode(path.suffix, bgr)
-    except cv2.error as error:  # some encoders raise instead of returning False
-        ok, encoded = False, error
-    if not ok:
-        raise ValueError(
-            f"cannot write {str(path)!r}: OpenCV failed to encode it as {path.suffix}"
-        )
-    del bgr
-    with atomic_path(path, overwrite=overwrite) as temporary:
-        temporary.write_bytes(encoded.tobytes())
+        with atomic_path(path, overwrite=overwrite) as temporary:
+            try:
+                ok = cv2.imwrite(str(temporary), pixels)
+            except cv2.error:  # some encoders raise instead of returning False
+                ok = False
+            if not ok:
+                raise ValueError(
+                    f"cannot write {str(path)!r}: OpenCV failed to encode it as "
+                    f"{path.suffix}"
+                )
+    finally:
+        if borrowed:
+            cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB, dst=pixels)
     return path
 
 

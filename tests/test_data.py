@@ -176,8 +176,15 @@ def test_write_image_rejects_bad_shape_and_extension(tmp_path):
 
 def test_write_image_takes_uint8_as_pixels(tmp_path):
     pixels = np.random.default_rng(2).integers(0, 256, (3, 5, 3), np.uint8)
+    original = pixels.copy()
     path = data.write_image(tmp_path / "u8.png", pixels)
     np.testing.assert_array_equal(np.rint(data.read_image(path) * 255), pixels)
+    np.testing.assert_array_equal(pixels, original)  # swapped to BGR and back
+    read_only = original.copy()
+    read_only.flags.writeable = False
+    data.write_image(tmp_path / "ro.png", read_only)
+    ro_back = data.read_image(tmp_path / "ro.png")
+    np.testing.assert_array_equal(ro_back, data.read_image(path))
 
 
 @pytest.mark.parametrize("failing", ["encode", "write", "rename"])
@@ -189,11 +196,15 @@ def test_write_image_failure_keeps_the_old_file(tmp_path, monkeypatch, failing):
     def fail(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
+    def half_written(name, pixels):  # a full disk in the middle of the file
+        Path(name).write_bytes(b"\x89PNG partial")
+        raise OSError(28, "No space left on device")
+
     if failing == "encode":
-        monkeypatch.setattr(data.cv2, "imencode", lambda *a: (False, None))
+        monkeypatch.setattr(data.cv2, "imwrite", lambda *a: False)
         expected = ValueError
     elif failing == "write":
-        monkeypatch.setattr(Path, "write_bytes", fail)
+        monkeypatch.setattr(data.cv2, "imwrite", half_written)
         expected = OSError
     else:
         monkeypatch.setattr(os, "replace", fail)
