@@ -158,6 +158,25 @@ def _decode(data: bytes) -> np.ndarray | None:
         logging.setLogLevel(level)
 
 
+def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(height, width) of an image file from its header, without decoding it.
+
+    Returns None when Pillow cannot read the header (the decode then reports it).
+    """
+    from PIL import Image
+
+    guard = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # the size is what we want to check ourselves
+    try:
+        with Image.open(path) as opened:
+            width, height = opened.size
+    except Exception:  # noqa: BLE001  (not an image Pillow knows: no estimate)
+        return None
+    finally:
+        Image.MAX_IMAGE_PIXELS = guard
+    return int(height), int(width)
+
+
 def _check_jpeg(data: bytes, path: Path) -> None:
     """Refuse a JPEG whose data is corrupt or truncated.
 
