@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -407,6 +408,12 @@ def describe_error(error: BaseException) -> str:
     return "; ".join(lines)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """A warning as one line ``srkit: warning: ...`` (the source line with --debug)."""
+    text = "; ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    print(f"srkit: warning: {text}", file=sys.stderr, flush=True)
+
+
 def _echo(line: str) -> None:
     print(line, flush=True)
 
@@ -432,7 +439,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from srkit.pipeline import PipelineError, RunInterrupted
 
     try:
-        return HANDLERS[args.command](args)
+        with warnings.catch_warnings():
+            if not args.debug:
+                warnings.showwarning = _show_warning
+            return HANDLERS[args.command](args)
     except (OSError, ValueError, yaml.YAMLError, PipelineError) as error:
         if args.debug:
             traceback.print_exc()

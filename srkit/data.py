@@ -165,6 +165,8 @@ def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
     """
     from PIL import Image
 
+    if not Path(path).is_file():  # never open a pipe or a device
+        return None
     guard = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None  # the size is what we want to check ourselves
     try:

@@ -195,11 +195,11 @@ def _check_upscale_paths(input_path, output_path, overwrite: bool) -> None:
         )
 
 
-def _pairs(input_path, output_path) -> list[tuple[Path, Path]]:
+def _pairs(input_path, output_path) -> list[tuple]:
     """(input, output) files: one pair, or one per image of an input folder."""
     source, target = Path(input_path).expanduser(), Path(output_path).expanduser()
     if not source.is_dir():
-        return [(source, target)]
+        return [(input_path, output_path)]  # the user's spelling, for messages
     if target.exists() and not target.is_dir():
         raise ValueError(
             f"input {os.fspath(input_path)!r} is a folder, so OUT must be a folder "
