@@ -52,9 +52,10 @@ HEARTBEAT_S = 30.0  # seconds between "still running" lines of a long step
 KERNEL_NAME = "python3"  # the native ipykernel of the running interpreter
 FALLBACK_KERNEL_NAME = "srkit"  # installed when "python3" points elsewhere
 KERNEL_START_TIMEOUT_S = 120  # TensorFlow-heavy environments start slowly
-# the kernel's own log (e.g. "running over TCP without encryption" on the loopback)
-# is noise in a batch run; cell errors and outputs still reach the notebook
-KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+# the kernel's own log (e.g. "running over TCP without encryption" on the loopback,
+# or "KeyboardInterrupt caught in kernel" when Ctrl-C stops a run) is noise in a
+# batch run; cell errors and outputs still reach the notebook
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 BOOK_DIR = "book"
 STEPS_PAGE_DIR = "book/steps"  # where _toc.yml expects the executed notebooks
 ABOUT_PAGE = "book/about_run.md"
