@@ -346,7 +346,7 @@ def write_image(
         pixels, borrowed = np.ascontiguousarray(pixels).copy(), False
     # RGB -> BGR in place and encoded straight into the file: no second full-size
     # copy and no encoded buffer in memory, so a large result fits.
-    cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR, dst=pixels)
+    _swap_red_blue(pixels)
     try:
         with atomic_path(path, overwrite=overwrite) as temporary:
             try:
@@ -360,8 +360,18 @@ def write_image(
                 )
     finally:
         if borrowed:
-            cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB, dst=pixels)
+            _swap_red_blue(pixels)
     return path
+
+
+def _swap_red_blue(pixels: np.ndarray, rows: int = 256) -> None:
+    """RGB <-> BGR in place, a band of rows at a time (OpenCV's cvtColor with
+    ``dst=src`` makes a full-size temporary)."""
+    for top in range(0, pixels.shape[0], rows):
+        band = pixels[top : top + rows]
+        red = band[..., 0].copy()
+        band[..., 0] = band[..., 2]
+        band[..., 2] = red
 
 
 # ------------------------------------------------------------------------ resize

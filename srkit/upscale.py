@@ -31,10 +31,15 @@ from srkit.pipeline import (
 
 OUTPUTS = {2: "low_upsample", 4: "high_upsample"}
 SMOKE_PROFILE = "smoke"
-# Bytes per input pixel besides the result: the float32 input, OpenCV's and
-# Pillow's decoded 8-bit copies, and some slack for tiles and the encoder.
-BYTES_PER_INPUT_PIXEL = 4 * 3 + 3 + 3 + 4
-TILE_WORKING_BYTES = 512 * 2**20  # one tile's activations in the largest zoo model
+# Bytes per input pixel besides the result: the float32 input, OpenCV's decoded
+# 8-bit copy and some slack.
+BYTES_PER_INPUT_PIXEL = 4 * 3 + 3 + 4
+# TensorFlow and Keras once imported (about 0.8 GB measured on a CPU machine) and
+# one tile's activations.
+BASE_BYTES = 1 * 2**30
+# Largest tile core (input pixels) at x4: its activations are 16 times its area
+# (0.5 GB measured for 256 px cores with dts_model, 0.2 GB for 128 px).
+MAX_TILE_X4 = 128
 
 
 def _step_of_model(project: Path | None, name: str) -> str:
@@ -237,7 +242,7 @@ def check_image_memory(path: Path, scale: int) -> None:
         return
     height, width = size
     pixels = height * width
-    needed = pixels * (BYTES_PER_INPUT_PIXEL + 3 * scale * scale) + TILE_WORKING_BYTES
+    needed = pixels * (BYTES_PER_INPUT_PIXEL + 3 * scale * scale) + BASE_BYTES
     data.check_memory(
         needed,
         f"upscaling {str(path)!r} ({width}x{height}) x{scale}",
@@ -291,8 +296,8 @@ def upscale(
         project, run_dir, model_file: where the model is (see ``find_model_file``).
         scale: 2 (output ``low_upsample``) or 4 (``high_upsample``).
         tile: tile core size in input pixels; None picks it from the image size
-            (at most ``srkit.evaluate.MAX_TILE``), 0 predicts the whole image at
-            once.
+            (at most ``srkit.evaluate.MAX_TILE`` at x2 and :data:`MAX_TILE_X4` at
+            x4), 0 predicts the whole image at once.
         overwrite: replace existing output files.
 
     Returns:
@@ -342,12 +347,12 @@ def upscale(
             check_image_memory(source, scale)
         image = first if index == 0 else data.read_image(source)
         first = None
+        core = tile or None
+        if tile is None:
+            limit = MAX_TILE_X4 if scale == 4 else evaluate.MAX_TILE
+            core = evaluate.choose_tile(*image.shape[:2], max_tile=limit)
         result = evaluate.predict_full(
-            network,
-            image,
-            output=output,
-            tile="auto" if tile is None else (tile or None),
-            dtype=np.uint8,
+            network, image, output=output, tile=core, dtype=np.uint8
         )
         del image
         data.write_image(target, result, overwrite=overwrite)
