@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import logging
 import os
 import signal
 import sys
@@ -264,6 +265,10 @@ def _check_profile_file(profile: str) -> None:
 
 def _run(args) -> int:
     from srkit import pipeline
+
+    # After Ctrl-C, asyncio reports nbclient's abandoned tasks when they are
+    # collected ("Task exception was never retrieved"); the run says it once.
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
 
     _check_profile_file(args.profile)
     try:

@@ -24,6 +24,7 @@ import fcntl
 import hashlib
 import importlib.metadata
 import json
+import logging
 import os
 import platform
 import re
@@ -65,6 +66,7 @@ LOCK_FILE = "run.lock"  # in the run folder: held (flock) by the running srkit r
 KERNEL_FILES_DIR = (
     ".kernels"  # in the run folder: connection files, temporary notebooks
 )
+QUIET_LOGGERS = ("papermill", "nbclient", "traitlets")
 NON_NEGATIVE = ("seed",)  # integer parameters that may not be negative
 PARAMS_FILE = "params.yaml"
 METRICS_FILE = "metrics.json"
@@ -908,6 +910,24 @@ def ensure_kernel() -> str:
 
 
 @contextlib.contextmanager
+def _quiet_loggers():
+    """Silence papermill's and nbclient's own log lines during a step.
+
+    A failed step or a dead kernel is reported once, by :class:`StepFailed`; on
+    Ctrl-C these loggers would add "Kernel died while waiting for execute reply"
+    and asyncio's "Task exception was never retrieved" traceback.
+    """
+    saved = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+
+@contextlib.contextmanager
 def _kernel_environment(runtime_dir: Path | None = None):
     """Environment of the kernel: quiet TensorFlow, this srkit, inline figures.
 
@@ -1052,6 +1072,7 @@ def execute_step(
         source_notebook = temporary / f"{step.stem}.ipynb"
         nbformat.write(notebook, source_notebook)
         stack.enter_context(_kernel_environment(runtime_dir=temporary))
+        stack.enter_context(_quiet_loggers())
         stack.enter_context(_heartbeat(label, notebook_path, echo, heartbeat_s))
         stack.callback(_record_source, notebook_path, step.path)
         try:
