@@ -194,8 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--seed", type=int, default=0)
     prepare.add_argument(
         "--mode",
-        choices=("crop", "resize"),
-        help="default: crop for sample, else resize",
+        choices=("patch", "crop", "resize"),
+        help="default: resize for voc2007, else patch",
     )
     prepare.add_argument(
         "--cache-dir",
