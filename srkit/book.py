@@ -33,11 +33,11 @@ import yaml
 from srkit.layout import (
     ABOUT_PAGE,
     BOOK_LOG,
-    RUN_MARKER,
-    RUN_RECORDS,
     STEPS_PAGE_DIR,
     find_project,
     is_project,
+    latest_run_dir,
+    read_records,
     shown_path,
 )
 
@@ -61,15 +61,6 @@ def format_seconds(seconds: float) -> str:
         return f"{minutes} min {rest:02d} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
-
-
-def read_records(run_dir: str | os.PathLike) -> dict:
-    """The run's ``run.json`` (empty dict when absent or unreadable)."""
-    path = Path(run_dir) / RUN_RECORDS
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def summary_table(records: dict, stems: Sequence[str], seconds: dict) -> str:
@@ -378,20 +369,6 @@ def _parameter_section(steps: dict, project=None) -> list[str]:
 
 
 # ------------------------------------------------------------------ build
-
-
-def latest_run_dir(project: Path) -> Path | None:
-    """The run folder of the pages in ``book/steps`` (else the newest run.json)."""
-    marker = Path(project) / STEPS_PAGE_DIR / RUN_MARKER
-    if marker.is_file():
-        folder = Path(marker.read_text().strip())
-        if (folder / RUN_RECORDS).is_file():
-            return folder
-    candidates = sorted(
-        (Path(project) / "runs").glob(f"*/{RUN_RECORDS}"),
-        key=lambda p: p.stat().st_mtime,
-    )
-    return candidates[-1].parent if candidates else None
 
 
 def write_about_page(project: Path, run_dir: Path | None = None) -> Path:

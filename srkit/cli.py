@@ -11,9 +11,13 @@ the traceback.
 from __future__ import annotations
 
 import argparse
+import errno
+import logging
 import os
+import signal
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -129,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the resolved plan (which steps would run) and stop",
     )
     run.add_argument(
+        "--wait",
+        action="store_true",
+        help="when another srkit run holds the run folder, wait for it to finish "
+        "(default: refuse at once, naming its PID)",
+    )
+    run.add_argument(
         "--heartbeat",
         type=float,
         default=30.0,
@@ -184,8 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--seed", type=int, default=0)
     prepare.add_argument(
         "--mode",
-        choices=("crop", "resize"),
-        help="default: crop for sample, else resize",
+        choices=("patch", "crop", "resize"),
+        help="default: resize for voc2007, else patch",
     )
     prepare.add_argument(
         "--cache-dir",
@@ -197,11 +207,20 @@ def build_parser() -> argparse.ArgumentParser:
         "upscale",
         help="upscale an image with a trained model",
         description="Apply a trained model (RUN/models/NAME/best.keras) to an image "
-        "file and write the x2 or x4 result. OUT is written atomically and never "
-        "replaces IN; an existing OUT is replaced only with --overwrite.",
+        "file, or to every image of a folder, and write the x2 or x4 result. It "
+        "names the model file and its run (profile, training steps, validation "
+        "PSNR) and warns about a model of a smoke run. OUT is written atomically "
+        "and never replaces IN; an existing OUT is replaced only with --overwrite.",
     )
-    upscale.add_argument("input", metavar="IN", help="image file to upscale")
-    upscale.add_argument("output", metavar="OUT", help="image file to write")
+    upscale.add_argument(
+        "input", metavar="IN", help="image file to upscale, or a folder of images"
+    )
+    upscale.add_argument(
+        "output",
+        metavar="OUT",
+        help="image file to write (for a folder IN: the output folder, where each "
+        "image keeps its name)",
+    )
     upscale.add_argument("--model", required=True, metavar="NAME", help="zoo name")
     _add_project(upscale)
     source = upscale.add_mutually_exclusive_group()
@@ -247,6 +266,10 @@ def _check_profile_file(profile: str) -> None:
 def _run(args) -> int:
     from srkit import pipeline
 
+    # After Ctrl-C, asyncio reports nbclient's abandoned tasks when they are
+    # collected ("Task exception was never retrieved"); the run says it once.
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+
     _check_profile_file(args.profile)
     try:
         result = pipeline.run(
@@ -262,6 +285,7 @@ def _run(args) -> int:
             dry_run=args.dry_run,
             heartbeat_s=args.heartbeat,
             echo=_echo,
+            wait=args.wait,
         )
     except pipeline.StepFailed as error:
         print(f"srkit run: FAILED\n{error}", file=sys.stderr)
@@ -319,9 +343,9 @@ def _prepare(args) -> int:
 
 
 def _upscale(args) -> int:
-    from srkit import pipeline
+    from srkit import upscale
 
-    done = pipeline.upscale(
+    done = upscale.upscale(
         args.input,
         args.output,
         args.model,
@@ -332,8 +356,11 @@ def _upscale(args) -> int:
         tile=args.tile,
         overwrite=args.overwrite,
     )
-    height, width = done["output_shape"][:2]
-    print(f"wrote {args.output} ({width}x{height}) with {done['model_file']}")
+    for note in done["warnings"]:
+        print(f"srkit: warning: {note}", file=sys.stderr)
+    for path, (height, width, _) in done["written"]:
+        print(f"wrote {path} ({width}x{height})")
+    print(f"with {done['model']['text']}")
     return 0
 
 
@@ -344,6 +371,15 @@ HANDLERS = {
     "models": _models,
     "prepare": _prepare,
     "upscale": _upscale,
+}
+
+
+OS_ADVICE = {
+    errno.EACCES: "check the folder's permissions or choose another folder",
+    errno.EPERM: "check the folder's permissions or choose another folder",
+    errno.EROFS: "the file system is read-only: choose another folder",
+    errno.ENOSPC: "the disk is full: free some space and run again",
+    errno.EDQUOT: "the disk quota is used up: free some space and run again",
 }
 
 
@@ -362,6 +398,8 @@ def describe_error(error: BaseException) -> str:
         if error.filename2 is not None:
             files += f" -> {os.fsdecode(error.filename2)!r}"
         text = f"{files}: {error.strerror or error}"
+        if error.errno in OS_ADVICE:
+            text += f" ({OS_ADVICE[error.errno]})"
     elif hasattr(error, "problem_mark") or hasattr(error, "context_mark"):
         mark = getattr(error, "problem_mark", None) or error.context_mark
         problem = getattr(error, "problem", None) or getattr(error, "context", None)
@@ -373,6 +411,12 @@ def describe_error(error: BaseException) -> str:
         text = str(error) or type(error).__name__
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return "; ".join(lines)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """A warning as one line ``srkit: warning: ...`` (the source line with --debug)."""
+    text = "; ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    print(f"srkit: warning: {text}", file=sys.stderr, flush=True)
 
 
 def _echo(line: str) -> None:
@@ -387,7 +431,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns:
         Exit status: 0 ok, 1 a failure (one line ``srkit: error: ...`` on stderr,
-        or the traceback with ``--debug``), 2 bad usage, 130 interrupted.
+        or the traceback with ``--debug``), 2 bad usage, 130 interrupted (Ctrl-C),
+        143 stopped by SIGTERM.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -397,19 +442,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     import yaml
 
     from srkit.book import BookError
-    from srkit.pipeline import PipelineError
+    from srkit.pipeline import PipelineError, RunInterrupted
 
     try:
-        return HANDLERS[args.command](args)
+        with warnings.catch_warnings():
+            if not args.debug:
+                warnings.showwarning = _show_warning
+            return HANDLERS[args.command](args)
     except (OSError, ValueError, yaml.YAMLError, PipelineError, BookError) as error:
         if args.debug:
             traceback.print_exc()
         else:
             print(f"srkit: error: {describe_error(error)}", file=sys.stderr)
         return 1
+    except RunInterrupted as error:
+        print(f"srkit {args.command}: stopped by {error}", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print(f"srkit {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return 128 + signal.SIGINT
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ split on disk, keyed by the arguments and a fingerprint of the source files.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
@@ -75,6 +76,9 @@ CUBIC_A = -0.5  # MATLAB's cubic kernel parameter (Keys 1981)
 
 
 # EXIF orientation (tag 274): how the stored pixels turn into the displayed image.
+# float32 bytes of one training window with its x2 target and input
+WINDOW_BYTES = 4 * 3 * (HIGH_SIZE**2 + MID_SIZE**2 + LOW_SIZE**2)
+MEMORY_COPIES = 2  # the windows' list, then the stacked arrays being saved
 EXIF_ORIENTATION_TAG = 0x0112
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PIXEL_DIVISORS = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
@@ -154,6 +158,52 @@ def _decode(data: bytes) -> np.ndarray | None:
         logging.setLogLevel(level)
 
 
+def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(height, width) of an image file from its header, without decoding it.
+
+    Returns None when Pillow cannot read the header (the decode then reports it).
+    """
+    from PIL import Image
+
+    if not Path(path).is_file():  # never open a pipe or a device
+        return None
+    guard = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # the size is what we want to check ourselves
+    try:
+        with Image.open(path) as opened:
+            width, height = opened.size
+    except Exception:  # noqa: BLE001  (not an image Pillow knows: no estimate)
+        return None
+    finally:
+        Image.MAX_IMAGE_PIXELS = guard
+    return int(height), int(width)
+
+
+def _check_jpeg(data: bytes, path: Path) -> None:
+    """Refuse a JPEG whose data is corrupt or truncated.
+
+    OpenCV decodes such a file to a garbled picture and only logs a libjpeg
+    warning; Pillow's decoder raises instead, so a JPEG is decoded by Pillow first
+    (and the pixels thrown away).
+    """
+    if data[:3] != b"\xff\xd8\xff":
+        return
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as opened:
+                opened.load()
+    except Image.DecompressionBombError:
+        return  # too large for Pillow's guard; OpenCV's decode still checks it
+    except Exception as error:  # Pillow raises OSError, SyntaxError, ...
+        raise ValueError(
+            f"cannot read image {str(path)!r}: the JPEG data is corrupt or truncated "
+            f"({error}); replace the file"
+        ) from error
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as float32 RGB in [0, 1], as an image viewer shows it.
 
@@ -171,15 +221,21 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         orientation turns it on its side.
 
     Raises:
-        ValueError: naming the file and the reason when it is missing, a directory,
-            empty, not decodable as an image, has unreadable EXIF metadata, or of
-            an unsupported sample type.
+        ValueError: naming the file and the reason when it is missing, a directory
+            or another non-regular file, empty, not decodable as an image (a
+            corrupt or truncated JPEG included), has unreadable EXIF metadata, or
+            of an unsupported sample type.
     """
     path = Path(path)
     if not path.exists():
         raise ValueError(f"cannot read image {str(path)!r}: no such file")
     if path.is_dir():
         raise ValueError(f"cannot read image {str(path)!r}: it is a directory")
+    if not path.is_file():
+        raise ValueError(
+            f"cannot read image {str(path)!r}: not a regular file (a pipe, socket "
+            "or device); pass an image file"
+        )
     try:
         data = path.read_bytes()
     except OSError as error:
@@ -190,6 +246,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ValueError(
             f"cannot read image {str(path)!r}: the file is empty (0 bytes)"
         )
+    _check_jpeg(data, path)
     # imdecode on the bytes (rather than imread) also copes with non-ASCII paths.
     image = _decode(data)
     if image is None or image.size == 0:
@@ -243,10 +300,12 @@ def write_image(
 ) -> Path:
     """Write one RGB image to an 8-bit file; the format follows the extension.
 
-    The file is encoded in memory and then written through
+    The file is encoded by OpenCV straight into a temporary file of
     :func:`srkit.atomic.atomic_path`: a failure (bad image, encoder error, full
     disk, interruption) leaves an existing file at ``path`` untouched and no
-    temporary file behind.
+    temporary file behind. A uint8 image is converted to OpenCV's BGR order in
+    place while it is written and restored afterwards, so writing needs no
+    full-size copy.
 
     Args:
         path: target file (.png, .jpg, .bmp, .tif, .webp); parent folders are made.
@@ -282,19 +341,37 @@ def write_image(
         scaled *= EIGHT_BIT
         pixels = np.rint(scaled, out=scaled).astype(np.uint8)
         del scaled
-    bgr = cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_RGB2BGR)
+    borrowed = pixels is image  # the caller's array: swapped back afterwards
+    if not (pixels.flags.c_contiguous and pixels.flags.writeable):
+        pixels, borrowed = np.ascontiguousarray(pixels).copy(), False
+    # RGB -> BGR in place and encoded straight into the file: no second full-size
+    # copy and no encoded buffer in memory, so a large result fits.
+    _swap_red_blue(pixels)
     try:
-        ok, encoded = cv2.imencode(path.suffix, bgr)
-    except cv2.error as error:  # some encoders raise instead of returning False
-        ok, encoded = False, error
-    if not ok:
-        raise ValueError(
-            f"cannot write {str(path)!r}: OpenCV failed to encode it as {path.suffix}"
-        )
-    del bgr
-    with atomic_path(path, overwrite=overwrite) as temporary:
-        temporary.write_bytes(encoded.tobytes())
+        with atomic_path(path, overwrite=overwrite) as temporary:
+            try:
+                ok = cv2.imwrite(str(temporary), pixels)
+            except cv2.error:  # some encoders raise instead of returning False
+                ok = False
+            if not ok:
+                raise ValueError(
+                    f"cannot write {str(path)!r}: OpenCV failed to encode it as "
+                    f"{path.suffix}"
+                )
+    finally:
+        if borrowed:
+            _swap_red_blue(pixels)
     return path
+
+
+def _swap_red_blue(pixels: np.ndarray, rows: int = 256) -> None:
+    """RGB <-> BGR in place, a band of rows at a time (OpenCV's cvtColor with
+    ``dst=src`` makes a full-size temporary)."""
+    for top in range(0, pixels.shape[0], rows):
+        band = pixels[top : top + rows]
+        red = band[..., 0].copy()
+        band[..., 0] = band[..., 2]
+        band[..., 2] = red
 
 
 # ------------------------------------------------------------------------ resize
@@ -587,6 +664,57 @@ class Split:
     train: Subset
     val: Subset
     info: dict
+
+
+class NotEnoughMemory(ValueError):
+    """A request whose estimated memory exceeds what the machine has available."""
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation now, or None when unknown.
+
+    Linux's ``MemAvailable`` (free memory plus reclaimable caches), else the free
+    physical pages. Tests replace this function to simulate a small machine.
+    """
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return None
+
+
+def check_memory(needed: int, what: str, way_out: str) -> None:
+    """Refuse a request before allocating when its estimate exceeds free memory.
+
+    Args:
+        needed: estimated peak bytes.
+        what: the request, e.g. "prepare with n_images 100000".
+        way_out: what the user can do instead.
+
+    Raises:
+        NotEnoughMemory: naming the request, both sizes and the way out.
+    """
+    available = available_memory()
+    if available is not None and needed > available:
+        raise NotEnoughMemory(
+            f"{what} needs about {needed / 2**30:.1f} GiB of memory, but "
+            f"{available / 2**30:.1f} GiB is available: {way_out}"
+        )
+
+
+def _windows_estimate(kind: str, folder, n_images: int, mode: str) -> int:
+    """How many 288 px float windows a preparation will hold (upper bound)."""
+    if mode == "patch":
+        return 0  # whole uint8 images, bounded by the source itself
+    if kind == "folder":
+        count = len(_folder_files(folder))
+        return count if n_images == 0 else min(n_images, count)
+    if kind == "sample" and mode == "resize":
+        return min(n_images, len(sample_photos()))
+    return n_images
 
 
 def _default_cache_dir() -> Path:
@@ -924,17 +1052,22 @@ def _prepare_folder(folder: Path, n_images: int, seed: int, mode: str, progress:
     chosen: list[tuple[Path, np.ndarray]] = []
     unreadable: list[str] = []
     too_small: list[str] = []
+    non_finite: list[str] = []
     iterator = _progress(iter(order), target, progress, f"reading {folder.name}")
     for path in iterator:
         if len(chosen) >= target:
             break
+        relative = path.relative_to(folder).as_posix()
         try:
             image = read_image(path)
         except ValueError as error:
-            unreadable.append(f"{path.relative_to(folder).as_posix()} ({error})")
+            unreadable.append(f"{relative} ({error})")
             continue
-        if mode in ("crop", "patch") and min(image.shape[:2]) < HIGH_SIZE:
-            too_small.append(path.relative_to(folder).as_posix())
+        if min(image.shape[:2]) < HIGH_SIZE:
+            too_small.append(f"{relative} ({image.shape[1]}x{image.shape[0]})")
+            continue
+        if not np.isfinite(image).all():
+            non_finite.append(relative)
             continue
         chosen.append((path, _as_uint8(image) if mode == "patch" else image))
     if hasattr(iterator, "close"):
@@ -946,16 +1079,26 @@ def _prepare_folder(folder: Path, n_images: int, seed: int, mode: str, progress:
         )
     if too_small:
         warnings.warn(
-            f"skipped {len(too_small)} image(s) smaller than {HIGH_SIZE} pixels on a "
-            f"side in {mode} mode: "
+            f"skipped {len(too_small)} image(s) smaller than {HIGH_SIZE} px (the "
+            "training window) on a side: "
             + ", ".join(too_small[:10])
             + (" ..." if len(too_small) > 10 else ""),
             stacklevel=3,
         )
+    if non_finite:
+        warnings.warn(
+            f"skipped {len(non_finite)} image(s) holding NaN or infinite values: "
+            + ", ".join(non_finite[:10])
+            + (" ..." if len(non_finite) > 10 else ""),
+            stacklevel=3,
+        )
     if len(chosen) < 2:
+        skipped = len(unreadable) + len(too_small) + len(non_finite)
         raise ValueError(
             f"folder {str(folder)!r} gave {len(chosen)} usable image(s); need at "
-            "least 2 (one train, one val)"
+            f"least 2 (one train, one val); {skipped} skipped (unreadable, smaller "
+            f"than {HIGH_SIZE} px, or with NaN/infinite values): add images of at "
+            f"least {HIGH_SIZE}x{HIGH_SIZE} pixels"
         )
     relative = [path.relative_to(folder).as_posix() for path, _ in chosen]
     sides = _hash_sides(relative, seed)
@@ -975,7 +1118,7 @@ def _prepare_folder(folder: Path, n_images: int, seed: int, mode: str, progress:
         "n_train_photos": len(chosen) - n_val,
         "n_val_photos": n_val,
     }
-    return high, names, counts, unreadable + too_small, rng
+    return high, names, counts, unreadable + too_small + non_finite, rng
 
 
 def _build(kind, folder, n_images, seed, mode, cache_dir, progress) -> Split:
@@ -1014,7 +1157,7 @@ def _build(kind, folder, n_images, seed, mode, cache_dir, progress) -> Split:
 
 
 def _save(path: Path, split: Split) -> None:
-    """Write the split as .npz atomically (temporary file, then os.replace)."""
+    """Write the split as .npz through :func:`srkit.atomic.atomic_path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {"info": np.array(json.dumps(split.info))}
     for side in ("train", "val"):
@@ -1033,16 +1176,8 @@ def _save(path: Path, split: Split) -> None:
                 f"{side}_names": np.array(subset.names, str),
             }
         )
-    handle, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=path.stem, suffix=".tmp"
-    )
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, **arrays)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary, open(temporary, "wb") as stream:
+        np.savez(stream, **arrays)
 
 
 def _load(path: Path) -> Split:
@@ -1139,6 +1274,8 @@ def prepare(
             f"except in crop mode), got {n_images!r}"
         )
     n_images, seed = int(n_images), int(seed)
+    if seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed}")
     cache_dir = Path(cache_dir).expanduser() if cache_dir else _default_cache_dir()
     key = data_key(source, n_images, seed, mode)
     cache_path = cache_dir / f"{key}.npz"
@@ -1151,6 +1288,12 @@ def prepare(
             warnings.warn(
                 f"rebuilding unreadable data cache {cache_path}: {error}", stacklevel=2
             )
+    windows = _windows_estimate(kind, folder, n_images, mode)
+    check_memory(
+        windows * WINDOW_BYTES * MEMORY_COPIES,
+        f"preparing {windows} {mode} windows of {source!r}",
+        "ask for fewer images (n_images)",
+    )
     start = time.perf_counter()
     split = _build(kind, folder, n_images, seed, mode, cache_dir, progress)
     split.info = {

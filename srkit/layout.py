@@ -7,6 +7,8 @@ produces::
       params.yaml            resolved parameters of every step
       run.json               the run's records: steps, timings, versions, hardware
       book_build.log         output of the last book build
+      run.lock               held by the running srkit run (its PID inside)
+      .kernels/              kernel files of the running step (swept by the next run)
       data/<key>.npz         prepared data, shared by the steps
       steps/<stem>/metrics.json
       models/<name>/best.keras, last.keras, history.csv, settings.json,
@@ -19,6 +21,7 @@ from srkit, so every floor may use it.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -35,6 +38,8 @@ PARAMS_FILE = "params.yaml"
 RUN_RECORDS = "run.json"
 BOOK_LOG = "book_build.log"
 METRICS_FILE = "metrics.json"
+LOCK_FILE = "run.lock"  # held (flock) by the running srkit run, with its PID
+KERNEL_FILES_DIR = ".kernels"  # kernel connection files and temporary notebooks
 
 #: Files of a model folder (``RUN/models/<name>``).
 BEST_FILE = "best.keras"
@@ -120,6 +125,29 @@ def shown_path(path: str | os.PathLike, project: str | os.PathLike | None) -> st
     return prefix + ".../" + "/".join(target.parts[-2:])
 
 
+def latest_run_dir(project: Path) -> Path | None:
+    """The run folder of the pages in ``book/steps`` (else the newest run.json)."""
+    marker = Path(project) / STEPS_PAGE_DIR / RUN_MARKER
+    if marker.is_file():
+        folder = Path(marker.read_text().strip())
+        if (folder / RUN_RECORDS).is_file():
+            return folder
+    candidates = sorted(
+        (Path(project) / "runs").glob(f"*/{RUN_RECORDS}"),
+        key=lambda p: p.stat().st_mtime,
+    )
+    return candidates[-1].parent if candidates else None
+
+
+def read_records(run_dir: str | os.PathLike) -> dict:
+    """The run's ``run.json`` (empty dict when absent or unreadable)."""
+    path = Path(run_dir) / RUN_RECORDS
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def model_files(model_dir: str | os.PathLike) -> dict[str, Path]:
     """The files that training writes into one model folder, by role."""
     folder = Path(model_dir)
@@ -166,6 +194,15 @@ class RunFolder:
     @property
     def book_log(self) -> Path:
         return self.root / BOOK_LOG
+
+    @property
+    def lock(self) -> Path:
+        return self.root / LOCK_FILE
+
+    @property
+    def kernels(self) -> Path:
+        """Where a running step keeps its kernel files and temporary notebook."""
+        return self.root / KERNEL_FILES_DIR
 
     @property
     def data(self) -> Path:

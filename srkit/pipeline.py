@@ -1,18 +1,18 @@
 """The pipeline: profiles, parameters, notebook execution, the step cache.
 
-This module owns everything between ``srkit run`` and a built book (DESIGN, "Data
-flow of one run"; STYLE sections 6-7). It finds the project (the folder holding
-``_toc.yml`` and ``notebooks/``), lists the step notebooks ``notebooks/NN_name.py``,
-reads each one's ``parameters`` cell, resolves the parameters once (profile YAML,
-then ``--data``, then ``-p name=value`` overrides, typed from the cell's
-annotations), prepares the data cache once, executes each step with papermill
+This module owns everything between ``srkit run`` and a built book. It finds the project
+(the folder holding ``_toc.yml`` and ``notebooks/``), lists the step notebooks
+``notebooks/NN_name.py``, reads each one's ``parameters`` cell, resolves the parameters
+once (profile YAML, then ``--data``, then ``-p name=value`` overrides, typed from the
+cell's annotations), prepares the data cache once, executes each step with papermill
 (jupytext converts the percent-format source; the kernel is set explicitly) into
 ``book/steps/<stem>.ipynb``, skips steps whose source, parameters, srkit source and
-input data are unchanged, records timings, versions and hardware in
-``RUN/run.json`` and hands the book to ``srkit.book`` (the About page and
-``jupyter-book build``). It is the only module that knows about papermill and
-jupytext; those are imported inside functions so the command line starts fast.
-Nothing here imports TensorFlow except ``upscale``.
+input data are unchanged, records timings, versions and hardware in ``RUN/run.json`` and
+hands the book to ``srkit.book`` (the About page and ``jupyter-book build``). It holds a
+lock on the run folder while it runs, and the records end ``ok``, ``failed`` or
+``interrupted`` on every way out. It is the only module that knows about papermill and
+jupytext; those are imported inside functions so the command line starts fast. Nothing
+here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -20,19 +20,21 @@ from __future__ import annotations
 import ast
 import contextlib
 import datetime
+import fcntl
 import hashlib
 import importlib.metadata
 import json
+import logging
 import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,12 +42,7 @@ from typing import Any
 
 import yaml
 
-from srkit.book import (
-    build_book,
-    latest_run_dir,
-    read_records,
-    summary_table,
-)
+from srkit.book import build_book, summary_table
 from srkit.book import format_seconds as _format_seconds
 from srkit.layout import (
     PARAMS_FILE,
@@ -55,6 +52,7 @@ from srkit.layout import (
     RunFolder,
     default_run_dir,
     find_project,
+    read_records,
 )
 
 PROFILES = ("smoke", "quick", "full")
@@ -68,9 +66,12 @@ HEARTBEAT_S = 30.0  # seconds between "still running" lines of a long step
 KERNEL_NAME = "python3"  # the native ipykernel of the running interpreter
 FALLBACK_KERNEL_NAME = "srkit"  # installed when "python3" points elsewhere
 KERNEL_START_TIMEOUT_S = 120  # TensorFlow-heavy environments start slowly
-# the kernel's own log (e.g. "running over TCP without encryption" on the loopback)
-# is noise in a batch run; cell errors and outputs still reach the notebook
-KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+# the kernel's own log (e.g. "running over TCP without encryption" on the loopback,
+# or "KeyboardInterrupt caught in kernel" when Ctrl-C stops a run) is noise in a
+# batch run; cell errors and outputs still reach the notebook
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
+QUIET_LOGGERS = ("papermill", "nbclient", "traitlets")
+NON_NEGATIVE = ("seed",)  # integer parameters that may not be negative
 # A step whose source has this comment line reads the records of every earlier step
 # (the benchmark and summary pages), so their metrics.json are part of its cache key.
 READS_EARLIER_STEPS = re.compile(r"^#\s*srkit:\s*reads-earlier-steps\b", re.MULTILINE)
@@ -100,6 +101,14 @@ Echo = Callable[[str], None]
 
 class PipelineError(RuntimeError):
     """A problem the user can fix (missing project, unknown step, failed build)."""
+
+
+class RunLocked(PipelineError):
+    """Another ``srkit run`` holds the run folder's lock."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """The run was stopped by a signal (SIGTERM); ``str()`` names the signal."""
 
 
 class StepFailed(PipelineError):
@@ -419,6 +428,44 @@ def parse_override(text: str) -> tuple[str | None, str, str]:
     return (step or None), name, value
 
 
+def _check_range(name: str, value: Any, where: str) -> None:
+    """Refuse a negative value for a parameter of :data:`NON_NEGATIVE`."""
+    if name in NON_NEGATIVE and isinstance(value, int) and value < 0:
+        raise ValueError(
+            f"{where}: parameter {name!r} must be an integer >= 0, got {value}"
+        )
+
+
+def absolute_source(value: str, base: str | os.PathLike | None = None) -> str:
+    """``folder:PATH`` with PATH made absolute from ``base`` (default: cwd).
+
+    A relative path means the folder where the user typed it; the step notebooks
+    run in another folder, so the pipeline hands them absolute paths only. Any
+    other value (``sample``, ``voc2007``, ``""``) is returned unchanged.
+    """
+    if not isinstance(value, str) or not value.startswith(FOLDER_PREFIX):
+        return value
+    path = value[len(FOLDER_PREFIX) :]
+    if not path:
+        return value
+    folder = Path(path).expanduser()
+    if not folder.is_absolute():
+        folder = Path(base or Path.cwd()) / folder
+    return FOLDER_PREFIX + os.path.normpath(folder)
+
+
+def absolute_overrides(overrides: Sequence[str], base=None) -> list[str]:
+    """Overrides whose ``folder:PATH`` values are made absolute from ``base``."""
+    result = []
+    for text in overrides:
+        step, name, value = parse_override(text)
+        if name in ("data_source", *FOLDER_PARAMETERS):
+            value = absolute_source(value.strip(), base)
+            text = f"{step + '.' if step else ''}{name}={value}"
+        result.append(text)
+    return result
+
+
 def resolve_parameters(
     steps: Sequence[Step],
     profile: str = DEFAULT_PROFILE,
@@ -459,6 +506,7 @@ def resolve_parameters(
             for name, value in source.items():
                 if name in values and name not in PIPELINE_OWNED:
                     values[name] = coerce(value, step.parameters[name].type, name)
+                    _check_range(name, values[name], f"profile {spec['name']}")
         resolved[step.stem] = values
     if warn:
         unused = sorted(set(spec["defaults"]) - set(declared) - set(PIPELINE_OWNED))
@@ -481,7 +529,13 @@ def resolve_parameters(
                 )
             targets = [s for s in steps if name in s.parameters]
         else:
-            targets = select_steps(steps, [step_word])
+            try:
+                targets = select_steps(steps, [step_word])
+            except ValueError:
+                raise ValueError(
+                    f"-p {step_word}.{name}={raw}: no step {step_word!r}; steps: "
+                    + ", ".join(s.stem for s in steps)
+                ) from None
             for step in targets:
                 if name not in step.parameters:
                     valid = sorted(set(step.parameters) - set(PIPELINE_OWNED))
@@ -490,7 +544,10 @@ def resolve_parameters(
                         f"valid names: {', '.join(valid)}"
                     )
         for step in targets:
-            resolved[step.stem][name] = coerce(raw, step.parameters[name].type, name)
+            value = coerce(raw, step.parameters[name].type, name)
+            where = f"-p {step_word + '.' if step_word else ''}{name}={raw}"
+            _check_range(name, value, where)
+            resolved[step.stem][name] = value
     for step in steps:
         if "profile" in step.parameters:
             resolved[step.stem]["profile"] = spec["name"]
@@ -801,10 +858,34 @@ def ensure_kernel() -> str:
 
 
 @contextlib.contextmanager
-def _kernel_environment():
-    """Environment of the kernel: quiet TensorFlow, this srkit, inline figures."""
+def _quiet_loggers():
+    """Silence papermill's and nbclient's own log lines during a step.
+
+    A failed step or a dead kernel is reported once, by :class:`StepFailed`; on
+    Ctrl-C these loggers would add "Kernel died while waiting for execute reply"
+    and asyncio's "Task exception was never retrieved" traceback.
+    """
+    saved = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+
+@contextlib.contextmanager
+def _kernel_environment(runtime_dir: Path | None = None):
+    """Environment of the kernel: quiet TensorFlow, this srkit, inline figures.
+
+    With ``runtime_dir``, Jupyter's connection file goes there (see
+    ``execute_step``) instead of the user's Jupyter runtime folder.
+    """
     package_parent = str(Path(__file__).resolve().parent.parent)
     saved = dict(os.environ)
+    if runtime_dir is not None:
+        os.environ["JUPYTER_RUNTIME_DIR"] = str(runtime_dir)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # debugger noise
     paths = [
@@ -882,6 +963,7 @@ def execute_step(
     echo: Echo = print,
     label: str = "",
     heartbeat_s: float = HEARTBEAT_S,
+    scratch: Path | None = None,
 ) -> None:
     """Execute one step notebook with papermill.
 
@@ -894,6 +976,9 @@ def execute_step(
         kernel_name: from ``ensure_kernel``.
         echo: progress printer; label: prefix of heartbeat lines.
         heartbeat_s: seconds between "still running" lines (0: none).
+        scratch: folder for the temporary input notebook and the kernel's
+            connection file (removed when the step ends; a killed run's leftovers
+            are swept by the next run); default: the system's temporary folder.
 
     Raises:
         StepFailed: when a cell raises or the kernel dies.
@@ -915,10 +1000,17 @@ def execute_step(
     with contextlib.ExitStack() as stack:
         # papermill records its input in the output's metadata: a small .ipynb file
         # rather than the whole notebook object; then the .py source replaces it
-        temporary = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        if scratch is not None:
+            Path(scratch).mkdir(parents=True, exist_ok=True)
+        temporary = Path(
+            stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="srkit-step-", dir=scratch)
+            )
+        )
         source_notebook = temporary / f"{step.stem}.ipynb"
         nbformat.write(notebook, source_notebook)
-        stack.enter_context(_kernel_environment())
+        stack.enter_context(_kernel_environment(runtime_dir=temporary))
+        stack.enter_context(_quiet_loggers())
         stack.enter_context(_heartbeat(label, notebook_path, echo, heartbeat_s))
         stack.callback(_record_source, notebook_path, step.path)
         try:
@@ -990,6 +1082,78 @@ class RunResult:
     records: dict = field(default_factory=dict)
 
 
+@contextlib.contextmanager
+def run_lock(run_dir: Path, wait: bool = False, echo: Echo = print):
+    """Hold the run folder's lock (``RUN/run.lock``) for the block.
+
+    The lock is an ``flock`` on the file, which records the holder's PID. The
+    operating system releases it when the process ends, however it ends, so the
+    lock of a killed run never blocks the next one.
+
+    Args:
+        run_dir: the run folder (created if missing).
+        wait: wait for the holder to finish instead of refusing.
+        echo: printer of the "waiting" line.
+
+    Raises:
+        RunLocked: another process holds the lock and ``wait`` is False.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = RunFolder(run_dir).lock
+    with open(path, "a+", encoding="utf-8") as handle:  # not inherited by kernels
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            if not wait:
+                raise RunLocked(
+                    f"run folder {run_dir} is in use by another srkit run (PID "
+                    f"{holder}, lock {path}): wait for it to finish, pass --wait, "
+                    "or choose another --run-dir"
+                ) from None
+            echo(f"srkit run: waiting for PID {holder}, which holds {path}")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        try:
+            yield path
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _sweep_kernel_files(run_dir: Path) -> None:
+    """Remove kernel connection files and temporary notebooks of an earlier run.
+
+    They live in ``RUN/.kernels`` and are the leftovers of a killed run; the
+    caller holds the run lock, so no running step uses them.
+    """
+    shutil.rmtree(RunFolder(run_dir).kernels, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """Turn SIGTERM into :class:`RunInterrupted` for the block (main thread only).
+
+    The run then ends through the same path as Ctrl-C: records saved as
+    "interrupted", the kernel shut down, temporary files removed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise RunInterrupted(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(
     project: str | os.PathLike | None = None,
     profile: str = DEFAULT_PROFILE,
@@ -1003,15 +1167,24 @@ def run(
     dry_run: bool = False,
     echo: Echo = print,
     heartbeat_s: float = HEARTBEAT_S,
+    wait: bool = False,
 ) -> RunResult:
     """Run the pipeline: resolve, prepare data, execute steps, build the book.
+
+    The run holds the run folder's lock (:func:`run_lock`) from the first write
+    to the end, so two runs never write one ``run.json``. Whatever ends the run
+    (a failed step, a data error, Ctrl-C, SIGTERM), ``run.json`` is saved with
+    status "failed" or "interrupted" and each step's outcome before the error goes
+    on to the caller.
 
     Args:
         project: project folder (default: found from the current directory).
         profile: "smoke", "quick", "full" (or a YAML path).
-        overrides: ``name=value`` or ``NN.name=value`` strings.
+        overrides: ``name=value`` or ``NN.name=value`` strings; a relative
+            ``folder:PATH`` is taken from the current directory.
         only: steps to run (numbers or stems); the others keep their records.
-        data: data source for every step (``sample``, ``folder:PATH``, ``voc2007``).
+        data: data source for every step (``sample``, ``folder:PATH``, ``voc2007``);
+            a relative ``folder:PATH`` is taken from the current directory.
         force: execute the selected steps even when cached.
         run_dir: run folder (default ``<project>/runs/<profile>``).
         book: build the book after the steps.
@@ -1019,6 +1192,8 @@ def run(
         dry_run: print the plan (status per step) without executing anything.
         echo: printer of progress lines.
         heartbeat_s: seconds between "still running" lines.
+        wait: when another run holds the run folder, wait for it instead of
+            refusing.
 
     Returns:
         RunResult.
@@ -1026,12 +1201,17 @@ def run(
     Raises:
         ValueError: bad parameters or step names.
         StepFailed: a step raised (records and summary are written first).
+        RunLocked: another run holds the run folder (without ``wait``).
+        RunInterrupted: SIGTERM (KeyboardInterrupt for Ctrl-C) stopped the run.
         PipelineError: no project, or a failed book build.
     """
     project = find_project(project)
     steps = discover_steps(project)
     selected = select_steps(steps, only)
     run_dir = Path(run_dir or default_run_dir(project, profile)).expanduser().resolve()
+    if data is not None:
+        data = absolute_source(data)
+    overrides = absolute_overrides(overrides)
     params = resolve_parameters(steps, profile, overrides, data, run_dir, warn=echo)
     srkit_hash = srkit_source_hash()
     inputs = {s.stem: data_inputs(params[s.stem]) for s in steps}
@@ -1039,12 +1219,10 @@ def run(
     for stem in (s.stem for s in selected):
         keys_of_data[stem] = [data_key(*item) for item in inputs[stem]]
         keys_of_data[stem] += folder_keys(params[stem], project)
-
-    previous = read_records(run_dir)
-    old_steps = previous.get("steps", {})
     pages = project / STEPS_PAGE_DIR
+    profile_name = Path(profile).stem
 
-    def is_cached(step: Step, key: str) -> bool:
+    def is_cached(step: Step, key: str, old_steps: dict) -> bool:
         record = old_steps.get(step.stem, {})
         return (
             not force
@@ -1054,68 +1232,174 @@ def run(
             and RunFolder(run_dir).step_metrics(step.stem).is_file()
         )
 
-    planned = {}
-    for step in selected:
-        upstream = _upstream_hashes(step, steps, run_dir)
-        key = step_key(
-            step, params[step.stem], srkit_hash, keys_of_data[step.stem], upstream
-        )
-        planned[step.stem] = not is_cached(step, key)
-    profile_name = Path(profile).stem
+    def plan(old_steps: dict) -> dict[str, bool]:
+        planned = {}
+        for step in selected:
+            upstream = _upstream_hashes(step, steps, run_dir)
+            key = step_key(
+                step, params[step.stem], srkit_hash, keys_of_data[step.stem], upstream
+            )
+            planned[step.stem] = not is_cached(step, key, old_steps)
+        return planned
+
     echo(
         f"srkit run: profile {profile_name}, {len(selected)} of {len(steps)} steps, "
         f"run folder {run_dir}"
     )
     if dry_run:
+        previous = read_records(run_dir)
+        planned = plan(previous.get("steps", {}))
         for k, step in enumerate(selected, 1):
             state = "would run" if planned[step.stem] else "cached (unchanged)"
             echo(f"[{k}/{len(selected)}] {step.stem} ... {state}")
         return RunResult(run_dir, {}, {}, records=previous)
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "steps").mkdir(exist_ok=True)
-    pages.mkdir(parents=True, exist_ok=True)
-    (pages / RUN_MARKER).write_text(str(run_dir) + "\n")
-    with open(run_dir / PARAMS_FILE, "w") as handle:
-        yaml.safe_dump(
-            {
-                "profile": profile_name,
-                "data": data,
-                "overrides": list(overrides),
-                "only": list(only or []),
-                "run_dir": str(run_dir),
-                "steps": params,
-            },
-            handle,
-            sort_keys=False,
+    with run_lock(run_dir, wait=wait, echo=echo), _terminate_as_interrupt():
+        _sweep_kernel_files(run_dir)
+        previous = read_records(run_dir)  # read under the lock: no run writes it now
+        if previous.get("status") == "running":
+            echo(
+                f"note: the previous run in {run_dir} ended without a word (killed); "
+                "its finished steps are kept"
+            )
+        old_steps = previous.get("steps", {})
+        planned = plan(old_steps)
+        RunFolder(run_dir).steps.mkdir(exist_ok=True)
+        pages.mkdir(parents=True, exist_ok=True)
+        (pages / RUN_MARKER).write_text(str(run_dir) + "\n")
+        from srkit.atomic import atomic_path
+
+        with atomic_path(run_dir / PARAMS_FILE) as temporary:
+            temporary.write_text(
+                yaml.safe_dump(
+                    {
+                        "profile": profile_name,
+                        "data": data,
+                        "overrides": list(overrides),
+                        "only": list(only or []),
+                        "run_dir": str(run_dir),
+                        "steps": params,
+                    },
+                    sort_keys=False,
+                ),
+                encoding="utf-8",
+            )
+
+        records = {
+            "project": str(project),
+            "run_dir": str(run_dir),
+            "profile": profile_name,
+            "overrides": list(overrides),
+            "data_option": data,
+            "only": list(only or []),
+            "force": force,
+            "status": "running",
+            "pid": os.getpid(),
+            "started": _now(),
+            "finished": None,
+            "git_commit": git_commit(project),
+            "srkit_hash": srkit_hash,
+            "versions": collect_versions(),
+            "hardware": collect_hardware(),
+            "data": previous.get("data", []),
+            "steps": {},
+        }
+        for step in steps:
+            record = dict(old_steps.get(step.stem, {}))
+            if record.get("status") == "running":  # a killed run's step: not done
+                record.update(status="interrupted", ok=False)
+            record["status"] = "untouched"
+            record["params"] = params[step.stem]
+            records["steps"][step.stem] = record
+        save = lambda: write_json_atomic(run_dir / RUN_RECORDS, records)  # noqa: E731
+        save()
+        statuses = {s.stem: "untouched" for s in steps}
+        seconds = {s.stem: 0.0 for s in steps}
+        try:
+            failure = _run_steps(
+                project,
+                run_dir,
+                steps,
+                selected,
+                params,
+                inputs,
+                planned,
+                records,
+                statuses,
+                seconds,
+                save,
+                echo,
+                heartbeat_s,
+                lambda step: step_key(
+                    step,
+                    params[step.stem],
+                    srkit_hash,
+                    keys_of_data[step.stem],
+                    _upstream_hashes(step, steps, run_dir),
+                ),
+                lambda step, key: is_cached(step, key, old_steps),
+            )
+        except BaseException as error:
+            stopped = isinstance(error, KeyboardInterrupt)
+            records["status"] = "interrupted" if stopped else "failed"
+            records["error"] = f"{type(error).__name__}: {error}".strip()
+            for stem, record in records["steps"].items():
+                if record["status"] == "running":
+                    record.update(
+                        status=records["status"],
+                        ok=False,
+                        finished=_now(),
+                        error={"ename": type(error).__name__, "evalue": str(error)},
+                    )
+                    statuses[stem] = record["status"]
+                elif record["status"] == "planned":
+                    record["status"] = statuses[stem] = "not run"
+            records["finished"] = _now()
+            save()
+            raise
+        records["status"] = "failed" if failure else "ok"
+        records["finished"] = _now()
+        save()
+    echo(summary_table(records, [s.stem for s in steps], seconds))
+    result = RunResult(run_dir, statuses, seconds, records=records)
+    if failure is not None:
+        if book:
+            echo(
+                "the book was NOT rebuilt: "
+                f"{project / '_build' / 'html'} (if any) is from an earlier build"
+            )
+        raise failure
+    if book:
+        result.book_index = build_book(
+            project, run_dir=run_dir, strict=strict, echo=echo
         )
+    return result
 
-    records = {
-        "project": str(project),
-        "run_dir": str(run_dir),
-        "profile": profile_name,
-        "overrides": list(overrides),
-        "data_option": data,
-        "only": list(only or []),
-        "force": force,
-        "status": "running",
-        "started": _now(),
-        "finished": None,
-        "git_commit": git_commit(project),
-        "srkit_hash": srkit_hash,
-        "versions": collect_versions(),
-        "hardware": collect_hardware(),
-        "data": previous.get("data", []),
-        "steps": {},
-    }
-    for step in steps:
-        record = dict(old_steps.get(step.stem, {}))
-        record["status"] = "untouched"
-        record["params"] = params[step.stem]
-        records["steps"][step.stem] = record
-    save = lambda: write_json_atomic(run_dir / RUN_RECORDS, records)  # noqa: E731
-    save()
 
+def _run_steps(
+    project,
+    run_dir,
+    steps,
+    selected,
+    params,
+    inputs,
+    planned,
+    records,
+    statuses,
+    seconds,
+    save,
+    echo,
+    heartbeat_s,
+    key_of,
+    is_cached,
+) -> StepFailed | None:
+    """Prepare the data, then execute the selected steps in order (see ``run``).
+
+    Updates ``records`` (saved through ``save`` after each change), ``statuses``
+    and ``seconds`` in place; returns the first step failure, or None.
+    """
+    for step in selected:
+        records["steps"][step.stem]["status"] = "planned"
     # data: prepared once, before the steps, for the steps that will execute
     needed = []
     for step in selected:
@@ -1125,7 +1409,7 @@ def run(
     for source, n_images, seed, mode in needed:
         echo(f"data: {source}, {n_images} images, seed {seed} ...")
         start = time.perf_counter()
-        info = prepare_data(source, n_images, seed, mode, run_dir / "data")
+        info = prepare_data(source, n_images, seed, mode, RunFolder(run_dir).data)
         info = {k: v for k, v in info.items() if isinstance(v, (str, int, float, bool))}
         data_records[info.get("key", data_key(source, n_images, seed, mode))] = info
         echo(
@@ -1136,8 +1420,7 @@ def run(
     save()
 
     kernel_name = ensure_kernel() if any(planned.values()) else KERNEL_NAME
-    statuses = {s.stem: "untouched" for s in steps}
-    seconds = {s.stem: 0.0 for s in steps}
+    pages = project / STEPS_PAGE_DIR
     failure: StepFailed | None = None
     for k, step in enumerate(selected, 1):
         label = f"[{k}/{len(selected)}] {step.stem}"
@@ -1145,10 +1428,7 @@ def run(
         if failure is not None:
             statuses[step.stem] = record["status"] = "not run"
             continue
-        upstream = _upstream_hashes(step, steps, run_dir)
-        key = step_key(
-            step, params[step.stem], srkit_hash, keys_of_data[step.stem], upstream
-        )
+        key = key_of(step)
         if is_cached(step, key):
             statuses[step.stem] = record["status"] = "cached"
             echo(f"{label} ... cached (unchanged)")
@@ -1171,6 +1451,7 @@ def run(
                 echo=echo,
                 label=label,
                 heartbeat_s=heartbeat_s,
+                scratch=RunFolder(run_dir).kernels,
             )
         except StepFailed as error:
             failure = error
@@ -1197,213 +1478,4 @@ def run(
                     "it will run again next time"
                 )
         save()
-
-    records["status"] = "failed" if failure else "ok"
-    records["finished"] = _now()
-    save()
-    echo(summary_table(records, [s.stem for s in steps], seconds))
-    result = RunResult(run_dir, statuses, seconds, records=records)
-    if failure is not None:
-        if book:
-            echo(
-                "the book was NOT rebuilt: "
-                f"{project / '_build' / 'html'} (if any) is from an earlier build"
-            )
-        raise failure
-    if book:
-        result.book_index = build_book(
-            project, run_dir=run_dir, strict=strict, echo=echo
-        )
-    return result
-
-
-# -------------------------------------------------------------------- models
-
-
-def _step_of_model(project: Path | None, name: str) -> str:
-    """The step notebook that trains a model (by its quoted name), for messages."""
-    if project is not None:
-        for path in sorted((project / "notebooks").glob("[0-9][0-9]_*.py")):
-            with contextlib.suppress(OSError):
-                if f'"{name}"' in path.read_text() or f"'{name}'" in path.read_text():
-                    return path.name[:2]
-    with contextlib.suppress(Exception):
-        from srkit import models
-
-        step = str(models.MODEL_INFO[name]["step"])
-        return f"{7 + int(step[1:]):02d}" if step.startswith("R") else step
-    return "NN"
-
-
-def find_model_file(
-    name: str,
-    project: str | os.PathLike | None = None,
-    run_dir: str | os.PathLike | None = None,
-    model_file: str | os.PathLike | None = None,
-) -> Path:
-    """Locate ``RUN/models/<name>/best.keras``.
-
-    Args:
-        name: the model's registry name.
-        project: project folder (searched for runs when run_dir is None).
-        run_dir: the run folder (default: the latest run of the project).
-        model_file: an explicit file, used as is.
-
-    Raises:
-        PipelineError: naming the folder searched and the command that trains it.
-    """
-    if model_file is not None:
-        path = Path(model_file).expanduser()
-        if not path.is_file():
-            raise PipelineError(
-                f"model file {str(path)!r} does not exist: pass --model-file the "
-                f"path of a .keras file, or --run-dir a run that trained {name}"
-            )
-        return path
-    found_project = None
-    with contextlib.suppress(PipelineError):
-        found_project = find_project(project)
-    if run_dir is None and found_project is not None:
-        run_dir = latest_run_dir(found_project)
-    if run_dir is None:
-        raise PipelineError(
-            "no run folder found: pass --run-dir DIR or --model-file PATH, or train "
-            f"the model with `srkit run --only {_step_of_model(found_project, name)}`"
-        )
-    path = Path(run_dir) / "models" / name / "best.keras"
-    if not path.is_file():
-        raise PipelineError(
-            f"no trained {name} in run folder {run_dir} (looked for {path}); train it "
-            f"with `srkit run --only {_step_of_model(found_project, name)}` "
-            "(with the same --profile/--run-dir) or pass --model-file PATH"
-        )
-    return path
-
-
-def _check_upscale_paths(input_path, output_path, overwrite: bool) -> None:
-    """Refuse an output that would destroy the input or an existing file."""
-    from srkit import data
-
-    source, target = Path(input_path).expanduser(), Path(output_path).expanduser()
-    shown = repr(os.fspath(output_path))  # the user's own spelling
-    if target.suffix.lower() not in data.IMAGE_EXTENSIONS:
-        raise ValueError(
-            f"cannot write {shown}: extension {target.suffix!r} is not an "
-            f"image format; end OUT with one of {', '.join(data.IMAGE_EXTENSIONS)}"
-        )
-    # The same file through any spelling: ./a.png, a symlink, a hard link, or a
-    # case-insensitive file system.
-    same = source.resolve() == target.resolve()
-    if not same and source.exists() and target.exists():
-        with contextlib.suppress(OSError):
-            same = os.path.samefile(source, target)
-    if same:
-        raise ValueError(
-            f"output {shown} is the input image {os.fspath(input_path)!r}: writing it "
-            "would destroy the input; choose another OUT file"
-        )
-    if target.is_dir():
-        raise ValueError(
-            f"output {shown} is a directory: give a file name, e.g. "
-            f"{str(target / ('upscaled' + source.suffix))!r}"
-        )
-    if (target.exists() or target.is_symlink()) and not overwrite:
-        raise ValueError(
-            f"output {shown} exists already: pass --overwrite to replace it, "
-            "or choose another OUT file"
-        )
-
-
-def upscale(
-    input_path,
-    output_path,
-    model: str,
-    project=None,
-    run_dir=None,
-    model_file=None,
-    scale: int = 2,
-    tile: int | None = None,
-    overwrite: bool = False,
-) -> dict:
-    """Upscale one image file with a trained model.
-
-    Nothing is lost: the output may not be the input (under any spelling, symlink
-    or hard link), an existing output is replaced only with ``overwrite``, and the
-    file is written atomically, so a failure leaves the old one intact. The image
-    is predicted in tiles (see ``srkit.evaluate.predict_full``) straight into an
-    8-bit result, so memory stays bounded for large images.
-
-    Args:
-        input_path: image file (read with ``srkit.data.read_image``).
-        output_path: file to write (8-bit, by ``srkit.data.write_image``); its
-            extension picks the format.
-        model: registry name of the model (its folder under ``RUN/models``).
-        project, run_dir, model_file: where the model is (see ``find_model_file``).
-        scale: 2 (output ``low_upsample``) or 4 (``high_upsample``).
-        tile: tile core size in input pixels; None picks it from the image size
-            (at most ``srkit.evaluate.MAX_TILE``), 0 predicts the whole image at
-            once.
-        overwrite: replace an existing output file.
-
-    Returns:
-        dict with model_file, input and output shapes.
-
-    Raises:
-        ValueError: bad scale or tile, output that is the input, an existing output
-            without ``overwrite``, an unsupported output extension, an unreadable
-            image, a model file Keras cannot load, or a model without the
-            requested output.
-        PipelineError: missing model file.
-        OSError: the output cannot be written (the old file is kept).
-    """
-    if scale not in (2, 4):
-        raise ValueError(f"scale must be 2 or 4, got {scale!r}")
-    if tile is not None and (isinstance(tile, bool) or tile < 0):
-        raise ValueError(f"tile must be a pixel count >= 0, got {tile!r}")
-    _check_upscale_paths(input_path, output_path, overwrite)
-    path = find_model_file(model, project, run_dir, model_file)
-
-    from srkit import data
-
-    image = data.read_image(input_path)  # a bad input fails before the model loads
-    if not zipfile.is_zipfile(path):  # Keras would call it "File not found"
-        raise ValueError(
-            f"cannot load model file {str(path)!r}: it is not a .keras file (not a "
-            "zip archive); pass one written by srkit (RUN/models/NAME/best.keras)"
-        )
-    import keras
-    import numpy as np
-
-    from srkit import evaluate
-    from srkit import layers as _layers  # noqa: F401  (registers custom layers)
-
-    try:
-        network = keras.models.load_model(path, compile=False)
-    except Exception as error:  # Keras raises many kinds for a file it cannot read
-        reason = " ".join(str(error).split()) or type(error).__name__
-        raise ValueError(
-            f"cannot load model file {str(path)!r}: {reason}; pass a .keras file "
-            "written by srkit (RUN/models/NAME/best.keras)"
-        ) from error
-    output = "low_upsample" if scale == 2 else "high_upsample"
-    names = list(getattr(network, "output_names", None) or [])
-    if names and output not in names:
-        raise ValueError(
-            f"model {model} ({path}) has no {output} output (x{scale}); it has "
-            f"{', '.join(names)}: use --scale 2"
-        )
-    result = evaluate.predict_full(
-        network,
-        image,
-        output=output,
-        tile="auto" if tile is None else (tile or None),
-        dtype=np.uint8,
-    )
-    input_shape = tuple(image.shape)
-    del image
-    data.write_image(output_path, result, overwrite=overwrite)
-    return {
-        "model_file": str(path),
-        "input_shape": input_shape,
-        "output_shape": tuple(result.shape),
-    }
+    return failure

@@ -384,6 +384,55 @@ def read_history(path: str | os.PathLike) -> pd.DataFrame:
     return frame
 
 
+def _check_history(run_dir: Path) -> None:
+    """Refuse checkpoints whose history is missing or unreadable.
+
+    ``best.keras`` / ``last.keras`` without a readable ``history.csv`` cannot be
+    resumed or explained; training over them would delete them.
+
+    Raises:
+        ValueError: naming the history file and the two ways out.
+    """
+    checkpoints = [name for name in (BEST_FILE, LAST_FILE) if (run_dir / name).exists()]
+    if not checkpoints:
+        return
+    path = run_dir / HISTORY_FILE
+    problem = None
+    if not path.is_file():
+        problem = "is missing"
+    else:
+        try:
+            frame = pd.read_csv(path)
+        except (OSError, ValueError) as error:
+            problem = f"is unreadable ({' '.join(str(error).split())})"
+        else:
+            if "epoch" not in frame.columns or not len(frame):
+                problem = "holds no epoch rows"
+            elif (
+                frame["epoch"].isna().any()
+                or not frame["epoch"].is_monotonic_increasing
+            ):
+                problem = "has garbled epoch numbers"
+    if problem is not None:
+        raise ValueError(
+            f"{path} {problem}, but {' and '.join(checkpoints)} exist in {run_dir}: "
+            "they cannot be resumed and would be deleted by training from scratch. "
+            f"Delete the folder {run_dir} (or pass force=True to srkit.train.fit) "
+            "to train again, or restore history.csv"
+        )
+
+
+def _check_finite(subset, what: str) -> None:
+    """Refuse arrays with NaN or infinite values: a data problem, not training."""
+    for attribute in ("x", "y2", "y4"):
+        values = getattr(subset, attribute, None)
+        if isinstance(values, np.ndarray) and not np.isfinite(values).all():
+            raise ValueError(
+                f"{what}.{attribute} holds NaN or infinite values: the training data "
+                "is broken (check the source images), not the training settings"
+            )
+
+
 def _check_subset(subset, what: str) -> int:
     for attribute in ("x", "y2", "y4"):
         if not hasattr(subset, attribute):
@@ -853,6 +902,8 @@ def fit(
             bicubic / prediction / target figure of the first validation image every
             this many intervals (:class:`srkit.callbacks.PlotPredictionCallback`).
         force: delete the folder's previous artifacts and train from scratch.
+            Without it, checkpoints beside a missing or unreadable
+            ``history.csv`` are an error (``ValueError``), never deleted.
         callbacks: extra Keras callbacks, run after the built-in ones (so an
             interval is saved before a user callback can stop training).
 
@@ -877,6 +928,8 @@ def fit(
     precision = choose_precision(precision).name
     n_train = _check_train(split.train)
     n_val = _check_subset(split.val, "split.val")
+    _check_finite(split.train, "split.train")
+    _check_finite(split.val, "split.val")
     if n_train == 0:
         raise ValueError("split.train is empty: nothing to train on")
     outputs = _check_outputs(model)
@@ -894,6 +947,8 @@ def fit(
     }
     settings = _settings(model, split, loss, budget, precision, seed)
     previous = _read_json(run_dir / SETTINGS_FILE)
+    if not force:
+        _check_history(run_dir)
     rows = read_history(run_dir / HISTORY_FILE).to_dict("records")
     done = len(rows)
     differences = _differences(previous, settings)

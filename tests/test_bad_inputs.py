@@ -10,9 +10,14 @@ descriptors is captured too, so a C library's log line would count as a second l
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import fnmatch
 import hashlib
 import io
+import json
 import os
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +27,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srkit import cli, data, models
+from srkit import atomic, cli, data, layout, models
 
 STEP = """\
 # %% [markdown]
@@ -30,10 +35,18 @@ STEP = """\
 
 # %% tags=["parameters"]
 run_dir: str = ""
+data_source: str = "sample"
+n_images: int = 2
+seed: int = 0
 epochs: int = 1
 
 # %%
-print(epochs)
+import json
+import pathlib
+
+out = pathlib.Path(run_dir) / "steps" / "01_a"
+out.mkdir(parents=True, exist_ok=True)
+(out / "metrics.json").write_text(json.dumps({"epochs": epochs}))
 """
 
 
@@ -101,9 +114,14 @@ class Case:
         code: expected exit status.
         culprit: text the error line must contain (the file at fault); None for a
             success, which must print nothing on stderr.
-        written: files the case may create or replace (all others stay as they
-            were, byte for byte).
+        written: files the case may create or replace, as glob patterns (all
+            others stay as they were, byte for byte).
         check: optional extra check of the folder after the run.
+        warns: text of the one-line ``srkit: warning:`` expected before the
+            result (None: no warning may appear).
+        stdout: text a success prints.
+        patch: simulates the machine (little memory, a read-only disk).
+        model_file: add the fixture's ``--model-file`` to an upscale command.
     """
 
     name: str
@@ -113,6 +131,10 @@ class Case:
     culprit: str | None = None
     written: set[str] = field(default_factory=set)
     check: Callable[[Path], None] | None = None
+    warns: str | tuple[str, ...] | None = None
+    stdout: str = "wrote "
+    patch: Callable[[pytest.MonkeyPatch], None] | None = None
+    model_file: bool = True
 
 
 def output_shape(expected: tuple[int, int, int]) -> Callable[[Path], None]:
@@ -149,6 +171,117 @@ def bad_profile(text: str) -> Callable[[Path], None]:
 
 
 RUN_BAD_PROFILE = ["run", "--project", "project", "--profile", "bad.yaml", "--no-book"]
+
+
+def garbled_jpeg(height: int = 300, width: int = 300, seed: int = 0) -> bytes:
+    """A complete JPEG whose entropy-coded data is damaged (decodes to garbage)."""
+    encoded = bytearray(
+        pillow_bytes(Image.fromarray(rgb(height, width, seed)), "JPEG", quality=90)
+    )
+    for index in range(2000, len(encoded) - 100, 997):
+        encoded[index] = 0 if encoded[index] == 0xFF else 0xFF
+    return bytes(encoded)
+
+
+def photos(folder: Path, count: int = 2, side: int = 288) -> Path:
+    """``photos/`` with ``count`` good training images of ``side`` pixels."""
+    for index in range(count):
+        write(folder, f"photos/good{index}.png", png_bytes(rgb(side, side, index)))
+    return folder / "photos"
+
+
+def photos_and(name: str, content: bytes, count: int = 2) -> Callable[[Path], None]:
+    def make(folder: Path) -> None:
+        photos(folder, count)
+        write(folder, f"photos/{name}", content)
+
+    return make
+
+
+def tiny_photos(folder: Path) -> None:
+    for name, (height, width) in {"a.png": (1, 1), "b.png": (50, 50)}.items():
+        write(folder, f"photos/{name}", png_bytes(rgb(height, width)))
+    write(folder, "photos/c.png", png_bytes(rgb(1, 3000)))
+
+
+def nan_tiff() -> bytes:
+    pixels = np.full((290, 290, 3), 0.5, np.float32)
+    pixels[10, 10, 1] = np.nan
+    ok, encoded = cv2.imencode(".tif", pixels)
+    assert ok
+    return encoded.tobytes()
+
+
+def little_memory(monkeypatch) -> None:
+    monkeypatch.setattr(data, "available_memory", lambda: 64 * 2**20)
+
+
+def read_only_disk(monkeypatch) -> None:
+    def refuse(source, target, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", os.fspath(source))
+
+    monkeypatch.setattr(atomic.os, "replace", refuse)
+    monkeypatch.setattr(atomic.os, "link", refuse)
+
+
+def keras_zip_without_model(folder: Path) -> None:
+    write(folder, "in.png", png_bytes())
+    with zipfile.ZipFile(folder / "broken.keras", "w") as archive:
+        archive.writestr("config.json", "{not json")
+        archive.writestr("metadata.json", json.dumps({"keras_version": "3"}))
+
+
+def image_folder(folder: Path) -> None:
+    write(folder, "in/a.png", png_bytes(rgb(6, 8, 1)))
+    write(folder, "in/b.jpg", pillow_bytes(Image.fromarray(rgb(4, 5, 2)), "JPEG"))
+    write(folder, "in/notes.txt", b"not an image")
+
+
+def folder_output(folder: Path) -> None:
+    assert data.read_image(folder / "out" / "a.png").shape == (12, 16, 3)
+    assert data.read_image(folder / "out" / "b.jpg").shape == (8, 10, 3)
+    assert not (folder / "out" / "notes.txt").exists()
+
+
+def fifo_input(folder: Path) -> None:
+    os.mkfifo(folder / "pipe.png")
+
+
+def held_lock(folder: Path):
+    """A project whose run folder is locked by a running srkit (PID 4242)."""
+    make_project(folder)
+    run_dir = folder / "project" / "runs" / "smoke"
+    run_dir.mkdir(parents=True)
+    handle = open(run_dir / layout.LOCK_FILE, "w")  # noqa: SIM115
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    handle.write("4242\n")
+    handle.flush()
+    write(run_dir, "run.json", b'{"status": "running", "pid": 4242}')
+    return handle
+
+
+def killed_run(folder: Path) -> None:
+    """A run folder as ``kill -9`` leaves it: record "running", kernel leftovers."""
+    make_project(folder)
+    run_dir = folder / "project" / "runs" / "smoke"
+    record = {"status": "running", "steps": {"01_a": {"status": "running"}}}
+    write(run_dir, "run.json", json.dumps(record).encode())
+    write(run_dir, layout.LOCK_FILE, b"999999\n")  # a dead process's lock
+    write(run_dir, ".kernels/srkit-step-x/01_a.ipynb", b"{}")
+    write(run_dir, ".kernels/srkit-step-x/kernel-1.json", b"{}")
+
+
+def resumed(folder: Path) -> None:
+    run_dir = folder / "project" / "runs" / "smoke"
+    records = json.loads((run_dir / "run.json").read_text())
+    assert records["status"] == "ok"
+    assert records["steps"]["01_a"]["status"] == "ran"
+    assert records["steps"]["01_a"]["ok"] is True
+    assert list((run_dir / ".kernels").iterdir()) == []
+
+
+RUN_FILES = {"project/runs*", "project/book*"}
+
 
 CASES = [
     # ---- unreadable inputs
@@ -360,6 +493,161 @@ CASES = [
         code=0,
         written={"out.jpg"},
     ),
+    # ---- more images and folders
+    Case(
+        "garbled_jpeg",
+        lambda f: write(f, "in.jpg", garbled_jpeg(40, 40)),
+        upscale("in.jpg"),
+        culprit="'in.jpg': the JPEG data is corrupt",
+    ),
+    Case(
+        "fifo_as_image",
+        fifo_input,
+        upscale("pipe.png"),
+        culprit="'pipe.png': not a regular file",
+    ),
+    Case(
+        "folder_of_images",
+        image_folder,
+        upscale("in", "out"),
+        code=0,
+        written={"out", "out/a.png", "out/b.jpg"},
+        check=folder_output,
+    ),
+    Case(
+        "folder_into_a_file",
+        lambda f: (image_folder(f), write(f, "out.png", b"keep me")),
+        upscale("in", "out.png"),
+        culprit="'out.png' is a file",
+    ),
+    Case(
+        "folder_onto_itself",
+        image_folder,
+        upscale("in", "./in", "--overwrite"),
+        culprit="is the input folder",
+    ),
+    Case(
+        "huge_image_for_the_memory",
+        lambda f: write(f, "in.png", png_bytes(rgb(400, 600))),
+        upscale("in.png", "out.png", "--scale", "2"),
+        culprit="upscaling 'in.png' (600x400) x2 needs about",
+        patch=little_memory,
+    ),
+    Case(
+        "read_only_output_folder",
+        lambda f: write(f, "in.png", png_bytes()),
+        upscale("in.png", "out.png"),
+        culprit="'out.png': Read-only file system (the file system is read-only",
+        patch=read_only_disk,
+    ),
+    # ---- models
+    Case(
+        "model_name_outside_the_zoo",
+        lambda f: write(f, "in.png", png_bytes()),
+        ["upscale", "in.png", "out.png", "--model", "my_net"],
+        culprit="unknown model 'my_net': the zoo has",
+        model_file=False,
+    ),
+    Case(
+        "keras_zip_without_a_model",
+        keras_zip_without_model,
+        upscale("in.png", "out.png", "--model-file", "broken.keras"),
+        culprit="cannot load model file 'broken.keras'",
+    ),
+    # ---- training images (srkit prepare)
+    Case(
+        "training_images_all_too_small",
+        tiny_photos,
+        ["prepare", "--data", "folder:photos", "-n", "3", "--cache-dir", "cache"],
+        culprit="gave 0 usable image(s)",
+        warns=("smaller than 288 px", "a.png (1x1)", "b.png (50x50)", "c.png (3000x1)"),
+    ),
+    Case(
+        "training_image_with_nan",
+        photos_and("nan.tif", nan_tiff()),
+        ["prepare", "--data", "folder:photos", "-n", "3", "--cache-dir", "cache"],
+        code=0,
+        warns="NaN or infinite values: nan.tif",
+        stdout="1 train / 8 validation images",
+        written={"cache", "cache/*.npz"},
+    ),
+    Case(
+        "training_jpeg_garbled",
+        photos_and("bad.jpg", garbled_jpeg()),
+        ["prepare", "--data", "folder:photos", "-n", "3", "--cache-dir", "cache"],
+        code=0,
+        warns="bad.jpg (cannot read image",
+        stdout="1 train / 8 validation images",
+        written={"cache", "cache/*.npz"},
+    ),
+    Case(
+        "prepare_a_huge_n",
+        lambda f: None,
+        ["prepare", "-n", "100000", "--mode", "crop", "--cache-dir", "cache"],
+        culprit="preparing 100000 crop windows of 'sample' needs about 243.",
+        patch=lambda monkeypatch: monkeypatch.setattr(
+            data, "available_memory", lambda: 8 * 2**30
+        ),
+    ),
+    Case(
+        "prepare_a_huge_n_on_a_small_machine",
+        lambda f: None,
+        ["prepare", "-n", "200", "--mode", "crop", "--cache-dir", "cache"],
+        culprit="ask for fewer images (n_images)",
+        patch=little_memory,
+    ),
+    Case(
+        "prepare_a_negative_seed",
+        lambda f: None,
+        ["prepare", "--seed", "-1", "--cache-dir", "cache"],
+        culprit="seed must be an integer >= 0, got -1",
+    ),
+    # ---- run: parameters, paths, the lock, a killed run
+    Case(
+        "override_of_a_step_that_does_not_exist",
+        make_project,
+        ["run", "--project", "project", "--no-book", "-p", "77.epochs=2"],
+        culprit="-p 77.epochs=2: no step '77'; steps: 01_a",
+    ),
+    Case(
+        "negative_seed",
+        make_project,
+        ["run", "--project", "project", "--no-book", "-p", "seed=-1"],
+        culprit="-p seed=-1: parameter 'seed' must be an integer >= 0",
+    ),
+    Case(
+        "relative_data_folder_that_is_missing",
+        make_project,
+        ["run", "--project", "project", "--no-book", "--data", "folder:../nowhere"],
+        culprit=f"{os.sep}nowhere' does not exist",
+    ),
+    Case(
+        "unknown_profile",
+        make_project,
+        ["run", "--project", "project", "--no-book", "--profile", "fast"],
+        culprit="unknown profile 'fast'",
+    ),
+    Case(
+        "run_folder_under_a_file",
+        lambda f: (make_project(f), write(f, "blocker", b"a file")),
+        ["run", "--project", "project", "--no-book", "--run-dir", "blocker/run"],
+        culprit="blocker",
+    ),
+    Case(
+        "second_run_on_a_locked_folder",
+        held_lock,
+        ["run", "--project", "project", "--no-book"],
+        culprit="in use by another srkit run (PID 4242",
+    ),
+    Case(
+        "rerun_after_a_kill",
+        killed_run,
+        ["run", "--project", "project", "--no-book"],
+        code=0,
+        stdout="ended without a word (killed)",
+        written=RUN_FILES,
+        check=resumed,
+    ),
 ]
 
 
@@ -378,8 +666,12 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 
 def test_the_corpus_is_large_enough():
-    assert len(CASES) >= 20
+    assert len(CASES) >= 40
     assert len({case.name for case in CASES}) == len(CASES)
+
+
+def allowed(name: str, patterns: set[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
@@ -387,30 +679,47 @@ def test_bad_input(case, tmp_path, monkeypatch, capfd, model_file):
     folder = tmp_path / "work"
     folder.mkdir()
     monkeypatch.chdir(folder)
-    case.make(folder)
+    monkeypatch.setenv("SRKIT_CACHE", str(tmp_path / "cache"))
+    made = case.make(folder)  # kept alive: a held lock lives as long as its file
     argv = list(case.argv)
-    if argv[0] == "upscale" and "--model-file" not in argv:
+    if argv[0] == "upscale" and case.model_file and "--model-file" not in argv:
         argv += ["--model-file", str(model_file)]
+    if case.patch is not None:
+        case.patch(monkeypatch)
     before = snapshot(folder)
     capfd.readouterr()
 
     code = cli.main(argv)
 
     out, err = capfd.readouterr()
+    del made
     assert code == case.code, (out, err)
-    if case.culprit is None:
-        assert err == "", err
-        assert out.startswith("wrote ")
+    lines = err.splitlines()
+    warnings = [line for line in lines if line.startswith("srkit: warning: ")]
+    if case.warns is None:
+        assert warnings == [], err
     else:
-        lines = err.splitlines()
-        assert len(lines) == 1 and err.endswith("\n"), err
-        assert lines[0].startswith("srkit: error: "), err
-        assert case.culprit in lines[0], err
+        texts = (case.warns,) if isinstance(case.warns, str) else case.warns
+        assert len(warnings) == 1, err
+        assert all(text in warnings[0] for text in texts), err
+    errors = [line for line in lines if line not in warnings]
+    if case.culprit is None:
+        assert errors == [], err
+        assert case.stdout in out, out
+    else:
+        assert len(errors) == 1 and err.endswith("\n"), err
+        assert errors[0].startswith("srkit: error: "), err
+        assert case.culprit in errors[0], err
     after = snapshot(folder)
-    kept = {name: digest for name, digest in before.items() if name not in case.written}
+    kept = {
+        name: digest
+        for name, digest in before.items()
+        if not allowed(name, case.written)
+    }
     assert {name: after.get(name) for name in kept} == kept, (
         "a file was lost or changed"
     )
-    assert set(after) - set(before) <= case.written, "unexpected new files"
+    new = set(after) - set(before)
+    assert all(allowed(name, case.written) for name in new), "unexpected new files"
     if case.check is not None:
         case.check(folder)

@@ -176,8 +176,15 @@ def test_write_image_rejects_bad_shape_and_extension(tmp_path):
 
 def test_write_image_takes_uint8_as_pixels(tmp_path):
     pixels = np.random.default_rng(2).integers(0, 256, (3, 5, 3), np.uint8)
+    original = pixels.copy()
     path = data.write_image(tmp_path / "u8.png", pixels)
     np.testing.assert_array_equal(np.rint(data.read_image(path) * 255), pixels)
+    np.testing.assert_array_equal(pixels, original)  # swapped to BGR and back
+    read_only = original.copy()
+    read_only.flags.writeable = False
+    data.write_image(tmp_path / "ro.png", read_only)
+    ro_back = data.read_image(tmp_path / "ro.png")
+    np.testing.assert_array_equal(ro_back, data.read_image(path))
 
 
 @pytest.mark.parametrize("failing", ["encode", "write", "rename"])
@@ -189,11 +196,15 @@ def test_write_image_failure_keeps_the_old_file(tmp_path, monkeypatch, failing):
     def fail(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
+    def half_written(name, pixels):  # a full disk in the middle of the file
+        Path(name).write_bytes(b"\x89PNG partial")
+        raise OSError(28, "No space left on device")
+
     if failing == "encode":
-        monkeypatch.setattr(data.cv2, "imencode", lambda *a: (False, None))
+        monkeypatch.setattr(data.cv2, "imwrite", lambda *a: False)
         expected = ValueError
     elif failing == "write":
-        monkeypatch.setattr(Path, "write_bytes", fail)
+        monkeypatch.setattr(data.cv2, "imwrite", half_written)
         expected = OSError
     else:
         monkeypatch.setattr(os, "replace", fail)
@@ -425,7 +436,7 @@ def test_folder_missing_and_empty(tmp_path):
 def test_folder_skips_unreadable_and_warns(tmp_path):
     folder = tmp_path / "images"
     for index in range(4):
-        write_noise(folder / f"img{index}.png", 40, 50, seed=index)
+        write_noise(folder / f"img{index}.png", 290, 300, seed=index)
     (folder / "broken.png").write_text("not an image")
     with pytest.warns(UserWarning, match="broken.png"):
         split = data.prepare(
@@ -458,7 +469,7 @@ def test_folder_crop_mode_skips_small_images_with_count(tmp_path):
 def test_folder_split_shapes_ranges_and_determinism(tmp_path):
     folder = tmp_path / "images"
     for index in range(10):
-        write_noise(folder / f"img{index:02d}.png", 30 + index, 40, seed=index)
+        write_noise(folder / f"img{index:02d}.png", 288 + index, 300, seed=index)
     source = f"folder:{folder}"
     with pytest.warns(UserWarning, match="fewer than n_images"):
         split = data.prepare(
@@ -501,7 +512,7 @@ def test_folder_split_shapes_ranges_and_determinism(tmp_path):
 def test_progress_bar_on_stderr_above_ten_images(tmp_path, capsys):
     folder = tmp_path / "images"
     for index in range(12):
-        write_noise(folder / f"img{index:02d}.png", 20, 20, seed=index)
+        write_noise(folder / f"img{index:02d}.png", 288, 288, seed=index)
     data.prepare(
         f"folder:{folder}",
         mode="resize",
@@ -526,7 +537,7 @@ def test_progress_bar_on_stderr_above_ten_images(tmp_path, capsys):
 def test_cache_hit_does_not_rebuild_and_change_invalidates(tmp_path, monkeypatch):
     folder = tmp_path / "images"
     for index in range(5):
-        write_noise(folder / f"img{index}.png", 32, 32, seed=index)
+        write_noise(folder / f"img{index}.png", 288, 288, seed=index)
     source, cache = f"folder:{folder}", tmp_path / "cache"
     first = data.prepare(source, mode="resize", n_images=5, seed=0, cache_dir=cache)
     cache_file = Path(first.info["cache_path"])
@@ -546,7 +557,7 @@ def test_cache_hit_does_not_rebuild_and_change_invalidates(tmp_path, monkeypatch
     monkeypatch.undo()
 
     # Replace one source file: new fingerprint, new key, rebuilt split.
-    changed = write_noise(folder / "img0.png", 33, 31, seed=99)
+    changed = write_noise(folder / "img0.png", 289, 290, seed=99)
     os.utime(changed, ns=(mtime + 10**9, mtime + 10**9))
     assert data.data_key(source, 5, 0, "resize") != first.info["key"]
     third = data.prepare(source, mode="resize", n_images=5, seed=0, cache_dir=cache)
@@ -623,7 +634,7 @@ def build_voc_tar(tmp_path: Path, extra_members=()) -> tuple[Path, str]:
     with tarfile.open(archive, "w") as tar:
         for index in range(3):
             ok, encoded = cv2.imencode(
-                ".jpg", np.full((40, 50, 3), 60 * index, np.uint8)
+                ".jpg", np.full((288, 300, 3), 60 * index, np.uint8)
             )
             payload = encoded.tobytes()
             member = tarfile.TarInfo(f"VOCdevkit/VOC2007/JPEGImages/00000{index}.jpg")
@@ -705,7 +716,7 @@ def test_folder_split_is_stable_when_more_images_are_drawn(tmp_path):
     # round trained on may become a validation image of the second round.
     folder = tmp_path / "images"
     for index in range(40):
-        write_noise(folder / f"img{index:02d}.png", 30, 30, seed=index)
+        write_noise(folder / f"img{index:02d}.png", 288, 288, seed=index)
     source = f"folder:{folder}"
     small = data.prepare(
         source, mode="resize", n_images=10, seed=1, cache_dir=tmp_path / "c"

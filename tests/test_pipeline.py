@@ -6,12 +6,18 @@ failure paths are exercised for real without TensorFlow. The srkit source hash, 
 data key and the data preparation are monkeypatched.
 """
 
+import fcntl
 import json
 import os
+import signal
+import tempfile
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from srkit import book, layout, pipeline
 
@@ -317,7 +323,8 @@ def test_bad_value_names_parameter_and_type():
         ("run_dir=/x", "set by the pipeline"),
         ("profile=full", "--profile"),
         ("05.retrain_epochs=2", "step 05_step has no parameter 'retrain_epochs'"),
-        ("09.epochs=2", "matches no step"),
+        ("09.epochs=2", r"-p 09.epochs=2: no step .09."),
+        ("seed=-1", r"-p seed=-1: parameter .seed. must be an integer >= 0"),
         ("epochs", "name=value"),
     ],
 )
@@ -586,6 +593,167 @@ def test_heartbeat_prints_while_a_step_runs(project):
     assert any("nap" in line for line in beats)
 
 
+# ------------------------------------------------------- lock and exit paths
+
+
+def hold_lock(run_dir: Path, pid: int = 4242):
+    """Take the run folder's lock as another srkit run would (a second open file)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(run_dir / layout.LOCK_FILE, "w")  # noqa: SIM115
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    handle.write(f"{pid}\n")
+    handle.flush()
+    return handle
+
+
+def test_a_second_run_on_a_locked_folder_refuses_naming_the_holder(project):
+    run_dir = project / "runs" / "smoke"
+    run_quiet(project)
+    before = (run_dir / "run.json").read_bytes()
+    handle = hold_lock(run_dir, pid=4242)
+    try:
+        with pytest.raises(pipeline.RunLocked, match=r"PID 4242.*--wait"):
+            run_quiet(project, force=True)
+    finally:
+        handle.close()
+    assert (run_dir / "run.json").read_bytes() == before  # not touched
+    assert len(executions(run_dir)) == 2
+
+
+def test_the_lock_of_a_dead_process_does_not_block(project):
+    run_dir = project / "runs" / "smoke"
+    run_dir.mkdir(parents=True)
+    (run_dir / layout.LOCK_FILE).write_text("999999\n")  # no process holds it
+    result = run_quiet(project)
+    assert result.statuses == {"01_a": "ran", "02_b": "ran"}
+    assert (run_dir / layout.LOCK_FILE).read_text() == f"{os.getpid()}\n"
+
+
+def test_wait_takes_the_lock_once_the_holder_is_done(project):
+    run_dir = project / "runs" / "smoke"
+    handle = hold_lock(run_dir, pid=777)
+    lines = []
+    releaser = threading.Thread(target=lambda: (time.sleep(0.5), handle.close()))
+    releaser.start()
+    try:
+        result = run_quiet(project, lines, wait=True)
+    finally:
+        releaser.join()
+    assert any("waiting for PID 777" in line for line in lines)
+    assert result.statuses == {"01_a": "ran", "02_b": "ran"}
+
+
+@pytest.mark.parametrize(
+    "raised, status",
+    [
+        (KeyboardInterrupt(), "interrupted"),
+        (pipeline.RunInterrupted("SIGTERM"), "interrupted"),
+        (MemoryError("out of memory"), "failed"),
+    ],
+    ids=["ctrl_c", "sigterm", "unexpected_error"],
+)
+def test_run_json_ends_true_on_every_exit_path(project, monkeypatch, raised, status):
+    run_dir = project / "runs" / "smoke"
+    run_quiet(project, only=["01"])
+    real = pipeline.execute_step
+
+    def stop_in_02(step, *args, **kwargs):
+        if step.stem == "02_b":
+            raise raised
+        return real(step, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "execute_step", stop_in_02)
+    with pytest.raises(type(raised)):
+        run_quiet(project, force=True)
+    records = json.loads((run_dir / "run.json").read_text())
+    assert records["status"] == status and records["finished"]
+    assert records["steps"]["01_a"]["status"] == "ran"
+    assert records["steps"]["01_a"]["ok"] is True
+    assert records["steps"]["02_b"]["status"] == status
+    assert records["steps"]["02_b"]["ok"] is False
+    assert records["steps"]["02_b"]["error"]["ename"] == type(raised).__name__
+    # the lock is free again and the next run resumes where this one stopped
+    monkeypatch.setattr(pipeline, "execute_step", real)
+    result = run_quiet(project)
+    assert result.statuses == {"01_a": "cached", "02_b": "ran"}
+
+
+def test_sigterm_during_a_step_ends_as_interrupted(project, monkeypatch):
+    def terminated(step, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises before this ends
+
+    monkeypatch.setattr(pipeline, "execute_step", terminated)
+    with pytest.raises(pipeline.RunInterrupted, match="SIGTERM"):
+        run_quiet(project)
+    records = json.loads((project / "runs" / "smoke" / "run.json").read_text())
+    assert records["status"] == "interrupted"
+    assert records["steps"]["01_a"]["status"] == "interrupted"
+    assert records["steps"]["02_b"]["status"] == "not run"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored
+
+
+def test_a_data_error_ends_the_run_as_failed(project, fakes, monkeypatch):
+    def broken(*args):
+        raise ValueError("data folder '/nowhere' does not exist")
+
+    monkeypatch.setattr(pipeline, "prepare_data", broken)
+    with pytest.raises(ValueError, match="nowhere"):
+        run_quiet(project)
+    records = json.loads((project / "runs" / "smoke" / "run.json").read_text())
+    assert records["status"] == "failed" and "nowhere" in records["error"]
+    assert {r["status"] for r in records["steps"].values()} == {"not run"}
+
+
+def test_a_killed_run_is_noted_and_its_running_step_runs_again(project):
+    run_dir = project / "runs" / "smoke"
+    run_quiet(project)
+    records = json.loads((run_dir / "run.json").read_text())
+    records["status"] = "running"  # as a kill -9 in step 02 leaves it
+    records["steps"]["02_b"].update(status="running", ok=False)
+    (run_dir / "run.json").write_text(json.dumps(records))
+    (run_dir / layout.KERNEL_FILES_DIR / "srkit-step-x").mkdir(parents=True)
+    lines = []
+    result = run_quiet(project, lines)
+    assert any("ended without a word" in line for line in lines)
+    assert result.statuses == {"01_a": "cached", "02_b": "ran"}
+    assert not (run_dir / layout.KERNEL_FILES_DIR / "srkit-step-x").exists()
+
+
+def test_steps_leave_no_kernel_files_or_temporary_notebooks(project, monkeypatch):
+    run_dir = project / "runs" / "smoke"
+    runtime = project / "jupyter-runtime"
+    before = set(Path(tempfile.gettempdir()).glob("srkit-step-*"))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
+    run_quiet(project)
+    assert list((run_dir / layout.KERNEL_FILES_DIR).iterdir()) == []
+    assert not runtime.exists() or list(runtime.iterdir()) == []
+    assert set(Path(tempfile.gettempdir()).glob("srkit-step-*")) == before
+
+
+def test_relative_data_and_benchmark_folders_are_made_absolute(
+    tmp_path, fakes, monkeypatch
+):
+    project = make_project(
+        tmp_path / "p", extra_parameters='benchmarks: str = ""  # folder:PATH\n'
+    )
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "sets").mkdir()
+    monkeypatch.chdir(project / "book")  # where the user typed the paths
+    run_quiet(
+        project,
+        data="folder:../../photos",
+        overrides=["benchmarks=folder:../../sets"],
+    )
+    photos, sets = f"folder:{tmp_path / 'photos'}", f"folder:{tmp_path / 'sets'}"
+    assert {source for source, *_ in fakes.prepared} == {photos}
+    seen = executions(project / "runs" / "smoke")
+    assert {entry["data_source"] for entry in seen} == {photos}
+    params = yaml.safe_load((project / "runs" / "smoke" / "params.yaml").read_text())
+    assert params["steps"]["01_a"]["benchmarks"] == sets
+    assert params["data"] == photos
+
+
 def test_ensure_kernel_runs_this_interpreter():
     from jupyter_client.kernelspec import KernelSpecManager
 
@@ -594,17 +762,6 @@ def test_ensure_kernel_runs_this_interpreter():
     assert command.startswith("python") or Path(command).samefile(
         pipeline.sys.executable
     )
-
-
-def test_missing_model_file_names_run_and_step(project):
-    (project / "notebooks" / "07_dts.py").write_text('model = build("dts_model")\n')
-    run_dir = project / "runs" / "smoke"
-    with pytest.raises(pipeline.PipelineError) as caught:
-        pipeline.find_model_file("dts_model", project, run_dir)
-    message = str(caught.value)
-    assert str(run_dir) in message and "srkit run --only 07" in message
-    with pytest.raises(pipeline.PipelineError, match="does not exist"):
-        pipeline.find_model_file("dts_model", model_file=project / "none.keras")
 
 
 @pytest.mark.slow

@@ -214,6 +214,45 @@ def test_changed_settings_start_over_with_a_warning(split, tmp_path):
     assert forced.resumed_from == 0 and not forced.skipped
 
 
+@pytest.mark.parametrize(
+    "damage, problem",
+    [
+        (lambda path: path.unlink(), "is missing"),
+        (lambda path: path.write_bytes(b"\x00\xff garbage\n\x01"), "history.csv"),
+        (lambda path: path.write_text("epoch,loss\n"), "holds no epoch rows"),
+        (lambda path: path.write_text("epoch,loss\n2,0.1\n1,0.2\n"), "garbled"),
+    ],
+    ids=["missing", "binary", "no_rows", "epochs_out_of_order"],
+)
+def test_checkpoints_without_a_readable_history_are_kept(
+    split, tmp_path, damage, problem
+):
+    run_fit(split, tmp_path, intervals=1)
+    damage(tmp_path / "history.csv")
+    kept = {
+        name: (tmp_path / name).read_bytes() for name in ("best.keras", "last.keras")
+    }
+    with pytest.raises(ValueError, match=problem) as caught:
+        run_fit(split, tmp_path, intervals=1)
+    assert "force=True" in str(caught.value) and str(tmp_path) in str(caught.value)
+    assert {name: (tmp_path / name).read_bytes() for name in kept} == kept
+    forced = run_fit(split, tmp_path, intervals=1, force=True)
+    assert forced.history["epoch"].tolist() == [1]
+
+
+def test_non_finite_training_data_is_a_data_error(split, tmp_path):
+    broken = Subset(
+        x=split.train.x.copy(),
+        y2=split.train.y2,
+        y4=split.train.y4,
+        names=split.train.names,
+    )
+    broken.x[0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"split.train.x holds NaN.*not the training"):
+        run_fit(Split(broken, split.val, {"key": "nan"}), tmp_path, intervals=1)
+    assert not (tmp_path / "best.keras").exists()
+
+
 def test_huge_learning_rate_diverges_with_advice(split, tmp_path):
     with pytest.raises(train.TrainingDiverged, match="lower learning rate") as caught:
         run_fit(split, tmp_path, intervals=3, learning_rate=1e8)

@@ -1,0 +1,104 @@
+"""Tests of srkit.upscale: finding the model, naming its run, folders, memory."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from srkit import cli, data, upscale
+
+
+def tiny_model(path):
+    """A one-output x2 model (nearest-neighbour upsampling) saved at ``path``."""
+    inputs = keras.Input((None, None, 3))
+    low = keras.layers.UpSampling2D(2, name="low_upsample")(inputs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keras.Model(inputs, low, name="tiny").save(path)
+    return path
+
+
+def make_run(root, profile, psnr_rows=((0.02, 24.5), (0.01, 26.25), (0.03, 23.0))):
+    """A run folder as ``srkit run`` leaves it, with one trained dts_model."""
+    run_dir = root / "runs" / profile
+    folder = run_dir / "models" / "dts_model"
+    tiny_model(folder / "best.keras")
+    (run_dir / "run.json").write_text(json.dumps({"profile": profile}))
+    (folder / "settings.json").write_text(json.dumps({"steps": 40}))
+    lines = ["epoch,val_loss,val_psnr"]
+    lines += [f"{i + 1},{loss},{psnr}" for i, (loss, psnr) in enumerate(psnr_rows)]
+    (folder / "history.csv").write_text("\n".join(lines) + "\n")
+    return run_dir
+
+
+def test_missing_model_file_names_run_and_step(tmp_path):
+    project = tmp_path / "project"
+    (project / "notebooks").mkdir(parents=True)
+    (project / "_toc.yml").write_text("root: intro\n")
+    (project / "notebooks" / "07_dts.py").write_text('model = build("dts_model")\n')
+    run_dir = project / "runs" / "smoke"
+    with pytest.raises(upscale.ModelNotFound) as caught:
+        upscale.find_model_file("dts_model", project, run_dir)
+    message = str(caught.value)
+    assert str(run_dir) in message and "srkit run --only 07" in message
+    with pytest.raises(upscale.ModelNotFound, match="does not exist"):
+        upscale.find_model_file("dts_model", model_file=project / "none.keras")
+
+
+def test_a_name_outside_the_zoo_lists_the_zoo_not_a_step(tmp_path):
+    with pytest.raises(ValueError, match="unknown model 'resnet'.*dts_model") as caught:
+        upscale.find_model_file("resnet", run_dir=tmp_path)
+    assert "--only" not in str(caught.value)
+
+
+def test_provenance_names_the_run_profile_steps_and_kept_psnr(tmp_path):
+    run_dir = make_run(tmp_path, "quick")
+    path = run_dir / "models" / "dts_model" / "best.keras"
+    info = upscale.model_provenance(path, "low_upsample")
+    assert info["run_dir"] == str(run_dir) and info["profile"] == "quick"
+    assert info["training_steps"] == 40
+    assert info["val_psnr"] == pytest.approx(26.25)  # the lowest val_loss row
+    assert "profile quick, 40 training steps, validation PSNR 26.25 dB" in info["text"]
+    loose = upscale.model_provenance(tiny_model(tmp_path / "mine.keras"), "x")
+    assert "not in a run folder" in loose["text"] and loose["profile"] is None
+
+
+@pytest.mark.parametrize("profile, warned", [("smoke", True), ("quick", False)])
+def test_upscale_names_its_model_and_warns_about_smoke_runs(
+    tmp_path, capsys, profile, warned
+):
+    run_dir = make_run(tmp_path, profile)
+    data.write_image(tmp_path / "in.png", np.zeros((5, 6, 3), np.float32))
+    argv = ["upscale", str(tmp_path / "in.png"), str(tmp_path / "out.png")]
+    code = cli.main([*argv, "--model", "dts_model", "--run-dir", str(run_dir)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"wrote {tmp_path / 'out.png'} (12x10)" in out
+    assert f"with model {run_dir / 'models' / 'dts_model' / 'best.keras'}" in out
+    assert f"profile {profile}, 40 training steps" in out
+    assert ("srkit: warning: the model comes from a smoke run" in err) == warned
+
+
+def test_a_folder_is_refused_whole_before_anything_is_written(tmp_path):
+    model_file = tiny_model(tmp_path / "tiny.keras")
+    for name in ("a.png", "b.png", "c.png"):
+        data.write_image(tmp_path / "in" / name, np.zeros((4, 4, 3), np.float32))
+    data.write_image(tmp_path / "out" / "b.png", np.ones((2, 2, 3), np.float32))
+    before = (tmp_path / "out" / "b.png").read_bytes()
+    with pytest.raises(ValueError, match="b.png.*exists already"):
+        upscale.upscale(
+            tmp_path / "in", tmp_path / "out", "tiny", model_file=model_file
+        )
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b.png"]
+    assert (tmp_path / "out" / "b.png").read_bytes() == before
+
+
+def test_memory_estimate_counts_the_result_of_a_large_photo(tmp_path, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(upscale.data, "image_size", lambda path: (4000, 6000))
+    monkeypatch.setattr(
+        upscale.data, "check_memory", lambda needed, what, way: seen.update(n=needed)
+    )
+    upscale.check_image_memory(tmp_path / "photo.jpg", 4)
+    # at least the x4 uint8 result (1.15 GB) and the float32 input (0.29 GB)
+    assert seen["n"] >= 6000 * 4000 * 3 * (16 + 4)
