@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import platform
 import sys
@@ -475,7 +476,25 @@ def _parser():
         help="measure only the matmul and convolution peaks",
     )
     parser.add_argument("--csv", help="also write the table to this CSV file")
+    parser.add_argument(
+        "--json", help="also write the peaks (GFLOP/s), backend and load to this file"
+    )
     return parser
+
+
+def _write_json(path: str | None, peak: dict[str, float]) -> None:
+    if not path:
+        return
+    backend = keras.backend.backend()
+    record = {
+        **peak,
+        "backend": backend,
+        "devices": environment.accelerators(backend),
+        "cpu": environment.cpu_model(),
+        "load_average": environment.load_average(),
+    }
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump(record, file, indent=2)
 
 
 def _split(text: str) -> list[str]:
@@ -493,7 +512,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = _parser().parse_args(argv)
     if args.peaks_only:
-        print(_header(args, peaks()))
+        peak = peaks()
+        print(_header(args, peak))
+        _write_json(args.json, peak)
         return 0
     table, peak = run_benchmark(
         args.models,
@@ -510,6 +531,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     if args.csv:
         table.to_csv(args.csv, index=False)
+    _write_json(args.json, peak)
     return 0
 
 
