@@ -75,6 +75,7 @@ if [ "$BUDGETS" = 1 ]; then
 fi
 
 REMAINING=$((LIMIT_S - ($(date +%s) - START) - 40)) # 40 s to collect
+if [ "$REMAINING" -lt 10 ]; then REMAINING=10; fi # timeout 0 would mean no limit
 say "srkit run --profile $PROFILE ${ONLY:+--only $ONLY} (stopped after $REMAINING s)"
 # shellcheck disable=SC2086
 timeout -s INT -k 20 "$REMAINING" "$PYTHON" -m srkit run --profile "$PROFILE" \

@@ -53,6 +53,10 @@ TRAIN_FLOP_FACTOR = 3
 MATMUL_SIZE = 2048
 # The convolution peak: batch, side and channels of a 3x3 "same" convolution.
 CONV_SHAPE = (16, 72, 72, 64)
+# On a GPU: bigger operations, several per timing (see peaks).
+ACCELERATOR_MATMUL_SIZE = 8192
+ACCELERATOR_CONV_SHAPE = (64, 144, 144, 64)
+ACCELERATOR_CALLS = 10
 # Model precision -> the arithmetic its convolutions run in (its peak's dtype).
 PRECISIONS = {"float32": "float32", "mixed_bfloat16": "bfloat16"}
 # jit_compile settings: "auto" is Keras' choice (XLA on JAX and on a TF GPU).
@@ -111,26 +115,46 @@ def conv_flops(model: keras.Model, height: int = 72, width: int = 72) -> int:
     return int(total)
 
 
-def _best_seconds(run, repeats: int) -> float:
+def _best_seconds(operation, repeats: int, calls: int = 1, sync=None) -> float:
+    """Fastest of ``repeats`` timings of ``calls`` back-to-back operations.
+
+    Each timing ends when the last result is ready: ``sync`` (default: copy the
+    sum of the last result to the host, one number, so that the copy does not
+    dominate on a GPU) waits for it. Operations run in order on one device
+    stream, so the last one's result means all are done.
+    """
+
+    def host_sum(out):
+        total = keras.ops.cast(keras.ops.sum(out), "float32")
+        return keras.ops.convert_to_numpy(total)
+
+    sync = sync or host_sum
+
+    def run():
+        for _ in range(calls):
+            out = operation()
+        sync(out)
+
     run()  # warm-up: thread pools, kernels, compilation
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
         run()
         best = min(best, time.perf_counter() - start)
-    return best
+    return best / calls
 
 
 def matmul_gflops(
-    size: int = MATMUL_SIZE, repeats: int = 10, dtype: str = "float32"
+    size: int = MATMUL_SIZE, repeats: int = 10, dtype: str = "float32", calls: int = 1
 ) -> dict[str, float]:
     """Measure matrix-multiply speed, the machine's practical peak in ``dtype``.
 
     Args:
         size: side of the square matrices.
-        repeats: timed multiplications (after one warm-up); the fastest is
-            kept, which filters out time slices lost to other processes.
+        repeats: timings (after one warm-up); the fastest is kept, which filters
+            out time slices lost to other processes.
         dtype: "float32" or "bfloat16" (the arithmetic of ``mixed_bfloat16``).
+        calls: multiplications per timing (more on a GPU, where one is short).
 
     Returns:
         ``{"keras": GFLOP/s}`` for ``keras.ops.matmul`` on the active backend (the
@@ -144,26 +168,31 @@ def matmul_gflops(
         keras.ops.convert_to_tensor(a, dtype=dtype),
         keras.ops.convert_to_tensor(b, dtype=dtype),
     )
-    runners = {"keras": lambda: keras.ops.convert_to_numpy(keras.ops.matmul(*tensors))}
-    if dtype == "float32":
-        runners["numpy"] = lambda: a @ b
-    return {
-        name: flop / _best_seconds(run, repeats) / 1e9 for name, run in runners.items()
+    results = {
+        "keras": flop
+        / _best_seconds(lambda: keras.ops.matmul(*tensors), repeats, calls)
+        / 1e9
     }
+    if dtype == "float32":
+        seconds = _best_seconds(lambda: a @ b, repeats, sync=lambda out: None)
+        results["numpy"] = flop / seconds / 1e9
+    return results
 
 
 def conv_gflops(
     shape: tuple[int, int, int, int] = CONV_SHAPE,
     repeats: int = 10,
     dtype: str = "float32",
+    calls: int = 1,
 ) -> float:
     """Measure a 3x3 "same" convolution (``keras.ops.conv``), the models' main work.
 
     Args:
         shape: (batch, height, width, channels); the kernel maps channels to
             channels.
-        repeats: timed convolutions after one warm-up; the fastest is kept.
+        repeats: timings after one warm-up; the fastest is kept.
         dtype: "float32" or "bfloat16".
+        calls: convolutions per timing.
 
     Returns:
         GFLOP/s (2 FLOP per multiply-add).
@@ -174,34 +203,44 @@ def conv_gflops(
     kernel = rng.random((3, 3, channels, channels), np.float32) * 0.01
     kernel = keras.ops.convert_to_tensor(kernel, dtype=dtype)
     flop = 2.0 * 9 * channels * channels * batch * height * width
-
-    def run():
-        return keras.ops.convert_to_numpy(
-            keras.ops.conv(images, kernel, padding="same")
-        )
-
-    return flop / _best_seconds(run, repeats) / 1e9
+    seconds = _best_seconds(
+        lambda: keras.ops.conv(images, kernel, padding="same"), repeats, calls
+    )
+    return flop / seconds / 1e9
 
 
-def peaks(repeats: int = 10) -> dict[str, float]:
+def peaks(repeats: int = 10) -> dict:
     """The float32 and bfloat16 matmul and convolution rates, in GFLOP/s.
+
+    On a GPU the matrices and images are larger (``ACCELERATOR_MATMUL_SIZE``,
+    ``ACCELERATOR_CONV_SHAPE``) and each timing covers ``ACCELERATOR_CALLS``
+    operations, so that launch and copy times do not hide the arithmetic.
 
     Returns:
         ``{"matmul_float32", "matmul_numpy", "conv_float32", "matmul_bfloat16",
-        "conv_bfloat16"}``; a bfloat16 figure is NaN where the backend has no
-        bfloat16 kernel for it.
+        "conv_bfloat16"}`` in GFLOP/s (a bfloat16 figure is NaN where the backend
+        has no bfloat16 kernel for it), with ``matmul_size`` and ``conv_shape``.
     """
-    float32 = matmul_gflops(repeats=repeats)
+    if environment.on_accelerator():
+        size, shape, calls = (
+            ACCELERATOR_MATMUL_SIZE,
+            ACCELERATOR_CONV_SHAPE,
+            ACCELERATOR_CALLS,
+        )
+    else:
+        size, shape, calls = MATMUL_SIZE, CONV_SHAPE, 1
+    float32 = matmul_gflops(size, repeats, calls=calls)
     found = {"matmul_float32": float32["keras"], "matmul_numpy": float32["numpy"]}
-    found["conv_float32"] = conv_gflops(repeats=repeats)
+    found["conv_float32"] = conv_gflops(shape, repeats, calls=calls)
     try:
-        found["matmul_bfloat16"] = matmul_gflops(repeats=repeats, dtype="bfloat16")[
-            "keras"
-        ]
-        found["conv_bfloat16"] = conv_gflops(repeats=repeats, dtype="bfloat16")
+        bf16 = matmul_gflops(size, repeats, dtype="bfloat16", calls=calls)
+        found["matmul_bfloat16"] = bf16["keras"]
+        found["conv_bfloat16"] = conv_gflops(shape, repeats, "bfloat16", calls)
     except Exception:  # noqa: BLE001  (a backend or device without bfloat16)
         found.setdefault("matmul_bfloat16", float("nan"))
         found["conv_bfloat16"] = float("nan")
+    found["matmul_size"] = size
+    found["conv_shape"] = list(shape)
     return found
 
 
@@ -419,10 +458,12 @@ def _header(args, peak):
             f"batch {args.batch_size}, input {args.size}x{args.size}, "
             f"{args.warmup} warm-up + {args.steps} timed steps; "
             f"train FLOP = {TRAIN_FLOP_FACTOR} x forward (approximation)",
-            f"peaks on {backend} (GFLOP/s): matmul {MATMUL_SIZE}x{MATMUL_SIZE} "
+            f"peaks on {backend} (GFLOP/s): matmul "
+            f"{peak.get('matmul_size', MATMUL_SIZE)}^2 "
             f"float32 {peak['matmul_float32']:.1f} (numpy "
             f"{peak['matmul_numpy']:.1f}), bfloat16 {peak['matmul_bfloat16']:.1f}; "
-            f"3x3 conv {CONV_SHAPE} float32 {peak['conv_float32']:.1f}, "
+            f"3x3 conv {tuple(peak.get('conv_shape', CONV_SHAPE))} "
+            f"float32 {peak['conv_float32']:.1f}, "
             f"bfloat16 {peak['conv_bfloat16']:.1f}",
             "%peak columns: achieved GFLOP/s as % of the matmul peak of the "
             "precision the model ran in (float32, or bfloat16 for mixed_bfloat16)",
