@@ -8,7 +8,7 @@ ARGS ?=
 REMOTE ?= origin
 SITE := _build/html
 
-.PHONY: setup report book test unit lint publish clean
+.PHONY: setup report book test unit test-jax lint publish clean
 
 $(BIN)/srkit: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,21 @@ test: setup  ## lint, unit tests, then the smoke run and strict book build end t
 
 unit: setup  ## unit tests only (skips the end-to-end smoke run)
 	$(BIN)/python -m pytest -ra -m "not slow"
+
+# JAX beside TensorFlow in the same .venv; KERAS_BACKEND picks one per command.
+$(VENV)/.jax: $(BIN)/srkit
+	$(BIN)/python -m pip install --quiet -e ".[dev,jax]"
+	@touch $@
+
+test-jax: $(VENV)/.jax  ## unit tests, then step 02 of the smoke profile, on JAX
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -ra -m "not slow"
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	mkdir "$$tmp/book" && cp _config.yml _toc.yml "$$tmp/" && \
+	cp -r notebooks "$$tmp/" && cp book/*.md "$$tmp/book/" && \
+	rm -f "$$tmp/book/about_run.md" && \
+	KERAS_BACKEND=jax $(BIN)/srkit run --project "$$tmp" --profile smoke \
+	   --only 02 --no-book --run-dir "$$tmp/run" && \
+	grep -q '"keras backend": "jax"' "$$tmp/run/run.json"
 
 lint: setup
 	$(BIN)/ruff format srkit tests notebooks

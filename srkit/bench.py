@@ -3,9 +3,14 @@
 This module owns the speed numbers: for each zoo model it measures training and
 inference images per second on random data, counts the forward floating-point
 operations (FLOP) of one image analytically from the model's convolution layers,
-and relates the achieved FLOP/s to the machine's measured fp32 matrix-multiply
-rate, so a reader can tell whether a run is compute bound and what a full
-profile would cost. The numbers describe speed only: the weights are random.
+and relates the achieved FLOP/s to the machine's measured peak in the precision
+the model ran in: the float32 and the bfloat16 matrix-multiply rate (beside a
+64-channel 3x3 convolution in each), on the Keras backend in use (TensorFlow or
+JAX). Each model runs in ``float32`` and ``mixed_bfloat16``, and with XLA
+(``jit_compile``) on or off, so a reader can tell whether a run is compute bound,
+which settings pay on this machine, and what a full profile would cost. The numbers
+describe speed only: the weights are random. Every table is printed with the load
+average, since other processes slow every figure.
 
 FLOP conventions: a multiply-add counts 2 FLOP; only convolutions are counted
 (bias, activations, additions, concatenation, upsampling and depth-to-space add
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import platform
 import sys
@@ -28,15 +34,33 @@ import keras
 import numpy as np
 import pandas as pd
 
+from srkit import environment, models
 from srkit import layers as srkit_layers
-from srkit import models
 
-__all__ = ["conv_flops", "main", "matmul_gflops", "measure_model", "run_benchmark"]
+__all__ = [
+    "conv_flops",
+    "conv_gflops",
+    "main",
+    "matmul_gflops",
+    "measure_model",
+    "peaks",
+    "run_benchmark",
+]
 
 # A training step costs about forward + backward-data + backward-weights.
 TRAIN_FLOP_FACTOR = 3
-# Matrix size of the fp32 peak estimate: big enough to be compute bound.
+# Matrix size of the peak estimate: big enough to be compute bound.
 MATMUL_SIZE = 2048
+# The convolution peak: batch, side and channels of a 3x3 "same" convolution.
+CONV_SHAPE = (16, 72, 72, 64)
+# On a GPU: bigger operations, several per timing (see peaks).
+ACCELERATOR_MATMUL_SIZE = 8192
+ACCELERATOR_CONV_SHAPE = (64, 144, 144, 64)
+ACCELERATOR_CALLS = 10
+# Model precision -> the arithmetic its convolutions run in (its peak's dtype).
+PRECISIONS = {"float32": "float32", "mixed_bfloat16": "bfloat16"}
+# jit_compile settings: "auto" is Keras' choice (XLA on JAX and on a TF GPU).
+JIT_CHOICES = {"auto": "auto", "on": True, "off": False}
 
 
 def _conv_cost(layer, height, width, c_in):
@@ -91,37 +115,133 @@ def conv_flops(model: keras.Model, height: int = 72, width: int = 72) -> int:
     return int(total)
 
 
-def matmul_gflops(size: int = MATMUL_SIZE, repeats: int = 10) -> dict[str, float]:
-    """Measure fp32 matrix-multiply speed, the machine's practical peak.
+def _best_seconds(operation, repeats: int, calls: int = 1, sync=None) -> float:
+    """Fastest of ``repeats`` timings of ``calls`` back-to-back operations.
+
+    Each timing ends when the last result is ready: ``sync`` (default: copy the
+    sum of the last result to the host, one number, so that the copy does not
+    dominate on a GPU) waits for it. Operations run in order on one device
+    stream, so the last one's result means all are done.
+    """
+
+    def host_sum(out):
+        total = keras.ops.cast(keras.ops.sum(out), "float32")
+        return keras.ops.convert_to_numpy(total)
+
+    sync = sync or host_sum
+
+    def run():
+        for _ in range(calls):
+            out = operation()
+        sync(out)
+
+    run()  # warm-up: thread pools, kernels, compilation
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return best / calls
+
+
+def matmul_gflops(
+    size: int = MATMUL_SIZE, repeats: int = 10, dtype: str = "float32", calls: int = 1
+) -> dict[str, float]:
+    """Measure matrix-multiply speed, the machine's practical peak in ``dtype``.
 
     Args:
-        size: side of the square float32 matrices.
-        repeats: timed multiplications (after one warm-up); the fastest is
-            kept, which filters out time slices lost to other processes.
+        size: side of the square matrices.
+        repeats: timings (after one warm-up); the fastest is kept, which filters
+            out time slices lost to other processes.
+        dtype: "float32" or "bfloat16" (the arithmetic of ``mixed_bfloat16``).
+        calls: multiplications per timing (more on a GPU, where one is short).
 
     Returns:
-        ``{"numpy": GFLOP/s, "keras": GFLOP/s}``: numpy's BLAS and
-        ``keras.ops.matmul`` on the active backend (the one the models use).
+        ``{"keras": GFLOP/s}`` for ``keras.ops.matmul`` on the active backend (the
+        one the models use), plus ``"numpy"`` (numpy's BLAS) for float32.
     """
     rng = np.random.default_rng(0)
     a = rng.random((size, size), dtype=np.float32)
     b = rng.random((size, size), dtype=np.float32)
     flop = 2.0 * size**3
-    results = {}
-    tensors = (keras.ops.convert_to_tensor(a), keras.ops.convert_to_tensor(b))
-    runners = {
-        "numpy": lambda: a @ b,
-        "keras": lambda: keras.ops.convert_to_numpy(keras.ops.matmul(*tensors)),
+    tensors = (
+        keras.ops.convert_to_tensor(a, dtype=dtype),
+        keras.ops.convert_to_tensor(b, dtype=dtype),
+    )
+    results = {
+        "keras": flop
+        / _best_seconds(lambda: keras.ops.matmul(*tensors), repeats, calls)
+        / 1e9
     }
-    for name, run in runners.items():
-        run()  # warm-up: thread pools, kernels
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            run()
-            best = min(best, time.perf_counter() - start)
-        results[name] = flop / best / 1e9
+    if dtype == "float32":
+        seconds = _best_seconds(lambda: a @ b, repeats, sync=lambda out: None)
+        results["numpy"] = flop / seconds / 1e9
     return results
+
+
+def conv_gflops(
+    shape: tuple[int, int, int, int] = CONV_SHAPE,
+    repeats: int = 10,
+    dtype: str = "float32",
+    calls: int = 1,
+) -> float:
+    """Measure a 3x3 "same" convolution (``keras.ops.conv``), the models' main work.
+
+    Args:
+        shape: (batch, height, width, channels); the kernel maps channels to
+            channels.
+        repeats: timings after one warm-up; the fastest is kept.
+        dtype: "float32" or "bfloat16".
+        calls: convolutions per timing.
+
+    Returns:
+        GFLOP/s (2 FLOP per multiply-add).
+    """
+    batch, height, width, channels = shape
+    rng = np.random.default_rng(0)
+    images = keras.ops.convert_to_tensor(rng.random(shape, np.float32), dtype=dtype)
+    kernel = rng.random((3, 3, channels, channels), np.float32) * 0.01
+    kernel = keras.ops.convert_to_tensor(kernel, dtype=dtype)
+    flop = 2.0 * 9 * channels * channels * batch * height * width
+    seconds = _best_seconds(
+        lambda: keras.ops.conv(images, kernel, padding="same"), repeats, calls
+    )
+    return flop / seconds / 1e9
+
+
+def peaks(repeats: int = 10) -> dict:
+    """The float32 and bfloat16 matmul and convolution rates, in GFLOP/s.
+
+    On a GPU the matrices and images are larger (``ACCELERATOR_MATMUL_SIZE``,
+    ``ACCELERATOR_CONV_SHAPE``) and each timing covers ``ACCELERATOR_CALLS``
+    operations, so that launch and copy times do not hide the arithmetic.
+
+    Returns:
+        ``{"matmul_float32", "matmul_numpy", "conv_float32", "matmul_bfloat16",
+        "conv_bfloat16"}`` in GFLOP/s (a bfloat16 figure is NaN where the backend
+        has no bfloat16 kernel for it), with ``matmul_size`` and ``conv_shape``.
+    """
+    if environment.on_accelerator():
+        size, shape, calls = (
+            ACCELERATOR_MATMUL_SIZE,
+            ACCELERATOR_CONV_SHAPE,
+            ACCELERATOR_CALLS,
+        )
+    else:
+        size, shape, calls = MATMUL_SIZE, CONV_SHAPE, 1
+    float32 = matmul_gflops(size, repeats, calls=calls)
+    found = {"matmul_float32": float32["keras"], "matmul_numpy": float32["numpy"]}
+    found["conv_float32"] = conv_gflops(shape, repeats, calls=calls)
+    try:
+        bf16 = matmul_gflops(size, repeats, dtype="bfloat16", calls=calls)
+        found["matmul_bfloat16"] = bf16["keras"]
+        found["conv_bfloat16"] = conv_gflops(shape, repeats, "bfloat16", calls)
+    except Exception:  # noqa: BLE001  (a backend or device without bfloat16)
+        found.setdefault("matmul_bfloat16", float("nan"))
+        found["conv_bfloat16"] = float("nan")
+    found["matmul_size"] = size
+    found["conv_shape"] = list(shape)
+    return found
 
 
 def _warmup_batches(batch_size, warmup):
@@ -145,12 +265,20 @@ def _timed(step, batch_size, warmup, steps):
 
 
 def measure_model(
-    name: str, batch_size: int = 16, size: int = 72, steps: int = 1, warmup: int = 2
+    name: str,
+    batch_size: int = 16,
+    size: int = 72,
+    steps: int = 1,
+    warmup: int = 2,
+    precision: str = "float32",
+    jit: str = "auto",
 ) -> dict:
     """Time one zoo model's training and inference on random data.
 
-    Training: ``compile(loss="mse", optimizer=Adam)`` and ``train_on_batch``
-    with random targets of each output's shape; inference: ``predict_on_batch``.
+    Training: ``compile(loss="mse", optimizer=Adam, jit_compile=...)`` and
+    ``train_on_batch`` with random targets of each output's shape; inference:
+    ``predict_on_batch``. The model is built under the dtype policy
+    ``precision`` (the global policy is restored afterwards).
     ``warmup`` untimed steps (graph tracing, optimizer slots, thread pools)
     precede ``steps`` timed ones; on TensorFlow they run on 1 and 2 images,
     which leaves a batch-size-agnostic graph for the timed full batches.
@@ -161,20 +289,34 @@ def measure_model(
         size: input side in pixels (square input, float32 in [0, 1]).
         steps: timed steps, >= 1.
         warmup: untimed steps before timing, >= 0.
+        precision: "float32" or "mixed_bfloat16".
+        jit: "auto" (Keras' choice), "on" or "off": ``jit_compile`` (XLA).
 
     Returns:
-        Dict with keys ``model``, ``step``, ``params``, ``gflop_per_image``,
-        ``train_img_s``, ``train_gflop_s``, ``infer_img_s``, ``infer_gflop_s``.
+        Dict with keys ``model``, ``step``, ``precision``, ``jit``, ``params``,
+        ``gflop_per_image``, ``train_img_s``, ``train_gflop_s``, ``infer_img_s``,
+        ``infer_gflop_s``, ``load1`` (the 1-minute load average after timing).
 
     Raises:
-        ValueError: unknown model name or non-positive sizes/steps.
+        ValueError: unknown model name, precision or jit setting, or
+            non-positive sizes/steps.
     """
     if batch_size < 1 or size < 1 or steps < 1 or warmup < 0:
         raise ValueError(
             f"need batch_size, size, steps >= 1 and warmup >= 0, got "
             f"{batch_size}, {size}, {steps}, {warmup}"
         )
-    model = models.build(name)
+    if precision not in PRECISIONS or jit not in JIT_CHOICES:
+        raise ValueError(
+            f"precision must be one of {list(PRECISIONS)} and jit one of "
+            f"{list(JIT_CHOICES)}, got {precision!r}, {jit!r}"
+        )
+    previous_policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        model = models.build(name)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
     gflop = conv_flops(model, size, size) / 1e9
     rng = np.random.default_rng(0)
     x = rng.random((batch_size, size, size, 3), dtype=np.float32)
@@ -183,7 +325,11 @@ def measure_model(
         rng.random((batch_size, size * scales[o], size * scales[o], 3), np.float32)
         for o in model.output_names
     ]
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss="mse",
+        jit_compile=JIT_CHOICES[jit],
+    )
     train_s = _timed(
         lambda n: model.train_on_batch(x[:n], [t[:n] for t in targets]),
         batch_size,
@@ -196,12 +342,15 @@ def measure_model(
     result = {
         "model": name,
         "step": models.MODEL_INFO[name]["step"],
+        "precision": precision,
+        "jit": jit,
         "params": models.count_params(model)[0],
         "gflop_per_image": gflop,
         "train_img_s": train_img_s,
         "train_gflop_s": train_img_s * gflop * TRAIN_FLOP_FACTOR,
         "infer_img_s": infer_img_s,
         "infer_gflop_s": infer_img_s * gflop,
+        "load1": os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan"),
     }
     return result
 
@@ -213,8 +362,10 @@ def run_benchmark(
     steps: int = 1,
     warmup: int = 2,
     progress: bool = True,
+    precisions: Sequence[str] = tuple(PRECISIONS),
+    jits: Sequence[str] = ("auto",),
 ) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Benchmark several zoo models and the machine's matmul peak.
+    """Benchmark zoo models in each precision and jit setting, and the peaks.
 
     Args:
         names: model names, from ``srkit.models.MODEL_NAMES``.
@@ -222,79 +373,100 @@ def run_benchmark(
         size: input side in pixels.
         steps: timed steps per measurement.
         warmup: untimed steps before each measurement.
-        progress: print one line per model to stderr while running.
+        progress: print one line per measurement to stderr while running.
+        precisions: "float32" and/or "mixed_bfloat16".
+        jits: "auto", "on" and/or "off" (see :func:`measure_model`).
 
     Returns:
-        ``(table, peak)``: one row per model (columns of :func:`measure_model`
-        plus ``train_pct_matmul`` and ``infer_pct_matmul``, achieved GFLOP/s as a
-        percentage of the backend's matmul GFLOP/s; convolution kernels can
-        beat a plain matmul, so values above 100 are possible) and the
-        :func:`matmul_gflops` dict.
+        ``(table, peak)``: one row per model, precision and jit setting (columns
+        of :func:`measure_model` plus ``peak_gflop_s``, the matmul rate of the
+        precision the model ran in, and ``train_pct_peak`` and
+        ``infer_pct_peak``, achieved GFLOP/s as a percentage of it; convolution
+        kernels can beat a plain matmul, so values above 100 are possible) and
+        the :func:`peaks` dict.
 
     Raises:
-        ValueError: unknown model names (all are checked before any work).
+        ValueError: unknown model names, precisions or jit settings (all are
+            checked before any work).
     """
     unknown = [name for name in names if name not in models.MODEL_INFO]
+    unknown += [p for p in precisions if p not in PRECISIONS]
+    unknown += [j for j in jits if j not in JIT_CHOICES]
     if unknown:
         raise ValueError(
-            f"unknown model names {unknown}; "
-            f"choose from {', '.join(models.MODEL_NAMES)}"
+            f"unknown names {unknown}; models are {', '.join(models.MODEL_NAMES)}, "
+            f"precisions {', '.join(PRECISIONS)}, jit {', '.join(JIT_CHOICES)}"
         )
-    peak = matmul_gflops()
+    peak = peaks()
     rows = []
     for name in names:
-        start = time.perf_counter()
-        rows.append(measure_model(name, batch_size, size, steps, warmup))
-        keras.backend.clear_session()  # free the model's graphs and buffers
-        gc.collect()
-        if progress:
-            print(f"  {name}: {time.perf_counter() - start:.1f} s", file=sys.stderr)
+        for precision in precisions:
+            for jit in jits:
+                start = time.perf_counter()
+                rows.append(
+                    measure_model(name, batch_size, size, steps, warmup, precision, jit)
+                )
+                keras.backend.clear_session()  # free the model's graphs and buffers
+                gc.collect()
+                if progress:
+                    print(
+                        f"  {name} {precision} jit={jit}: "
+                        f"{time.perf_counter() - start:.1f} s",
+                        file=sys.stderr,
+                    )
     table = pd.DataFrame(rows)
-    table["train_pct_matmul"] = 100 * table["train_gflop_s"] / peak["keras"]
-    table["infer_pct_matmul"] = 100 * table["infer_gflop_s"] / peak["keras"]
+    table["peak_gflop_s"] = [
+        peak[f"matmul_{PRECISIONS[precision]}"] for precision in table["precision"]
+    ]
+    table["train_pct_peak"] = 100 * table["train_gflop_s"] / table["peak_gflop_s"]
+    table["infer_pct_peak"] = 100 * table["infer_gflop_s"] / table["peak_gflop_s"]
     return table, peak
-
-
-def _load_average():
-    if not hasattr(os, "getloadavg"):  # not on Windows
-        return "load average unknown"
-    loads = "/".join(f"{value:.1f}" for value in os.getloadavg())
-    return f"load average {loads} (other processes slow every number below)"
 
 
 # Short column titles for the printed table (the CSV keeps the long names).
 _DISPLAY = {
+    "precision": "precision",
+    "jit": "jit",
     "gflop_per_image": "GFLOP/img",
     "train_img_s": "train img/s",
     "train_gflop_s": "train GFLOP/s",
-    "train_pct_matmul": "train %mm",
+    "train_pct_peak": "train %peak",
     "infer_img_s": "infer img/s",
     "infer_gflop_s": "infer GFLOP/s",
-    "infer_pct_matmul": "infer %mm",
+    "infer_pct_peak": "infer %peak",
+    "load1": "load",
 }
 
 
 def _header(args, peak):
-    try:
-        import tensorflow as tf
-
-        tf_version = tf.__version__
-    except ImportError:
-        tf_version = "not installed"
+    versions = environment.collect_versions()
+    backend = keras.backend.backend()
+    backend_version = versions.get("jax" if backend == "jax" else backend, "?")
+    devices = ", ".join(environment.accelerators(backend)) or "CPU only"
+    flags = environment.cpu_flags() or set()
+    bf16_units = [f for f in environment.BF16_CPU_FLAGS if f in flags] or ["none"]
     return "\n".join(
         [
             "srkit zoo benchmark (random weights; speed only)",
-            f"keras {keras.__version__}, backend {keras.backend.backend()}, "
-            f"TensorFlow {tf_version}, numpy {np.__version__}, "
-            f"Python {platform.python_version()}",
-            f"machine: {platform.machine()} {platform.processor() or ''}".rstrip()
-            + f", {os.cpu_count()} CPU threads visible, {_load_average()}",
+            f"keras {keras.__version__}, backend {backend} {backend_version}, "
+            f"numpy {np.__version__}, Python {platform.python_version()}",
+            f"machine: {environment.cpu_model()}, {os.cpu_count()} CPU threads "
+            f"visible, CPU bf16 units: {', '.join(bf16_units)}; devices: {devices}",
+            f"load average {environment.load_average()} at the end (other "
+            "processes slow every number below; 'load' column: 1-minute load "
+            "after each row)",
             f"batch {args.batch_size}, input {args.size}x{args.size}, "
             f"{args.warmup} warm-up + {args.steps} timed steps; "
             f"train FLOP = {TRAIN_FLOP_FACTOR} x forward (approximation)",
-            f"fp32 matmul {MATMUL_SIZE}x{MATMUL_SIZE}: "
-            f"keras.ops {peak['keras']:.1f} GFLOP/s, numpy {peak['numpy']:.1f} GFLOP/s "
-            "(%mm columns: achieved GFLOP/s as % of the keras.ops figure)",
+            f"peaks on {backend} (GFLOP/s): matmul "
+            f"{peak.get('matmul_size', MATMUL_SIZE)}^2 "
+            f"float32 {peak['matmul_float32']:.1f} (numpy "
+            f"{peak['matmul_numpy']:.1f}), bfloat16 {peak['matmul_bfloat16']:.1f}; "
+            f"3x3 conv {tuple(peak.get('conv_shape', CONV_SHAPE))} "
+            f"float32 {peak['conv_float32']:.1f}, "
+            f"bfloat16 {peak['conv_bfloat16']:.1f}",
+            "%peak columns: achieved GFLOP/s as % of the matmul peak of the "
+            "precision the model ran in (float32, or bfloat16 for mixed_bfloat16)",
         ]
     )
 
@@ -303,8 +475,9 @@ def _parser():
     parser = argparse.ArgumentParser(
         prog="python -m srkit.bench",
         description="Training and inference throughput of the srkit model zoo on "
-        "random data, with analytic forward GFLOP per image and the achieved "
-        "fraction of this machine's fp32 matmul speed.",
+        "random data in float32 and mixed_bfloat16, with analytic forward GFLOP "
+        "per image and the achieved fraction of this machine's matmul peak in the "
+        "precision each model ran in.",
     )
     parser.add_argument(
         "--models",
@@ -327,8 +500,46 @@ def _parser():
     parser.add_argument(
         "--size", type=int, default=72, help="input side in pixels (default: 72)"
     )
+    parser.add_argument(
+        "--precisions",
+        default="float32,mixed_bfloat16",
+        help="comma-separated model precisions (default: float32,mixed_bfloat16)",
+    )
+    parser.add_argument(
+        "--jit",
+        default="auto",
+        help="comma-separated jit_compile settings: auto (Keras' choice), on, off "
+        "(default: auto)",
+    )
+    parser.add_argument(
+        "--peaks-only",
+        action="store_true",
+        help="measure only the matmul and convolution peaks",
+    )
     parser.add_argument("--csv", help="also write the table to this CSV file")
+    parser.add_argument(
+        "--json", help="also write the peaks (GFLOP/s), backend and load to this file"
+    )
     return parser
+
+
+def _write_json(path: str | None, peak: dict[str, float]) -> None:
+    if not path:
+        return
+    backend = keras.backend.backend()
+    record = {
+        **peak,
+        "backend": backend,
+        "devices": environment.accelerators(backend),
+        "cpu": environment.cpu_model(),
+        "load_average": environment.load_average(),
+    }
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump(record, file, indent=2)
+
+
+def _split(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -341,8 +552,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         Process exit status (0 on success).
     """
     args = _parser().parse_args(argv)
+    if args.peaks_only:
+        peak = peaks()
+        print(_header(args, peak))
+        _write_json(args.json, peak)
+        return 0
     table, peak = run_benchmark(
-        args.models, args.batch_size, args.size, args.steps, args.warmup
+        args.models,
+        args.batch_size,
+        args.size,
+        args.steps,
+        args.warmup,
+        precisions=_split(args.precisions),
+        jits=_split(args.jit),
     )
     print(_header(args, peak))
     print()
@@ -350,6 +572,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     if args.csv:
         table.to_csv(args.csv, index=False)
+    _write_json(args.json, peak)
     return 0
 
 

@@ -18,14 +18,14 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import platform
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from srkit import environment
 
 __all__ = ["cpu_flags", "main", "measure", "run"]
 
@@ -38,29 +38,16 @@ DEFAULT_IMAGES = 24
 PRECISIONS = ("float32", "mixed_bfloat16")
 
 
-def cpu_flags(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> dict[str, object]:
-    """Read the CPU model name and the bfloat16-relevant feature flags.
-
-    Args:
-        cpuinfo: path of the Linux ``/proc/cpuinfo`` file.
+def cpu_flags() -> dict[str, object]:
+    """The CPU model name, core count and the bfloat16-relevant feature flags.
 
     Returns:
         ``{"model": str, "cores": int, <flag>: bool for each of BF16_FLAGS}``; the
-        flags are all False (and model "unknown") where the file is missing.
+        flags are all False where ``/proc/cpuinfo`` cannot be read.
     """
-    model, flags = platform.processor() or "unknown", set()
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:
-        text = ""
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name" and model in ("unknown", "", "x86_64"):
-            model = value.strip()
-        elif key.strip() == "flags" and not flags:
-            flags = set(value.split())
+    flags = environment.cpu_flags() or set()
     return {
-        "model": model,
+        "model": environment.cpu_model(),
         "cores": os.cpu_count() or 0,
         **{flag: flag in flags for flag in BF16_FLAGS},
     }
@@ -226,7 +213,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(
         f"keras {keras.__version__}, backend {keras.backend.backend()}, "
-        f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default')}"
+        f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default')}, "
+        f"devices: {', '.join(environment.accelerators()) or 'CPU only'}, "
+        f"load average {environment.load_average()}"
     )
     split = data.prepare(
         "sample",
@@ -250,7 +239,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print()
     print(table.to_string(float_format=lambda value: f"{value:.2f}"))
-    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+    print(
+        f"\ntotal {time.perf_counter() - started:.0f} s, "
+        f"load average {environment.load_average()}"
+    )
     if arguments.csv:
         table.to_csv(arguments.csv)
     return 0

@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from srkit.environment import backend_gpus_row
 from srkit.layout import (
     ABOUT_PAGE,
     BOOK_LOG,
@@ -321,7 +322,7 @@ def about_page(records: dict) -> str:
             ("cores", hardware.get("cores", "")),
             ("RAM", f"{hardware.get('ram_gib', '?')} GiB"),
             ("GPUs", "; ".join(hardware.get("gpus", [])) or "none"),
-            ("GPUs TensorFlow sees", len(hardware.get("tensorflow_gpus", []))),
+            backend_gpus_row(hardware),
         ]
         lines += _table(["component", "value"], rows)
     return "\n".join(lines).rstrip() + "\n"

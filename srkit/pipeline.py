@@ -22,15 +22,12 @@ import contextlib
 import datetime
 import fcntl
 import hashlib
-import importlib.metadata
 import json
 import logging
 import os
-import platform
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -44,6 +41,11 @@ import yaml
 
 from srkit.book import build_book, summary_table
 from srkit.book import format_seconds as _format_seconds
+from srkit.environment import (
+    collect_hardware,
+    collect_versions,
+    git_commit,
+)
 from srkit.layout import (
     PARAMS_FILE,
     RUN_MARKER,
@@ -79,21 +81,16 @@ READS_EARLIER_STEPS = re.compile(r"^#\s*srkit:\s*reads-earlier-steps\b", re.MULT
 # sizes, modification times) is part of the step's cache key.
 FOLDER_PARAMETERS = ("benchmarks",)
 FOLDER_PREFIX = "folder:"
-# pipeline and command-line code does not change what a notebook computes
-HASH_EXCLUDED = ("pipeline.py", "book.py", "cli.py", "__main__.py")
-VERSION_PACKAGES = (
-    "tensorflow",
-    "keras",
-    "jax",
-    "numpy",
-    "pandas",
-    "scipy",
-    "scikit-image",
-    "opencv-python-headless",
-    "matplotlib",
-    "papermill",
-    "jupytext",
-    "jupyter-book",
+# Code that does not change what a notebook computes: the pipeline, the book build,
+# the command line, applying a model to files, and the benchmarks.
+HASH_EXCLUDED = (
+    "pipeline.py",
+    "book.py",
+    "cli.py",
+    "__main__.py",
+    "upscale.py",
+    "bench.py",
+    "bench_train.py",
 )
 
 Echo = Callable[[str], None]
@@ -709,108 +706,6 @@ def write_json_atomic(path: Path, data: Any) -> None:
     text = json.dumps(data, indent=2, sort_keys=False, default=str)
     with atomic_path(path) as temporary:
         temporary.write_text(text, encoding="utf-8")
-
-
-def collect_versions() -> dict[str, str]:
-    """Versions of Python, srkit and the main packages (without importing them)."""
-    from srkit import __version__
-
-    versions = {"python": platform.python_version(), "srkit": __version__}
-    for package in VERSION_PACKAGES:
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    versions["keras backend"] = os.environ.get("KERAS_BACKEND", "tensorflow")
-    return versions
-
-
-def cpu_model() -> str:
-    """The processor's model name (from /proc/cpuinfo where there is one)."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def ram_gib() -> float | None:
-    """Total memory in GiB, rounded to 0.1, or None when it cannot be read."""
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return round(int(line.split()[1]) / 2**20, 1)
-    with contextlib.suppress(ValueError, OSError, AttributeError):
-        return round(
-            os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1
-        )
-    return None
-
-
-def _gpus() -> dict:
-    """GPUs from nvidia-smi and, when it lists any, what TensorFlow sees."""
-    smi = shutil.which("nvidia-smi")
-    if not smi:
-        return {"gpus": [], "tensorflow_gpus": []}
-    try:
-        out = subprocess.run(
-            [smi, "--query-gpu=name,memory.total", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        out = ""
-    gpus = [line.strip() for line in out.splitlines() if line.strip()]
-    seen: list[str] = []
-    if gpus:  # only then pay for a TensorFlow import, in a child process
-        probe = (
-            "import tensorflow as tf;"
-            "print('\\n'.join(d.name for d in tf.config.list_physical_devices('GPU')))"
-        )
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            result = subprocess.run(
-                [sys.executable, "-c", probe],
-                capture_output=True,
-                text=True,
-                timeout=180,
-                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-            )
-            seen = [ln for ln in result.stdout.splitlines() if ln.startswith("/")]
-    return {"gpus": gpus, "tensorflow_gpus": seen}
-
-
-def collect_hardware() -> dict:
-    """CPU model, cores, RAM (GiB), GPUs (nvidia-smi) and the GPUs TensorFlow sees."""
-    return {
-        "platform": platform.platform(),
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "ram_gib": ram_gib(),
-        **_gpus(),
-    }
-
-
-def git_commit(project: Path) -> str | None:
-    """The project's git commit (with ``+dirty`` for local changes), or None."""
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(project), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        if head.returncode != 0:
-            return None
-        dirty = subprocess.run(
-            ["git", "-C", str(project), "status", "--porcelain", "--untracked=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return head.stdout.strip() + ("+dirty" if dirty else "")
 
 
 # ----------------------------------------------------------------- execution

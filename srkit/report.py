@@ -19,6 +19,7 @@ import pandas as pd
 
 import srkit
 from srkit import layout, records
+from srkit.environment import accelerators, cpu_model, git_commit, ram_gib
 from srkit.vocab import BICUBIC, METRICS
 
 #: The data behind the original report's numbers (its validation images).
@@ -64,32 +65,7 @@ def run_folder(run_dir: str | os.PathLike = "") -> layout.RunFolder:
     return layout.RunFolder(folder)
 
 
-def _accelerators() -> list[str]:
-    import keras
-
-    backend = keras.backend.backend()
-    try:
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            return [d.name for d in tf.config.list_physical_devices("GPU")]
-        if backend == "jax":
-            import jax
-
-            return [str(d) for d in jax.devices() if d.platform != "cpu"]
-        if backend == "torch":
-            import torch
-
-            count = torch.cuda.device_count()
-            return [torch.cuda.get_device_name(i) for i in range(count)]
-    except Exception:  # a broken driver must not break a page
-        return []
-    return []
-
-
 def _git_commit() -> str | None:
-    from srkit.pipeline import git_commit
-
     root = project_root(Path(srkit.__file__).parent) or project_root()
     return git_commit(root) if root is not None else None
 
@@ -110,8 +86,6 @@ def environment_info() -> dict:
         backend_version = __import__(backend).__version__
     except Exception:
         backend_version = "unknown"
-    from srkit.pipeline import cpu_model, ram_gib
-
     return {
         "python": platform.python_version(),
         "keras": keras.__version__,
@@ -123,7 +97,7 @@ def environment_info() -> dict:
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "memory_gib": ram_gib(),
-        "accelerators": _accelerators(),
+        "accelerators": accelerators(backend),
     }
 
 

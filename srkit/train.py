@@ -45,14 +45,12 @@ import functools
 import json
 import math
 import os
-import platform
 import shutil
 import time
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
 import keras
@@ -67,6 +65,9 @@ from srkit import (
 )
 from srkit import models as srkit_models
 from srkit.callbacks import TMP_MARKER, atomic_path
+from srkit.environment import collect_versions
+from srkit.environment import cpu_has_bf16 as _cpu_bf16_flags
+from srkit.environment import on_accelerator as _on_accelerator
 
 __all__ = [
     "FitResult",
@@ -238,38 +239,6 @@ class PrecisionChoice:
         return self.name
 
 
-BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo names of bf16 units
-
-
-def _cpu_bf16_flags() -> bool | None:
-    """Whether the CPU lists bfloat16 instructions; None when it cannot be read."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return any(flag in line.split() for flag in BF16_CPU_FLAGS)
-    return None
-
-
-def _on_accelerator() -> bool:
-    """Whether the backend computes on a GPU or another accelerator."""
-    backend = keras.backend.backend()
-    try:
-        if backend == "jax":
-            import jax
-
-            return jax.default_backend() != "cpu"
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            return bool(tf.config.list_physical_devices("GPU"))
-    except ImportError:
-        return False
-    return False
-
-
 def _conv_seconds(dtype: str) -> float:
     """Time of one 64-channel 3x3 convolution on 8 72x72 images in ``dtype``."""
     images = keras.ops.ones((8, 72, 72, 64), dtype=dtype)
@@ -302,10 +271,11 @@ def choose_precision(precision: str = "auto") -> PrecisionChoice:
     """Resolve a precision setting, measuring the hardware for ``"auto"``.
 
     ``"auto"`` on a CPU without bfloat16 instructions (none of
-    ``BF16_CPU_FLAGS`` in ``/proc/cpuinfo``) is "float32" at once: bfloat16 is
-    emulated there and slower. Otherwise it times a 64-channel 3x3 convolution
-    (the models' main work) in float32 and in bfloat16, in turns, on the current
-    backend and device, once per process, and takes "mixed_bfloat16" when
+    ``srkit.environment.BF16_CPU_FLAGS`` in ``/proc/cpuinfo``) is "float32" at
+    once: bfloat16 is emulated there and slower. Otherwise it times a 64-channel
+    3x3 convolution (the models' main work) in float32 and in bfloat16, in
+    turns, on the current backend and device, once per process, and takes
+    "mixed_bfloat16" when
     bfloat16 is at least ``BF16_MIN_SPEEDUP`` times faster (a CPU with AMX or
     AVX512-BF16, a recent GPU).
 
@@ -341,16 +311,6 @@ def choose_precision(precision: str = "auto") -> PrecisionChoice:
     if speedup <= 0:
         measured = "bfloat16 convolutions are not available on this backend"
     return PrecisionChoice("float32", "auto", measured, speedup)
-
-
-def _versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for package in ("keras", "tensorflow", "jax", "numpy", "srkit"):
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
 
 
 def _write_json(path: Path, content: dict) -> None:
@@ -708,7 +668,7 @@ def _settings(model, split, loss, budget: dict, precision, seed):
         "data_key": info.get("key"),
         "data_source": info.get("source"),
         "backend": keras.backend.backend(),
-        "versions": _versions(),
+        "versions": collect_versions(),
     }
 
 

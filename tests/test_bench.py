@@ -1,0 +1,70 @@
+"""Tests for srkit.bench: FLOP counts, the table's columns and the peaks (no timing)."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from srkit import bench
+
+
+def test_conv_flops_counts_a_known_convolution():
+    inputs = keras.Input(shape=(None, None, 3))
+    outputs = keras.layers.Conv2D(8, 3, padding="same")(inputs)
+    model = keras.Model(inputs, outputs)
+    assert bench.conv_flops(model, 10, 12) == 2 * 3 * 3 * 3 * 8 * 10 * 12
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_peaks_are_positive_rates(dtype):
+    matmul = bench.matmul_gflops(size=64, repeats=1, dtype=dtype)
+    assert set(matmul) == ({"keras", "numpy"} if dtype == "float32" else {"keras"})
+    assert all(value > 0 and math.isfinite(value) for value in matmul.values())
+    assert bench.conv_gflops((1, 8, 8, 4), repeats=1, dtype=dtype) > 0
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_measure_model_runs_in_the_requested_precision(precision, monkeypatch):
+    built = []
+    build = bench.models.build
+    monkeypatch.setattr(
+        bench.models, "build", lambda name: built.append(build(name)) or built[-1]
+    )
+    row = bench.measure_model(
+        "simple_model_nearest", batch_size=2, size=16, warmup=1, precision=precision
+    )
+    assert row["precision"] == precision and row["jit"] == "auto"
+    assert row["gflop_per_image"] > 0 and row["train_img_s"] > 0
+    assert keras.config.dtype_policy().name == "float32"  # restored
+    compute = {layer.dtype_policy.compute_dtype for layer in built[0].layers[1:]}
+    assert compute == {"float32" if precision == "float32" else "bfloat16"}
+
+
+def test_run_benchmark_relates_each_row_to_its_own_precision(monkeypatch):
+    fake_peaks = {
+        "matmul_float32": 100.0,
+        "matmul_numpy": 90.0,
+        "conv_float32": 80.0,
+        "matmul_bfloat16": 400.0,
+        "conv_bfloat16": 300.0,
+    }
+    monkeypatch.setattr(bench, "peaks", lambda: fake_peaks)
+    table, peak = bench.run_benchmark(
+        ["simple_model_nearest"], 2, 16, 1, 1, progress=False, jits=["auto", "on"]
+    )
+    assert peak == fake_peaks
+    assert list(table["precision"]) == ["float32", "float32"] + ["mixed_bfloat16"] * 2
+    assert list(table["peak_gflop_s"]) == [100.0, 100.0, 400.0, 400.0]
+    np.testing.assert_allclose(
+        table["train_pct_peak"], 100 * table["train_gflop_s"] / table["peak_gflop_s"]
+    )
+
+
+def test_unknown_settings_are_refused_before_any_work():
+    with pytest.raises(ValueError, match="fp16"):
+        bench.run_benchmark(["simple_model_nearest"], precisions=["fp16"])
+    with pytest.raises(ValueError, match="jit"):
+        bench.measure_model("simple_model_nearest", jit="sometimes")
