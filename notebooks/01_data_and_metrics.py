@@ -22,6 +22,7 @@
 # validation images to `metrics.json`.
 
 # %% tags=["parameters", "hide-cell"]
+# srkit: data-sets n_images
 profile: str = "smoke"  # parameter profile this page ran with
 run_dir: str = ""  # run folder (absolute); empty means <project>/runs/notebook
 data_source: str = "sample"  # sample | folder:PATH | voc2007

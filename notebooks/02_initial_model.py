@@ -22,6 +22,7 @@
 # models, their histories, GIFs and `metrics.json` into the run folder.
 
 # %% tags=["parameters", "hide-cell"]
+# srkit: data-sets n_images
 profile: str = "smoke"  # parameter profile this page ran with
 run_dir: str = ""  # run folder (absolute); empty means <project>/runs/notebook
 data_source: str = "sample"  # sample | folder:PATH | bsds300 | voc2007
@@ -37,6 +38,8 @@ precision: str = "float32"  # auto | float32 | mixed_bfloat16
 xla: bool = False  # compile training steps with XLA
 
 # %% tags=["hide-input"]
+from IPython.display import display
+
 from srkit import data, evaluate, models, plots, records, report, train
 
 STEP = "02_initial_model"
@@ -78,15 +81,15 @@ plots.sample_grid(split.val, n=3)
 
 # %% tags=["scroll-output"]
 built = {name: models.build(name, seed=seed) for name in MODELS}
-built["simple_model_nearest"].summary(line_length=110)
 for model in built.values():
     print(report.check_params(model))
+report.model_table(built["simple_model_nearest"])
 
 # %% [markdown]
 # ## Training
 #
 # Each variant minimises the mean squared error of its output with Adam, on the same
-# images and with the same seed. Keras prints one line per evaluation interval.
+# images and with the same seed. The tables list each evaluation interval.
 
 # %% tags=["scroll-output"]
 # papermill_description=train
@@ -105,12 +108,13 @@ results = {
         precision=precision,
         xla=xla,
         seed=seed,
-        verbose=2,
+        verbose=0,
     )
     for name, model in built.items()
 }
 for result in results.values():
     print(report.fit_summary(result))
+    display(report.training_table(result))
 
 # %% [markdown]
 # ## Results

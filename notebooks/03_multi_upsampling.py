@@ -22,6 +22,7 @@
 # model, its history, the training GIFs and `metrics.json` into the run folder.
 
 # %% tags=["parameters", "hide-cell"]
+# srkit: data-sets n_images
 profile: str = "smoke"  # parameter profile this page ran with
 run_dir: str = ""  # run folder (absolute); empty means <project>/runs/notebook
 data_source: str = "sample"  # sample | folder:PATH | bsds300 | voc2007
@@ -79,15 +80,16 @@ plots.sample_grid(split.val, n=3)
 
 # %% tags=["scroll-output"]
 model = models.build(MODEL, seed=seed)
-model.summary(line_length=110)
 print(report.check_params(model))
+report.model_table(model)
 
 # %% [markdown]
 # ## Training
 #
 # The loss is the mean squared error of each output, summed over the two outputs; Adam
-# updates the weights. Keras prints one line per evaluation interval with the training
-# and validation values of every metric.
+# updates the weights. The table after training lists each evaluation interval: the
+# training and validation loss, the validation PSNR of each output, the learning rate
+# and the seconds it took.
 
 # %% tags=["scroll-output"]
 # papermill_description=train
@@ -105,9 +107,10 @@ result = train.fit(
     precision=precision,
     xla=xla,
     seed=seed,
-    verbose=2,
+    verbose=0,
 )
 print(report.fit_summary(result))
+report.training_table(result)
 
 # %% [markdown]
 # ## Results

@@ -26,6 +26,7 @@
 # model, its history, the training GIFs and `metrics.json` into the run folder.
 
 # %% tags=["parameters", "hide-cell"]
+# srkit: data-sets n_images
 profile: str = "smoke"  # parameter profile this page ran with
 run_dir: str = ""  # run folder (absolute); empty means <project>/runs/notebook
 data_source: str = "sample"  # sample | folder:PATH | bsds300 | voc2007
@@ -85,8 +86,8 @@ plots.sample_grid(split.val, n=3)
 
 # %% tags=["scroll-output"]
 model = models.build(MODEL, vgg_weights=vgg_weights, seed=seed)
-model.summary(line_length=110)
 print(report.check_params(model))
+report.model_table(model)
 
 # %% [markdown]
 # ## Training
@@ -111,9 +112,10 @@ result = train.fit(
     precision=precision,
     xla=xla,
     seed=seed,
-    verbose=2,
+    verbose=0,
 )
 print(report.fit_summary(result))
+report.training_table(result)
 
 # %% [markdown]
 # ## Results

@@ -36,6 +36,7 @@ import pandas as pd
 
 from srkit import environment, models
 from srkit import layers as srkit_layers
+from srkit.vocab import OUTPUT_FACTORS
 
 __all__ = [
     "conv_flops",
@@ -320,9 +321,11 @@ def measure_model(
     gflop = conv_flops(model, size, size) / 1e9
     rng = np.random.default_rng(0)
     x = rng.random((batch_size, size, size, 3), dtype=np.float32)
-    scales = {"low_upsample": 2, "high_upsample": 4}
     targets = [
-        rng.random((batch_size, size * scales[o], size * scales[o], 3), np.float32)
+        rng.random(
+            (batch_size, size * OUTPUT_FACTORS[o], size * OUTPUT_FACTORS[o], 3),
+            np.float32,
+        )
         for o in model.output_names
     ]
     model.compile(

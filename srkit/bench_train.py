@@ -25,7 +25,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from srkit import environment
+from srkit import data, environment, models, train
+from srkit.train import TARGETS
 
 __all__ = ["cpu_flags", "main", "measure", "run"]
 
@@ -54,8 +55,6 @@ def cpu_flags() -> dict[str, object]:
 
 
 def _targets(subset, outputs, index):
-    from srkit.train import TARGETS
-
     arrays = {name: getattr(subset, TARGETS[name])[index] for name in outputs}
     return arrays[outputs[0]] if len(outputs) == 1 else arrays
 
@@ -77,8 +76,6 @@ def measure(
         ``batch_size / median seconds`` of the timed ``train_on_batch`` calls.
     """
     import keras
-
-    from srkit import models, train
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
@@ -128,8 +125,6 @@ def run(
         DataFrame indexed by model: ``params``, one ``<precision> img/s`` column per
         precision and, with both precisions, ``bf16/fp32`` (the speed ratio).
     """
-    from srkit import models
-
     rows = []
     for name in names:
         row = {"model": name, "params": models.MODEL_INFO[name]["params"]}
@@ -177,7 +172,6 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     arguments = _parser().parse_args(argv)
-    from srkit import models
 
     names = (
         list(models.MODEL_NAMES)
@@ -197,8 +191,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     import keras
-
-    from srkit import data
 
     flags = cpu_flags()
     print(f"CPU: {flags['model']} ({flags['cores']} cores)")

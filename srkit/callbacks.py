@@ -25,6 +25,7 @@ import numpy as np
 
 # The one atomic writer lives in srkit.atomic (no Keras import, so data, evaluate
 # and pipeline use it too); it is also this module's public name.
+from srkit import data, metrics
 from srkit.atomic import TMP_MARKER, atomic_path
 from srkit.layout import gif_path
 from srkit.vocab import FACTOR_OUTPUTS, OUTPUT_NAMES
@@ -355,8 +356,6 @@ class PlotPredictionCallback(keras.callbacks.Callback):
                 f"{self.factor} target; the model has {list(self.model.output_names)}"
             )
         if self._bicubic is None:
-            from srkit import data
-
             self._bicubic = np.clip(data.upscale(self.image, self.factor), 0.0, 1.0)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -370,8 +369,6 @@ class PlotPredictionCallback(keras.callbacks.Callback):
 
     def _figure_png(self, epoch: int) -> bytes:
         from matplotlib.figure import Figure
-
-        from srkit import metrics
 
         batch = self.image[np.newaxis]
         prediction = _outputs_by_name(self.model, self.model.predict_on_batch(batch))

@@ -21,6 +21,12 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+import yaml
+
+from srkit import __version__, book, data, pipeline
+from srkit.book import BookError
+from srkit.pipeline import PipelineError, RunInterrupted
+
 DESCRIPTION = """\
 Reproducible single-image super-resolution report.
 
@@ -72,8 +78,6 @@ def build_parser() -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    from srkit import __version__
-
     parser.add_argument("--version", action="version", version=f"srkit {__version__}")
     _add_debug(parser, default=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -252,8 +256,6 @@ def _check_profile_file(profile: str) -> None:
     path = Path(profile).expanduser()
     if not profile.endswith((".yaml", ".yml")) or not path.is_file():
         return  # a packaged profile name, or a missing file the pipeline reports
-    import yaml
-
     with open(path, encoding="utf-8") as stream:  # the stream's name reaches marks
         content = yaml.safe_load(stream)
     if content is not None and not isinstance(content, dict):
@@ -264,8 +266,6 @@ def _check_profile_file(profile: str) -> None:
 
 
 def _run(args) -> int:
-    from srkit import pipeline
-
     # After Ctrl-C, asyncio reports nbclient's abandoned tasks when they are
     # collected ("Task exception was never retrieved"); the run says it once.
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
@@ -296,16 +296,12 @@ def _run(args) -> int:
 
 
 def _book(args) -> int:
-    from srkit import book
-
     index = book.build_book(args.project, args.run_dir, args.strict, echo=_echo)
     print(f"open {index}")
     return 0
 
 
 def _clean(args) -> int:
-    from srkit import book
-
     removed = book.clean(args.project, everything=args.all)
     for path in removed:
         print(f"removed {path}")
@@ -315,7 +311,7 @@ def _clean(args) -> int:
 
 
 def _models(args) -> int:
-    from srkit import models
+    from srkit import models  # on demand: it loads Keras and its backend (seconds)
 
     table = models.zoo_table()
     print(table.to_string(index=False) if hasattr(table, "to_string") else table)
@@ -323,8 +319,6 @@ def _models(args) -> int:
 
 
 def _prepare(args) -> int:
-    from srkit import data
-
     split = data.prepare(
         args.data,
         n_images=args.n_images,
@@ -343,7 +337,7 @@ def _prepare(args) -> int:
 
 
 def _upscale(args) -> int:
-    from srkit import upscale
+    from srkit import upscale  # on demand: it loads Keras and its backend (seconds)
 
     done = upscale.upscale(
         args.input,
@@ -439,11 +433,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    import yaml
-
-    from srkit.book import BookError
-    from srkit.pipeline import PipelineError, RunInterrupted
-
     try:
         with warnings.catch_warnings():
             if not args.debug:

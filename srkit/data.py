@@ -36,10 +36,8 @@ import numpy as np
 import pandas as pd
 
 from srkit.atomic import atomic_path
+from srkit.vocab import HIGH_SIZE, LOW_SIZE, MID_SIZE
 
-LOW_SIZE = 72  # network input
-MID_SIZE = 144  # x2 target, output `low_upsample`
-HIGH_SIZE = 288  # x4 target, output `high_upsample`
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 VOC2007_URL = (
@@ -965,7 +963,7 @@ def _prepare_sample(n_images: int, seed: int, mode: str, progress: bool) -> tupl
             path.stem: {"split": side, "images": 1}
             for path, side in zip(order, sides, strict=True)
         }
-        return high, names, {**counts, "photos": photo_info}, [], rng
+        return high, names, {**counts, "photos": photo_info}, []
     if mode == "resize":
         n_images = n_images or len(photos)
         if n_images > len(photos):
@@ -1001,7 +999,7 @@ def _prepare_sample(n_images: int, seed: int, mode: str, progress: bool) -> tupl
             crop = _to_high(image) if mode == "resize" else _random_crop(image, rng)
             high[side].append(crop)
             names[side].append(f"{path.stem}_{index:03d}")
-    return high, names, {**counts, "photos": photo_info}, [], rng
+    return high, names, {**counts, "photos": photo_info}, []
 
 
 def _as_uint8(image: np.ndarray) -> np.ndarray:
@@ -1118,15 +1116,13 @@ def _prepare_folder(folder: Path, n_images: int, seed: int, mode: str, progress:
         "n_train_photos": len(chosen) - n_val,
         "n_val_photos": n_val,
     }
-    return high, names, counts, unreadable + too_small + non_finite, rng
+    return high, names, counts, unreadable + too_small + non_finite
 
 
-def _build(kind, folder, n_images, seed, mode, cache_dir, progress) -> Split:
+def _build(kind, folder, n_images, seed, mode, progress) -> Split:
     """Read the source and make the split (the slow path, no cache)."""
     if kind == "sample":
-        high, names, counts, skipped, _ = _prepare_sample(
-            n_images, seed, mode, progress
-        )
+        high, names, counts, skipped = _prepare_sample(n_images, seed, mode, progress)
     else:
         if kind == "voc2007":
             # One download for every run folder: the archive lives in the user-wide
@@ -1137,7 +1133,7 @@ def _build(kind, folder, n_images, seed, mode, cache_dir, progress) -> Split:
             folder = bsds300_train_folder(
                 fetch_bsds300(_default_cache_dir(), progress=progress)
             )
-        high, names, counts, skipped, _ = _prepare_folder(
+        high, names, counts, skipped = _prepare_folder(
             folder, n_images, seed, mode, progress
         )
     subsets = {}
@@ -1295,7 +1291,7 @@ def prepare(
         "ask for fewer images (n_images)",
     )
     start = time.perf_counter()
-    split = _build(kind, folder, n_images, seed, mode, cache_dir, progress)
+    split = _build(kind, folder, n_images, seed, mode, progress)
     split.info = {
         "source": source,
         "n_images": n_images,

@@ -24,6 +24,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from srkit import __version__
+
 BACKENDS = ("tensorflow", "jax", "torch")
 DEFAULT_BACKEND = "tensorflow"  # what Keras uses with no setting
 VERSION_PACKAGES = (
@@ -81,8 +83,6 @@ def collect_versions() -> dict[str, str]:
     Packages that are not installed are left out; ``"keras backend"`` names the
     backend in use (:func:`backend_name`).
     """
-    from srkit import __version__
-
     versions = {"python": platform.python_version(), "srkit": __version__}
     for package in VERSION_PACKAGES:
         try:

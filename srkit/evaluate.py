@@ -30,6 +30,7 @@ from srkit import data, metrics
 from srkit.vocab import (
     BICUBIC,
     FACTOR_OUTPUTS,
+    HIGH_OUTPUT,
     HIGHER_IS_BETTER,
     METRICS,
     OUTPUT_SIDES,
@@ -298,7 +299,7 @@ def _store(target: np.ndarray, prediction: np.ndarray) -> None:
 def predict_full(
     model,
     image: np.ndarray,
-    output: str = "high_upsample",
+    output: str = HIGH_OUTPUT,
     tile: int | str | None = "auto",
     overlap: int | None = None,
     dtype=np.float32,

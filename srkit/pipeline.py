@@ -39,6 +39,8 @@ from typing import Any
 
 import yaml
 
+from srkit import data as srkit_data
+from srkit.atomic import atomic_path
 from srkit.book import build_book, summary_table
 from srkit.book import format_seconds as _format_seconds
 from srkit.environment import (
@@ -77,6 +79,10 @@ NON_NEGATIVE = ("seed",)  # integer parameters that may not be negative
 # A step whose source has this comment line reads the records of every earlier step
 # (the benchmark and summary pages), so their metrics.json are part of its cache key.
 READS_EARLIER_STEPS = re.compile(r"^#\s*srkit:\s*reads-earlier-steps\b", re.MULTILINE)
+# A step that reads prepared data names, on this comment line, the parameters that
+# each count the images of one data set of its ``data_source``, e.g.
+# "# srkit: data-sets n_images retrain_n_images"; the pipeline prepares those sets.
+DATA_SETS = re.compile(r"^#\s*srkit:\s*data-sets\b(?P<names>[ \w]*)", re.MULTILINE)
 # Parameters whose "folder:PATH" value names an input folder: its listing (names,
 # sizes, modification times) is part of the step's cache key.
 FOLDER_PARAMETERS = ("benchmarks",)
@@ -175,6 +181,8 @@ class Step:
         reads_earlier_steps: whether the source declares, with the comment line
             ``# srkit: reads-earlier-steps``, that it reads the outputs of every
             earlier step; it then re-runs when their ``metrics.json`` change.
+        data_sets: the parameters that each count the images of one data set the
+            step reads (``# srkit: data-sets n_images ...``); empty for none.
     """
 
     number: str
@@ -182,6 +190,7 @@ class Step:
     path: Path
     parameters: dict[str, Parameter] = field(default_factory=dict)
     reads_earlier_steps: bool = False
+    data_sets: tuple[str, ...] = ()
 
 
 def parse_parameters(cell_source: str, where: str = "parameters cell"):
@@ -311,11 +320,13 @@ def read_step(path: Path) -> Step:
 
     Returns:
         Step with the parameters of the first code cell tagged ``parameters``
-        (none if the notebook has no such cell), and ``reads_earlier_steps`` set
-        when a code cell holds the line ``# srkit: reads-earlier-steps``.
+        (none if the notebook has no such cell), ``reads_earlier_steps`` set
+        when a code cell holds the line ``# srkit: reads-earlier-steps``, and the
+        ``data_sets`` named by a ``# srkit: data-sets ...`` line.
 
     Raises:
-        ValueError: for a malformed parameters cell.
+        ValueError: for a malformed parameters cell, or a data-sets line naming
+            something that is not one of its parameters.
     """
     path = Path(path).resolve()
     notebook = _read_source(path)
@@ -328,6 +339,18 @@ def read_step(path: Path) -> Step:
         cell.cell_type == "code" and READS_EARLIER_STEPS.search(cell.source)
         for cell in notebook.cells
     )
+    data_sets: tuple[str, ...] = ()
+    for cell in notebook.cells:
+        found = DATA_SETS.search(cell.source) if cell.cell_type == "code" else None
+        if found:
+            data_sets = tuple(found.group("names").split())
+            break
+    unknown = [n for n in (*data_sets, "data_source") if n not in parameters]
+    if data_sets and unknown:
+        raise ValueError(
+            f"{path}: the line '# srkit: data-sets {' '.join(data_sets)}' names "
+            f"{', '.join(unknown)}, which the parameters cell does not define"
+        )
     match = STEP_FILE.match(path.name)
     number = match.group(1) if match else path.stem[:2]
     return Step(
@@ -336,6 +359,7 @@ def read_step(path: Path) -> Step:
         path=path,
         parameters=parameters,
         reads_earlier_steps=reads_earlier,
+        data_sets=data_sets,
     )
 
 
@@ -578,40 +602,33 @@ def srkit_source_hash() -> str:
     return digest.hexdigest()[:16]
 
 
-def data_inputs(params: dict[str, Any]) -> list[tuple[str, int, int, str | None]]:
+def data_inputs(
+    step: Step, params: dict[str, Any]
+) -> list[tuple[str, int, int, str | None]]:
     """The (source, n_images, seed, mode) data sets a step reads.
 
-    A step needs data when it declares ``data_source`` and ``n_images``; step 11's
-    ``retrain_n_images`` adds a second set.
+    One set per parameter of the step's ``data_sets`` declaration, from its
+    ``data_source``; a count of 0 is every image of the source.
     """
-    if "data_source" not in params or "n_images" not in params:
+    if not step.data_sets:
         return []
     source = params["data_source"]
     seed = int(params.get("seed", 0))
     mode = params.get("data_mode") or None
-    counts = [params["n_images"]]
-    if params.get("retrain_n_images"):
-        counts.append(params["retrain_n_images"])
-    return [(source, int(n), seed, mode) for n in counts]
+    return [(source, int(params[name]), seed, mode) for name in step.data_sets]
 
 
 def data_key(source: str, n_images: int, seed: int, mode: str | None) -> str:
-    """The cache key of one data set: ``srkit.data.data_key`` when importable.
+    """The cache key of one data set (``srkit.data.data_key``).
 
     Raises:
         ValueError: for a bad source (e.g. a missing folder), from srkit.data.
     """
-    try:
-        from srkit import data as srkit_data
-    except ImportError:  # srkit.data unavailable: key on the arguments only
-        return _sha256(json.dumps([source, n_images, seed, mode]))[:16]
     return srkit_data.data_key(source, n_images, seed, mode)
 
 
 def prepare_data(source, n_images, seed, mode, cache_dir) -> dict:
     """Prepare (or load) one data set into ``cache_dir``; returns its info dict."""
-    from srkit import data as srkit_data
-
     split = srkit_data.prepare(
         source, n_images=n_images, seed=seed, mode=mode, cache_dir=cache_dir
     )
@@ -701,8 +718,6 @@ def write_json_atomic(path: Path, data: Any) -> None:
     Raises:
         OSError: the file cannot be written; an existing one is left as it was.
     """
-    from srkit.atomic import atomic_path
-
     text = json.dumps(data, indent=2, sort_keys=False, default=str)
     with atomic_path(path) as temporary:
         temporary.write_text(text, encoding="utf-8")
@@ -1109,7 +1124,7 @@ def run(
     overrides = absolute_overrides(overrides)
     params = resolve_parameters(steps, profile, overrides, data, run_dir, warn=echo)
     srkit_hash = srkit_source_hash()
-    inputs = {s.stem: data_inputs(params[s.stem]) for s in steps}
+    inputs = {s.stem: data_inputs(s, params[s.stem]) for s in steps}
     keys_of_data = {}
     for stem in (s.stem for s in selected):
         keys_of_data[stem] = [data_key(*item) for item in inputs[stem]]
@@ -1162,7 +1177,6 @@ def run(
         RunFolder(run_dir).steps.mkdir(exist_ok=True)
         pages.mkdir(parents=True, exist_ok=True)
         (pages / RUN_MARKER).write_text(str(run_dir) + "\n")
-        from srkit.atomic import atomic_path
 
         with atomic_path(run_dir / PARAMS_FILE) as temporary:
             temporary.write_text(

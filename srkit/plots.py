@@ -32,6 +32,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from srkit import data, evaluate, metrics
 from srkit.vocab import OUTPUT_SIDES
 
 if TYPE_CHECKING:
@@ -264,8 +265,6 @@ def best_worst_figure(
     Raises:
         ValueError: on an unknown scale, a model without that output, or empty tables.
     """
-    from srkit import data, evaluate, metrics  # deferred: only this figure needs Keras
-
     outputs = {side: name for name, side in OUTPUT_SIDES.items()}
     if scale not in outputs:
         raise ValueError(f"scale must be one of {sorted(outputs)}, got {scale!r}")

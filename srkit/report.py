@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 import srkit
-from srkit import layout, records
+from srkit import data, evaluate, layout, metrics, models, plots, records
 from srkit.environment import accelerators, cpu_model, git_commit, ram_gib
-from srkit.vocab import BICUBIC, METRICS
+from srkit.vocab import BICUBIC, METRICS, OUTPUT_NAMES
 
 #: The data behind the original report's numbers (its validation images).
 ORIGINAL_DATA = "PASCAL VOC 2007 whole images"
@@ -198,8 +198,6 @@ def check_params(model) -> str:
     Raises:
         ValueError: if either count differs from ``srkit.models.MODEL_INFO``.
     """
-    from srkit import models
-
     spec = models.MODEL_INFO[model.name]
     total, trainable = models.count_params(model)
     if (total, trainable) != (spec["params"], spec["trainable"]):
@@ -447,8 +445,6 @@ def metric_agreement(y_true: np.ndarray, y_pred: np.ndarray) -> pd.DataFrame:
     """
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-    from srkit import metrics
-
     ours = metrics.image_metrics(y_true, y_pred)
     references = {
         ("psnr", "scikit-image"): [
@@ -536,11 +532,9 @@ def training_gifs(run_dir: str | os.PathLike) -> list[TrainingGif]:
     Returns:
         A list of ``TrainingGif``; models without a GIF are left out.
     """
-    from srkit import models
-
     gifs = []
     for name in models.MODEL_NAMES:
-        for output in ("high_upsample", "low_upsample"):
+        for output in reversed(OUTPUT_NAMES):
             path = layout.RunFolder(run_dir).gif(name, output)
             if path.is_file():
                 gifs.append(TrainingGif(name, path))
@@ -684,8 +678,6 @@ def benchmark_folder(benchmarks: str) -> Path | None:
         ValueError: for another form or a missing folder
             (``srkit.evaluate.parse_benchmarks``).
     """
-    from srkit import evaluate
-
     base = project_root() or project_root(Path(srkit.__file__).parent)
     return evaluate.parse_benchmarks(benchmarks, base=base)
 
@@ -700,8 +692,6 @@ def trained_models(run_dir: str | os.PathLike) -> dict[str, Path]:
         Registry name -> ``RUN/models/<name>/best.keras``, for every model of
         ``srkit.models.MODEL_NAMES`` whose file exists.
     """
-    from srkit import models
-
     found = {}
     for name in models.MODEL_NAMES:
         path = layout.RunFolder(run_dir).best_model(name)
@@ -720,8 +710,6 @@ def model_label(name: str) -> str:
         e.g. ``dts_model (step 07)``, ``dts_dilated_conv_block_model (R1)``;
         other names unchanged.
     """
-    from srkit import models
-
     info = models.MODEL_INFO.get(name)
     if info is None:
         return name
@@ -730,8 +718,6 @@ def model_label(name: str) -> str:
 
 
 def _set_counts(sets) -> str:
-    from srkit import data
-
     counts = []
     for name, folder in sets.items():
         images = [
@@ -940,8 +926,6 @@ def benchmark_figure(
     Raises:
         ValueError: when no model was scored on the set.
     """
-    from srkit import data, evaluate, plots
-
     rows = per_image[per_image["set"] == set_name]
     scored = rows[rows["model"] != BICUBIC]
     if scored.empty:
@@ -985,8 +969,6 @@ def margin_table(summary: pd.DataFrame) -> pd.DataFrame:
         the model's mean minus bicubic's, rounded (2 and 4 decimals); NaN where the
         model has no output for the scale.
     """
-    from srkit import models
-
     rows = summary[summary["model"] != "bicubic"]
     where = rows["set"].astype(str) + " x" + rows["scale"].astype(str)
     columns = list(dict.fromkeys(where))
@@ -1081,8 +1063,6 @@ def short_label(name: str) -> str:
     The two models of step 02 are ``02 nearest`` and ``02 bilinear``; names outside
     the zoo (``bicubic``) are returned unchanged.
     """
-    from srkit import models
-
     info = models.MODEL_INFO.get(name)
     if info is None:
         return name
@@ -1160,8 +1140,6 @@ def headline(
     Returns:
         An ``IPython.display.Markdown`` admonition.
     """
-    from srkit import models
-
     lines = []
     if profile == "smoke":
         lines.append(
@@ -1326,8 +1304,6 @@ def model_legend(pages: dict[str, str] | None = None):
         An ``IPython.display.Markdown`` table with the columns ``label``,
         ``registry name`` and ``loss``, one row per zoo model, in zoo order.
     """
-    from srkit import models
-
     lines = ["| label | registry name | loss |", "|---|---|---|"]
     for name in models.MODEL_NAMES:
         loss = models.MODEL_INFO[name]["loss"]

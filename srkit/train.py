@@ -68,6 +68,15 @@ from srkit.callbacks import TMP_MARKER, atomic_path
 from srkit.environment import collect_versions
 from srkit.environment import cpu_has_bf16 as _cpu_bf16_flags
 from srkit.environment import on_accelerator as _on_accelerator
+from srkit.layout import (
+    BEST_FILE,
+    HISTORY_FILE,
+    LAST_FILE,
+    SETTINGS_FILE,
+    gif_path,
+    model_files,
+)
+from srkit.vocab import OUTPUT_TARGETS
 
 __all__ = [
     "FitResult",
@@ -89,7 +98,7 @@ COSINE_FLOOR = 0.1  # cosine decay ends at a tenth of the initial learning rate
 # precision "auto" takes bfloat16 only when a convolution runs this much faster
 BF16_MIN_SPEEDUP = 1.3
 # Which Subset array each named output learns from (x2 and x4 targets).
-TARGETS = {"low_upsample": "y2", "high_upsample": "y4"}
+TARGETS = OUTPUT_TARGETS
 # Compiled metrics run on every training batch too; SSIM (an 11x11 Gaussian filter
 # per channel) tripled the step time of the small models, so it is left to the
 # evaluation of the trained model (srkit.evaluate).
@@ -112,11 +121,6 @@ MATCH_KEYS = (
     "n_val",
     "data_key",
 )
-BEST_FILE = "best.keras"
-LAST_FILE = "last.keras"
-HISTORY_FILE = "history.csv"
-SETTINGS_FILE = "settings.json"
-METRICS_FILE = "metrics.json"
 # The original study had to lower the learning rate to this value on 5,000 images.
 SAFE_LEARNING_RATE = 1e-4
 
@@ -684,8 +688,7 @@ def _differences(previous: dict | None, settings: dict) -> list[str]:
 
 def _clear(run_dir: Path) -> None:
     """Remove a previous run's artifacts (and stray temporary files)."""
-    names = [BEST_FILE, LAST_FILE, HISTORY_FILE, SETTINGS_FILE, METRICS_FILE]
-    doomed = [run_dir / name for name in names]
+    doomed = list(model_files(run_dir).values())
     doomed += list(run_dir.glob("gif_*.gif")) + list(run_dir.glob("plot_epoch_*.png"))
     for path in doomed:
         path.unlink(missing_ok=True)
@@ -697,14 +700,9 @@ def _sweep_temporaries(run_dir: Path) -> None:
 
 
 def _paths(run_dir: Path, outputs: Sequence[str]) -> dict[str, Path]:
-    paths = {
-        "best_model": run_dir / BEST_FILE,
-        "last_model": run_dir / LAST_FILE,
-        "history": run_dir / HISTORY_FILE,
-        "settings": run_dir / SETTINGS_FILE,
-    }
+    paths = model_files(run_dir)
     for name in outputs:
-        gif = srkit_callbacks.gif_path(run_dir, name)
+        gif = gif_path(run_dir, name)
         if gif.exists():
             paths[f"gif_{name}"] = gif
     paths.update({path.stem: path for path in sorted(run_dir.glob("plot_epoch_*.png"))})

@@ -49,6 +49,7 @@ STEP = """\
 # # {number} · Step {stem}
 
 # %% tags=["parameters"]
+# srkit: data-sets n_images
 profile: str = "smoke"  # set by the pipeline
 run_dir: str = ""  # set by the pipeline
 data_source: str = "sample"
@@ -477,6 +478,29 @@ def test_read_step_finds_the_reads_earlier_steps_marker(tmp_path, fakes):
     prose = project / "notebooks" / "03_c.py"
     prose.write_text("# %% [markdown]\n" + MARKER + "\n# %%\nx = 1\n")
     assert pipeline.read_step(prose).reads_earlier_steps is False
+
+
+def test_a_step_declares_the_data_sets_it_reads(tmp_path):
+    cell = (
+        '# %% tags=["parameters"]\n# srkit: data-sets n_images more\n'
+        'data_source: str = "sample"\nn_images: int = 4\nmore: int = 0\nseed: int = 3\n'
+        "# %%\nx = 1\n"
+    )
+    path = tmp_path / "05_x.py"
+    path.write_text(cell)
+    step = pipeline.read_step(path)
+    assert step.data_sets == ("n_images", "more")
+    params = {"data_source": "sample", "n_images": 4, "more": 0, "seed": 3}
+    assert pipeline.data_inputs(step, params) == [
+        ("sample", 4, 3, None),
+        ("sample", 0, 3, None),
+    ]
+    path.write_text(cell.replace("# srkit: data-sets n_images more\n", ""))
+    undeclared = pipeline.read_step(path)
+    assert undeclared.data_sets == () and pipeline.data_inputs(undeclared, params) == []
+    path.write_text(cell.replace("n_images more", "n_images typo"))
+    with pytest.raises(ValueError, match="names typo, which the parameters cell"):
+        pipeline.read_step(path)
 
 
 def test_declared_reader_depends_on_earlier_metrics(tmp_path, fakes):
