@@ -34,6 +34,7 @@ from srkit.environment import backend_gpus_row
 from srkit.layout import (
     ABOUT_PAGE,
     BOOK_LOG,
+    RUNS_DIR,
     STEPS_PAGE_DIR,
     find_project,
     is_project,
@@ -506,7 +507,7 @@ def clean(project: str | os.PathLike | None = None, everything: bool = False):
         project / "_build",
     ]
     if everything:
-        targets.append(project / "runs")
+        targets.append(project / RUNS_DIR)
     removed = []
     for path in targets:
         if path.is_dir():

@@ -133,7 +133,7 @@ def latest_run_dir(project: Path) -> Path | None:
         if (folder / RUN_RECORDS).is_file():
             return folder
     candidates = sorted(
-        (Path(project) / "runs").glob(f"*/{RUN_RECORDS}"),
+        (Path(project) / RUNS_DIR).glob(f"*/{RUN_RECORDS}"),
         key=lambda p: p.stat().st_mtime,
     )
     return candidates[-1].parent if candidates else None

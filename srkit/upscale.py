@@ -26,6 +26,7 @@ from srkit.layout import (
     RunFolder,
     find_project,
     latest_run_dir,
+    model_files,
     read_records,
 )
 from srkit.vocab import FACTOR_OUTPUTS
@@ -141,6 +142,7 @@ def model_provenance(path: Path, output: str) -> dict:
     path = Path(path).absolute()
     folder = path.parent
     run_dir = folder.parent.parent if folder.parent.name == "models" else None
+    files = model_files(folder)
     records = {}
     if run_dir is not None and RunFolder(run_dir).records.is_file():
         records = read_records(run_dir)
@@ -148,13 +150,13 @@ def model_provenance(path: Path, output: str) -> dict:
         run_dir = None
     settings = {}
     with contextlib.suppress(OSError, ValueError):
-        settings = json.loads((folder / "settings.json").read_text())
+        settings = json.loads(files["settings"].read_text())
     info = {
         "model_file": str(path),
         "run_dir": None if run_dir is None else str(run_dir),
         "profile": records.get("profile"),
         "training_steps": settings.get("steps") if isinstance(settings, dict) else None,
-        "val_psnr": _best_validation_psnr(folder / "history.csv", output),
+        "val_psnr": _best_validation_psnr(files["history"], output),
     }
     facts = []
     if info["profile"]:

@@ -34,6 +34,7 @@ STEP = """\
 # # 01 · Step
 
 # %% tags=["parameters"]
+# srkit: data-sets n_images
 run_dir: str = ""
 data_source: str = "sample"
 n_images: int = 2
