@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["TMP_MARKER", "atomic_path"]
+__all__ = ["TMP_MARKER", "atomic_path", "write_json"]
 
 # Marker in the names of temporary files, so a run folder can sweep up leftovers.
 TMP_MARKER = ".tmp-"
@@ -121,3 +122,26 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Pat
         temporary.unlink(missing_ok=True)
         raise
     _fsync_folder(path.parent)
+
+
+def write_json(path: str | os.PathLike, value, default=str) -> Path:
+    """Write ``value`` as indented JSON through :func:`atomic_path`.
+
+    Args:
+        path: the file; its folder is created if missing.
+        value: a JSON-able value.
+        default: how other objects are written (``json.dumps``' ``default``).
+
+    Returns:
+        The path written.
+
+    Raises:
+        TypeError, ValueError: ``value`` cannot be written as JSON (nothing is
+            written); OSError: the file cannot be written (an existing one is left
+            as it was).
+    """
+    text = json.dumps(value, indent=2, default=default) + "\n"
+    path = Path(path)
+    with atomic_path(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+    return path

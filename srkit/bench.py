@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import platform
 import sys
@@ -36,6 +35,7 @@ import pandas as pd
 
 from srkit import environment, models
 from srkit import layers as srkit_layers
+from srkit.atomic import write_json
 from srkit.vocab import OUTPUT_FACTORS
 
 __all__ = [
@@ -537,8 +537,7 @@ def _write_json(path: str | None, peak: dict[str, float]) -> None:
         "cpu": environment.cpu_model(),
         "load_average": environment.load_average(),
     }
-    with open(path, "w", encoding="utf-8") as file:
-        json.dump(record, file, indent=2)
+    write_json(path, record)
 
 
 def _split(text: str) -> list[str]:

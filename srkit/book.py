@@ -65,7 +65,7 @@ def format_seconds(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-def summary_table(records: dict, stems: Sequence[str], seconds: dict) -> str:
+def steps_table(records: dict, stems: Sequence[str], seconds: dict) -> str:
     """The end-of-run table: step, status, seconds (this run; cached: last run)."""
     rows = [("step", "status", "seconds")]
     for stem in stems:

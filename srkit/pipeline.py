@@ -40,8 +40,8 @@ from typing import Any
 import yaml
 
 from srkit import data as srkit_data
-from srkit.atomic import atomic_path
-from srkit.book import build_book, summary_table
+from srkit.atomic import atomic_path, write_json
+from srkit.book import build_book, steps_table
 from srkit.book import format_seconds as _format_seconds
 from srkit.environment import (
     collect_hardware,
@@ -49,9 +49,7 @@ from srkit.environment import (
     git_commit,
 )
 from srkit.layout import (
-    PARAMS_FILE,
     RUN_MARKER,
-    RUN_RECORDS,
     STEPS_PAGE_DIR,
     RunFolder,
     default_run_dir,
@@ -708,21 +706,6 @@ def _now() -> str:
     return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON through :func:`srkit.atomic.atomic_path` (no half-written file).
-
-    Args:
-        path: the file to write; its folder is created if missing.
-        data: JSON-able value; other objects are written as their ``str``.
-
-    Raises:
-        OSError: the file cannot be written; an existing one is left as it was.
-    """
-    text = json.dumps(data, indent=2, sort_keys=False, default=str)
-    with atomic_path(path) as temporary:
-        temporary.write_text(text, encoding="utf-8")
-
-
 # ----------------------------------------------------------------- execution
 
 
@@ -1115,6 +1098,161 @@ def run(
         RunInterrupted: SIGTERM (KeyboardInterrupt for Ctrl-C) stopped the run.
         PipelineError: no project, or a failed book build.
     """
+    plan = make_plan(project, profile, overrides, only, data, force, run_dir, echo)
+    echo(
+        f"srkit run: profile {plan.profile}, {len(plan.selected)} of "
+        f"{len(plan.steps)} steps, run folder {plan.run_dir}"
+    )
+    if dry_run:
+        previous = read_records(plan.run_dir)
+        to_run = plan.to_run(previous.get("steps", {}))
+        for k, step in enumerate(plan.selected, 1):
+            state = "would run" if to_run[step.stem] else "cached (unchanged)"
+            echo(f"[{k}/{len(plan.selected)}] {step.stem} ... {state}")
+        return RunResult(plan.run_dir, {}, {}, records=previous)
+
+    with run_lock(plan.run_dir, wait=wait, echo=echo), _terminate_as_interrupt():
+        _sweep_kernel_files(plan.run_dir)
+        previous = read_records(plan.run_dir)  # under the lock: no run writes it now
+        if previous.get("status") == "running":
+            echo(
+                f"note: the previous run in {plan.run_dir} ended without a word "
+                "(killed); its finished steps are kept"
+            )
+        old_steps = previous.get("steps", {})
+        to_run = plan.to_run(old_steps)
+        _write_run_folder(plan)
+        records = _new_records(plan, previous)
+        save = lambda: write_json(plan.folder.records, records)  # noqa: E731
+        save()
+        statuses = {s.stem: "untouched" for s in plan.steps}
+        seconds = {s.stem: 0.0 for s in plan.steps}
+        try:
+            _prepare_run_data(plan, to_run, records, save, echo)
+            failure = _execute_steps(
+                plan,
+                old_steps,
+                to_run,
+                records,
+                statuses,
+                seconds,
+                save,
+                echo,
+                heartbeat_s,
+            )
+        except BaseException as error:
+            _record_stop(records, statuses, error)
+            save()
+            raise
+        records["status"] = "failed" if failure else "ok"
+        records["finished"] = _now()
+        save()
+    echo(steps_table(records, [s.stem for s in plan.steps], seconds))
+    result = RunResult(plan.run_dir, statuses, seconds, records=records)
+    if failure is not None:
+        if book:
+            echo(
+                "the book was NOT rebuilt: "
+                f"{plan.project / '_build' / 'html'} (if any) is from an earlier build"
+            )
+        raise failure
+    if book:
+        result.book_index = build_book(
+            plan.project, run_dir=plan.run_dir, strict=strict, echo=echo
+        )
+    return result
+
+
+@dataclass
+class RunPlan:
+    """What one run works on: its steps, their parameters, data and cache keys.
+
+    Attributes:
+        project: the project folder.
+        run_dir: the absolute run folder.
+        profile: the profile's name.
+        steps: every step of the project; ``selected``: those this run may execute.
+        params: stem -> resolved parameters.
+        data_sets: stem -> the (source, n_images, seed, mode) sets the step reads.
+        data_keys: stem -> cache keys of its data sets and input folders (selected
+            steps only).
+        srkit_hash: hash of the srkit source that the notebooks use.
+        force: execute the selected steps even when cached.
+        options: the run's own settings as given (data, overrides, only), for the
+            records.
+    """
+
+    project: Path
+    run_dir: Path
+    profile: str
+    steps: list[Step]
+    selected: list[Step]
+    params: dict[str, dict]
+    data_sets: dict[str, list[tuple]]
+    data_keys: dict[str, list[str]]
+    srkit_hash: str
+    force: bool = False
+    options: dict = field(default_factory=dict)
+
+    @property
+    def folder(self) -> RunFolder:
+        return RunFolder(self.run_dir)
+
+    @property
+    def pages(self) -> Path:
+        """Where the executed notebooks go (``book/steps``)."""
+        return self.project / STEPS_PAGE_DIR
+
+    def key(self, step: Step) -> str:
+        """The step's cache key now (its upstream records as they are on disk)."""
+        upstream = _upstream_hashes(step, self.steps, self.run_dir)
+        return step_key(
+            step,
+            self.params[step.stem],
+            self.srkit_hash,
+            self.data_keys[step.stem],
+            upstream,
+        )
+
+    def is_cached(self, step: Step, key: str, old_steps: dict) -> bool:
+        """Whether the step's last run succeeded with this key and left its files."""
+        record = old_steps.get(step.stem, {})
+        return (
+            not self.force
+            and record.get("ok") is True
+            and record.get("key") == key
+            and (self.pages / f"{step.stem}.ipynb").is_file()
+            and self.folder.step_metrics(step.stem).is_file()
+        )
+
+    def to_run(self, old_steps: dict) -> dict[str, bool]:
+        """Selected stem -> whether it needs executing (not cached)."""
+        return {
+            step.stem: not self.is_cached(step, self.key(step), old_steps)
+            for step in self.selected
+        }
+
+
+def make_plan(
+    project=None,
+    profile: str = DEFAULT_PROFILE,
+    overrides: Sequence[str] = (),
+    only: Sequence[str] | None = None,
+    data: str | None = None,
+    force: bool = False,
+    run_dir=None,
+    echo: Echo = print,
+) -> RunPlan:
+    """Find the project and its steps, resolve every parameter, key the data.
+
+    Relative ``folder:PATH`` values of ``data`` and ``overrides`` are made absolute
+    here, from the current directory, before any step sees them. Arguments as in
+    :func:`run`.
+
+    Raises:
+        ValueError: bad parameters or step names.
+        ProjectNotFound: no project.
+    """
     project = find_project(project)
     steps = discover_steps(project)
     selected = select_steps(steps, only)
@@ -1123,202 +1261,117 @@ def run(
         data = absolute_source(data)
     overrides = absolute_overrides(overrides)
     params = resolve_parameters(steps, profile, overrides, data, run_dir, warn=echo)
-    srkit_hash = srkit_source_hash()
-    inputs = {s.stem: data_inputs(s, params[s.stem]) for s in steps}
-    keys_of_data = {}
-    for stem in (s.stem for s in selected):
-        keys_of_data[stem] = [data_key(*item) for item in inputs[stem]]
-        keys_of_data[stem] += folder_keys(params[stem], project)
-    pages = project / STEPS_PAGE_DIR
-    profile_name = Path(profile).stem
-
-    def is_cached(step: Step, key: str, old_steps: dict) -> bool:
-        record = old_steps.get(step.stem, {})
-        return (
-            not force
-            and record.get("ok") is True
-            and record.get("key") == key
-            and (pages / f"{step.stem}.ipynb").is_file()
-            and RunFolder(run_dir).step_metrics(step.stem).is_file()
-        )
-
-    def plan(old_steps: dict) -> dict[str, bool]:
-        planned = {}
-        for step in selected:
-            upstream = _upstream_hashes(step, steps, run_dir)
-            key = step_key(
-                step, params[step.stem], srkit_hash, keys_of_data[step.stem], upstream
-            )
-            planned[step.stem] = not is_cached(step, key, old_steps)
-        return planned
-
-    echo(
-        f"srkit run: profile {profile_name}, {len(selected)} of {len(steps)} steps, "
-        f"run folder {run_dir}"
+    data_sets = {s.stem: data_inputs(s, params[s.stem]) for s in steps}
+    data_keys = {
+        s.stem: [data_key(*item) for item in data_sets[s.stem]]
+        + folder_keys(params[s.stem], project)
+        for s in selected
+    }
+    return RunPlan(
+        project=project,
+        run_dir=run_dir,
+        profile=Path(profile).stem,
+        steps=steps,
+        selected=selected,
+        params=params,
+        data_sets=data_sets,
+        data_keys=data_keys,
+        srkit_hash=srkit_source_hash(),
+        force=force,
+        options={"data": data, "overrides": list(overrides), "only": list(only or [])},
     )
-    if dry_run:
-        previous = read_records(run_dir)
-        planned = plan(previous.get("steps", {}))
-        for k, step in enumerate(selected, 1):
-            state = "would run" if planned[step.stem] else "cached (unchanged)"
-            echo(f"[{k}/{len(selected)}] {step.stem} ... {state}")
-        return RunResult(run_dir, {}, {}, records=previous)
 
-    with run_lock(run_dir, wait=wait, echo=echo), _terminate_as_interrupt():
-        _sweep_kernel_files(run_dir)
-        previous = read_records(run_dir)  # read under the lock: no run writes it now
-        if previous.get("status") == "running":
-            echo(
-                f"note: the previous run in {run_dir} ended without a word (killed); "
-                "its finished steps are kept"
-            )
-        old_steps = previous.get("steps", {})
-        planned = plan(old_steps)
-        RunFolder(run_dir).steps.mkdir(exist_ok=True)
-        pages.mkdir(parents=True, exist_ok=True)
-        (pages / RUN_MARKER).write_text(str(run_dir) + "\n")
 
-        with atomic_path(run_dir / PARAMS_FILE) as temporary:
-            temporary.write_text(
-                yaml.safe_dump(
-                    {
-                        "profile": profile_name,
-                        "data": data,
-                        "overrides": list(overrides),
-                        "only": list(only or []),
-                        "run_dir": str(run_dir),
-                        "steps": params,
-                    },
-                    sort_keys=False,
-                ),
-                encoding="utf-8",
-            )
-
-        records = {
-            "project": str(project),
-            "run_dir": str(run_dir),
-            "profile": profile_name,
-            "overrides": list(overrides),
-            "data_option": data,
-            "only": list(only or []),
-            "force": force,
-            "status": "running",
-            "pid": os.getpid(),
-            "started": _now(),
-            "finished": None,
-            "git_commit": git_commit(project),
-            "srkit_hash": srkit_hash,
-            "versions": collect_versions(),
-            "hardware": collect_hardware(),
-            "data": previous.get("data", []),
-            "steps": {},
-        }
-        for step in steps:
-            record = dict(old_steps.get(step.stem, {}))
-            if record.get("status") == "running":  # a killed run's step: not done
-                record.update(status="interrupted", ok=False)
-            record["status"] = "untouched"
-            record["params"] = params[step.stem]
-            records["steps"][step.stem] = record
-        save = lambda: write_json_atomic(run_dir / RUN_RECORDS, records)  # noqa: E731
-        save()
-        statuses = {s.stem: "untouched" for s in steps}
-        seconds = {s.stem: 0.0 for s in steps}
-        try:
-            failure = _run_steps(
-                project,
-                run_dir,
-                steps,
-                selected,
-                params,
-                inputs,
-                planned,
-                records,
-                statuses,
-                seconds,
-                save,
-                echo,
-                heartbeat_s,
-                lambda step: step_key(
-                    step,
-                    params[step.stem],
-                    srkit_hash,
-                    keys_of_data[step.stem],
-                    _upstream_hashes(step, steps, run_dir),
-                ),
-                lambda step, key: is_cached(step, key, old_steps),
-            )
-        except BaseException as error:
-            stopped = isinstance(error, KeyboardInterrupt)
-            records["status"] = "interrupted" if stopped else "failed"
-            records["error"] = f"{type(error).__name__}: {error}".strip()
-            for stem, record in records["steps"].items():
-                if record["status"] == "running":
-                    record.update(
-                        status=records["status"],
-                        ok=False,
-                        finished=_now(),
-                        error={"ename": type(error).__name__, "evalue": str(error)},
-                    )
-                    statuses[stem] = record["status"]
-                elif record["status"] == "planned":
-                    record["status"] = statuses[stem] = "not run"
-            records["finished"] = _now()
-            save()
-            raise
-        records["status"] = "failed" if failure else "ok"
-        records["finished"] = _now()
-        save()
-    echo(summary_table(records, [s.stem for s in steps], seconds))
-    result = RunResult(run_dir, statuses, seconds, records=records)
-    if failure is not None:
-        if book:
-            echo(
-                "the book was NOT rebuilt: "
-                f"{project / '_build' / 'html'} (if any) is from an earlier build"
-            )
-        raise failure
-    if book:
-        result.book_index = build_book(
-            project, run_dir=run_dir, strict=strict, echo=echo
+def _write_run_folder(plan: RunPlan) -> None:
+    """Create the run's folders, mark the pages' run, write ``params.yaml``."""
+    plan.folder.steps.mkdir(exist_ok=True)
+    plan.pages.mkdir(parents=True, exist_ok=True)
+    (plan.pages / RUN_MARKER).write_text(str(plan.run_dir) + "\n")
+    with atomic_path(plan.folder.params) as temporary:
+        temporary.write_text(
+            yaml.safe_dump(
+                {
+                    "profile": plan.profile,
+                    "data": plan.options["data"],
+                    "overrides": plan.options["overrides"],
+                    "only": plan.options["only"],
+                    "run_dir": str(plan.run_dir),
+                    "steps": plan.params,
+                },
+                sort_keys=False,
+            ),
+            encoding="utf-8",
         )
-    return result
 
 
-def _run_steps(
-    project,
-    run_dir,
-    steps,
-    selected,
-    params,
-    inputs,
-    planned,
-    records,
-    statuses,
-    seconds,
-    save,
-    echo,
-    heartbeat_s,
-    key_of,
-    is_cached,
-) -> StepFailed | None:
-    """Prepare the data, then execute the selected steps in order (see ``run``).
+def _new_records(plan: RunPlan, previous: dict) -> dict:
+    """The ``run.json`` of a starting run: this run's facts, earlier step records.
 
-    Updates ``records`` (saved through ``save`` after each change), ``statuses``
-    and ``seconds`` in place; returns the first step failure, or None.
+    Every step starts "untouched" with its resolved parameters; a step that a
+    killed run left "running" is marked interrupted and not ok.
     """
-    for step in selected:
+    records = {
+        "project": str(plan.project),
+        "run_dir": str(plan.run_dir),
+        "profile": plan.profile,
+        "overrides": plan.options["overrides"],
+        "data_option": plan.options["data"],
+        "only": plan.options["only"],
+        "force": plan.force,
+        "status": "running",
+        "pid": os.getpid(),
+        "started": _now(),
+        "finished": None,
+        "git_commit": git_commit(plan.project),
+        "srkit_hash": plan.srkit_hash,
+        "versions": collect_versions(),
+        "hardware": collect_hardware(),
+        "data": previous.get("data", []),
+        "steps": {},
+    }
+    old_steps = previous.get("steps", {})
+    for step in plan.steps:
+        record = dict(old_steps.get(step.stem, {}))
+        if record.get("status") == "running":  # a killed run's step: not done
+            record.update(status="interrupted", ok=False)
+        record["status"] = "untouched"
+        record["params"] = plan.params[step.stem]
+        records["steps"][step.stem] = record
+    return records
+
+
+def _record_stop(records: dict, statuses: dict, error: BaseException) -> None:
+    """End the records of a run that an error or an interrupt stopped."""
+    stopped = isinstance(error, KeyboardInterrupt)
+    records["status"] = "interrupted" if stopped else "failed"
+    records["error"] = f"{type(error).__name__}: {error}".strip()
+    for stem, record in records["steps"].items():
+        if record["status"] == "running":
+            record.update(
+                status=records["status"],
+                ok=False,
+                finished=_now(),
+                error={"ename": type(error).__name__, "evalue": str(error)},
+            )
+            statuses[stem] = record["status"]
+        elif record["status"] == "planned":
+            record["status"] = statuses[stem] = "not run"
+    records["finished"] = _now()
+
+
+def _prepare_run_data(plan: RunPlan, to_run: dict, records: dict, save, echo) -> None:
+    """Prepare, once and before any step, the data of the steps that will execute."""
+    for step in plan.selected:
         records["steps"][step.stem]["status"] = "planned"
-    # data: prepared once, before the steps, for the steps that will execute
     needed = []
-    for step in selected:
-        if planned[step.stem]:
-            needed.extend(item for item in inputs[step.stem] if item not in needed)
+    for step in plan.selected:
+        if to_run[step.stem]:
+            needed.extend(i for i in plan.data_sets[step.stem] if i not in needed)
     data_records = {r.get("key"): r for r in records["data"]}
     for source, n_images, seed, mode in needed:
         echo(f"data: {source}, {n_images} images, seed {seed} ...")
         start = time.perf_counter()
-        info = prepare_data(source, n_images, seed, mode, RunFolder(run_dir).data)
+        info = prepare_data(source, n_images, seed, mode, plan.folder.data)
         info = {k: v for k, v in info.items() if isinstance(v, (str, int, float, bool))}
         data_records[info.get("key", data_key(source, n_images, seed, mode))] = info
         echo(
@@ -1328,17 +1381,33 @@ def _run_steps(
     records["data"] = list(data_records.values())
     save()
 
-    kernel_name = ensure_kernel() if any(planned.values()) else KERNEL_NAME
-    pages = project / STEPS_PAGE_DIR
+
+def _execute_steps(
+    plan: RunPlan,
+    old_steps: dict,
+    to_run: dict,
+    records: dict,
+    statuses: dict,
+    seconds: dict,
+    save,
+    echo,
+    heartbeat_s: float,
+) -> StepFailed | None:
+    """Execute the selected steps in order; the first failure stops the rest.
+
+    Updates ``records`` (saved through ``save`` after each change), ``statuses``
+    and ``seconds`` in place; returns the first step failure, or None.
+    """
+    kernel_name = ensure_kernel() if any(to_run.values()) else KERNEL_NAME
     failure: StepFailed | None = None
-    for k, step in enumerate(selected, 1):
-        label = f"[{k}/{len(selected)}] {step.stem}"
+    for k, step in enumerate(plan.selected, 1):
+        label = f"[{k}/{len(plan.selected)}] {step.stem}"
         record = records["steps"][step.stem]
         if failure is not None:
             statuses[step.stem] = record["status"] = "not run"
             continue
-        key = key_of(step)
-        if is_cached(step, key):
+        key = plan.key(step)
+        if plan.is_cached(step, key, old_steps):
             statuses[step.stem] = record["status"] = "cached"
             echo(f"{label} ... cached (unchanged)")
             continue
@@ -1348,19 +1417,19 @@ def _run_steps(
         )
         record.pop("error", None)
         save()
-        notebook_path = pages / f"{step.stem}.ipynb"
+        notebook_path = plan.pages / f"{step.stem}.ipynb"
         start = time.perf_counter()
         try:
             execute_step(
                 step,
-                params[step.stem],
+                plan.params[step.stem],
                 notebook_path,
-                project / "notebooks",
+                plan.project / "notebooks",
                 kernel_name,
                 echo=echo,
                 label=label,
                 heartbeat_s=heartbeat_s,
-                scratch=RunFolder(run_dir).kernels,
+                scratch=plan.folder.kernels,
             )
         except StepFailed as error:
             failure = error
@@ -1380,7 +1449,7 @@ def _run_steps(
             statuses[step.stem] = record["status"] = "ran"
             record["ok"] = True
             echo(f"{label} ... done in {_format_seconds(elapsed)}")
-            step_metrics = RunFolder(run_dir).step_metrics(step.stem)
+            step_metrics = plan.folder.step_metrics(step.stem)
             if not step_metrics.is_file():
                 echo(
                     f"{label} ... note: wrote no {step_metrics}; "

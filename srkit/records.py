@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from srkit.atomic import atomic_path
+from srkit.atomic import write_json
 from srkit.evaluate import (
     BENCHMARK_COLUMNS,
     BENCHMARK_IMAGE_COLUMNS,
@@ -225,17 +225,13 @@ def write_metrics(
 
 
 def _write_json(path, document: dict) -> Path:
-    """Write a metrics document through :func:`srkit.atomic.atomic_path`."""
+    """Write a metrics document atomically; values JSON cannot hold name the step."""
     try:
-        text = json.dumps(document, indent=2, default=_json_value)
+        return write_json(path, document, default=_json_value)
     except (TypeError, ValueError) as error:
         raise ValueError(
             f"metrics for step {document['step']!r} are not JSON: {error}"
         ) from error
-    path = Path(path)
-    with atomic_path(path) as temporary:
-        temporary.write_text(text + "\n", encoding="utf-8")
-    return path
 
 
 def write_summary(

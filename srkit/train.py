@@ -64,6 +64,7 @@ from srkit import (
     metrics,
 )
 from srkit import models as srkit_models
+from srkit.atomic import write_json
 from srkit.callbacks import TMP_MARKER, atomic_path
 from srkit.environment import collect_versions
 from srkit.environment import cpu_has_bf16 as _cpu_bf16_flags
@@ -315,11 +316,6 @@ def choose_precision(precision: str = "auto") -> PrecisionChoice:
     if speedup <= 0:
         measured = "bfloat16 convolutions are not available on this backend"
     return PrecisionChoice("float32", "auto", measured, speedup)
-
-
-def _write_json(path: Path, content: dict) -> None:
-    with atomic_path(path) as temporary:
-        temporary.write_text(json.dumps(content, indent=2, default=str) + "\n")
 
 
 def _read_json(path: Path) -> dict | None:
@@ -718,7 +714,7 @@ def _images_per_s(history: pd.DataFrame, batch_size: int) -> float:
 
 
 def _load_best(run_dir: Path) -> keras.Model:
-    return keras.saving.load_model(run_dir / BEST_FILE, compile=False)
+    return srkit_models.load(run_dir / BEST_FILE)
 
 
 def _resume_state(train_model, run_dir: Path, rows: list[dict], steps_per_epoch: int):
@@ -793,6 +789,83 @@ def _check_budget(steps, eval_every, batch_size, learning_rate, lr_schedule):
             f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}"
         )
     return eval_every, float(learning_rate)
+
+
+def _check_split(split) -> int:
+    """Check the training and validation data; return the validation count."""
+    n_train = _check_train(split.train)
+    n_val = _check_subset(split.val, "split.val")
+    _check_finite(split.train, "split.train")
+    _check_finite(split.val, "split.val")
+    if n_train == 0:
+        raise ValueError("split.train is empty: nothing to train on")
+    return n_val
+
+
+@dataclass
+class _Plan:
+    """What :func:`fit` does with a model folder, and what it found there.
+
+    Attributes:
+        action: "skip" (the same run is complete), "resume" (the same run stopped
+            part way, its checkpoints are present) or "fresh".
+        rows: the history rows found (kept only on resume and skip).
+        previous: the settings found.
+        changed: the settings that differ from an earlier run in the folder (a fresh
+            start that throws away finished intervals; the caller warns).
+    """
+
+    action: str
+    rows: list[dict]
+    previous: dict
+    changed: list[str] = field(default_factory=list)
+
+
+def _plan(run_dir: Path, settings: dict, intervals: int, force: bool) -> _Plan:
+    """Decide to skip, resume or start fresh from what the model folder holds.
+
+    Raises:
+        ValueError: checkpoints beside a missing or unreadable history (unless
+            ``force``): they could be neither resumed nor explained.
+    """
+    previous = _read_json(run_dir / SETTINGS_FILE)
+    if not force:
+        _check_history(run_dir)
+    rows = read_history(run_dir / HISTORY_FILE).to_dict("records")
+    done = len(rows)
+    differences = _differences(previous, settings)
+    has_files = (run_dir / LAST_FILE).exists() and (run_dir / BEST_FILE).exists()
+    same_run = not force and not differences and done > 0 and has_files
+    finished = same_run and previous.get("status") == "complete" and done == intervals
+    if finished and previous.get("epochs_completed") == done:
+        return _Plan("skip", rows, previous)
+    if same_run:
+        return _Plan("resume", rows, previous)
+    changed = differences if done and not force else []
+    return _Plan("fresh", rows, previous, changed)
+
+
+def _built_in_callbacks(recorder, val, run_dir, eval_every, gif, gif_every, plot_every):
+    """The recorder, then the training GIF and prediction plots when asked for.
+
+    Returns:
+        (callbacks in order, the GIF callback or None); no GIF or plot without
+        validation images (``val`` None).
+    """
+    built_in: list[keras.callbacks.Callback] = [recorder]
+    gif_callback = None
+    if gif and val is not None:
+        gif_callback = srkit_callbacks.SavePredictionCallback(
+            val.x[:GIF_IMAGES], run_dir, every=gif_every, steps_per_epoch=eval_every
+        )
+        built_in.append(gif_callback)
+    if plot_every and val is not None:
+        built_in.append(
+            srkit_callbacks.PlotPredictionCallback(
+                val.x[0], val.y2[0], every=plot_every, output_dir=run_dir
+            )
+        )
+    return built_in, gif_callback
 
 
 def fit(
@@ -884,12 +957,7 @@ def fit(
     )
     losses.get(loss)  # ValueError listing the names
     precision = choose_precision(precision).name
-    n_train = _check_train(split.train)
-    n_val = _check_subset(split.val, "split.val")
-    _check_finite(split.train, "split.train")
-    _check_finite(split.val, "split.val")
-    if n_train == 0:
-        raise ValueError("split.train is empty: nothing to train on")
+    n_val = _check_split(split)
     outputs = _check_outputs(model)
     run_dir = Path(run_dir).absolute()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -904,26 +972,20 @@ def fit(
         "lr_schedule": lr_schedule,
     }
     settings = _settings(model, split, loss, budget, precision, seed)
-    previous = _read_json(run_dir / SETTINGS_FILE)
-    if not force:
-        _check_history(run_dir)
-    rows = read_history(run_dir / HISTORY_FILE).to_dict("records")
-    done = len(rows)
-    differences = _differences(previous, settings)
-    has_files = (run_dir / LAST_FILE).exists() and (run_dir / BEST_FILE).exists()
-    same_run = not force and not differences and done > 0 and has_files
-    finished = same_run and previous.get("status") == "complete" and done == intervals
-    if finished and previous.get("epochs_completed") == done:
-        return _result(rows, started, run_dir, outputs, precision, done, previous)
-    resume = same_run
-    if done and not force and differences:
+    plan = _plan(run_dir, settings, intervals, force)
+    rows = plan.rows
+    if plan.action == "skip":
+        done = len(rows)
+        return _result(rows, started, run_dir, outputs, precision, done, plan.previous)
+    resume = plan.action == "resume"
+    if plan.changed:
         warnings.warn(
-            f"{run_dir} holds a run with other settings ({'; '.join(differences)}); "
+            f"{run_dir} holds a run with other settings ({'; '.join(plan.changed)}); "
             "starting over",
             stacklevel=2,
         )
         if verbose:
-            print(f"srkit.train: starting over in {run_dir}: {'; '.join(differences)}")
+            print(f"srkit.train: starting over in {run_dir}: {'; '.join(plan.changed)}")
 
     keras.utils.set_random_seed(seed)
     initial_weights = model.get_weights()
@@ -952,25 +1014,18 @@ def fit(
 
     settings.update(status="running", epochs_completed=resumed_from)
     settings["started"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    _write_json(run_dir / SETTINGS_FILE, settings)
+    write_json(run_dir / SETTINGS_FILE, settings)
 
     recorder = _RunRecorder(run_dir, rows, monitor, learning_rate)
-    built_in: list[keras.callbacks.Callback] = [recorder]
-    gif_callback = None
-    if gif and n_val:
-        gif_callback = srkit_callbacks.SavePredictionCallback(
-            split.val.x[:GIF_IMAGES],
-            run_dir,
-            every=gif_every,
-            steps_per_epoch=eval_every,
-        )
-        built_in.append(gif_callback)
-    if plot_every and n_val:
-        built_in.append(
-            srkit_callbacks.PlotPredictionCallback(
-                split.val.x[0], split.val.y2[0], every=plot_every, output_dir=run_dir
-            )
-        )
+    built_in, gif_callback = _built_in_callbacks(
+        recorder,
+        split.val if n_val else None,
+        run_dir,
+        eval_every,
+        gif,
+        gif_every,
+        plot_every,
+    )
     validation = (split.val.x, _targets(split.val, outputs)) if n_val else None
     stream = _keras_batches(
         split.train, outputs, batch_size, seed, start=resumed_from * eval_every
@@ -1002,6 +1057,6 @@ def fit(
                 )
         settings.update(status=status, epochs_completed=len(rows))
         settings["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        _write_json(run_dir / SETTINGS_FILE, settings)
+        write_json(run_dir / SETTINGS_FILE, settings)
 
     return _result(rows, started, run_dir, outputs, precision, resumed_from, settings)

@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +69,19 @@ def test_metrics_writer_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
         records.write_metrics(path, [], step="06")
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_write_json_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "run.json"
+    atomic.write_json(path, {"status": "ok", "when": Path("/x")})
+    before = path.read_bytes()
+    assert json.loads(before) == {"status": "ok", "when": "/x"}
+
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", fail)
+    with pytest.raises(OSError, match="No space"):
+        atomic.write_json(path, {"status": "failed"})
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]

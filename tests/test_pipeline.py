@@ -374,22 +374,6 @@ def test_find_project_never_falls_back_to_the_srkit_checkout(tmp_path, monkeypat
             function()
 
 
-def test_write_json_atomic_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
-    path = tmp_path / "run.json"
-    pipeline.write_json_atomic(path, {"status": "ok", "when": Path("/x")})
-    before = path.read_bytes()
-    assert json.loads(before) == {"status": "ok", "when": "/x"}
-
-    def fail(*args, **kwargs):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(Path, "write_text", fail)
-    with pytest.raises(OSError, match="No space"):
-        pipeline.write_json_atomic(path, {"status": "failed"})
-    assert path.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
-
-
 # ------------------------------------------------------------- run and cache
 
 
