@@ -81,7 +81,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"srkit {__version__}")
     _add_debug(parser, default=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_run_command(commands)
+    _add_book_command(commands)
+    _add_clean_command(commands)
+    _add_models_command(commands)
+    _add_prepare_command(commands)
+    _add_upscale_command(commands)
+    for command in commands.choices.values():
+        _add_debug(command)
+    return parser
 
+
+def _add_run_command(commands) -> None:
+    """``srkit run``: execute the step notebooks, then build the book."""
     run = commands.add_parser(
         "run",
         help="execute the step notebooks, then build the book",
@@ -116,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--data",
         metavar="SOURCE",
-        help="data source for every step: sample, folder:PATH or voc2007",
+        help="data source for every step: sample, folder:PATH, bsds300 or voc2007",
     )
     run.add_argument("--force", action="store_true", help="ignore the step cache")
     run.add_argument(
@@ -150,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between 'still running' lines of a long step (0: none)",
     )
 
+
+def _add_book_command(commands) -> None:
+    """``srkit book``: rebuild the book from the executed notebooks."""
     book = commands.add_parser(
         "book",
         help="build the book from the executed notebooks already there",
@@ -166,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="pass -W -n --keep-going (warnings fail the build)",
     )
 
+
+def _add_clean_command(commands) -> None:
+    """``srkit clean``: remove generated pages and the built book."""
     clean = commands.add_parser(
         "clean",
         help="remove generated pages and the built book",
@@ -175,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_project(clean)
     clean.add_argument("--all", action="store_true", help="also remove runs/")
 
+
+def _add_models_command(commands) -> None:
+    """``srkit models``: list the model zoo."""
     commands.add_parser(
         "models",
         help="list the model zoo",
@@ -182,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
         "parameters, outputs.",
     )
 
+
+def _add_prepare_command(commands) -> None:
+    """``srkit prepare``: prepare and cache a data set."""
     prepare = commands.add_parser(
         "prepare",
         help="prepare and cache a data set",
@@ -192,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--data",
         default="sample",
         metavar="SOURCE",
-        help="sample, folder:PATH, voc2007",
+        help="sample, folder:PATH, bsds300 or voc2007",
     )
     prepare.add_argument("-n", "--n-images", type=int, default=100, metavar="N")
     prepare.add_argument("--seed", type=int, default=0)
@@ -207,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="cache folder (default: $SRKIT_CACHE or ~/.cache/srkit/data)",
     )
 
+
+def _add_upscale_command(commands) -> None:
+    """``srkit upscale``: apply a trained model to an image or a folder."""
     upscale = commands.add_parser(
         "upscale",
         help="upscale an image with a trained model",
@@ -238,17 +265,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="tile size in input pixels (default: chosen from the image size, at "
-        "most 256, so memory stays bounded; 0: the whole image at once)",
+        "most 256 at x2 and 128 at x4, so memory stays bounded; 0: the whole image "
+        "at once)",
     )
-    for command in commands.choices.values():
-        _add_debug(command)
     upscale.add_argument(
         "--overwrite",
         action="store_true",
         help="replace OUT if it exists (refused without this flag; OUT may never "
         "be IN, under any name or link)",
     )
-    return parser
 
 
 def _check_profile_file(profile: str) -> None:
