@@ -211,6 +211,10 @@ def check_params(model) -> str:
 def results_table(evaluations, original: pd.DataFrame | None = None) -> pd.DataFrame:
     """Mean validation metrics beside the bicubic baseline and the original report.
 
+    The page's long view of :func:`srkit.records.comparison_table` (the one place
+    that sets ours beside bicubic and the original): one row per scale, source and
+    model.
+
     Args:
         evaluations: one ``srkit.evaluate.Evaluation`` or a list of them.
         original: the original report's table
@@ -220,34 +224,24 @@ def results_table(evaluations, original: pd.DataFrame | None = None) -> pd.DataF
         A DataFrame indexed by (scale, source, model) with the four metric columns.
         ``source`` is ``this run``, ``bicubic`` or ``original report``.
     """
-
     if not isinstance(evaluations, list | tuple):
         evaluations = [evaluations]
-    if original is None:
-        original = records.load_original_results()
+    ours = pd.concat([evaluation.table for evaluation in evaluations])
+    wide = records.comparison_table(ours, original)
+    wide = wide[wide["model"].isin(set(ours["model"]) - {BICUBIC})]
     rows = []
-    for evaluation in evaluations:
-        table = evaluation.table
-        for record in table.to_dict("records"):
-            is_bicubic = record["model"] == "bicubic"
-            rows.append(
-                {
-                    "scale": int(record["scale"]),
-                    "source": "bicubic" if is_bicubic else "this run",
-                    "model": record["model"],
-                    **{m: record[m] for m in METRICS},
-                }
-            )
-        names = set(table["model"]) - {"bicubic"}
-        for record in original[original["model"].isin(names)].to_dict("records"):
-            rows.append(
-                {
-                    "scale": int(record["scale"]),
-                    "source": "original report",
-                    "model": record["model"],
-                    **{m: record[m] for m in METRICS},
-                }
-            )
+    for record in wide.to_dict("records"):
+        scale = int(record["scale"])
+        for source, side, model in (
+            ("this run", "ours", record["model"]),
+            ("bicubic", "bicubic", BICUBIC),
+            ("original report", "original", record["model"]),
+        ):
+            values = {m: record[f"{m}_{side}"] for m in METRICS}
+            if not all(pd.isna(value) for value in values.values()):
+                rows.append(
+                    {"scale": scale, "source": source, "model": model, **values}
+                )
     frame = pd.DataFrame(rows).drop_duplicates(subset=["scale", "source", "model"])
     order = {"this run": 0, "bicubic": 1, "original report": 2}
     frame = frame.sort_values(
