@@ -117,7 +117,7 @@ report.markdown_table(losses.table())
 # differences are larger than scikit-image's.
 
 # %%
-upscaled = data.upscale(split.val.x, 2)
+upscaled = data.bicubic_upscale(split.val.x, 2)
 report.metric_agreement(split.val.y2, upscaled)
 
 # %% [markdown]

@@ -356,7 +356,9 @@ class PlotPredictionCallback(keras.callbacks.Callback):
                 f"{self.factor} target; the model has {list(self.model.output_names)}"
             )
         if self._bicubic is None:
-            self._bicubic = np.clip(data.upscale(self.image, self.factor), 0.0, 1.0)
+            self._bicubic = np.clip(
+                data.bicubic_upscale(self.image, self.factor), 0.0, 1.0
+            )
 
     def on_epoch_end(self, epoch, logs=None):
         self._last_epoch = epoch + 1

@@ -514,7 +514,7 @@ def downscale(images: np.ndarray, factor: int) -> np.ndarray:
     )
 
 
-def upscale(images: np.ndarray, factor: int) -> np.ndarray:
+def bicubic_upscale(images: np.ndarray, factor: int) -> np.ndarray:
     """Bicubic upscale (MATLAB ``imresize(A, factor)``): the "bicubic" baseline.
 
     Args:

@@ -501,7 +501,7 @@ def evaluate(model, subset, batch_size: int = 8, name: str | None = None) -> Eva
     one batch of predictions is held in memory. Each output the model has is
     scored: ``low_upsample`` against ``subset.y2`` (scale 144) and ``high_upsample``
     against ``subset.y4`` (scale 288). The bicubic baseline upscales the same 72 px
-    inputs by 2 or 4 (:func:`srkit.data.upscale`) and is scored against the same
+    inputs by 2 or 4 (:func:`srkit.data.bicubic_upscale`) and is scored against the same
     targets. Predictions and bicubic images are clipped to [0, 1] first.
 
     With ``model=None`` only the bicubic baseline is scored, at both scales: its
@@ -541,7 +541,7 @@ def evaluate(model, subset, batch_size: int = 8, name: str | None = None) -> Eva
         for output in outputs:
             scale = OUTPUT_SIDES[output]
             target = np.asarray(_target_of(subset, scale)[start:stop], np.float32)
-            bicubic = data.upscale(inputs, SIDE_FACTORS[scale])
+            bicubic = data.bicubic_upscale(inputs, SIDE_FACTORS[scale])
             scored = [(bicubic_parts, BICUBIC, bicubic)]
             if model is not None:
                 scored.insert(0, (model_parts, model_name, predictions[output]))
@@ -703,7 +703,7 @@ def super_resolve(model, low_res: np.ndarray, scale: int, tile=None, output=None
     if isinstance(model, str):
         if model != BICUBIC:
             raise ValueError(f"model must be a Keras model or 'bicubic', got {model!r}")
-        return np.clip(data.upscale(low_res, scale), 0.0, 1.0)
+        return np.clip(data.bicubic_upscale(low_res, scale), 0.0, 1.0)
     output = output or _benchmark_output(model, scale)
     return predict_full(model, low_res, output=output, tile=tile)
 
@@ -745,7 +745,7 @@ def benchmark(
     image and its 8-bit low-resolution input with :func:`benchmark_pair` (crop to a
     multiple of ``scale``, MATLAB bicubic downscale, clip to [0, 1], round to 1/255
     steps; the same input for models and for bicubic), upscale with
-    :func:`srkit.data.upscale` (``"bicubic"``) or the model applied to the whole
+    :func:`srkit.data.bicubic_upscale` (``"bicubic"``) or the model applied to the whole
     input (:func:`predict_full`), clip to [0, 1], and compute PSNR and SSIM on the Y
     channel with ``scale`` border pixels shaved (:func:`srkit.metrics.y_psnr`,
     :func:`srkit.metrics.y_ssim`). This is the convention of the published tables

@@ -288,7 +288,7 @@ def best_worst_figure(
     factor = scale // data.LOW_SIZE
     inputs = np.asarray(subset.x, dtype=np.float32)[indices]
     targets = np.asarray(subset.y2 if scale == data.MID_SIZE else subset.y4)[indices]
-    bicubic = np.clip(data.upscale(inputs, factor), 0.0, 1.0)
+    bicubic = np.clip(data.bicubic_upscale(inputs, factor), 0.0, 1.0)
     bicubic_scores = metrics.image_metrics(targets, bicubic).to_dict("records")
     columns = [
         (f"input\n{inputs.shape[1]} px", inputs),

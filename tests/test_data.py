@@ -289,13 +289,13 @@ def test_imresize_output_shape_uses_per_axis_scale():
     np.testing.assert_allclose(ours, expected, atol=2e-6)
 
 
-def test_upscale_hand_computed_edge_value():
+def test_bicubic_upscale_hand_computed_edge_value():
     # 1-D row [0, 1, 0, 0] upscaled x2: the first output samples u = 0.75 (1-based),
     # taps at 0 and -1 mirror to pixels 1 and 2, so pixel 2 (value 1) gets
     # k(1.75) + k(-1.25) = -0.0234375 - 0.0703125 = -0.09375 with a = -0.5.
     row = np.zeros((1, 4, 3), np.float32)
     row[0, 1] = 1.0
-    out = data.upscale(row, 2)
+    out = data.bicubic_upscale(row, 2)
     assert out.shape == (2, 8, 3)
     assert out[0, 0, 0] == pytest.approx(-0.09375, abs=1e-6)
     # Second output, u = 1.25: pixel 2 sits at distance 0.75, k(0.75) = 0.2265625;
@@ -318,12 +318,12 @@ def test_downscale_crops_to_multiple_and_single_image():
     np.testing.assert_allclose(out, data.downscale(image[:28, :28], 4), atol=1e-6)
 
 
-def test_upscale_shape_batch_and_linear_ramp():
+def test_bicubic_upscale_shape_batch_and_linear_ramp():
     images = np.random.default_rng(5).random((3, 6, 5, 3)).astype(np.float32)
-    assert data.upscale(images, 4).shape == (3, 24, 20, 3)
+    assert data.bicubic_upscale(images, 4).shape == (3, 24, 20, 3)
     # Bicubic reproduces a linear ramp away from the borders.
     ramp = np.tile(np.arange(10, dtype=np.float32)[None, :, None], (4, 1, 3))
-    out = data.upscale(ramp, 2)
+    out = data.bicubic_upscale(ramp, 2)
     expected = (np.arange(20) + 0.5) / 2 - 0.5
     np.testing.assert_allclose(out[0, 4:-4, 0], expected[4:-4], atol=1e-5)
 

@@ -112,7 +112,7 @@ def test_bicubic_rows_are_independent_of_the_model(evaluation, subset):
     pd.testing.assert_frame_equal(ours, theirs)
     model_rows = evaluation.table.query("model != 'bicubic'").reset_index(drop=True)
     assert not np.allclose(model_rows["psnr"], ours["psnr"])
-    bicubic = np.clip(data.upscale(subset.x, 2), 0, 1)
+    bicubic = np.clip(data.bicubic_upscale(subset.x, 2), 0, 1)
     expected = metrics.image_metrics(subset.y2, bicubic)
     assert ours.loc[0, "psnr"] == pytest.approx(expected["psnr"].mean(), 1e-6)
 
@@ -297,7 +297,7 @@ def test_benchmark_feeds_the_8_bit_input_to_models_and_bicubic(tmp_path):
         for path in sorted(folder.glob("*.png")):
             high_res, low_res = evaluate.benchmark_pair(path, scale)
             repeated = low_res.repeat(scale, axis=0).repeat(scale, axis=1)
-            upscaled = np.clip(data.upscale(low_res, scale), 0.0, 1.0)
+            upscaled = np.clip(data.bicubic_upscale(low_res, scale), 0.0, 1.0)
             assert scored.loc[path.stem, "psnr"] == pytest.approx(
                 metrics.y_psnr(high_res, repeated, scale), abs=1e-6
             )
