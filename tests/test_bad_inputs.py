@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -123,6 +124,11 @@ class Case:
         stdout: text a success prints.
         patch: simulates the machine (little memory, a read-only disk).
         model_file: add the fixture's ``--model-file`` to an upscale command.
+        step_failure: a step of ``srkit run`` fails inside its notebook: the run's
+            report is expected instead of one line (``srkit run: FAILED``, then
+            ``step NN failed at cell ...: Error: ...`` holding the culprit, then
+            the cell and the notebook), and the kernel's own log lines (TensorFlow
+            and absl, written by the kernel process) are ignored.
     """
 
     name: str
@@ -136,6 +142,7 @@ class Case:
     stdout: str = "wrote "
     patch: Callable[[pytest.MonkeyPatch], None] | None = None
     model_file: bool = True
+    step_failure: bool = False
 
 
 def output_shape(expected: tuple[int, int, int]) -> Callable[[Path], None]:
@@ -282,6 +289,42 @@ def resumed(folder: Path) -> None:
 
 
 RUN_FILES = {"project/runs*", "project/book*"}
+
+FIT_STEP = STEP.replace("# # 01 · Step", "# # 01 · Fit").split("# %%\nimport json")[0]
+FIT_STEP += """\
+# %%
+from srkit import data, models, report, train
+
+RUN = report.run_folder(run_dir)
+split = data.prepare(data_source, n_images=n_images, seed=seed, cache_dir=RUN.data)
+model = models.build("simple_model_nearest", seed=seed)
+train.fit(model, split, "mse", steps=1, run_dir=RUN.model(model.name), verbose=0)
+"""
+# A model folder as a crash or a bad merge can leave it: checkpoints beside a
+# history whose epoch column holds text.
+CHECKPOINTS = {
+    "best.keras": b"best checkpoint",
+    "last.keras": b"last checkpoint",
+    "history.csv": b"epoch,loss\n1,0.5\n<<<<<<< HEAD,\n",
+}
+
+
+def garbled_history(folder: Path) -> None:
+    """A project whose one step trains simple_model_nearest, and that model's
+    folder from an earlier run: checkpoints beside a garbled history."""
+    make_project(folder)
+    step = folder / "project" / "notebooks" / "01_a.py"
+    step.write_text(FIT_STEP)
+    models_dir = folder / "project" / "runs" / "smoke" / "models"
+    for name, content in CHECKPOINTS.items():
+        write(models_dir / "simple_model_nearest", name, content)
+
+
+def checkpoints_kept(folder: Path) -> None:
+    model_dir = (
+        folder / "project" / "runs" / "smoke" / "models" / "simple_model_nearest"
+    )
+    assert {path.name: path.read_bytes() for path in model_dir.iterdir()} == CHECKPOINTS
 
 
 CASES = [
@@ -641,6 +684,15 @@ CASES = [
         culprit="in use by another srkit run (PID 4242",
     ),
     Case(
+        "checkpoints_beside_a_garbled_history",
+        garbled_history,
+        ["run", "--project", "project", "--no-book"],
+        culprit="history.csv has garbled epoch numbers, but best.keras and last.keras",
+        written=RUN_FILES,
+        check=checkpoints_kept,
+        step_failure=True,
+    ),
+    Case(
         "rerun_after_a_kill",
         killed_run,
         ["run", "--project", "project", "--no-book"],
@@ -650,6 +702,10 @@ CASES = [
         check=resumed,
     ),
 ]
+
+
+# Lines a notebook kernel writes itself when TensorFlow loads (absl's log format).
+KERNEL_LOG = re.compile(r"[IWEF]\d{4} |WARNING: All log messages before absl")
 
 
 def snapshot(folder: Path) -> dict[str, str]:
@@ -704,7 +760,12 @@ def test_bad_input(case, tmp_path, monkeypatch, capfd, model_file):
         assert len(warnings) == 1, err
         assert all(text in warnings[0] for text in texts), err
     errors = [line for line in lines if line not in warnings]
-    if case.culprit is None:
+    if case.step_failure:
+        report = [line for line in errors if not KERNEL_LOG.match(line)]
+        assert report[0] == "srkit run: FAILED", err
+        assert report[1].startswith("step ") and case.culprit in report[1], err
+        assert [line[:2] for line in report[2:]] == ["  ", "  "], err
+    elif case.culprit is None:
         assert errors == [], err
         assert case.stdout in out, out
     else:
