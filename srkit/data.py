@@ -19,6 +19,7 @@ import functools
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
 import struct
@@ -43,6 +44,8 @@ from srkit.vocab import HIGH_SIZE, LOW_SIZE, MID_SIZE
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
+# The way out of a failed download that needs no network.
+OWN_IMAGES = "train on images you have with --data folder:PATH"
 VOC2007_URL = (
     "http://host.robots.ox.ac.uk/pascal/VOC/voc2007/VOCtrainval_06-Nov-2007.tar"
 )
@@ -1464,6 +1467,18 @@ def _safe_members(archive: tarfile.TarFile, prefix: str, root: Path):
         yield member
 
 
+@contextlib.contextmanager
+def _quiet(logger: logging.Logger):
+    """Hold back a library logger's info lines (pooch's "Downloading data from
+    ..."), so that a failed download reads as one line; warnings still show."""
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def fetch_voc2007(
     cache_dir: str | os.PathLike | None = None,
     url: str = VOC2007_URL,
@@ -1489,9 +1504,10 @@ def fetch_voc2007(
         Path of the ``JPEGImages`` folder.
 
     Raises:
-        ValueError: the archive's checksum does not match (corrupt download) or the
-            archive holds no JPEGImages folder or an unsafe member.
-        RuntimeError: the download failed (e.g. no network).
+        ValueError: the archive's checksum does not match (corrupt download), the
+            download failed (no network: the message says where to put the
+            archive by hand), or the archive holds no JPEGImages folder or an
+            unsafe member.
     """
     import pooch
 
@@ -1508,22 +1524,27 @@ def fetch_voc2007(
     )
     downloader = _copy_local_file if url.startswith("file:") else None
     try:
-        pooch.retrieve(
-            url,
-            known_hash=known_hash,
-            fname=VOC2007_ARCHIVE,
-            path=target,
-            downloader=downloader,
-            progressbar=progressbar,
-        )
+        with _quiet(pooch.get_logger()):
+            pooch.retrieve(
+                url,
+                known_hash=known_hash,
+                fname=VOC2007_ARCHIVE,
+                path=target,
+                downloader=downloader,
+                progressbar=progressbar,
+            )
     except ValueError as error:
+        reason = " ".join(str(error).split())  # one line: pooch's text wraps
         raise ValueError(
-            f"the VOC2007 download from {url} is corrupt (checksum mismatch: {error}); "
-            f"retry, or {manual}"
+            f"the VOC2007 data set downloaded from {url} is corrupt (checksum "
+            f"mismatch: {reason}); nothing was extracted: retry, or {manual}, or "
+            f"{OWN_IMAGES}"
         ) from error
     except OSError as error:
-        raise RuntimeError(
-            f"could not download VOC2007 from {url}: {error}; {manual}"
+        reason = " ".join(str(error).split())
+        raise ValueError(
+            f"could not download the VOC2007 data set from {url} ({reason}); to work "
+            f"offline, {manual}, or {OWN_IMAGES}"
         ) from error
     staging = Path(tempfile.mkdtemp(dir=target, prefix=".extract-"))
     try:
@@ -1694,27 +1715,29 @@ def fetch_bsds300(
         inner = choose_downloader(url, progressbar=progress)
     downloader = _HashingDownloader(inner, algorithm)
     try:
-        pooch.retrieve(
-            url,
-            known_hash=known_hash,
-            fname=BSDS300_ARCHIVE,
-            path=target,
-            downloader=downloader,
-        )
+        with _quiet(pooch.get_logger()):
+            pooch.retrieve(
+                url,
+                known_hash=known_hash,
+                fname=BSDS300_ARCHIVE,
+                path=target,
+                downloader=downloader,
+            )
     except ValueError as error:
         if downloader.digest is None:
             raise
         raise ValueError(
-            f"checksum mismatch for {BSDS300_ARCHIVE} downloaded from {url}: "
-            f"expected {known_hash}, got {algorithm}:{downloader.digest}; the file was "
-            f"deleted and nothing was extracted: check the network (or a proxy that "
-            f"rewrites downloads) and retry, or {manual}"
+            f"checksum mismatch for the BSDS300 data set ({BSDS300_ARCHIVE}) "
+            f"downloaded from {url}: expected {known_hash}, got "
+            f"{algorithm}:{downloader.digest}; the file was deleted and nothing was "
+            "extracted: check the network (or a proxy that rewrites downloads) and "
+            f"retry, or {manual}, or {OWN_IMAGES}"
         ) from error
     except OSError as error:
         reason = " ".join(str(error).split())  # one line: requests' text may wrap
         raise ValueError(
-            f"could not download {BSDS300_ARCHIVE} from {url} ({reason}); to work "
-            f"offline, {manual}"
+            f"could not download the BSDS300 data set ({BSDS300_ARCHIVE}) from {url} "
+            f"({reason}); to work offline, {manual}, or {OWN_IMAGES}"
         ) from error
     target.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target, prefix=".extract-"))

@@ -13,11 +13,13 @@ from __future__ import annotations
 import errno
 import fcntl
 import fnmatch
+import functools
 import hashlib
 import io
 import json
 import os
 import re
+import socket
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -289,6 +291,34 @@ def resumed(folder: Path) -> None:
 
 
 RUN_FILES = {"project/runs*", "project/book*"}
+
+
+def refused_url() -> str:
+    """A loopback URL whose port was just free: connecting is refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/archive.tar"
+
+
+def download_from(name: str, url: Callable[[], str]):
+    """Point ``srkit.data.fetch_<name>`` at another URL (no network needed)."""
+
+    def patch(monkeypatch) -> None:
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+        monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+        fetch = getattr(data, f"fetch_{name}")
+        monkeypatch.setattr(data, f"fetch_{name}", functools.partial(fetch, url=url()))
+
+    return patch
+
+
+def local_archive() -> str:
+    """A file:// URL of a small file whose checksum is not the data set's."""
+    return (Path.cwd() / "archive.tar").as_uri()
+
+
+PREPARE = ["prepare", "-n", "2", "--cache-dir", "cache", "--data"]
 
 FIT_STEP = STEP.replace("# # 01 · Step", "# # 01 · Fit").split("# %%\nimport json")[0]
 FIT_STEP += """\
@@ -645,6 +675,39 @@ CASES = [
         lambda f: None,
         ["prepare", "--seed", "-1", "--cache-dir", "cache"],
         culprit="seed must be an integer >= 0, got -1",
+    ),
+    # ---- downloads: offline, or a file that is not the data set
+    Case(
+        "voc2007_offline",
+        lambda f: None,
+        [*PREPARE, "voc2007"],
+        culprit="could not download the VOC2007 data set",
+        written={"cache*"},
+        patch=download_from("voc2007", refused_url),
+    ),
+    Case(
+        "bsds300_offline",
+        lambda f: None,
+        [*PREPARE, "bsds300"],
+        culprit="could not download the BSDS300 data set",
+        written={"cache*"},
+        patch=download_from("bsds300", refused_url),
+    ),
+    Case(
+        "voc2007_wrong_checksum",
+        lambda f: write(f, "archive.tar", b"not the VOC archive"),
+        [*PREPARE, "voc2007"],
+        culprit="VOC2007 data set downloaded from file://",
+        written={"cache*"},
+        patch=download_from("voc2007", local_archive),
+    ),
+    Case(
+        "bsds300_wrong_checksum",
+        lambda f: write(f, "archive.tar", b"not the BSDS archive"),
+        [*PREPARE, "bsds300"],
+        culprit="checksum mismatch for the BSDS300 data set",
+        written={"cache*"},
+        patch=download_from("bsds300", local_archive),
     ),
     # ---- run: parameters, paths, the lock, a killed run
     Case(
