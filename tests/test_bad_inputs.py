@@ -756,6 +756,18 @@ CASES = [
         step_failure=True,
     ),
     Case(
+        "clean_while_a_run_holds_the_lock",
+        held_lock,
+        ["clean", "--all", "--project", "project"],
+        culprit="in use by a running srkit run (PID 4242",
+    ),
+    Case(
+        "book_while_a_run_holds_the_lock",
+        held_lock,
+        ["book", "--project", "project"],
+        culprit="in use by a running srkit run (PID 4242",
+    ),
+    Case(
         "rerun_after_a_kill",
         killed_run,
         ["run", "--project", "project", "--no-book"],
