@@ -48,6 +48,8 @@ __all__ = [
     "run_benchmark",
 ]
 
+# The program name that command-line error lines start with.
+PROG = "srkit.bench"
 # A training step costs about forward + backward-data + backward-weights.
 TRAIN_FLOP_FACTOR = 3
 # Matrix size of the peak estimate: big enough to be compute bound.
@@ -389,16 +391,22 @@ def run_benchmark(
         the :func:`peaks` dict.
 
     Raises:
-        ValueError: unknown model names, precisions or jit settings (all are
-            checked before any work).
+        ValueError: unknown model names, precisions or jit settings, or sizes
+            or step counts out of range (all are checked before any work).
     """
     unknown = [name for name in names if name not in models.MODEL_INFO]
     unknown += [p for p in precisions if p not in PRECISIONS]
     unknown += [j for j in jits if j not in JIT_CHOICES]
     if unknown:
         raise ValueError(
-            f"unknown names {unknown}; models are {', '.join(models.MODEL_NAMES)}, "
+            f"unknown names {', '.join(map(repr, unknown))}: models are "
+            f"{', '.join(models.MODEL_NAMES)} (`srkit models` lists them), "
             f"precisions {', '.join(PRECISIONS)}, jit {', '.join(JIT_CHOICES)}"
+        )
+    if batch_size < 1 or size < 1 or steps < 1 or warmup < 0:
+        raise ValueError(
+            "need --batch-size, --size, --steps >= 1 and --warmup >= 0, got "
+            f"{batch_size}, {size}, {steps}, {warmup}"
         )
     peak = peaks()
     rows = []
@@ -476,7 +484,7 @@ def _header(args, peak):
 
 def _parser():
     parser = argparse.ArgumentParser(
-        prog="python -m srkit.bench",
+        prog=f"python -m {PROG}",
         description="Training and inference throughput of the srkit model zoo on "
         "random data in float32 and mixed_bfloat16, with analytic forward GFLOP "
         "per image and the achieved fraction of this machine's matmul peak in the "
@@ -547,13 +555,26 @@ def _split(text: str) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry: parse arguments, run, print the table.
 
+    A bad setting (an unknown model name, precision or jit setting, a size or
+    step count below 1) is reported as one line, ``srkit.bench: error: ...``, on
+    stderr, as argparse reports its own errors.
+
     Args:
         argv: arguments without the program name (default: ``sys.argv[1:]``).
 
     Returns:
-        Process exit status (0 on success).
+        Process exit status: 0 on success, 2 for a bad setting.
     """
     args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except ValueError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Measure what ``args`` asks for and print it; returns the exit status."""
     if args.peaks_only:
         peak = peaks()
         print(_header(args, peak))

@@ -33,6 +33,8 @@ __all__ = ["cpu_flags", "main", "measure", "run"]
 # CPU features relevant to bfloat16 and to the float32 kernels, as /proc/cpuinfo
 # spells them (Linux); avx512_bf16 / amx_bf16 mean hardware bfloat16 arithmetic.
 BF16_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile", "avx512f", "avx512_vnni", "avx2")
+# The program name that command-line error lines start with.
+PROG = "srkit.bench_train"
 DEFAULT_STEPS = 3
 DEFAULT_BATCH = 8
 DEFAULT_IMAGES = 24
@@ -142,7 +144,7 @@ def run(
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m srkit.bench_train",
+        prog=f"python -m {PROG}",
         description=(
             "Training images/s of each zoo model as srkit.train.fit compiles it, "
             "float32 and mixed_bfloat16 side by side, on the bundled sample data "
@@ -170,25 +172,56 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status."""
-    arguments = _parser().parse_args(argv)
+    """Command-line entry point; returns the exit status.
 
+    A bad setting (an unknown model or precision, steps or batch size below 1) is
+    reported as one line, ``srkit.bench_train: error: ...``, on stderr with exit
+    status 2, as argparse reports its own errors.
+    """
+    arguments = _parser().parse_args(argv)
+    try:
+        return _run(arguments)
+    except ValueError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _checked_settings(arguments: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """The model names and precisions asked for, or a ValueError naming each bad
+    setting and the valid choices."""
     names = (
         list(models.MODEL_NAMES)
         if arguments.models == "all"
         else [name.strip() for name in arguments.models.split(",") if name.strip()]
     )
-    unknown = [name for name in names if name not in models.MODEL_NAMES]
     precisions = [p.strip() for p in arguments.precisions.split(",") if p.strip()]
-    bad = [p for p in precisions if p not in PRECISIONS]
-    if unknown or bad or arguments.steps < 1 or arguments.batch_size < 1:
-        print(
-            f"bad arguments: unknown models {unknown}, unknown precisions {bad}, "
-            f"steps {arguments.steps}, batch size {arguments.batch_size}; models are "
-            f"{', '.join(models.MODEL_NAMES)}",
-            file=sys.stderr,
+    problems = []
+    unknown = [name for name in names if name not in models.MODEL_NAMES]
+    if unknown or not names:
+        problems.append(
+            f"unknown models {', '.join(unknown) or '(none given)'} (--models takes "
+            f"'all' or some of {', '.join(models.MODEL_NAMES)})"
         )
-        return 2
+    bad = [p for p in precisions if p not in PRECISIONS]
+    if bad or not precisions:
+        problems.append(
+            f"unknown precisions {', '.join(bad) or '(none given)'} (--precisions "
+            f"takes some of {', '.join(PRECISIONS)})"
+        )
+    for option, value in (
+        ("--steps", arguments.steps),
+        ("--batch-size", arguments.batch_size),
+    ):
+        if value < 1:
+            problems.append(f"{option} must be at least 1, got {value}")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return names, precisions
+
+
+def _run(arguments: argparse.Namespace) -> int:
+    """Measure what ``arguments`` ask for and print the table; the exit status."""
+    names, precisions = _checked_settings(arguments)
 
     import keras
 

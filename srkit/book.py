@@ -37,6 +37,7 @@ from srkit.layout import (
     RUNS_DIR,
     STEPS_PAGE_DIR,
     find_project,
+    idle_runs,
     is_project,
     latest_run_dir,
     read_records,
@@ -447,9 +448,17 @@ def build_book(
     Raises:
         BookError: when the build fails (its log is printed and kept in
             ``RUN/book_build.log``, or ``_build/book_build.log`` without a run).
+        srkit.layout.RunInUse: a ``srkit run`` of the project is running: its
+            step pages are half written and it builds the book itself when it
+            ends, so nothing is built (the book is refused, not built stale).
     """
     project = find_project(project)
     run_dir = Path(run_dir) if run_dir else latest_run_dir(project)
+    with idle_runs(project, run_dir, doing="building the book"):
+        return _build_book(project, run_dir, strict, echo)
+
+
+def _build_book(project: Path, run_dir: Path | None, strict: bool, echo) -> Path:
     write_about_page(project, run_dir)
     missing = missing_pages(project)
     if missing:
@@ -498,8 +507,17 @@ def clean(project: str | os.PathLike | None = None, everything: bool = False):
 
     Returns:
         The removed paths.
+
+    Raises:
+        srkit.layout.RunInUse: a ``srkit run`` of the project is running (it
+            writes ``book/steps/`` and its run folder); nothing is removed.
     """
     project = find_project(project)
+    with idle_runs(project, doing="srkit clean"):
+        return _remove_outputs(project, everything)
+
+
+def _remove_outputs(project: Path, everything: bool) -> list[Path]:
     targets = [
         project / STEPS_PAGE_DIR,
         project / ABOUT_PAGE,

@@ -19,8 +19,10 @@ import functools
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
+import struct
 import sys
 import tarfile
 import tempfile
@@ -28,6 +30,8 @@ import time
 import urllib.parse
 import urllib.request
 import warnings
+import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +44,8 @@ from srkit.vocab import HIGH_SIZE, LOW_SIZE, MID_SIZE
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
+# The way out of a failed download that needs no network.
+OWN_IMAGES = "train on images you have with --data folder:PATH"
 VOC2007_URL = (
     "http://host.robots.ox.ac.uk/pascal/VOC/voc2007/VOCtrainval_06-Nov-2007.tar"
 )
@@ -68,6 +74,11 @@ CACHE_VERSION = 3  # bump when the cache layout or the preparation changes
 VAL_MIN_WINDOWS = 8  # patch mode: at least this many fixed validation windows
 EIGHT_BIT = 255.0  # inputs are rounded to 8 bits, as a saved low-resolution file
 CUBIC_A = -0.5  # MATLAB's cubic kernel parameter (Keys 1981)
+# Streamed PNG (write_png_strips): file signature, the "Up" row filter and the
+# deflate level (1, OpenCV's default for PNG: fast, a little larger).
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_FILTER_UP = 2
+PNG_STREAM_LEVEL = 1
 
 
 # --------------------------------------------------------------------------- I/O
@@ -202,21 +213,21 @@ def _check_jpeg(data: bytes, path: Path) -> None:
         ) from error
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as float32 RGB in [0, 1], as an image viewer shows it.
+def read_pixels(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file's RGB samples as stored (uint8, uint16 or float).
 
-    OpenCV decodes the file unchanged, so 16-bit samples, alpha, palettes and
-    grayscale survive the decode; the EXIF orientation of JPEG, PNG and WebP files
-    (which that decode ignores) is then applied, read with Pillow. BGR becomes RGB,
-    grayscale is repeated to three channels, an alpha channel is dropped, 8-bit
-    values are divided by 255 and 16-bit values by 65535.
+    What :func:`read_image` reads, before the conversion to float32: OpenCV's
+    unchanged decode, the EXIF orientation applied, BGR turned into RGB,
+    grayscale repeated to three channels and alpha dropped, all as views of the
+    decoded samples (no copy). A large image costs its 8-bit samples only; convert
+    it, or a window of it, with :func:`pixels_to_float`.
 
     Args:
         path: an image file OpenCV can decode (png, jpg, bmp, tif, webp, ...).
 
     Returns:
-        float32 array (h, w, 3), RGB in [0, 1]; (w, h, 3) for a file whose EXIF
-        orientation turns it on its side.
+        array (h, w, 3) of the file's sample type, RGB; (w, h, 3) for a file
+        whose EXIF orientation turns it on its side.
 
     Raises:
         ValueError: naming the file and the reason when it is missing, a directory
@@ -254,15 +265,51 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         )
     orientation = _exif_orientation(data, path)
     del data
-    return _to_rgb_float(_orient(image, orientation), path)
+    return _to_rgb(_orient(image, orientation), path)
 
 
-def _to_rgb_float(image: np.ndarray, path: Path) -> np.ndarray:
-    """Convert an OpenCV image (any channel count and depth) to float32 RGB.
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as float32 RGB in [0, 1], as an image viewer shows it.
 
-    Channels are picked and reordered on the integer samples (views), then one
-    float32 copy is made and scaled in place: a large image needs no float
-    temporaries besides the result.
+    OpenCV decodes the file unchanged, so 16-bit samples, alpha, palettes and
+    grayscale survive the decode; the EXIF orientation of JPEG, PNG and WebP files
+    (which that decode ignores) is then applied, read with Pillow. BGR becomes RGB,
+    grayscale is repeated to three channels, an alpha channel is dropped, 8-bit
+    values are divided by 255 and 16-bit values by 65535 (see :func:`read_pixels`
+    for the samples as stored, and :func:`pixels_to_float`).
+
+    Args:
+        path: an image file OpenCV can decode (png, jpg, bmp, tif, webp, ...).
+
+    Returns:
+        float32 array (h, w, 3), RGB in [0, 1]; (w, h, 3) for a file whose EXIF
+        orientation turns it on its side.
+
+    Raises:
+        ValueError: as :func:`read_pixels`.
+    """
+    return pixels_to_float(read_pixels(path))
+
+
+def pixels_to_float(pixels: np.ndarray) -> np.ndarray:
+    """float32 RGB in [0, 1] of samples from :func:`read_pixels` (or a window of
+    them): one float32 copy, divided in place by 255 (8-bit) or 65535 (16-bit), so
+    a window converted alone equals the same window of the whole image converted.
+    """
+    result = np.empty(pixels.shape, np.float32)
+    result[...] = pixels
+    divisor = _PIXEL_DIVISORS.get(pixels.dtype)
+    if divisor is not None:
+        result /= divisor  # the same float32 division as astype(float32) / divisor
+    return result
+
+
+def _to_rgb(image: np.ndarray, path: Path) -> np.ndarray:
+    """The RGB samples of an OpenCV image (any channel count and depth), as views.
+
+    Channels are picked and reordered without a copy: a large image costs its
+    decoded samples only, and :func:`pixels_to_float` converts it (or a window of
+    it) to float32.
     """
     if image.dtype not in _PIXEL_DIVISORS and image.dtype not in (
         np.float32,
@@ -285,12 +332,7 @@ def _to_rgb_float(image: np.ndarray, path: Path) -> np.ndarray:
         raise ValueError(
             f"cannot read image {str(path)!r}: {channels} channels (expected 1, 3 or 4)"
         )
-    result = np.empty(rgb.shape, np.float32)
-    result[...] = rgb
-    divisor = _PIXEL_DIVISORS.get(image.dtype)
-    if divisor is not None:
-        result /= divisor  # the same float32 division as astype(float32) / divisor
-    return result
+    return rgb
 
 
 def write_image(
@@ -360,6 +402,88 @@ def write_image(
         if borrowed:
             _swap_red_blue(pixels)
     return path
+
+
+def write_png_strips(
+    path: str | os.PathLike,
+    height: int,
+    strips: Iterable[np.ndarray],
+    overwrite: bool = True,
+) -> Path:
+    """Write an 8-bit RGB PNG from horizontal strips, one strip in memory at a time.
+
+    For a result too large to hold whole (``srkit upscale`` of a large photo): each
+    uint8 RGB strip (rows, width, 3), top to bottom, is filtered (PNG's "Up"
+    filter: each row minus the row above) and deflated into the file as it comes,
+    so memory holds one strip and its filtered copy. The file decodes to exactly
+    the pixels given. Like :func:`write_image` it is written atomically: a failure,
+    too few or too many rows included, leaves an existing file untouched.
+
+    Args:
+        path: target ``.png`` file; parent folders are made.
+        height: total rows the strips add up to (the PNG header comes first).
+        strips: uint8 arrays (rows, width, 3), all of one width.
+        overwrite: replace an existing file; with False an existing ``path``
+            raises ``FileExistsError``.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: a strip of the wrong type, shape or width, or rows that do not
+            add up to ``height``.
+        FileExistsError: ``overwrite`` is False and ``path`` exists.
+        OSError: the file cannot be written.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"cannot stream {str(path)!r}: only .png files stream")
+    with atomic_path(path, overwrite=overwrite) as temporary:
+        with open(temporary, "wb") as stream:
+            written, width, above = 0, None, None
+            packer = zlib.compressobj(PNG_STREAM_LEVEL)
+            for strip in strips:
+                if strip.dtype != np.uint8 or strip.ndim != 3 or strip.shape[2] != 3:
+                    raise ValueError(
+                        f"cannot write {str(path)!r}: strips must be uint8 (rows, "
+                        f"width, 3), got {strip.dtype} {strip.shape}"
+                    )
+                if width is None:
+                    width = strip.shape[1]
+                    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+                    stream.write(_PNG_SIGNATURE + _png_chunk(b"IHDR", header))
+                    above = np.zeros(width * 3, np.uint8)
+                if strip.shape[1] != width or written + len(strip) > height:
+                    raise ValueError(
+                        f"cannot write {str(path)!r}: a strip of {strip.shape[:2]} "
+                        f"does not continue {written} rows of width {width} towards "
+                        f"{height} rows"
+                    )
+                rows = strip.reshape(len(strip), width * 3)
+                filtered = np.empty((len(rows), 1 + width * 3), np.uint8)
+                filtered[:, 0] = _PNG_FILTER_UP
+                np.subtract(rows[0], above, out=filtered[0, 1:])
+                np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
+                above = rows[-1].copy()
+                deflated = packer.compress(filtered)
+                if deflated:
+                    stream.write(_png_chunk(b"IDAT", deflated))
+                written += len(strip)
+                del filtered, rows, deflated
+            if written != height or width is None:
+                raise ValueError(
+                    f"cannot write {str(path)!r}: got {written} rows of the "
+                    f"{height} announced"
+                )
+            stream.write(_png_chunk(b"IDAT", packer.flush()))
+            stream.write(_png_chunk(b"IEND", b""))
+    return path
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    """One PNG chunk: length, type, body and the CRC of type and body."""
+    crc = zlib.crc32(body, zlib.crc32(kind))
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
 
 
 def _swap_red_blue(pixels: np.ndarray, rows: int = 256) -> None:
@@ -1343,6 +1467,18 @@ def _safe_members(archive: tarfile.TarFile, prefix: str, root: Path):
         yield member
 
 
+@contextlib.contextmanager
+def _quiet(logger: logging.Logger):
+    """Hold back a library logger's info lines (pooch's "Downloading data from
+    ..."), so that a failed download reads as one line; warnings still show."""
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def fetch_voc2007(
     cache_dir: str | os.PathLike | None = None,
     url: str = VOC2007_URL,
@@ -1368,9 +1504,10 @@ def fetch_voc2007(
         Path of the ``JPEGImages`` folder.
 
     Raises:
-        ValueError: the archive's checksum does not match (corrupt download) or the
-            archive holds no JPEGImages folder or an unsafe member.
-        RuntimeError: the download failed (e.g. no network).
+        ValueError: the archive's checksum does not match (corrupt download), the
+            download failed (no network: the message says where to put the
+            archive by hand), or the archive holds no JPEGImages folder or an
+            unsafe member.
     """
     import pooch
 
@@ -1387,22 +1524,27 @@ def fetch_voc2007(
     )
     downloader = _copy_local_file if url.startswith("file:") else None
     try:
-        pooch.retrieve(
-            url,
-            known_hash=known_hash,
-            fname=VOC2007_ARCHIVE,
-            path=target,
-            downloader=downloader,
-            progressbar=progressbar,
-        )
+        with _quiet(pooch.get_logger()):
+            pooch.retrieve(
+                url,
+                known_hash=known_hash,
+                fname=VOC2007_ARCHIVE,
+                path=target,
+                downloader=downloader,
+                progressbar=progressbar,
+            )
     except ValueError as error:
+        reason = " ".join(str(error).split())  # one line: pooch's text wraps
         raise ValueError(
-            f"the VOC2007 download from {url} is corrupt (checksum mismatch: {error}); "
-            f"retry, or {manual}"
+            f"the VOC2007 data set downloaded from {url} is corrupt (checksum "
+            f"mismatch: {reason}); nothing was extracted: retry, or {manual}, or "
+            f"{OWN_IMAGES}"
         ) from error
     except OSError as error:
-        raise RuntimeError(
-            f"could not download VOC2007 from {url}: {error}; {manual}"
+        reason = " ".join(str(error).split())
+        raise ValueError(
+            f"could not download the VOC2007 data set from {url} ({reason}); to work "
+            f"offline, {manual}, or {OWN_IMAGES}"
         ) from error
     staging = Path(tempfile.mkdtemp(dir=target, prefix=".extract-"))
     try:
@@ -1573,27 +1715,29 @@ def fetch_bsds300(
         inner = choose_downloader(url, progressbar=progress)
     downloader = _HashingDownloader(inner, algorithm)
     try:
-        pooch.retrieve(
-            url,
-            known_hash=known_hash,
-            fname=BSDS300_ARCHIVE,
-            path=target,
-            downloader=downloader,
-        )
+        with _quiet(pooch.get_logger()):
+            pooch.retrieve(
+                url,
+                known_hash=known_hash,
+                fname=BSDS300_ARCHIVE,
+                path=target,
+                downloader=downloader,
+            )
     except ValueError as error:
         if downloader.digest is None:
             raise
         raise ValueError(
-            f"checksum mismatch for {BSDS300_ARCHIVE} downloaded from {url}: "
-            f"expected {known_hash}, got {algorithm}:{downloader.digest}; the file was "
-            f"deleted and nothing was extracted: check the network (or a proxy that "
-            f"rewrites downloads) and retry, or {manual}"
+            f"checksum mismatch for the BSDS300 data set ({BSDS300_ARCHIVE}) "
+            f"downloaded from {url}: expected {known_hash}, got "
+            f"{algorithm}:{downloader.digest}; the file was deleted and nothing was "
+            "extracted: check the network (or a proxy that rewrites downloads) and "
+            f"retry, or {manual}, or {OWN_IMAGES}"
         ) from error
     except OSError as error:
         reason = " ".join(str(error).split())  # one line: requests' text may wrap
         raise ValueError(
-            f"could not download {BSDS300_ARCHIVE} from {url} ({reason}); to work "
-            f"offline, {manual}"
+            f"could not download the BSDS300 data set ({BSDS300_ARCHIVE}) from {url} "
+            f"({reason}); to work offline, {manual}, or {OWN_IMAGES}"
         ) from error
     target.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target, prefix=".extract-"))

@@ -19,7 +19,7 @@ increases the error, so the figures can differ slightly from Keras' ``val_*`` lo
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from math import ceil
 from pathlib import Path
 
@@ -313,11 +313,15 @@ def predict_full(
     result equals the untiled prediction whenever the model's receptive field radius
     (in input pixels) is at most ``overlap``, which the default guarantees for the
     zoo's layer kinds, so no seam shows. Memory stays at one tile's activations plus
-    the result: use ``dtype=np.uint8`` to keep that at one byte per value.
+    the result: use ``dtype=np.uint8`` to keep that at one byte per value, and
+    :func:`predict_strips` to stream the result without holding it whole.
 
     Args:
         model: a fully convolutional Keras model.
-        image: float (h, w, 3), RGB in [0, 1], the low-resolution image.
+        image: (h, w, 3) RGB, the low-resolution image: float in [0, 1], or the
+            8- or 16-bit samples of :func:`srkit.data.read_pixels` (each window
+            is converted with :func:`srkit.data.pixels_to_float`, so the image is
+            never float32 whole).
         output: name of the model output to return.
         tile: core size of a tile in input pixels; ``"auto"`` (default) picks it
             from the image size with :func:`choose_tile` (cores of at most
@@ -337,9 +341,49 @@ def predict_full(
         ValueError: on a bad image shape, unknown output, bad tile/overlap/dtype,
             or an output whose size is not an integer multiple of the input.
     """
-    image = np.asarray(image, dtype=np.float32)
+    result, top = None, 0
+    for strip in predict_strips(model, image, output, tile, overlap, dtype):
+        if result is None:
+            factor = strip.shape[1] // np.shape(image)[1]
+            rows = np.shape(image)[0] * factor
+            result = np.empty((rows, *strip.shape[1:]), strip.dtype)
+        result[top : top + len(strip)] = strip
+        top += len(strip)
+        del strip
+    return result
+
+
+def predict_strips(
+    model,
+    image: np.ndarray,
+    output: str = HIGH_OUTPUT,
+    tile: int | str | None = "auto",
+    overlap: int | None = None,
+    dtype=np.float32,
+) -> Iterator[np.ndarray]:
+    """:func:`predict_full`'s result, one horizontal strip of tiles at a time.
+
+    The arguments are checked at the call; the strips come, top to bottom, as the
+    returned iterator is consumed. Each strip is the full result's rows
+    ``[top * s, bottom * s)`` for one row of tile cores, so memory holds one strip
+    and one tile's activations, not the whole result (see
+    :func:`srkit.data.write_png_strips`).
+
+    Args:
+        model, image, output, tile, overlap, dtype: as :func:`predict_full`.
+
+    Returns:
+        iterator of (rows, w * s, 3) arrays of ``dtype``.
+
+    Raises:
+        ValueError: as :func:`predict_full` (an output that is not an integer
+            upscaling is raised while iterating).
+    """
+    image = np.asarray(image)
+    if image.dtype not in (np.uint8, np.uint16):
+        image = np.asarray(image, dtype=np.float32)
     if image.ndim != 3 or image.shape[-1] != 3 or 0 in image.shape:
-        raise ValueError(f"image must be float (h, w, 3), got shape {image.shape}")
+        raise ValueError(f"image must be (h, w, 3) RGB, got shape {image.shape}")
     names = output_names(model)
     if output not in names:
         raise ValueError(
@@ -364,30 +408,39 @@ def predict_full(
     elif overlap is None:
         radius = receptive_radius(model)
         overlap = DEFAULT_OVERLAP if radius is None else ceil(radius) + OVERLAP_SLACK
-    tile = int(tile)
-    result = None
+    return _strips(model, image, output, int(tile), overlap, dtype)
+
+
+def _strips(model, image, output, tile, overlap, dtype) -> Iterator[np.ndarray]:
+    """The strips of :func:`predict_strips`, its arguments checked."""
+    height, width = image.shape[:2]
     for top in _tile_starts(height, tile):
+        bottom = min(top + tile, height)
+        strip = None
         for left in _tile_starts(width, tile):
-            bottom, right = min(top + tile, height), min(left + tile, width)
+            right = min(left + tile, width)
             window_top, window_left = max(top - overlap, 0), max(left - overlap, 0)
             window = image[
                 window_top : min(bottom + overlap, height),
                 window_left : min(right + overlap, width),
             ]
+            if window.dtype != np.float32:
+                window = data.pixels_to_float(window)
             prediction = _predict_batch(model, window[None])[output][0]
             factor = _factor_of(prediction.shape, window.shape, output)
-            if result is None:
-                result = np.empty((height * factor, width * factor, 3), dtype)
+            if strip is None:
+                strip = np.empty(((bottom - top) * factor, width * factor, 3), dtype)
             row, col = (top - window_top) * factor, (left - window_left) * factor
             _store(
-                result[top * factor : bottom * factor, left * factor : right * factor],
+                strip[:, left * factor : right * factor],
                 prediction[
                     row : row + (bottom - top) * factor,
                     col : col + (right - left) * factor,
                 ],
             )
-            del prediction
-    return result
+            del prediction, window
+        yield strip
+        del strip
 
 
 def _factor_of(out_shape, in_shape, output: str) -> int:

@@ -21,6 +21,8 @@ from srkit, so every floor may use it.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 from pathlib import Path
@@ -123,6 +125,46 @@ def shown_path(path: str | os.PathLike, project: str | os.PathLike | None) -> st
         except ValueError:
             pass
     return prefix + ".../" + "/".join(target.parts[-2:])
+
+
+class RunInUse(ValueError):
+    """A run folder's lock is held by a running ``srkit run``."""
+
+
+@contextlib.contextmanager
+def idle_runs(project: Path, also: Path | None = None, doing: str = "this"):
+    """Hold the lock (``RUN/run.lock``) of every run folder of ``project`` for the
+    block, so that no ``srkit run`` starts or goes on writing under it meanwhile.
+
+    Args:
+        project: the project whose ``runs/*`` folders are locked.
+        also: one more run folder (e.g. a ``--run-dir`` outside the project).
+        doing: what the caller does, for the message (``"srkit clean"``).
+
+    Raises:
+        RunInUse: a run holds a lock; the message names the folder, the holder's
+            PID and the way out. Nothing is locked then.
+    """
+    folders = sorted(path for path in (project / RUNS_DIR).glob("*") if path.is_dir())
+    if also is not None and Path(also).absolute() not in map(Path.absolute, folders):
+        folders.append(Path(also))
+    with contextlib.ExitStack() as stack:
+        for folder in folders:
+            path = RunFolder(folder).lock
+            if not path.is_file():
+                continue  # never run (a run takes the lock before it writes)
+            handle = stack.enter_context(open(path, encoding="utf-8"))  # noqa: SIM115
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = handle.read().strip() or "unknown"
+                raise RunInUse(
+                    f"run folder {folder} is in use by a running srkit run (PID "
+                    f"{holder}, lock {path}): {doing} would change what it writes; "
+                    "wait for it to finish (or stop it), then try again"
+                ) from None
+            stack.callback(fcntl.flock, handle, fcntl.LOCK_UN)
+        yield
 
 
 def latest_run_dir(project: Path) -> Path | None:

@@ -368,11 +368,11 @@ def _check_history(run_dir: Path) -> None:
         else:
             if "epoch" not in frame.columns or not len(frame):
                 problem = "holds no epoch rows"
-            elif (
-                frame["epoch"].isna().any()
-                or not frame["epoch"].is_monotonic_increasing
-            ):
-                problem = "has garbled epoch numbers"
+            else:
+                # Text in the column ("zz") would compare as strings: numbers only.
+                epochs = pd.to_numeric(frame["epoch"], errors="coerce")
+                if epochs.isna().any() or not epochs.is_monotonic_increasing:
+                    problem = "has garbled epoch numbers"
     if problem is not None:
         raise ValueError(
             f"{path} {problem}, but {' and '.join(checkpoints)} exist in {run_dir}: "

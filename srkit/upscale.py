@@ -4,8 +4,11 @@ Finds the model (``RUN/models/NAME/best.keras`` of a run, or an explicit
 ``.keras`` file), says where it comes from (its run's profile, training steps and
 validation PSNR, read from the run's records), checks that nothing would be lost
 (the output is never an input and replaces an existing file only when asked) and
-that the image fits in memory, then predicts in tiles into an 8-bit result that
-``srkit.data.write_image`` writes atomically.
+that the image fits in memory, then predicts in tiles from the image's 8-bit (or
+16-bit) samples, each tile converted to float32 alone. A PNG output is streamed:
+each strip of tiles is written as it is predicted (``srkit.data.write_png_strips``),
+so the result is never whole in memory; other formats are predicted into one
+8-bit result that ``srkit.data.write_image`` writes. Both writes are atomic.
 """
 
 from __future__ import annotations
@@ -37,9 +40,11 @@ class ModelNotFound(ValueError):
 
 
 SMOKE_PROFILE = "smoke"
-# Bytes per input pixel besides the result: the float32 input, OpenCV's decoded
-# 8-bit copy and some slack.
-BYTES_PER_INPUT_PIXEL = 4 * 3 + 3 + 4
+# Bytes per input pixel besides the result: the decoded samples (RGBA at 16 bits
+# at most) and some slack.
+BYTES_PER_INPUT_PIXEL = 2 * 4 + 4
+# Output formats written strip by strip, never whole in memory.
+STREAMED_EXTENSIONS = (".png",)
 # TensorFlow and Keras once imported (about 0.8 GB measured on a CPU machine) and
 # one tile's activations.
 BASE_BYTES = 1 * 2**30
@@ -235,11 +240,12 @@ def _pairs(input_path, output_path) -> list[tuple]:
     return [(image, target / image.name) for image in images]
 
 
-def check_image_memory(path: Path, scale: int) -> None:
+def check_image_memory(path: Path, scale: int, streamed: bool = False) -> None:
     """Refuse an image whose upscaling would not fit in the available memory.
 
     The size is read from the file's header (no decoding); formats whose header
-    Pillow cannot read are not checked here.
+    Pillow cannot read are not checked here. The 8-bit result counts unless it
+    is ``streamed`` (a PNG output, written strip by strip).
 
     Raises:
         srkit.data.NotEnoughMemory: naming the file, its size and the estimate.
@@ -249,12 +255,18 @@ def check_image_memory(path: Path, scale: int) -> None:
         return
     height, width = size
     pixels = height * width
-    needed = pixels * (BYTES_PER_INPUT_PIXEL + 3 * scale * scale) + BASE_BYTES
+    result = 0 if streamed else 3 * scale * scale
+    needed = pixels * (BYTES_PER_INPUT_PIXEL + result) + BASE_BYTES
     data.check_memory(
         needed,
         f"upscaling {str(path)!r} ({width}x{height}) x{scale}",
         "use a smaller image (cut it into parts) or --scale 2",
     )
+
+
+def _streamed(target) -> bool:
+    """Whether an output file is written strip by strip (never whole in memory)."""
+    return Path(target).suffix.lower() in STREAMED_EXTENSIONS
 
 
 def _load(path: Path):
@@ -291,11 +303,13 @@ def upscale(
     or hard link), an existing output is replaced only with ``overwrite``, and
     each file is written atomically, so a failure leaves the old one intact. Every
     output is checked before the first is written. Each image is predicted in
-    tiles (see ``srkit.evaluate.predict_full``) straight into an 8-bit result, and
-    refused beforehand when its estimated memory exceeds what is available.
+    tiles from its stored samples (see ``srkit.evaluate.predict_strips``): a PNG
+    output is written strip by strip as it is predicted, other formats from one
+    8-bit result. An image is refused beforehand when its estimated memory
+    exceeds what is available.
 
     Args:
-        input_path: an image file (read with ``srkit.data.read_image``), or a
+        input_path: an image file (read with ``srkit.data.read_pixels``), or a
             folder whose image files (not its subfolders) are all upscaled.
         output_path: the file to write (its extension picks the format), or for
             an input folder the output folder (created; files keep their names).
@@ -339,8 +353,8 @@ def upscale(
             "model of a quick or full run (--run-dir)"
         )
     # A bad first image fails before the model loads.
-    check_image_memory(pairs[0][0], scale)
-    first = data.read_image(pairs[0][0])
+    check_image_memory(pairs[0][0], scale, _streamed(pairs[0][1]))
+    first = data.read_pixels(pairs[0][0])
     network = _load(path)
     names = list(getattr(network, "output_names", None) or [])
     if names and output not in names:
@@ -351,18 +365,26 @@ def upscale(
     written = []
     for index, (source, target) in enumerate(pairs):
         if index:
-            check_image_memory(source, scale)
-        image = first if index == 0 else data.read_image(source)
+            check_image_memory(source, scale, _streamed(target))
+        image = first if index == 0 else data.read_pixels(source)
         first = None
         core = tile or None
         if tile is None:
             limit = MAX_TILE_X4 if scale == 4 else evaluate.MAX_TILE
             core = evaluate.choose_tile(*image.shape[:2], max_tile=limit)
-        result = evaluate.predict_full(
-            network, image, output=output, tile=core, dtype=np.uint8
-        )
+        shape = (image.shape[0] * scale, image.shape[1] * scale, 3)
+        if _streamed(target):
+            strips = evaluate.predict_strips(
+                network, image, output=output, tile=core, dtype=np.uint8
+            )
+            data.write_png_strips(target, shape[0], strips, overwrite=overwrite)
+        else:
+            result = evaluate.predict_full(
+                network, image, output=output, tile=core, dtype=np.uint8
+            )
+            data.write_image(target, result, overwrite=overwrite)
+            shape = result.shape
+            del result
         del image
-        data.write_image(target, result, overwrite=overwrite)
-        written.append((target, tuple(result.shape)))
-        del result
+        written.append((target, tuple(shape)))
     return {"model": provenance, "warnings": notes, "written": written}

@@ -13,10 +13,13 @@ from __future__ import annotations
 import errno
 import fcntl
 import fnmatch
+import functools
 import hashlib
 import io
 import json
 import os
+import re
+import socket
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -123,6 +126,11 @@ class Case:
         stdout: text a success prints.
         patch: simulates the machine (little memory, a read-only disk).
         model_file: add the fixture's ``--model-file`` to an upscale command.
+        step_failure: a step of ``srkit run`` fails inside its notebook: the run's
+            report is expected instead of one line (``srkit run: FAILED``, then
+            ``step NN failed at cell ...: Error: ...`` holding the culprit, then
+            the cell and the notebook), and the kernel's own log lines (TensorFlow
+            and absl, written by the kernel process) are ignored.
     """
 
     name: str
@@ -136,6 +144,7 @@ class Case:
     stdout: str = "wrote "
     patch: Callable[[pytest.MonkeyPatch], None] | None = None
     model_file: bool = True
+    step_failure: bool = False
 
 
 def output_shape(expected: tuple[int, int, int]) -> Callable[[Path], None]:
@@ -282,6 +291,70 @@ def resumed(folder: Path) -> None:
 
 
 RUN_FILES = {"project/runs*", "project/book*"}
+
+
+def refused_url() -> str:
+    """A loopback URL whose port was just free: connecting is refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/archive.tar"
+
+
+def download_from(name: str, url: Callable[[], str]):
+    """Point ``srkit.data.fetch_<name>`` at another URL (no network needed)."""
+
+    def patch(monkeypatch) -> None:
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+        monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+        fetch = getattr(data, f"fetch_{name}")
+        monkeypatch.setattr(data, f"fetch_{name}", functools.partial(fetch, url=url()))
+
+    return patch
+
+
+def local_archive() -> str:
+    """A file:// URL of a small file whose checksum is not the data set's."""
+    return (Path.cwd() / "archive.tar").as_uri()
+
+
+PREPARE = ["prepare", "-n", "2", "--cache-dir", "cache", "--data"]
+
+FIT_STEP = STEP.replace("# # 01 · Step", "# # 01 · Fit").split("# %%\nimport json")[0]
+FIT_STEP += """\
+# %%
+from srkit import data, models, report, train
+
+RUN = report.run_folder(run_dir)
+split = data.prepare(data_source, n_images=n_images, seed=seed, cache_dir=RUN.data)
+model = models.build("simple_model_nearest", seed=seed)
+train.fit(model, split, "mse", steps=1, run_dir=RUN.model(model.name), verbose=0)
+"""
+# A model folder as a crash or a bad merge can leave it: checkpoints beside a
+# history whose epoch column holds text.
+CHECKPOINTS = {
+    "best.keras": b"best checkpoint",
+    "last.keras": b"last checkpoint",
+    "history.csv": b"epoch,loss\n1,0.5\n<<<<<<< HEAD,\n",
+}
+
+
+def garbled_history(folder: Path) -> None:
+    """A project whose one step trains simple_model_nearest, and that model's
+    folder from an earlier run: checkpoints beside a garbled history."""
+    make_project(folder)
+    step = folder / "project" / "notebooks" / "01_a.py"
+    step.write_text(FIT_STEP)
+    models_dir = folder / "project" / "runs" / "smoke" / "models"
+    for name, content in CHECKPOINTS.items():
+        write(models_dir / "simple_model_nearest", name, content)
+
+
+def checkpoints_kept(folder: Path) -> None:
+    model_dir = (
+        folder / "project" / "runs" / "smoke" / "models" / "simple_model_nearest"
+    )
+    assert {path.name: path.read_bytes() for path in model_dir.iterdir()} == CHECKPOINTS
 
 
 CASES = [
@@ -603,6 +676,39 @@ CASES = [
         ["prepare", "--seed", "-1", "--cache-dir", "cache"],
         culprit="seed must be an integer >= 0, got -1",
     ),
+    # ---- downloads: offline, or a file that is not the data set
+    Case(
+        "voc2007_offline",
+        lambda f: None,
+        [*PREPARE, "voc2007"],
+        culprit="could not download the VOC2007 data set",
+        written={"cache*"},
+        patch=download_from("voc2007", refused_url),
+    ),
+    Case(
+        "bsds300_offline",
+        lambda f: None,
+        [*PREPARE, "bsds300"],
+        culprit="could not download the BSDS300 data set",
+        written={"cache*"},
+        patch=download_from("bsds300", refused_url),
+    ),
+    Case(
+        "voc2007_wrong_checksum",
+        lambda f: write(f, "archive.tar", b"not the VOC archive"),
+        [*PREPARE, "voc2007"],
+        culprit="VOC2007 data set downloaded from file://",
+        written={"cache*"},
+        patch=download_from("voc2007", local_archive),
+    ),
+    Case(
+        "bsds300_wrong_checksum",
+        lambda f: write(f, "archive.tar", b"not the BSDS archive"),
+        [*PREPARE, "bsds300"],
+        culprit="checksum mismatch for the BSDS300 data set",
+        written={"cache*"},
+        patch=download_from("bsds300", local_archive),
+    ),
     # ---- run: parameters, paths, the lock, a killed run
     Case(
         "override_of_a_step_that_does_not_exist",
@@ -641,6 +747,27 @@ CASES = [
         culprit="in use by another srkit run (PID 4242",
     ),
     Case(
+        "checkpoints_beside_a_garbled_history",
+        garbled_history,
+        ["run", "--project", "project", "--no-book"],
+        culprit="history.csv has garbled epoch numbers, but best.keras and last.keras",
+        written=RUN_FILES,
+        check=checkpoints_kept,
+        step_failure=True,
+    ),
+    Case(
+        "clean_while_a_run_holds_the_lock",
+        held_lock,
+        ["clean", "--all", "--project", "project"],
+        culprit="in use by a running srkit run (PID 4242",
+    ),
+    Case(
+        "book_while_a_run_holds_the_lock",
+        held_lock,
+        ["book", "--project", "project"],
+        culprit="in use by a running srkit run (PID 4242",
+    ),
+    Case(
         "rerun_after_a_kill",
         killed_run,
         ["run", "--project", "project", "--no-book"],
@@ -650,6 +777,10 @@ CASES = [
         check=resumed,
     ),
 ]
+
+
+# Lines a notebook kernel writes itself when TensorFlow loads (absl's log format).
+KERNEL_LOG = re.compile(r"[IWEF]\d{4} |WARNING: All log messages before absl")
 
 
 def snapshot(folder: Path) -> dict[str, str]:
@@ -704,7 +835,12 @@ def test_bad_input(case, tmp_path, monkeypatch, capfd, model_file):
         assert len(warnings) == 1, err
         assert all(text in warnings[0] for text in texts), err
     errors = [line for line in lines if line not in warnings]
-    if case.culprit is None:
+    if case.step_failure:
+        report = [line for line in errors if not KERNEL_LOG.match(line)]
+        assert report[0] == "srkit run: FAILED", err
+        assert report[1].startswith("step ") and case.culprit in report[1], err
+        assert [line[:2] for line in report[2:]] == ["  ", "  "], err
+    elif case.culprit is None:
         assert errors == [], err
         assert case.stdout in out, out
     else:

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from srkit import bench
+from srkit import bench, bench_train
 
 
 def test_conv_flops_counts_a_known_convolution():
@@ -68,3 +68,20 @@ def test_unknown_settings_are_refused_before_any_work():
         bench.run_benchmark(["simple_model_nearest"], precisions=["fp16"])
     with pytest.raises(ValueError, match="jit"):
         bench.measure_model("simple_model_nearest", jit="sometimes")
+
+
+@pytest.mark.parametrize(
+    "module, argv, named",
+    [
+        (bench, ["--models", "no_such_model"], "'no_such_model'"),
+        (bench, ["--models", "dts_model", "--steps", "0"], "--steps"),
+        (bench_train, ["--models", "no_such_model"], "no_such_model"),
+        (bench_train, ["--precisions", "fp16", "--batch-size", "0"], "fp16"),
+    ],
+)
+def test_a_bad_setting_is_one_line_with_exit_code_2(module, argv, named, capsys):
+    assert module.main(argv) == 2
+    out, err = capsys.readouterr()
+    prog = module.__name__
+    assert out == "" and err.startswith(f"{prog}: error: ") and named in err
+    assert err.count("\n") == 1 and "Traceback" not in err

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from srkit import evaluate, models
+from srkit import data, evaluate, models
 
 
 @pytest.mark.parametrize(
@@ -97,3 +97,23 @@ def test_bad_tiling_arguments(kwargs, match):
     image = np.zeros((6, 6, 3), np.float32)
     with pytest.raises(ValueError, match=match):
         evaluate.predict_full(lambda_model(), image, "low_upsample", **kwargs)
+
+
+def test_8bit_input_is_converted_window_by_window_to_the_same_prediction():
+    model = models.build("dts_model", seed=2)
+    pixels = np.random.default_rng(6).integers(0, 256, (21, 30, 3), dtype=np.uint8)
+    floats = data.pixels_to_float(pixels)
+    whole = evaluate.predict_full(model, floats, "high_upsample", tile=None)
+    tiled = evaluate.predict_full(model, pixels, "high_upsample", tile=8)
+    np.testing.assert_array_equal(
+        tiled, evaluate.predict_full(model, floats, "high_upsample", tile=8)
+    )
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+    strips = list(
+        evaluate.predict_strips(model, pixels, "high_upsample", tile=8, dtype=np.uint8)
+    )
+    assert [len(strip) for strip in strips] == [32, 32, 20]
+    np.testing.assert_array_equal(
+        np.concatenate(strips),
+        evaluate.predict_full(model, floats, "high_upsample", tile=8, dtype=np.uint8),
+    )

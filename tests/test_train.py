@@ -221,8 +221,9 @@ def test_changed_settings_start_over_with_a_warning(split, tmp_path):
         (lambda path: path.write_bytes(b"\x00\xff garbage\n\x01"), "history.csv"),
         (lambda path: path.write_text("epoch,loss\n"), "holds no epoch rows"),
         (lambda path: path.write_text("epoch,loss\n2,0.1\n1,0.2\n"), "garbled"),
+        (lambda path: path.write_text("epoch,loss\n1,0.1\nzz,\n"), "garbled"),
     ],
-    ids=["missing", "binary", "no_rows", "epochs_out_of_order"],
+    ids=["missing", "binary", "no_rows", "epochs_out_of_order", "text_epoch"],
 )
 def test_checkpoints_without_a_readable_history_are_kept(
     split, tmp_path, damage, problem

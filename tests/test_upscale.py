@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from srkit import cli, data, upscale
+from srkit import cli, data, evaluate, upscale
 
 
 def tiny_model(path):
@@ -100,5 +100,47 @@ def test_memory_estimate_counts_the_result_of_a_large_photo(tmp_path, monkeypatc
         upscale.data, "check_memory", lambda needed, what, way: seen.update(n=needed)
     )
     upscale.check_image_memory(tmp_path / "photo.jpg", 4)
-    # at least the x4 uint8 result (1.15 GB) and the float32 input (0.29 GB)
-    assert seen["n"] >= 6000 * 4000 * 3 * (16 + 4)
+    # at least the x4 uint8 result (1.15 GB) and the 8-bit input (0.07 GB)
+    assert seen["n"] >= 6000 * 4000 * 3 * (16 + 1)
+    whole = seen["n"]
+    upscale.check_image_memory(tmp_path / "photo.jpg", 4, streamed=True)
+    assert seen["n"] == whole - 6000 * 4000 * 3 * 16  # a PNG is written in strips
+
+
+def test_a_streamed_png_decodes_to_the_strips_and_fails_whole(tmp_path):
+    pixels = np.random.default_rng(1).integers(0, 256, (37, 23, 3), dtype=np.uint8)
+    path = data.write_png_strips(
+        tmp_path / "s.png", 37, (pixels[top : top + 10] for top in range(0, 37, 10))
+    )
+    np.testing.assert_array_equal(data.read_pixels(path), pixels)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="30 rows of the 37 announced"):
+        data.write_png_strips(path, 37, [pixels[:10], pixels[10:30]])
+    with pytest.raises(ValueError, match="does not continue"):
+        data.write_png_strips(path, 37, [pixels[:10], pixels[10:, :5]])
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.png"]
+
+
+@pytest.mark.parametrize("suffix", [".png", ".bmp"])
+def test_upscale_writes_the_tiled_8bit_prediction(tmp_path, suffix):
+    model_file = tmp_path / "tiny.keras"
+    inputs = keras.Input((None, None, 3))
+    low = keras.layers.UpSampling2D(2, name="low_upsample")(inputs)
+    keras.Model(
+        inputs,
+        keras.layers.Conv2D(3, 3, padding="same", name="high_upsample")(
+            keras.layers.UpSampling2D(2)(low)
+        ),
+    ).save(model_file)
+    pixels = np.random.default_rng(2).integers(0, 256, (19, 26, 3), dtype=np.uint8)
+    data.write_image(tmp_path / "in.png", pixels)
+    out = tmp_path / f"out{suffix}"
+    upscale.upscale(
+        tmp_path / "in.png", out, "x", model_file=model_file, scale=4, tile=8
+    )
+    network = upscale._load(model_file)
+    expected = evaluate.predict_full(
+        network, pixels, "high_upsample", tile=8, dtype=np.uint8
+    )
+    np.testing.assert_array_equal(data.read_pixels(out), expected)
