@@ -28,6 +28,8 @@ from srkit import __version__
 
 BACKENDS = ("tensorflow", "jax", "torch")
 DEFAULT_BACKEND = "tensorflow"  # what Keras uses with no setting
+# How pages spell the Keras backends that records name in lower case.
+BACKEND_LABELS = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 VERSION_PACKAGES = (
     "tensorflow",
     "keras",
@@ -267,8 +269,9 @@ def backend_gpus_row(hardware: dict) -> tuple[str, int]:
     """
     if "backend_gpus" in hardware:
         backend = hardware.get("backend") or "the backend"
-        return f"GPUs {backend} sees", len(hardware["backend_gpus"])
-    return "GPUs tensorflow sees", len(hardware.get("tensorflow_gpus", []))
+        name = BACKEND_LABELS.get(backend, backend)
+        return f"GPUs {name} sees", len(hardware["backend_gpus"])
+    return "GPUs TensorFlow sees", len(hardware.get("tensorflow_gpus", []))
 
 
 def load_average() -> str:

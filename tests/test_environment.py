@@ -59,12 +59,12 @@ def test_hardware_asks_the_backend_only_when_there_is_a_gpu(monkeypatch):
 
 def test_the_gpu_row_names_the_recorded_backend():
     assert environment.backend_gpus_row({"backend": "jax", "backend_gpus": ["g"]}) == (
-        "GPUs jax sees",
+        "GPUs JAX sees",
         1,
     )
     # a run.json written before the backend was recorded
     assert environment.backend_gpus_row({"tensorflow_gpus": []}) == (
-        "GPUs tensorflow sees",
+        "GPUs TensorFlow sees",
         0,
     )
 
