@@ -100,6 +100,23 @@ def _predict_batch(model, images: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
+def _one_output(model, output: str):
+    """The part of ``model`` that computes ``output`` alone, sharing its layers.
+
+    Scoring x2 with a two-output model would otherwise also run its x4 branch,
+    which works on the largest maps: for the result models that is more than half
+    of the work (measured 4.0 s against 1.6 s on a 200 px input). A model that is
+    not a graph of layers (subclassed) is returned as it is.
+    """
+    import keras  # deferred: plotting and metrics files need no Keras
+
+    names = output_names(model)
+    if names == [output] or not getattr(model, "outputs", None):
+        return model
+    tensor = model.outputs[names.index(output)]
+    return keras.Model(model.input, tensor, name=f"{model.name}_{output}")
+
+
 def _as_image_batch(images, what: str) -> np.ndarray:
     array = np.asarray(images, dtype=np.float32)
     if array.ndim != 4 or array.shape[-1] != 3:
@@ -414,6 +431,7 @@ def predict_strips(
 def _strips(model, image, output, tile, overlap, dtype) -> Iterator[np.ndarray]:
     """The strips of :func:`predict_strips`, its arguments checked."""
     height, width = image.shape[:2]
+    model = _one_output(model, output)
     for top in _tile_starts(height, tile):
         bottom = min(top + tile, height)
         strip = None

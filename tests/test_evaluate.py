@@ -220,6 +220,19 @@ def test_predict_full_tiled_equals_untiled(model):
         evaluate.predict_full(model, image, "middle")
 
 
+def test_predict_full_of_one_output_skips_the_other_branch(model):
+    # x2 of a two-output model runs only the layers its low output needs, with
+    # the model's own weights: the same values as the whole model's low output.
+    image = np.random.default_rng(2).random((21, 17, 3), dtype=np.float32)
+    low = evaluate.predict_full(model, image, "low_upsample")
+    whole = model(image[None], training=False)[0]
+    np.testing.assert_allclose(low, np.clip(np.asarray(whole[0]), 0, 1), atol=1e-5)
+    part = evaluate._one_output(model, "low_upsample")
+    assert evaluate.output_names(part) == ["low_upsample"]
+    assert len(part.layers) < len(model.layers)
+    assert {id(w) for w in part.weights} <= {id(w) for w in model.weights}
+
+
 # ------------------------------------------------------------------------ benchmark
 
 
