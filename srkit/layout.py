@@ -11,6 +11,8 @@ produces::
       .kernels/              kernel files of the running step (swept by the next run)
       data/<key>.npz         prepared data, shared by the steps
       steps/<stem>/metrics.json
+      steps/<stem>/kernel.log  the step kernel's own output (TensorFlow's C++ log,
+                             crash reports); the notebook holds the cells' output
       models/<name>/best.keras, last.keras, history.csv, settings.json,
                     gif_<output>.gif
 
@@ -40,6 +42,7 @@ PARAMS_FILE = "params.yaml"
 RUN_RECORDS = "run.json"
 BOOK_LOG = "book_build.log"
 METRICS_FILE = "metrics.json"
+KERNEL_LOG = "kernel.log"  # in steps/<stem>: what the kernel process printed itself
 LOCK_FILE = "run.lock"  # held (flock) by the running srkit run, with its PID
 KERNEL_FILES_DIR = ".kernels"  # kernel connection files and temporary notebooks
 
@@ -265,6 +268,10 @@ class RunFolder:
     def step_metrics(self, stem: str) -> Path:
         """``steps/<stem>/metrics.json``: the record one step writes."""
         return self.step(stem) / METRICS_FILE
+
+    def step_kernel_log(self, stem: str) -> Path:
+        """``steps/<stem>/kernel.log``: the output of the step's kernel process."""
+        return self.step(stem) / KERNEL_LOG
 
     def all_step_metrics(self) -> list[Path]:
         """Every step record present, in step order."""

@@ -68,6 +68,7 @@ HEARTBEAT_S = 30.0  # seconds between "still running" lines of a long step
 KERNEL_NAME = "python3"  # the native ipykernel of the running interpreter
 FALLBACK_KERNEL_NAME = "srkit"  # installed when "python3" points elsewhere
 KERNEL_START_TIMEOUT_S = 120  # TensorFlow-heavy environments start slowly
+KERNEL_LOG_TAIL = 8  # lines of a dead kernel's own output quoted in the error
 # the kernel's own log (e.g. "running over TCP without encryption" on the loopback,
 # or "KeyboardInterrupt caught in kernel" when Ctrl-C stops a run) is noise in a
 # batch run; cell errors and outputs still reach the notebook
@@ -122,10 +123,20 @@ class StepFailed(PipelineError):
         exec_count: the cell's execution count ("In [n]"), or None.
         ename, evalue: the exception's name and message.
         notebook: path of the partially executed notebook.
+        kernel_log: the kernel process's own output when the kernel died (its
+            last lines are in the message), else None.
     """
 
     def __init__(
-        self, step, cell_index, exec_count, ename, evalue, notebook, source=""
+        self,
+        step,
+        cell_index,
+        exec_count,
+        ename,
+        evalue,
+        notebook,
+        source="",
+        kernel_log=None,
     ):
         self.step = step
         self.cell_index = cell_index
@@ -134,6 +145,7 @@ class StepFailed(PipelineError):
         self.evalue = evalue
         self.notebook = Path(notebook)
         self.source = source
+        self.kernel_log = None if kernel_log is None else Path(kernel_log)
         where = "cell unknown" if cell_index is None else f"cell {cell_index}"
         if exec_count is not None:
             where += f" (In [{exec_count}])"
@@ -143,7 +155,20 @@ class StepFailed(PipelineError):
             f"  cell starts with: {first_line}" if first_line else "",
             f"  partially executed notebook: {self.notebook}",
         ]
+        if self.kernel_log is not None:
+            tail = _last_lines(self.kernel_log, KERNEL_LOG_TAIL)
+            lines.append(f"  the kernel's own output: {self.kernel_log}")
+            lines.extend(f"    | {line}" for line in tail)
         super().__init__("\n".join(line for line in lines if line))
+
+
+def _last_lines(path: Path, count: int) -> list[str]:
+    """The last ``count`` non-blank lines of a text file ([] when unreadable)."""
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return []
+    return [line for line in text.splitlines() if line.strip()][-count:]
 
 
 # --------------------------------------------------------------------- project
@@ -834,7 +859,9 @@ def _heartbeat(label: str, notebook_path: Path, echo: Echo, every: float):
             thread.join(timeout=5)
 
 
-def _failure_from_notebook(step: Step, notebook_path: Path, error: Exception):
+def _failure_from_notebook(
+    step: Step, notebook_path: Path, error: Exception, kernel_log: Path | None
+):
     """StepFailed for an error papermill did not attribute to a cell (dead kernel)."""
     index = None
     with contextlib.suppress(OSError, ValueError, KeyError):
@@ -843,8 +870,34 @@ def _failure_from_notebook(step: Step, notebook_path: Path, error: Exception):
             if cell.get("metadata", {}).get("papermill", {}).get("status") == "running":
                 index = i
     return StepFailed(
-        step.stem, index, None, type(error).__name__, str(error).strip(), notebook_path
+        step.stem,
+        index,
+        None,
+        type(error).__name__,
+        str(error).strip(),
+        notebook_path,
+        kernel_log=kernel_log,
     )
+
+
+def _kernel_manager_writing_to(log_path: Path):
+    """A jupyter_client kernel manager class whose kernel prints into a file.
+
+    The kernel process's own output (TensorFlow's C++ log lines about CUDA, a
+    crash report) would otherwise interleave with the run's progress lines. The
+    cells' output is not affected: the notebook holds it.
+    """
+    import subprocess
+
+    from jupyter_client.manager import AsyncKernelManager  # nbclient's default
+
+    class LoggedKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            with open(log_path, "ab") as log:
+                kw.update(stdout=log, stderr=subprocess.STDOUT)
+                await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    return LoggedKernelManager
 
 
 def execute_step(
@@ -857,6 +910,7 @@ def execute_step(
     label: str = "",
     heartbeat_s: float = HEARTBEAT_S,
     scratch: Path | None = None,
+    kernel_log: Path | None = None,
 ) -> None:
     """Execute one step notebook with papermill.
 
@@ -872,6 +926,8 @@ def execute_step(
         scratch: folder for the temporary input notebook and the kernel's
             connection file (removed when the step ends; a killed run's leftovers
             are swept by the next run); default: the system's temporary folder.
+        kernel_log: file that receives the kernel process's own output (written
+            anew); None lets it print to this process's terminal.
 
     Raises:
         StepFailed: when a cell raises or the kernel dies.
@@ -906,6 +962,20 @@ def execute_step(
         stack.enter_context(_quiet_loggers())
         stack.enter_context(_heartbeat(label, notebook_path, echo, heartbeat_s))
         stack.callback(_record_source, notebook_path, step.path)
+        client_options = {"extra_arguments": KERNEL_ARGUMENTS}
+        if kernel_log is not None:
+            kernel_log = Path(kernel_log)
+            kernel_log.parent.mkdir(parents=True, exist_ok=True)
+            kernel_log.write_bytes(b"")
+            client_options["kernel_manager_class"] = _kernel_manager_writing_to(
+                kernel_log
+            )
+            # ipykernel would relay that output through a thread, which loses the
+            # last lines of a kernel that dies; written directly, they stay
+            client_options["extra_arguments"] = [
+                *KERNEL_ARGUMENTS,
+                "--IPKernelApp.capture_fd_output=False",
+            ]
         try:
             papermill.execute_notebook(
                 str(source_notebook),
@@ -918,7 +988,7 @@ def execute_step(
                 progress_bar=False,
                 request_save_on_cell_execute=True,
                 start_timeout=KERNEL_START_TIMEOUT_S,
-                extra_arguments=KERNEL_ARGUMENTS,
+                **client_options,
             )
         except PapermillExecutionError as error:
             raise StepFailed(
@@ -931,7 +1001,9 @@ def execute_step(
                 error.source or "",
             ) from None
         except Exception as error:  # dead kernel, timeout, bad notebook
-            raise _failure_from_notebook(step, notebook_path, error) from error
+            raise _failure_from_notebook(
+                step, notebook_path, error, kernel_log
+            ) from error
 
 
 def _record_source(notebook_path: Path, source: Path) -> None:
@@ -1430,6 +1502,7 @@ def _execute_steps(
                 label=label,
                 heartbeat_s=heartbeat_s,
                 scratch=plan.folder.kernels,
+                kernel_log=plan.folder.step_kernel_log(step.stem),
             )
         except StepFailed as error:
             failure = error

@@ -588,6 +588,33 @@ def test_failure_stops_the_run(tmp_path, fakes):
     assert executed_since(run_dir, 2) == ["02_b"]
 
 
+def test_the_kernels_own_output_goes_to_its_log_not_the_terminal(
+    tmp_path, fakes, capfd
+):
+    # What a kernel process writes itself (TensorFlow's C++ lines about CUDA) goes
+    # to steps/<stem>/kernel.log; a kernel that dies is reported with its last lines.
+    project = make_project(tmp_path / "p", extra_parameters="crash: bool = False\n")
+    source = project / "notebooks" / "02_b.py"
+    source.write_text(
+        source.read_text() + "\n# %%\nimport os\n"
+        'os.write(2, b"native noise of 02_b\\n")\n'
+        "if crash:\n"
+        '    os.write(2, b"native crash report\\n")\n'
+        "    os._exit(3)\n"
+    )
+    run_dir = project / "runs" / "smoke"
+    run_quiet(project)
+    log = layout.RunFolder(run_dir).step_kernel_log("02_b")
+    assert "native noise of 02_b" in log.read_text()
+    assert "native noise" not in capfd.readouterr().err
+    with pytest.raises(pipeline.StepFailed) as caught:
+        run_quiet(project, overrides=["02.crash=true"])
+    message = str(caught.value)
+    assert caught.value.kernel_log == log and str(log) in message
+    assert "| native crash report" in message
+    assert "native crash report" not in capfd.readouterr().err
+
+
 def test_heartbeat_prints_while_a_step_runs(project):
     source = project / "notebooks" / "01_a.py"
     source.write_text(
