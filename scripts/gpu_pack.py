@@ -401,6 +401,7 @@ def collect(arguments) -> int:
             "run.json",
             "params.yaml",
             "steps/*/metrics.json",
+            "steps/*/kernel.log",  # XLA and CUDA messages of each step's kernel
             "models/*/history.csv",
             "models/*/settings.json",
             "models/*/*.gif",
