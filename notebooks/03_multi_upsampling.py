@@ -76,7 +76,9 @@ plots.sample_grid(split.val, n=3)
 # `low_upsample` head (a 1x1 convolution to three colour channels), and a second
 # bilinear upsampling that feeds the `high_upsample` head. From here on the fixed
 # upsampling layers are bilinear, the variant the original study preferred in step 02.
-# The only new parameters are the 195 of the second head.
+# The only new parameters are the 195 of the second head. As in step 02, each head
+# runs before the upsamplings it feeds (the same function, see there), so the table
+# shows `high_upsample_head` followed by two x2 upsamplings of its three channels.
 
 # %% tags=["scroll-output"]
 model = models.build(MODEL, seed=seed)

@@ -74,7 +74,9 @@ plots.sample_grid(split.val, n=3)
 # ## Model
 #
 # `Res(32)` is `x + Conv3x3(Conv3x3(x))` with 32 channels (18,496 parameters). The
-# outputs are 1x1 convolutions from 32 channels, so each head has 99 parameters.
+# outputs are 1x1 convolutions from 32 channels, so each head has 99 parameters. The
+# `high_upsample` head runs before the last upsampling, which then interpolates 3
+# channels instead of 32: the same function, as step 02 explains.
 
 # %% tags=["scroll-output"]
 model = models.build(MODEL, seed=seed)

@@ -16,7 +16,9 @@ branch is linear (see ``srkit.layers``). Interpolating models from step 03 on
 use bilinear upsampling, the better variant of step 02 in the original study,
 through ``srkit.layers.BilinearUpSampling2D`` (the values of Keras'
 ``UpSampling2D(interpolation="bilinear")``, which in Keras 3.15 fails on
-TensorFlow once a model sees a second image size).
+TensorFlow once a model sees a second image size). Where an upsampling feeds
+only a head, the head comes first (``<output>_head``, then the upsamplings):
+the same function, on 3 channels instead of 64 or 128.
 """
 
 from __future__ import annotations
@@ -213,19 +215,32 @@ def _upsample(x, name, interpolation="bilinear"):
     return blocks.BilinearUpSampling2D(2, name=name)(x)
 
 
+def _upsampled_head(x, output, doublings, interpolation="bilinear"):
+    """``output``: the 1x1 head of ``x``, then ``doublings`` x2 upsamplings.
+
+    The same function as the head applied after the upsamplings: both are linear,
+    and the interpolation weights of every output pixel sum to 1, so the head's
+    bias passes through unchanged. Applied first, the head leaves 3 channels to
+    interpolate instead of x's 64 or 128; for step 03 on a 2-core CPU a training
+    step took 0.11 s instead of 0.66.
+    """
+    x = _head(x, f"{output}_head")
+    for doubling in range(1, doublings + 1):
+        name = output if doubling == doublings else f"{output}_x{2**doubling}"
+        x = _upsample(x, name, interpolation)
+    return x
+
+
 def _simple(inputs, interpolation):
     x = blocks.conv(inputs, 64, name="conv1")
     x = blocks.conv(x, 64, name="conv2")
-    x = _upsample(x, "up_x2", interpolation)
-    return [_head(x, LOW_OUTPUT)]
+    return [_upsampled_head(x, LOW_OUTPUT, 1, interpolation)]
 
 
 def _multi_upsampling(inputs, _vgg_weights):
     x = blocks.conv(inputs, 64, name="conv1")
     x = blocks.conv(x, 64, name="conv2")
-    up2 = _upsample(x, "up_x2")
-    up4 = _upsample(up2, "up_x4")
-    return [_head(up2, LOW_OUTPUT), _head(up4, HIGH_OUTPUT)]
+    return [_upsampled_head(x, LOW_OUTPUT, 1), _upsampled_head(x, HIGH_OUTPUT, 2)]
 
 
 def _residual_like(inputs, block):
@@ -235,8 +250,7 @@ def _residual_like(inputs, block):
     x = block(x, "block2")
     up2 = _upsample(x, "up_x2")
     x = block(up2, "block3")
-    up4 = _upsample(x, "up_x4")
-    return [_head(up2, LOW_OUTPUT), _head(up4, HIGH_OUTPUT)]
+    return [_head(up2, LOW_OUTPUT), _upsampled_head(x, HIGH_OUTPUT, 1)]
 
 
 def _residual(inputs, _vgg_weights):
@@ -258,9 +272,7 @@ def _vgg_feature_extract(inputs, vgg_weights):
     x = blocks.conv(inputs, 64, 1, name="conv1")
     x = blocks.conv(x, 64, 1, name="conv2")
     x = layers.Concatenate(name="concat_vgg")([x, _vgg(inputs, vgg_weights)])
-    up2 = _upsample(x, "up_x2")
-    up4 = _upsample(up2, "up_x4")
-    return [_head(up2, LOW_OUTPUT), _head(up4, HIGH_OUTPUT)]
+    return [_upsampled_head(x, LOW_OUTPUT, 1), _upsampled_head(x, HIGH_OUTPUT, 2)]
 
 
 def _d2s(x, name):

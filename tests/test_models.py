@@ -139,10 +139,55 @@ def test_predict_several_sizes_in_a_row(zoo, tmp_path, name):
 
 def test_bilinear_models_use_the_srkit_layer(zoo):
     for name in ("simple_model_bilinear", "multi_upsampling_model"):
-        assert isinstance(zoo(name).get_layer("up_x2"), layers.BilinearUpSampling2D)
-    nearest = zoo("simple_model_nearest").get_layer("up_x2")
+        upsampling = zoo(name).get_layer("low_upsample")
+        assert isinstance(upsampling, layers.BilinearUpSampling2D)
+    nearest = zoo("simple_model_nearest").get_layer("low_upsample")
     assert isinstance(nearest, keras.layers.UpSampling2D)
     assert nearest.interpolation == "nearest"
+
+
+# (model, output): the interpolation and the x2 upsamplings that follow the head.
+HEAD_FIRST = {
+    ("simple_model_nearest", "low_upsample"): ("nearest", 1),
+    ("simple_model_bilinear", "low_upsample"): ("bilinear", 1),
+    ("multi_upsampling_model", "low_upsample"): ("bilinear", 1),
+    ("multi_upsampling_model", "high_upsample"): ("bilinear", 2),
+    ("residual_block_model", "high_upsample"): ("bilinear", 1),
+    ("dilated_conv_block_model", "high_upsample"): ("bilinear", 1),
+    ("vgg_feature_extract_model", "low_upsample"): ("bilinear", 1),
+    ("vgg_feature_extract_model", "high_upsample"): ("bilinear", 2),
+}
+
+
+@pytest.mark.parametrize(("name", "output"), sorted(HEAD_FIRST))
+def test_heads_before_upsampling_give_the_studys_function(name, output):
+    # A 1x1 head and a fixed interpolation commute (the interpolation weights of
+    # each pixel sum to 1), so the zoo applies the head first, on 3 channels. The
+    # study's order, rebuilt here with Keras' own UpSampling2D, must agree.
+    interpolation, doublings = HEAD_FIRST[(name, output)]
+    model = models.build(name)
+    rng = np.random.default_rng(3)
+    for weights in model.trainable_weights:  # non-zero biases, not only kernels
+        weights.assign(rng.normal(0, 0.1, weights.shape).astype("float32"))
+    x = rng.random((2, 10, 14, 3), "float32")
+    head = model.get_layer(f"{output}_head")
+    prediction = keras.Model(model.input, model.get_layer(output).output)(x)
+
+    features = keras.Model(model.input, head.input)(x)
+    upsampling = keras.layers.UpSampling2D(2, interpolation=interpolation)
+    for _ in range(doublings):
+        features = upsampling(features)
+    kernel, bias = head.get_weights()
+    expected = np.einsum(
+        "nhwc,cd->nhwd", keras.ops.convert_to_numpy(features), kernel[0, 0]
+    )
+    expected += bias
+    scale = 2 if output == "low_upsample" else 4
+    assert prediction.shape == (2, 10 * scale, 14 * scale, 3)
+    assert head.input.shape[-1] > 3  # the head did shrink the channels first
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(prediction), expected, rtol=0, atol=2e-5
+    )
 
 
 @pytest.mark.parametrize("size", [1, 2, 4])
