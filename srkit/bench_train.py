@@ -56,8 +56,8 @@ def cpu_flags() -> dict[str, object]:
     }
 
 
-def _targets(subset, outputs, index):
-    arrays = {name: getattr(subset, TARGETS[name])[index] for name in outputs}
+def _targets(targets, outputs):
+    arrays = {name: targets[TARGETS[name]] for name in outputs}
     return arrays[outputs[0]] if len(outputs) == 1 else arrays
 
 
@@ -68,7 +68,8 @@ def measure(
 
     Args:
         name: a name from ``srkit.models.MODEL_NAMES``.
-        split: a ``srkit.data.Split``; batches cycle through ``split.train``.
+        split: a ``srkit.data.Split``; batches are drawn from ``split.train``
+            (``srkit.train.batches``) before the clock starts.
         precision: "float32" or "mixed_bfloat16".
         steps: timed training batches (>= 1).
         batch_size: images per batch (>= 1).
@@ -85,20 +86,15 @@ def measure(
     loss = models.MODEL_INFO[name]["loss"]
     trained = train.prepare_model(model, loss, 1e-3, precision)
     outputs = list(trained.output_names)
-    n_train = len(split.train.x)
-
-    def step(number):
-        index = (number * batch_size + np.arange(batch_size)) % n_train
-        trained.train_on_batch(
-            split.train.x[index], _targets(split.train, outputs, index)
-        )
-
-    for number in range(warmup):
-        step(number)
+    stream = train.batches(split.train, batch_size, seed=0)
+    batches = [next(stream) for _ in range(warmup + steps)]
+    for x, targets in batches[:warmup]:
+        trained.train_on_batch(x, _targets(targets, outputs))
     seconds = []
-    for number in range(warmup, warmup + steps):
+    for x, targets in batches[warmup:]:
         started = time.perf_counter()
-        step(number)  # train_on_batch returns numbers, so the step has finished
+        # train_on_batch returns numbers, so the step has finished
+        trained.train_on_batch(x, _targets(targets, outputs))
         seconds.append(time.perf_counter() - started)
     gc.collect()
     # The median step resists a stray slow step (another process, a GC pause).
@@ -159,7 +155,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
     parser.add_argument(
-        "--n-images", type=int, default=DEFAULT_IMAGES, help="sample crops to prepare"
+        "--n-images",
+        type=int,
+        default=DEFAULT_IMAGES,
+        help="n_images of srkit.data.prepare (in patch mode the sample source uses "
+        "every photo)",
     )
     parser.add_argument(
         "--precisions",
@@ -249,7 +249,8 @@ def _run(arguments: argparse.Namespace) -> int:
         progress=False,
     )
     print(
-        f"data: sample, {len(split.train.x)} training crops of 72x72; batch "
+        f"data: sample, fresh random windows (72 px inputs) of {len(split.train)} "
+        f"training photos; batch "
         f"{arguments.batch_size}, 1 warm-up batch + {arguments.steps} timed batches "
         "(img/s from the median batch time)"
     )

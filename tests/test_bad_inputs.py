@@ -658,7 +658,7 @@ CASES = [
         "prepare_a_huge_n",
         lambda f: None,
         ["prepare", "-n", "100000", "--mode", "crop", "--cache-dir", "cache"],
-        culprit="preparing 100000 crop windows of 'sample' needs about 243.",
+        culprit="preparing 100000 crop windows of 'sample' needs about 85.",
         patch=lambda monkeypatch: monkeypatch.setattr(
             data, "available_memory", lambda: 8 * 2**30
         ),

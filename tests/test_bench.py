@@ -85,3 +85,14 @@ def test_a_bad_setting_is_one_line_with_exit_code_2(module, argv, named, capsys)
     prog = module.__name__
     assert out == "" and err.startswith(f"{prog}: error: ") and named in err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_bench_train_runs_on_the_default_patch_source(tmp_path, capsys):
+    # The default sample split streams windows (no x array): the tool must draw
+    # its batches, as training does.
+    argv = ["--models", "simple_model_nearest", "--precisions", "float32"]
+    argv += ["--steps", "1", "--batch-size", "2", "--cache-dir", str(tmp_path)]
+    assert bench_train.main(argv) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("simple_model"))
+    assert row.split()[1] == "38915" and float(row.split()[2]) > 0

@@ -36,8 +36,9 @@ def write_noise(path: Path, height: int, width: int, seed: int = 0) -> Path:
 def assert_splits_equal(first: data.Split, second: data.Split) -> None:
     for side in ("train", "val"):
         a, b = getattr(first, side), getattr(second, side)
-        assert a.names == b.names
-        for name in ("x", "y2", "y4"):
+        assert type(a) is type(b) and a.names == b.names
+        arrays = ("x_u8", "y2_u8", "y4_u8") if side == "train" else ("x", "y2", "y4")
+        for name in arrays:
             np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
 
 
@@ -463,7 +464,7 @@ def test_folder_crop_mode_skips_small_images_with_count(tmp_path):
         )
     names = sorted(split.train.names + split.val.names)
     assert names == ["big/b0", "big/b1", "big/b2"]
-    assert split.train.y4.shape[1:] == (288, 288, 3)
+    assert split.train.y4_u8.shape[1:] == (288, 288, 3)
 
 
 def test_folder_split_shapes_ranges_and_determinism(tmp_path):
@@ -480,7 +481,8 @@ def test_folder_split_shapes_ranges_and_determinism(tmp_path):
     assert 1 <= len(split.val) <= 5
     assert split.info["n_train"] == len(split.train)
     assert split.info["n_val"] == len(split.val)
-    for subset in (split.train, split.val):
+    assert isinstance(split.train, data.WindowSource)
+    for subset in (split.train.take(range(len(split.train))), split.val):
         assert subset.x.shape[1:] == (72, 72, 3) and subset.x.dtype == np.float32
         assert subset.y2.shape[1:] == (144, 144, 3)
         assert subset.y4.shape[1:] == (288, 288, 3)
@@ -602,11 +604,8 @@ def test_sample_split_by_photo_deterministic(tmp_path):
     assert "motorcycle_right" not in train_photos | val_photos
     assert split.info["n_val_photos"] == len(val_photos) >= 1
     assert all(len(n.rsplit("_", 1)[1]) == 3 for n in split.train.names)
-    # Crops are real pixels: 8-bit values, within [0, 1].
-    assert split.train.y4.min() >= 0 and split.train.y4.max() <= 1
-    np.testing.assert_allclose(
-        split.train.y4 * 255, np.rint(split.train.y4 * 255), atol=1e-4
-    )
+    # Crops are real pixels, kept as 8-bit values.
+    assert split.train.y4_u8.dtype == np.uint8 and split.train.y4_u8.max() > 200
     again = data.prepare(
         "sample", n_images=20, seed=0, mode="crop", cache_dir=tmp_path / "b"
     )
@@ -614,7 +613,7 @@ def test_sample_split_by_photo_deterministic(tmp_path):
     other = data.prepare(
         "sample", n_images=20, seed=1, mode="crop", cache_dir=tmp_path / "b"
     )
-    assert not np.array_equal(other.train.y4, split.train.y4)
+    assert not np.array_equal(other.train.y4_u8, split.train.y4_u8)
 
 
 def test_sample_resize_mode_caps_at_photo_count(tmp_path):
@@ -623,6 +622,54 @@ def test_sample_resize_mode_caps_at_photo_count(tmp_path):
     n_photos = split.info["n_photos"]
     assert len(split.train) + len(split.val) == n_photos
     assert all(name.endswith("_000") for name in split.train.names + split.val.names)
+
+
+def test_resize_mode_keeps_training_windows_as_uint8(tmp_path):
+    folder = tmp_path / "images"
+    for index in range(10):
+        write_noise(folder / f"img{index:02d}.png", 300 + index, 320, seed=index)
+    split = data.prepare(
+        f"folder:{folder}", mode="resize", n_images=0, cache_dir=tmp_path / "c"
+    )
+    source, n = split.train, len(split.train)
+    assert isinstance(source, data.WindowSource)
+    stored = (source.x_u8, source.y2_u8, source.y4_u8)
+    assert [array.dtype for array in stored] == [np.uint8] * 3
+    # The window is the resized photo rounded to 8 bits, as a saved file would be.
+    photo = data.read_image(folder / f"{source.names[0]}.png")
+    resized = data.imresize(photo, output_shape=(288, 288))
+    np.testing.assert_array_equal(
+        source.y4_u8[0], np.rint(np.clip(resized, 0, 1) * 255).astype(np.uint8)
+    )
+    # As float32 the same split takes four times the memory; the inputs and x2
+    # targets are exactly the 8-bit bicubic downscales of the windows.
+    floats = source.take(range(n))
+    assert 4 * sum(a.nbytes for a in stored) == sum(
+        a.nbytes for a in (floats.x, floats.y2, floats.y4)
+    )
+    np.testing.assert_array_equal(floats.y2, data.to_8bit(data.downscale(floats.y4, 2)))
+    np.testing.assert_array_equal(floats.x, data.to_8bit(data.downscale(floats.y4, 4)))
+    # A batch is float32, repeats from the generator, and has no repeated window
+    # while there are enough.
+    first = source.draw(n, np.random.default_rng(7))
+    again = source.draw(n, np.random.default_rng(7))
+    np.testing.assert_array_equal(first.y4, again.y4)
+    assert sorted(first.names) == sorted(source.names)
+    assert first.x.dtype == np.float32 and first.x.shape == (n, 72, 72, 3)
+    assert len(source.draw(n + 3, np.random.default_rng(7)).names) == n + 3
+    with pytest.raises(ValueError, match="count must be an integer >= 1, got 0"):
+        source.draw(0, np.random.default_rng(7))
+    # The cache keeps the uint8 form.
+    cached = data.prepare(
+        f"folder:{folder}", mode="resize", n_images=0, cache_dir=tmp_path / "c"
+    )
+    assert cached.info["from_cache"] is True
+    assert_splits_equal(split, cached)
+
+
+def test_window_source_rejects_float_windows():
+    with pytest.raises(ValueError, match=r"windows must be uint8 \(1, 288, 288, 3\)"):
+        data.WindowSource(np.zeros((1, 288, 288, 3), np.float32), ["a"])
 
 
 # ----------------------------------------------------------------------- voc2007
