@@ -1087,7 +1087,10 @@ def _to_high(image: np.ndarray) -> np.ndarray:
 
 def _make_subset(high: list[np.ndarray], names: list[str]) -> Subset:
     """Stack uint8 HIGH_SIZE windows; derive the input and x2 target by ``triplets``."""
-    y4 = np.stack(high).astype(np.float32) / EIGHT_BIT
+    stacked = np.stack(high)
+    if stacked.dtype != np.uint8:  # a float window here would be scaled twice
+        raise TypeError(f"windows must be uint8, got {stacked.dtype}")
+    y4 = stacked.astype(np.float32) / EIGHT_BIT
     x, y2 = triplets(y4)
     return Subset(x=x, y2=y2, y4=y4, names=list(names))
 
@@ -1218,7 +1221,7 @@ def _patch_sides(chosen, names: list[str], sides: list[str], rng) -> tuple:
             out_names["train"].append(name)
             continue
         for index in range(per_name[name]):
-            high["val"].append(_random_crop(image, rng).astype(np.float32) / EIGHT_BIT)
+            high["val"].append(_random_crop(image, rng))
             out_names["val"].append(name if per_name[name] == 1 else f"{name}_{index}")
     return high, out_names
 

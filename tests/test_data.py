@@ -800,6 +800,11 @@ def test_patch_source_draws_fresh_8bit_windows_and_repeats(tmp_path):
     assert all(image.dtype == np.uint8 for image in source.images)  # kept as uint8
     assert len(source) + split.info["n_val_photos"] == 6
     assert len(split.val) >= data.VAL_MIN_WINDOWS  # fixed validation windows
+    # ... of the photos' own pixels: 8-bit values of uniform noise, mean about 0.5.
+    val = split.val
+    assert val.y4.dtype == np.float32 and abs(float(val.y4.mean()) - 0.5) < 0.05
+    np.testing.assert_array_equal(val.y4, np.rint(val.y4 * 255) / np.float32(255))
+    np.testing.assert_array_equal(val.x, data.to_8bit(data.downscale(val.y4, 4)))
     first = source.draw(4, np.random.default_rng(1))
     again = source.draw(4, np.random.default_rng(1))
     other = source.draw(4, np.random.default_rng(2))
