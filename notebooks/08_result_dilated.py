@@ -153,8 +153,8 @@ plots.show_gif(result.paths["gif_high_upsample"])
 # ## Takeaways
 #
 # This model is much larger than those of steps 02 to 07. The comparison with bicubic
-# and with the original report is below; on the smoke profile it has seen far too few
-# images for its size.
+# and with the original report is below; on the CPU profiles (smoke and quick) it has
+# seen far too few images for its size.
 
 # %%
 report.takeaways(evaluation, results=result)
