@@ -708,6 +708,11 @@ def triplets(high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x, y2
 
 
+def _check_count(count) -> None:
+    if isinstance(count, bool) or int(count) != count or count < 1:
+        raise ValueError(f"count must be an integer >= 1, got {count!r}")
+
+
 class PatchSource:
     """A training source: whole images kept as uint8, drawn as random windows.
 
@@ -764,8 +769,7 @@ class PatchSource:
             Subset with x (count, 72, 72, 3), y2 (count, 144, 144, 3) and y4
             (count, 288, 288, 3), float32; x and y2 rounded to 8 bits.
         """
-        if isinstance(count, bool) or int(count) != count or count < 1:
-            raise ValueError(f"count must be an integer >= 1, got {count!r}")
+        _check_count(count)
         high = np.stack([self.window(rng) for _ in range(int(count))])
         y4 = high.astype(np.float32) / EIGHT_BIT
         x, y2 = triplets(y4)
@@ -818,8 +822,7 @@ class WindowSource:
 
         The same generator state gives the same batch.
         """
-        if isinstance(count, bool) or int(count) != count or count < 1:
-            raise ValueError(f"count must be an integer >= 1, got {count!r}")
+        _check_count(count)
         return self.take(rng.choice(len(self), int(count), replace=count > len(self)))
 
 
@@ -831,8 +834,8 @@ def _eight_bit_triplets(y4_u8: np.ndarray, chunk: int = 64) -> tuple:
     for start in range(0, n, chunk):
         part = y4_u8[start : start + chunk].astype(np.float32) / EIGHT_BIT
         low, mid = triplets(part)
-        x[start : start + chunk] = np.rint(low * EIGHT_BIT).astype(np.uint8)
-        y2[start : start + chunk] = np.rint(mid * EIGHT_BIT).astype(np.uint8)
+        x[start : start + chunk] = _as_uint8(low)
+        y2[start : start + chunk] = _as_uint8(mid)
     return x, y2
 
 
