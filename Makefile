@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-PROFILE ?= smoke
+PROFILE ?= default
 ARGS ?=
 REMOTE ?= origin
 SITE := _build/html
@@ -19,7 +19,7 @@ $(BIN)/srkit: pyproject.toml
 
 setup: $(BIN)/srkit  ## create .venv and install srkit with its dependencies
 
-report: setup  ## execute every step notebook and build the book (PROFILE=smoke|quick|full)
+report: setup  ## execute every step notebook and build the book (PROFILE=default|quick|full|smoke)
 	$(BIN)/srkit run --profile $(PROFILE) $(ARGS)
 
 book: setup  ## rebuild the book from the notebooks already executed

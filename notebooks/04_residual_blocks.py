@@ -33,6 +33,9 @@ seed: int = 0  # seed for windows, split and weight initialisation
 steps: int = 4  # optimizer steps, one fresh batch each
 eval_every: int = 2  # steps between validations, checkpoints and GIF frames
 lr_schedule: str = "cosine"  # cosine (decays to a tenth) | constant
+warmup_steps: int = 1  # steps of linear learning-rate warm-up from 0
+window: int = 24  # input side of the training windows in pixels (8-72)
+skip: str = "bicubic"  # none: the study's network | bicubic: learn the residual
 batch_size: int = 8  # images per gradient step
 learning_rate: float = 0.001  # Adam step size
 precision: str = "float32"  # auto | float32 | mixed_bfloat16
@@ -57,6 +60,9 @@ report.banner(
     steps=steps,
     batch_size=batch_size,
     learning_rate=learning_rate,
+    window=window,
+    skip=skip,
+    warmup_steps=warmup_steps,
     precision=train.choose_precision(precision),
 )
 
@@ -79,7 +85,7 @@ plots.sample_grid(split.val, n=3)
 # channels instead of 32: the same function, as step 02 explains.
 
 # %% tags=["scroll-output"]
-model = models.build(MODEL, seed=seed)
+model = models.build(MODEL, seed=seed, skip=skip)
 print(report.check_params(model))
 report.model_table(model)
 
@@ -91,7 +97,7 @@ report.model_table(model)
 
 # %% tags=["scroll-output"]
 # papermill_description=train
-# The full profile trains this model for longer on VOC 2007 (srkit/profiles/full.yaml).
+# The full profile trains this model for longer on a GPU (srkit/profiles/full.yaml).
 result = train.fit(
     model,
     split,
@@ -101,6 +107,8 @@ result = train.fit(
     batch_size=batch_size,
     learning_rate=learning_rate,
     lr_schedule=lr_schedule,
+    warmup_steps=warmup_steps,
+    window=window,
     run_dir=RUN.model(MODEL),
     precision=precision,
     xla=xla,

@@ -42,6 +42,12 @@ import pandas as pd
 from srkit.atomic import atomic_path
 from srkit.vocab import HIGH_SIZE, LOW_SIZE, MID_SIZE
 
+FACTOR_X2 = MID_SIZE // LOW_SIZE
+FACTOR_X4 = HIGH_SIZE // LOW_SIZE
+# Smallest training window (input side in pixels): below it the 3x3 convolutions
+# and the bicubic skip see mostly padding.
+MIN_WINDOW = 8
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 # The way out of a failed download that needs no network.
@@ -708,6 +714,25 @@ def triplets(high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x, y2
 
 
+def check_window(window) -> int:
+    """Check a training window size (the input side in pixels); return it as int.
+
+    Raises:
+        ValueError: unless ``window`` is an integer from ``MIN_WINDOW`` to 72 (the
+            validation windows' input side; the targets are 2 and 4 times as wide).
+    """
+    if (
+        isinstance(window, bool)
+        or not isinstance(window, int | np.integer)
+        or not MIN_WINDOW <= window <= LOW_SIZE
+    ):
+        raise ValueError(
+            f"window must be an integer from {MIN_WINDOW} to {LOW_SIZE} (input "
+            f"pixels of a training window), got {window!r}"
+        )
+    return int(window)
+
+
 def _check_count(count) -> None:
     if isinstance(count, bool) or int(count) != count or count < 1:
         raise ValueError(f"count must be an integer >= 1, got {count!r}")
@@ -747,30 +772,36 @@ class PatchSource:
     def __len__(self) -> int:
         return len(self.names)
 
-    def window(self, rng: np.random.Generator) -> np.ndarray:
-        """One random 288 px uint8 window with a random flip and rotation."""
+    def window(self, rng: np.random.Generator, size: int = HIGH_SIZE) -> np.ndarray:
+        """One random ``size`` px uint8 window with a random flip and rotation."""
         image = self.images[int(rng.integers(len(self.images)))]
         height, width = image.shape[:2]
-        top = int(rng.integers(0, height - HIGH_SIZE + 1))
-        left = int(rng.integers(0, width - HIGH_SIZE + 1))
-        window = image[top : top + HIGH_SIZE, left : left + HIGH_SIZE]
+        top = int(rng.integers(0, height - size + 1))
+        left = int(rng.integers(0, width - size + 1))
+        window = image[top : top + size, left : left + size]
         if rng.random() < 0.5:
             window = window[:, ::-1]
         return np.rot90(window, k=int(rng.integers(4)))
 
-    def draw(self, count: int, rng: np.random.Generator) -> Subset:
+    def draw(
+        self, count: int, rng: np.random.Generator, window: int = LOW_SIZE
+    ) -> Subset:
         """A fresh batch of ``count`` training triplets.
 
         Args:
             count: windows to draw (>= 1).
             rng: NumPy generator; the same state gives the same batch.
+            window: side of the network's input in pixels (8 to 72); the
+                high-resolution window is 4 times as wide.
 
         Returns:
-            Subset with x (count, 72, 72, 3), y2 (count, 144, 144, 3) and y4
-            (count, 288, 288, 3), float32; x and y2 rounded to 8 bits.
+            Subset with x (count, window, window, 3), y2 (count, 2 window, 2
+            window, 3) and y4 (count, 4 window, 4 window, 3), float32; x and y2
+            rounded to 8 bits.
         """
         _check_count(count)
-        high = np.stack([self.window(rng) for _ in range(int(count))])
+        size = check_window(window) * FACTOR_X4
+        high = np.stack([self.window(rng, size) for _ in range(int(count))])
         y4 = high.astype(np.float32) / EIGHT_BIT
         x, y2 = triplets(y4)
         return Subset(x=x, y2=y2, y4=y4, names=[f"window_{i}" for i in range(count)])
@@ -817,13 +848,34 @@ class WindowSource:
             names=[self.names[int(i)] for i in indices],
         )
 
-    def draw(self, count: int, rng: np.random.Generator) -> Subset:
+    def draw(
+        self, count: int, rng: np.random.Generator, window: int = LOW_SIZE
+    ) -> Subset:
         """``count`` random windows, without replacement when there are enough.
 
-        The same generator state gives the same batch.
+        Args:
+            count: windows to draw (>= 1).
+            rng: NumPy generator; the same state gives the same batch.
+            window: side of the network's input in pixels (8 to 72). Below 72,
+                each stored triplet gives a random aligned crop: the input's
+                ``window`` px, and the same region of both targets.
+
+        Returns:
+            Subset of float32 triplets in [0, 1], inputs ``window`` px wide.
         """
         _check_count(count)
-        return self.take(rng.choice(len(self), int(count), replace=count > len(self)))
+        window = check_window(window)
+        batch = self.take(rng.choice(len(self), int(count), replace=count > len(self)))
+        if window == LOW_SIZE:
+            return batch
+        corners = rng.integers(0, LOW_SIZE - window + 1, size=(int(count), 2))
+        crops = {"x": [], "y2": [], "y4": []}
+        for index, (top, left) in enumerate(corners):
+            for name, factor in (("x", 1), ("y2", FACTOR_X2), ("y4", FACTOR_X4)):
+                rows = slice(top * factor, (top + window) * factor)
+                columns = slice(left * factor, (left + window) * factor)
+                crops[name].append(getattr(batch, name)[index, rows, columns])
+        return Subset(**{k: np.stack(v) for k, v in crops.items()}, names=batch.names)
 
 
 def _eight_bit_triplets(y4_u8: np.ndarray, chunk: int = 64) -> tuple:

@@ -186,6 +186,7 @@ _POINTWISE_LAYERS = {
 }
 _CONV_LAYERS = {"Conv2D", "DepthwiseConv2D", "SeparableConv2D"}
 _VGG_CONV_RADIUS = 2  # srkit.layers.VGGFeatures: two 3x3 convolutions
+_BICUBIC_RADIUS = 2  # srkit.layers.BicubicUpSampling2D: the cubic kernel's support
 
 
 def _pair(value) -> tuple[int, int]:
@@ -209,6 +210,8 @@ def _layer_step(layer: dict) -> tuple[float, int] | None:
         return float(_VGG_CONV_RADIUS), 1
     if kind == "DepthToSpace":
         return 0.0, int(config.get("block_size", 2))
+    if kind == "BicubicUpSampling2D":  # four taps: two neighbours on each side
+        return float(_BICUBIC_RADIUS), int(config.get("size", 2))
     if kind in ("UpSampling2D", "BilinearUpSampling2D"):
         size = _pair(config.get("size", 2))
         if size[0] != size[1]:

@@ -20,6 +20,7 @@ import keras
 from keras import layers, ops
 
 __all__ = [
+    "BicubicUpSampling2D",
     "BilinearUpSampling2D",
     "DepthToSpace",
     "VGGFeatures",
@@ -178,6 +179,121 @@ class BilinearUpSampling2D(layers.Layer):
         rows = [_interpolation_phases(x, factor, axis=1) for x in columns]
         # Channel block r * factor + s holds output pixel (factor * i + r,
         # factor * j + s): the order depth_to_space reads (see DepthToSpace).
+        blocks = [rows[s][r] for r in range(factor) for s in range(factor)]
+        return ops.depth_to_space(
+            ops.concatenate(blocks, axis=-1), factor, data_format="channels_last"
+        )
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        return (
+            n,
+            None if h is None else h * self.size,
+            None if w is None else w * self.size,
+            c,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config["size"] = self.size
+        return config
+
+
+def _shifted(x, shift, axis):
+    # x moved by `shift` pixels (-2 .. 2) along `axis`: element i holds x[i + shift],
+    # taps outside the image mirrored with the edge pixel repeated (MATLAB's
+    # symmetric padding: index -1 reads 0, -2 reads 1, n reads n - 1, n + 1 reads
+    # n - 2). Needs at least two pixels along the axis.
+    head = (slice(None),) * axis
+
+    def part(start, stop):
+        return x[head + (slice(start, stop),)]
+
+    pieces = {
+        -2: [part(1, 2), part(0, 1), part(None, -2)],
+        -1: [part(0, 1), part(None, -1)],
+        0: [x],
+        1: [part(1, None), part(-1, None)],
+        2: [part(2, None), part(-1, None), part(-2, -1)],
+    }[shift]
+    return pieces[0] if len(pieces) == 1 else ops.concatenate(pieces, axis=axis)
+
+
+CUBIC_A = -0.5  # Keys' cubic convolution parameter, as MATLAB's imresize uses
+
+
+def _cubic_weight(distance: float) -> float:
+    # Keys (1981) cubic convolution kernel, support [-2, 2]: the kernel of
+    # srkit.data.imresize (the tests check that the two agree).
+    d = abs(distance)
+    if d <= 1:
+        return (CUBIC_A + 2) * d**3 - (CUBIC_A + 3) * d**2 + 1
+    if d < 2:
+        return CUBIC_A * (d**3 - 5 * d**2 + 8 * d - 4)
+    return 0.0
+
+
+def _cubic_phases(x, factor, axis):
+    # MATLAB imresize(A, factor), bicubic: output pixel f * i + r samples the input
+    # at u = i + (r + 0.5) / f - 0.5 with the cubic kernel (a = -0.5) on the four
+    # pixels floor(u) - 1 .. floor(u) + 2. The taps' offsets and weights depend only
+    # on r, so each phase is a fixed weighted sum of four shifted copies.
+    shifted = {}
+    phases = []
+    for r in range(factor):
+        offset = (r + 0.5) / factor - 0.5
+        first = -2 if offset < 0 else -1
+        taps = range(first, first + 4)
+        weights = [_cubic_weight(offset - tap) for tap in taps]
+        total = sum(weights)  # 1 up to rounding; normalised as MATLAB does
+        phase = None
+        for tap, weight in zip(taps, weights, strict=True):
+            if tap not in shifted:
+                shifted[tap] = _shifted(x, tap, axis)
+            term = shifted[tap] * (weight / total)
+            phase = term if phase is None else phase + term
+        phases.append(phase)
+    return phases
+
+
+@keras.saving.register_keras_serializable(package="srkit")
+class BicubicUpSampling2D(layers.Layer):
+    """Bicubic upsampling by an integer factor: MATLAB's ``imresize(A, size)``.
+
+    The interpolation of the bicubic baseline (:func:`srkit.data.bicubic_upscale`),
+    as a layer without weights, so that a model can add the bicubic upscaling of its
+    input to its output (the ``skip="bicubic"`` regime of :func:`srkit.models.build`)
+    and carry it in its ``.keras`` file. Cubic convolution with a = -0.5,
+    half-pixel centres, symmetric padding at the borders; values agree with
+    ``bicubic_upscale`` to float32 rounding. Like :class:`BilinearUpSampling2D` it
+    never reads the input's shape, so a model takes any image size on every backend.
+
+    Args:
+        size: integer >= 1, the upsampling factor of rows and columns.
+        **kwargs: standard ``keras.layers.Layer`` arguments (``name``, ...).
+
+    Input: float tensor (n, h, w, c) with h, w >= 2; h and w may be unknown when the
+    model is built.
+    Output: tensor (n, h * size, w * size, c), same dtype, not clipped.
+
+    Raises:
+        ValueError: if ``size`` is not an integer >= 1.
+    """
+
+    def __init__(self, size=2, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"size must be an integer >= 1, got {size!r}")
+        self.size = size
+
+    def call(self, inputs):
+        factor = self.size
+        if factor == 1:
+            return inputs
+        columns = _cubic_phases(inputs, factor, axis=2)
+        rows = [_cubic_phases(x, factor, axis=1) for x in columns]
+        # Channel block r * factor + s holds output pixel (factor * i + r,
+        # factor * j + s): the order depth_to_space reads.
         blocks = [rows[s][r] for r in range(factor) for s in range(factor)]
         return ops.depth_to_space(
             ops.concatenate(blocks, axis=-1), factor, data_format="channels_last"

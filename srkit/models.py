@@ -19,6 +19,12 @@ through ``srkit.layers.BilinearUpSampling2D`` (the values of Keras'
 TensorFlow once a model sees a second image size). Where an upsampling feeds
 only a head, the head comes first (``<output>_head``, then the upsamplings):
 the same function, on 3 channels instead of 64 or 128.
+
+``build(name, skip="bicubic")`` gives the same network in a second training regime:
+each output adds the bicubic upscaling of the input (a layer without weights) and
+the heads start at zero, so the network learns only what bicubic interpolation
+misses and starts from bicubic's quality (the residual learning of VDSR, Kim et al.,
+2016, https://arxiv.org/abs/1511.04587).
 """
 
 from __future__ import annotations
@@ -38,9 +44,11 @@ __all__ = [
     "MODEL_INFO",
     "MODEL_NAMES",
     "VGG_RANDOM_SEED",
+    "SKIPS",
     "build",
     "count_params",
     "load_vgg_weights",
+    "skip_used",
     "vgg_weights_used",
     "zoo_table",
 ]
@@ -48,6 +56,11 @@ __all__ = [
 LOW = (LOW_OUTPUT,)
 BOTH = OUTPUT_NAMES
 
+
+# Training regimes of build(): "none" is the study's networks as they are;
+# "bicubic" adds the bicubic upscaling of the input to every output (no weights)
+# and starts the heads at zero, so the network learns the residual over bicubic.
+SKIPS = ("none", "bicubic")
 
 # Seed of the "random" VGG weights, so that every build gives the same features.
 VGG_RANDOM_SEED = 0
@@ -203,9 +216,33 @@ def _vgg(inputs, vgg_weights):
     return blocks.vgg_block1(load_vgg_weights(source), source)(inputs)
 
 
-def _head(x, name):
+def _head(x, name, skip=None):
     # Linear 1x1 projection to RGB; no clipping so the loss sees the raw values.
-    return layers.Conv2D(3, 1, padding="same", name=name)(x)
+    # With a skip (see _output) the head predicts a residual and starts at zero, so
+    # that the untrained model is exactly bicubic interpolation.
+    initializer = "zeros" if skip is not None else "glorot_uniform"
+    return layers.Conv2D(
+        3, 1, padding="same", kernel_initializer=initializer, name=name
+    )(x)
+
+
+def _output(x, output, skip):
+    """The output tensor ``output``: ``x`` itself, or ``x`` + bicubic of the input.
+
+    ``skip`` is None (the study's networks) or the model's input tensor: the
+    ``skip="bicubic"`` regime adds its bicubic upscaling, a layer without weights,
+    so the layers before learn only what bicubic interpolation misses.
+    """
+    if skip is None:
+        return x
+    factor = 2 if output == LOW_OUTPUT else 4
+    bicubic = blocks.BicubicUpSampling2D(factor, name=f"{output}_bicubic")(skip)
+    return layers.Add(name=output)([x, bicubic])
+
+
+def _named(output, skip):
+    # The last layer of an output carries its name; with a skip the Add does.
+    return output if skip is None else f"{output}_residual"
 
 
 def _upsample(x, name, interpolation="bilinear"):
@@ -215,7 +252,7 @@ def _upsample(x, name, interpolation="bilinear"):
     return blocks.BilinearUpSampling2D(2, name=name)(x)
 
 
-def _upsampled_head(x, output, doublings, interpolation="bilinear"):
+def _upsampled_head(x, output, doublings, interpolation="bilinear", skip=None):
     """``output``: the 1x1 head of ``x``, then ``doublings`` x2 upsamplings.
 
     The same function as the head applied after the upsamplings: both are linear,
@@ -224,62 +261,77 @@ def _upsampled_head(x, output, doublings, interpolation="bilinear"):
     interpolate instead of x's 64 or 128; for step 03 on a 2-core CPU a training
     step took 0.11 s instead of 0.66.
     """
-    x = _head(x, f"{output}_head")
+    x = _head(x, f"{output}_head", skip)
     for doubling in range(1, doublings + 1):
-        name = output if doubling == doublings else f"{output}_x{2**doubling}"
+        last = doubling == doublings
+        name = _named(output, skip) if last else f"{output}_x{2**doubling}"
         x = _upsample(x, name, interpolation)
-    return x
+    return _output(x, output, skip)
 
 
-def _simple(inputs, interpolation):
+def _final_head(x, output, skip):
+    # A head that is the output's last weighted layer (steps 04-05's x2, 07, R1-R4).
+    return _output(_head(x, _named(output, skip), skip), output, skip)
+
+
+def _simple(inputs, interpolation, skip):
     x = blocks.conv(inputs, 64, name="conv1")
     x = blocks.conv(x, 64, name="conv2")
-    return [_upsampled_head(x, LOW_OUTPUT, 1, interpolation)]
+    return [_upsampled_head(x, LOW_OUTPUT, 1, interpolation, skip)]
 
 
-def _multi_upsampling(inputs, _vgg_weights):
+def _multi_upsampling(inputs, _vgg_weights, skip):
     x = blocks.conv(inputs, 64, name="conv1")
     x = blocks.conv(x, 64, name="conv2")
-    return [_upsampled_head(x, LOW_OUTPUT, 1), _upsampled_head(x, HIGH_OUTPUT, 2)]
+    return [
+        _upsampled_head(x, LOW_OUTPUT, 1, skip=skip),
+        _upsampled_head(x, HIGH_OUTPUT, 2, skip=skip),
+    ]
 
 
-def _residual_like(inputs, block):
+def _residual_like(inputs, block, skip):
     # Steps 04 and 05: 1x1 stem, two blocks, x2, one block, x4.
     x = blocks.conv(inputs, 32, 1, name="stem")
     x = block(x, "block1")
     x = block(x, "block2")
     up2 = _upsample(x, "up_x2")
     x = block(up2, "block3")
-    return [_head(up2, LOW_OUTPUT), _upsampled_head(x, HIGH_OUTPUT, 1)]
+    return [
+        _final_head(up2, LOW_OUTPUT, skip),
+        _upsampled_head(x, HIGH_OUTPUT, 1, skip=skip),
+    ]
 
 
-def _residual(inputs, _vgg_weights):
+def _residual(inputs, _vgg_weights, skip):
     return _residual_like(
-        inputs, lambda x, name: blocks.residual_block(x, 32, name=name)
+        inputs, lambda x, name: blocks.residual_block(x, 32, name=name), skip
     )
 
 
-def _dilated(inputs, _vgg_weights):
+def _dilated(inputs, _vgg_weights, skip):
     def block(x, name):
         # x + Dil(x): the merge convolution closes the residual, so it is linear.
         y = blocks.dilated_block(x, 32, name=name, activation=None)
         return layers.Add(name=f"{name}_add")([x, y])
 
-    return _residual_like(inputs, block)
+    return _residual_like(inputs, block, skip)
 
 
-def _vgg_feature_extract(inputs, vgg_weights):
+def _vgg_feature_extract(inputs, vgg_weights, skip):
     x = blocks.conv(inputs, 64, 1, name="conv1")
     x = blocks.conv(x, 64, 1, name="conv2")
     x = layers.Concatenate(name="concat_vgg")([x, _vgg(inputs, vgg_weights)])
-    return [_upsampled_head(x, LOW_OUTPUT, 1), _upsampled_head(x, HIGH_OUTPUT, 2)]
+    return [
+        _upsampled_head(x, LOW_OUTPUT, 1, skip=skip),
+        _upsampled_head(x, HIGH_OUTPUT, 2, skip=skip),
+    ]
 
 
 def _d2s(x, name):
     return blocks.DepthToSpace(2, name=name)(x)
 
 
-def _dts(inputs, vgg_weights):
+def _dts(inputs, vgg_weights, skip):
     x = blocks.conv(inputs, 64, name="conv1")
     x = blocks.conv(x, 64, name="conv2")
     x = layers.Concatenate(name="concat_vgg")([x, _vgg(inputs, vgg_weights)])
@@ -287,10 +339,10 @@ def _dts(inputs, vgg_weights):
     low = _d2s(x, "d2s_x2")
     x = blocks.conv(low, 64, name="pre_d2s_x4")
     high = _d2s(x, "d2s_x4")
-    return [_head(low, LOW_OUTPUT), _head(high, HIGH_OUTPUT)]
+    return [_final_head(low, LOW_OUTPUT, skip), _final_head(high, HIGH_OUTPUT, skip)]
 
 
-def _dts_parallel(inputs, vgg_weights, parallel_block):
+def _dts_parallel(inputs, vgg_weights, parallel_block, skip):
     # R1-R3: three parallel blocks on one stem, concatenated with VGG features.
     stem = blocks.conv(inputs, 64, name="stem")
     branches = [parallel_block(stem, 64, name=f"branch{i}") for i in (1, 2, 3)]
@@ -300,18 +352,18 @@ def _dts_parallel(inputs, vgg_weights, parallel_block):
     x = blocks.conv(low, 64, name="high_stem")
     x = blocks.dilated_residual_block(x, 64, name="high_block")
     high = _d2s(x, "d2s_x4")
-    return [_head(low, LOW_OUTPUT), _head(high, HIGH_OUTPUT)]
+    return [_final_head(low, LOW_OUTPUT, skip), _final_head(high, HIGH_OUTPUT, skip)]
 
 
-def _dts_dilated(inputs, vgg_weights):
-    return _dts_parallel(inputs, vgg_weights, blocks.dilated_residual_block)
+def _dts_dilated(inputs, vgg_weights, skip):
+    return _dts_parallel(inputs, vgg_weights, blocks.dilated_residual_block, skip)
 
 
-def _dts_dilated_ext(inputs, vgg_weights):
-    return _dts_parallel(inputs, vgg_weights, blocks.dilated_ext_residual_block)
+def _dts_dilated_ext(inputs, vgg_weights, skip):
+    return _dts_parallel(inputs, vgg_weights, blocks.dilated_ext_residual_block, skip)
 
 
-def _dts_dilated_ext_chain(inputs, vgg_weights):
+def _dts_dilated_ext_chain(inputs, vgg_weights, skip):
     stem = blocks.conv(inputs, 64, name="stem")
     chain = [stem]
     for index in (1, 2, 3):
@@ -328,15 +380,16 @@ def _dts_dilated_ext_chain(inputs, vgg_weights):
     x = layers.Add(name="high_sum")([d, e])
     x = blocks.conv(x, 64, name="pre_d2s_x4")
     high = _d2s(x, "d2s_x4")
-    return [_head(low, LOW_OUTPUT), _head(high, HIGH_OUTPUT)]
+    return [_final_head(low, LOW_OUTPUT, skip), _final_head(high, HIGH_OUTPUT, skip)]
 
 
-#: The zoo, one entry per model in step order: its builder (inputs, vgg_weights)
-#: -> outputs, the step that trains it, its outputs, its training loss, its exact
-#: parameter counts and one sentence for the book.
+#: The zoo, one entry per model in step order: its builder (inputs, vgg_weights,
+#: skip) -> outputs (skip: None or the input tensor, see _output), the step that
+#: trains it, its outputs, its training loss, its exact parameter counts and one
+#: sentence for the book.
 MODEL_INFO: dict[str, dict] = {
     "simple_model_nearest": {
-        "builder": lambda inputs, _w: _simple(inputs, "nearest"),
+        "builder": lambda inputs, _w, skip: _simple(inputs, "nearest", skip),
         "step": "02",
         "outputs": LOW,
         "loss": "mse",
@@ -346,7 +399,7 @@ MODEL_INFO: dict[str, dict] = {
         "1x1 head: the simplest fully convolutional upscaler.",
     },
     "simple_model_bilinear": {
-        "builder": lambda inputs, _w: _simple(inputs, "bilinear"),
+        "builder": lambda inputs, _w, skip: _simple(inputs, "bilinear", skip),
         "step": "02",
         "outputs": LOW,
         "loss": "mse",
@@ -450,7 +503,10 @@ MODEL_NAMES: tuple[str, ...] = tuple(MODEL_INFO)
 
 
 def build(
-    name: str, vgg_weights: str | Path = "random", seed: int | None = None
+    name: str,
+    vgg_weights: str | Path = "random",
+    seed: int | None = None,
+    skip: str = "none",
 ) -> keras.Model:
     """Build a zoo model by its registry name.
 
@@ -463,6 +519,12 @@ def build(
         seed: when set, seeds Python, NumPy and the backend
             (``keras.utils.set_random_seed``) just before building, so the same
             seed gives the same initial weights; None keeps the current state.
+        skip: ``"none"``: the study's network as it is. ``"bicubic"``: every
+            output adds the bicubic upscaling of the input
+            (:class:`srkit.layers.BicubicUpSampling2D`, no weights, saved in the
+            ``.keras`` file) to what the network predicts, and the heads start at
+            zero, so the untrained model is bicubic interpolation and training
+            learns the residual. Parameter counts are the same in both regimes.
 
     Returns:
         An uncompiled ``keras.Model`` named ``name``, input (None, None, 3)
@@ -470,18 +532,21 @@ def build(
         step 02, ``high_upsample`` (x4), listed in ``MODEL_INFO[name]["outputs"]``.
 
     Raises:
-        ValueError: unknown ``name`` (the message lists the valid names) or a
-            bad ``vgg_weights`` file.
+        ValueError: unknown ``name`` (the message lists the valid names), an
+            unknown ``skip`` or a bad ``vgg_weights`` file.
         RuntimeError: ``vgg_weights="imagenet"`` while offline and not cached.
     """
     if name not in MODEL_INFO:
         raise ValueError(
             f"unknown model name {name!r}; choose one of: {', '.join(MODEL_NAMES)}"
         )
+    if skip not in SKIPS:
+        raise ValueError(f"skip must be one of {SKIPS}, got {skip!r}")
     if seed is not None:
         keras.utils.set_random_seed(seed)
     inputs = keras.Input(shape=(None, None, 3), name="low_res")
-    outputs = MODEL_INFO[name]["builder"](inputs, vgg_weights)
+    skip_from = inputs if skip == "bicubic" else None
+    outputs = MODEL_INFO[name]["builder"](inputs, vgg_weights, skip_from)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -521,6 +586,22 @@ def vgg_weights_used(model: keras.Model) -> str | None:
     for layer in _vgg_layers(model):
         return layer.weights_source
     return None
+
+
+def skip_used(model: keras.Model) -> str:
+    """Tell the training regime a model was built in (see :func:`build`).
+
+    Args:
+        model: a zoo model (built or loaded from ``.keras``).
+
+    Returns:
+        ``"bicubic"`` when its outputs add the bicubic upscaling of the input,
+        else ``"none"``.
+    """
+    bicubic = any(
+        isinstance(layer, blocks.BicubicUpSampling2D) for layer in model.layers
+    )
+    return "bicubic" if bicubic else "none"
 
 
 def zoo_table() -> pd.DataFrame:

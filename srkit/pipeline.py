@@ -57,7 +57,7 @@ from srkit.layout import (
     read_records,
 )
 
-PROFILES = ("smoke", "quick", "full")
+PROFILES = ("smoke", "default", "quick", "full")
 DEFAULT_PROFILE = "smoke"
 PIPELINE_OWNED = ("profile", "run_dir")  # set by the pipeline, never by -p
 STEP_FILE = re.compile(r"^(\d\d)_\w+\.py$")
@@ -436,7 +436,8 @@ def load_profile(name: str) -> dict:
     """Load a profile: ``{"defaults": {...}, "steps": {"08": {...}, ...}}``.
 
     Args:
-        name: "smoke", "quick" or "full", or a path to a YAML file of that form.
+        name: "smoke", "default", "quick" or "full", or a path to a YAML file of
+            that form.
 
     Raises:
         ValueError: for an unknown profile or a malformed file.
@@ -1144,7 +1145,7 @@ def run(
 
     Args:
         project: project folder (default: found from the current directory).
-        profile: "smoke", "quick", "full" (or a YAML path).
+        profile: "smoke", "default", "quick", "full" (or a YAML path).
         overrides: ``name=value`` or ``NN.name=value`` strings; a relative
             ``folder:PATH`` is taken from the current directory.
         only: steps to run (numbers or stems); the others keep their records.

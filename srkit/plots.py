@@ -10,7 +10,8 @@ state), so the functions run under any backend, Agg included, and leave no open
 figures behind. :func:`show_gif` is the single place that decides how an animated
 GIF reaches the HTML book. The benchmark page uses :func:`margin_bars` (margins over
 bicubic) and :func:`zoom_comparison` (one image, zoomed, beside its
-reconstructions).
+reconstructions); :func:`regime_curves` sets the validation curves of one model
+trained with and without the bicubic skip beside bicubic's line.
 
 Images follow the package convention: float RGB in [0, 1], shape (h, w, 3). Small
 images are drawn with nearest-neighbour interpolation so their pixels stay visible.
@@ -33,7 +34,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from srkit import data, evaluate, metrics
-from srkit.vocab import OUTPUT_SIDES
+from srkit.vocab import BICUBIC, LOW_SIZE, OUTPUT_SIDES
 
 if TYPE_CHECKING:
     from pandas.io.formats.style import Styler
@@ -581,6 +582,186 @@ def learning_curves(history: pd.DataFrame, title: str | None = None) -> Figure |
     handles, labels = grid[0, 0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside upper right", ncols=2, fontsize=8)
     figure.suptitle(title or "Learning curves")
+    return figure
+
+
+# ------------------------------------------------------------------------ regimes
+
+#: How figures and sentences name the two regimes of ``srkit.models.build(skip=...)``.
+REGIME_LABELS = {
+    "bicubic": "with bicubic skip",
+    "none": "without skip (the study's network)",
+}
+_REGIME_COLORS = {"bicubic": "#2ca02c", "none": "#1f77b4"}
+#: Columns of :func:`regime_finals`.
+REGIME_COLUMNS = ["regime", "label", "scale", "step", "psnr", "bicubic", "margin"]
+
+
+def _bicubic_psnr(bicubic) -> dict[int, float]:
+    """Bicubic's validation PSNR (dB) by target side, from a table or a mapping."""
+    if isinstance(bicubic, pd.DataFrame):
+        missing = {"model", "scale", "psnr"} - set(bicubic.columns)
+        if missing:
+            raise ValueError(f"bicubic table lacks the columns {sorted(missing)}")
+        rows = bicubic[bicubic["model"] == BICUBIC]
+        pairs = zip(rows["scale"], rows["psnr"], strict=True)
+        return {int(side): float(value) for side, value in pairs}
+    return {int(side): float(value) for side, value in dict(bicubic).items()}
+
+
+def _regime_outputs(histories: Mapping[str, pd.DataFrame]) -> list[str]:
+    """The outputs (in OUTPUT_SIDES order) whose validation PSNR some history logs."""
+    if not histories:
+        raise ValueError("histories is empty: pass one history per regime")
+    for regime, history in histories.items():
+        if len(history) == 0:
+            raise ValueError(f"the history of {regime!r} is empty")
+    outputs = [
+        output
+        for output in OUTPUT_SIDES
+        if any(f"val_{output}_psnr" in h.columns for h in histories.values())
+    ]
+    if not outputs:
+        raise ValueError(
+            "no history has a per-output validation PSNR column "
+            f"({', '.join(f'val_{o}_psnr' for o in OUTPUT_SIDES)})"
+        )
+    return outputs
+
+
+def regime_finals(
+    histories: Mapping[str, pd.DataFrame], bicubic: Mapping[int, float] | pd.DataFrame
+) -> pd.DataFrame:
+    """Each regime's last validation PSNR per output, beside bicubic's.
+
+    Args:
+        histories: regime (``"bicubic"``, ``"none"`` or any label) -> training
+            history (``FitResult.history``) with ``val_<output>_psnr`` columns.
+        bicubic: bicubic interpolation's validation PSNR in dB by target side
+            (144, 288), or a table with ``model, scale, psnr`` columns whose
+            ``bicubic`` rows give it (``Evaluation.table``).
+
+    Returns:
+        A DataFrame with the columns :data:`REGIME_COLUMNS`, one row per regime and
+        output the history has: ``label`` (:data:`REGIME_LABELS`, else the
+        regime), ``scale`` (target side), ``step`` (of the history's last row),
+        ``psnr`` (its validation PSNR), ``bicubic`` and ``margin`` (psnr - bicubic,
+        dB).
+
+    Raises:
+        ValueError: for no or empty histories, none with a per-output validation
+            PSNR, or no bicubic value for an output's side.
+    """
+    outputs = _regime_outputs(histories)
+    baseline = _bicubic_psnr(bicubic)
+    rows = []
+    for output in outputs:
+        side = OUTPUT_SIDES[output]
+        if side not in baseline:
+            raise ValueError(
+                f"no bicubic PSNR for {side} px; bicubic gives {sorted(baseline)}"
+            )
+        for regime, history in histories.items():
+            key = f"val_{output}_psnr"
+            if key not in history.columns:
+                continue
+            positions, _ = _epochs(history)
+            value = float(history[key].iloc[-1])
+            rows.append(
+                {
+                    "regime": regime,
+                    "label": REGIME_LABELS.get(regime, str(regime)),
+                    "scale": side,
+                    "step": int(positions[-1]),
+                    "psnr": value,
+                    "bicubic": baseline[side],
+                    "margin": value - baseline[side],
+                }
+            )
+    return pd.DataFrame(rows, columns=REGIME_COLUMNS)
+
+
+def regime_curves(
+    histories: Mapping[str, pd.DataFrame],
+    bicubic: Mapping[int, float] | pd.DataFrame,
+    title: str | None = None,
+) -> Figure:
+    """Validation PSNR along training of the same model in several regimes.
+
+    One panel per output (x2, then x4): each regime's validation PSNR (dB) against
+    the optimizer step (``step`` column; epochs without it), and bicubic
+    interpolation's validation PSNR as a dashed horizontal line. Every series is
+    drawn, however short: a smoke run's single evaluation is one marker.
+
+    Keras' ``val_*`` values score unclipped predictions, while the bicubic values
+    of ``Evaluation.table`` are scored clipped to [0, 1]; clipping only ever
+    lowers the error, so the two can differ by a little in bicubic's favour.
+
+    Args:
+        histories: regime -> training history, in legend order; the keys
+            ``"bicubic"`` and ``"none"`` (``srkit.models.build``'s ``skip``) are
+            labelled with :data:`REGIME_LABELS`, other keys as they are.
+        bicubic: bicubic's validation PSNR in dB by target side (144, 288), or
+            ``Evaluation.table`` (its ``bicubic`` rows).
+        title: the figure title; a default names the comparison.
+
+    Returns:
+        A Figure with one panel per output that some history logs.
+
+    Raises:
+        ValueError: as :func:`regime_finals`.
+    """
+    outputs = _regime_outputs(histories)
+    baseline = _bicubic_psnr(bicubic)
+    missing = [OUTPUT_SIDES[o] for o in outputs if OUTPUT_SIDES[o] not in baseline]
+    if missing:
+        raise ValueError(
+            f"no bicubic PSNR for {missing} px; bicubic gives {sorted(baseline)}"
+        )
+    figure = _figure(WIDTH_INCHES, 3.4)
+    grid = figure.subplots(1, len(outputs), squeeze=False)
+    for column, output in enumerate(outputs):
+        axes = grid[0, column]
+        side = OUTPUT_SIDES[output]
+        label = "optimizer step"
+        ends = []
+        for regime, history in histories.items():
+            key = f"val_{output}_psnr"
+            if key not in history.columns:
+                continue
+            positions, label = _epochs(history)
+            values = history[key].to_numpy(dtype=np.float64)
+            style = "-o" if len(positions) <= _MARKER_POINTS else "-"
+            axes.plot(
+                positions,
+                values,
+                style,
+                markersize=4,
+                linewidth=2.0,
+                color=_REGIME_COLORS.get(regime),
+                label=REGIME_LABELS.get(regime, str(regime)),
+            )
+            ends += [float(np.min(positions)), float(np.max(positions))]
+        # thinner than the curves, so one that sits on bicubic still shows
+        axes.axhline(
+            baseline[side], color="k", linestyle="--", linewidth=1.2, label="bicubic"
+        )
+        low, high = min(ends), max(ends)
+        pad = (high - low) * 0.05 if high > low else 0.5
+        axes.set_xlim(low - pad, high + pad)
+        axes.set_title(_scale_label(side, LOW_SIZE), fontsize=10)
+        axes.set_xlabel(label, fontsize=9)
+        axes.set_ylabel("validation PSNR (dB)", fontsize=9)
+        if high > low:
+            axes.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
+        else:  # one evaluation (a smoke run): one tick, at its step
+            axes.set_xticks([low])
+        axes.yaxis.set_major_locator(MaxNLocator(nbins=5))
+        axes.tick_params(labelsize=8)
+        axes.grid(alpha=0.3)
+    handles, labels = grid[0, 0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=8)
+    figure.suptitle(title or "Validation PSNR, same model and budget, two regimes")
     return figure
 
 

@@ -7,7 +7,9 @@ validates one file, :func:`collect_metrics` and :func:`read_benchmarks` gather a
 run's files into tables. Numbers measured elsewhere live here too, always labelled
 as such: the original report's results (:func:`load_original_results`) and the
 published benchmark rows (:func:`load_published_benchmarks`).
-:func:`comparison_table` sets ours beside bicubic and the original report.
+:func:`comparison_table` sets ours beside bicubic and the original report;
+:func:`margin_ranking` orders the models by their margin over bicubic beside the
+original report's order, and :func:`ranking_agreement` compares the two orders.
 
 Per-model facts (loss, steps, images per second...) arrive as a plain dict, for
 example ``srkit.train.FitResult.record()``.
@@ -35,6 +37,7 @@ from srkit.evaluate import (
     benchmark_summary,
 )
 from srkit.layout import METRICS_FILE, RunFolder
+from srkit.vocab import SIDE_FACTORS
 
 #: Version of the ``metrics.json`` layout written by :func:`write_metrics`.
 SCHEMA_VERSION = 1
@@ -561,3 +564,189 @@ def comparison_table(ours: pd.DataFrame, original: pd.DataFrame | None = None):
         f"{m}_{side}" for m in METRICS for side in ("ours", "original", "bicubic")
     ]
     return table[[*columns, "psnr_gain_db"]]
+
+
+# ---------------------------------------------------------------- ranking
+
+#: Columns of :func:`margin_ranking`.
+RANKING_COLUMNS = ["ranking", "scale", "rank", "model", "psnr_margin", "study_rank"]
+#: Columns of :func:`ranking_agreement`.
+AGREEMENT_COLUMNS = ["ranking", "scale", "n_models", "spearman"]
+#: Names of the two rankings of :func:`margin_ranking`.
+BENCHMARK_RANKING = "benchmarks"
+VALIDATION_RANKING = "validation"
+
+
+def _ranked(margins: pd.Series) -> pd.DataFrame:
+    """Model -> margin as rows ordered by rank (1: largest margin; NaN left out)."""
+    margins = margins.dropna().sort_values(ascending=False, kind="stable")
+    ranks = margins.rank(ascending=False, method="min")
+    return pd.DataFrame(
+        {
+            "rank": ranks.to_numpy(dtype=np.int64),
+            "model": margins.index.astype(str),
+            "psnr_margin": margins.to_numpy(dtype=np.float64),
+        }
+    )
+
+
+def _validation_margins(per_step: pd.DataFrame) -> dict[int, pd.Series]:
+    """Factor -> model -> PSNR margin over the bicubic row of the model's own step."""
+    missing = {"step", "model", "scale", "psnr"} - set(per_step.columns)
+    if missing:
+        raise ValueError(f"per_step lacks the columns {sorted(missing)}")
+    is_bicubic = per_step["model"] == BICUBIC
+    baseline = per_step[is_bicubic].drop_duplicates(["step", "scale"], keep="last")
+    baseline = baseline[["step", "scale", "psnr"]].rename(columns={"psnr": "base"})
+    rows = per_step[~is_bicubic].drop_duplicates(["model", "scale"], keep="last")
+    rows = rows.merge(baseline, on=["step", "scale"], how="left")
+    rows = rows.assign(
+        factor=rows["scale"].astype(np.int64).map(SIDE_FACTORS),
+        margin=rows["psnr"].astype(np.float64) - rows["base"].astype(np.float64),
+    )
+    margins = {}
+    for factor in sorted(rows["factor"].dropna().unique()):
+        at = rows[rows["factor"] == factor]
+        margins[int(factor)] = pd.Series(
+            at["margin"].to_numpy(), index=at["model"].astype(str)
+        )
+    return margins
+
+
+def _benchmark_margins(bench: pd.DataFrame) -> dict[int, pd.Series]:
+    """Factor -> model -> PSNR margin averaged over every set scored at it."""
+    rows = bench[bench["model"] != BICUBIC].drop_duplicates(
+        ["set", "scale", "model"], keep="last"
+    )
+    margins = {}
+    for factor in sorted(rows["scale"].dropna().unique()):
+        at = rows[rows["scale"] == factor]
+        n_sets = at["set"].nunique()
+        stats = at.groupby("model", sort=False)["psnr_margin"].agg(["mean", "count"])
+        margins[int(factor)] = stats["mean"].where(stats["count"] == n_sets)
+    return margins
+
+
+def margin_ranking(
+    per_step: pd.DataFrame,
+    bench: pd.DataFrame | None = None,
+    original: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Rank a run's models by their PSNR margin over bicubic, beside the study's rank.
+
+    Two rankings, each per upscaling factor (x2 from the 144 px output, x4 from the
+    288 px one; a model without an x4 output is ranked at x2 only):
+
+    - ``"validation"``: each model's mean validation PSNR minus that of bicubic
+      interpolation on the same step's validation images (the per-step bicubic rows
+      of ``collect_metrics(RUN, bicubic="per_step")``).
+    - ``"benchmarks"`` (only when ``bench`` holds model rows): the model's PSNR
+      margin over bicubic averaged over the benchmark sets at that factor, each set
+      counting once; a model missing from one of the sets is left out, so every
+      ranked model is averaged over the same sets.
+
+    A model whose margin is unknown (NaN PSNR, no bicubic row for its step) is left
+    out. Rank 1 is the largest margin; ties share the smaller rank.
+
+    ``study_rank`` is the same model's rank by mean PSNR among all the original
+    report's models at the same output size (the report gives validation numbers
+    only, on its own images, so every ranking is set against that one order). Only
+    ranks are compared: the study's PSNR values were measured on other images.
+
+    Args:
+        per_step: ``collect_metrics(run, bicubic="per_step")`` output (columns
+            ``step, model, scale, psnr``).
+        bench: ``read_benchmarks`` output (columns ``set, scale, model,
+            psnr_margin``); None or empty for a run without benchmark results.
+        original: the original report (:func:`load_original_results` when None).
+
+    Returns:
+        DataFrame with columns ``ranking, scale, rank, model, psnr_margin,
+        study_rank``: ``scale`` is the factor (2 or 4), ``psnr_margin`` in dB,
+        ``study_rank`` a nullable integer (missing for a model the study lacks at
+        that size). Rows by ranking (benchmarks first), factor, then rank.
+
+    Raises:
+        ValueError: when ``per_step`` lacks columns.
+    """
+    if original is None:
+        original = load_original_results()
+    rankings = {}
+    if bench is not None and len(bench) and (bench["model"] != BICUBIC).any():
+        rankings[BENCHMARK_RANKING] = _benchmark_margins(bench)
+    rankings[VALIDATION_RANKING] = _validation_margins(per_step)
+    study = original[original["model"] != BICUBIC].drop_duplicates(
+        ["model", "scale"], keep="last"
+    )
+    study = study[study["psnr"].notna()]
+    parts = []
+    for name, by_factor in rankings.items():
+        for factor, margins in by_factor.items():
+            table = _ranked(margins)
+            if table.empty:
+                continue
+            sizes = [s for s, f in SIDE_FACTORS.items() if f == factor]
+            at = study[study["scale"].isin(sizes)]
+            study_ranks = pd.Series(
+                at["psnr"].rank(ascending=False, method="min").to_numpy(),
+                index=at["model"].astype(str),
+            )
+            table["study_rank"] = table["model"].map(study_ranks).astype("Int64")
+            table.insert(0, "scale", np.int64(factor))
+            table.insert(0, "ranking", name)
+            parts.append(table)
+    if not parts:
+        columns = {c: pd.Series(dtype=object) for c in RANKING_COLUMNS}
+        columns.update(
+            scale=pd.Series(dtype=np.int64),
+            rank=pd.Series(dtype=np.int64),
+            psnr_margin=pd.Series(dtype=np.float64),
+            study_rank=pd.Series(dtype="Int64"),
+        )
+        return pd.DataFrame(columns)[RANKING_COLUMNS]
+    return pd.concat(parts, ignore_index=True)[RANKING_COLUMNS]
+
+
+def _spearman(ours: np.ndarray, theirs: np.ndarray) -> float:
+    """Spearman's rank correlation (average ranks for ties); NaN when undefined."""
+    if len(ours) < 2:
+        return float("nan")
+    a = pd.Series(ours).rank().to_numpy(dtype=np.float64)
+    b = pd.Series(theirs).rank().to_numpy(dtype=np.float64)
+    a, b = a - a.mean(), b - b.mean()
+    denominator = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / denominator) if denominator > 0 else float("nan")
+
+
+def ranking_agreement(ranking: pd.DataFrame) -> pd.DataFrame:
+    """How alike our order and the study's are, per ranking and factor.
+
+    Over the models that both rank (those with a ``study_rank``), Spearman's rank
+    correlation between our margin order and the study's PSNR order, both ranked
+    anew among those models: 1 is the same order, -1 the reverse.
+
+    Args:
+        ranking: :func:`margin_ranking` output.
+
+    Returns:
+        DataFrame with columns ``ranking, scale, n_models, spearman``, one row per
+        ranking and factor of ``ranking``; ``spearman`` is NaN with fewer than two
+        shared models or when either order is all ties.
+    """
+    rows = []
+    groups = ranking.groupby(["ranking", "scale"], sort=False)
+    for (name, factor), group in groups:
+        shared = group[group["study_rank"].notna()]
+        rows.append(
+            {
+                "ranking": name,
+                "scale": int(factor),
+                "n_models": len(shared),
+                "spearman": _spearman(
+                    -shared["psnr_margin"].to_numpy(dtype=np.float64),
+                    shared["study_rank"].to_numpy(dtype=np.float64),
+                ),
+            }
+        )
+    table = pd.DataFrame(rows, columns=AGREEMENT_COLUMNS)
+    return table.astype({"scale": np.int64, "n_models": np.int64})

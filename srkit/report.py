@@ -22,8 +22,9 @@ from srkit import data, evaluate, layout, metrics, models, plots, records
 from srkit.environment import accelerators, cpu_model, git_commit, ram_gib
 from srkit.vocab import BICUBIC, METRICS, OUTPUT_NAMES
 
-#: The data behind the original report's numbers (its validation images).
-ORIGINAL_DATA = "PASCAL VOC 2007 whole images"
+#: The data behind the original report's numbers: its own validation images, 288 px
+#: photos that its text does not name (our full profile's VOC 2007 is our choice).
+ORIGINAL_DATA = "the study's own 288 px images (its text does not name the collection)"
 #: How every typed-in published benchmark row is labelled.
 PUBLISHED_LABEL = "quoted from the paper, not measured here"
 #: How benchmark rows computed by this run are labelled.
@@ -114,6 +115,14 @@ def _markdown(text: str):
     return Markdown(text)
 
 
+# How a page's banner names the training regime of models.build(skip=...).
+SKIP_WORDS = {
+    "none": "the study's networks as they are (no bicubic skip)",
+    "bicubic": "bicubic skip: each output adds the bicubic upscaling of the input "
+    "and the network learns the residual",
+}
+
+
 def banner(
     profile: str,
     split=None,
@@ -121,6 +130,9 @@ def banner(
     steps: int | None = None,
     batch_size: int | None = None,
     learning_rate: float | None = None,
+    window: int | None = None,
+    skip: str | None = None,
+    warmup_steps: int | None = None,
     vgg_weights: str | None = None,
     precision: str | None = None,
     extra: str = "",
@@ -133,6 +145,9 @@ def banner(
             for a page that reads no prepared data (its ``extra`` says what it reads).
         steps, batch_size, learning_rate, vgg_weights: training settings to state;
             None leaves a setting out (e.g. on the data page).
+        window, skip, warmup_steps: the training regime (training window input
+            side in pixels, ``"none"`` or ``"bicubic"`` skip, warm-up steps);
+            None leaves it out.
         precision: a precision name, or the ``srkit.train.PrecisionChoice`` of the
             step, whose reason is stated too.
         extra: one more sentence appended to the banner.
@@ -155,6 +170,12 @@ def banner(
         parts.append(f"batch {batch_size}")
     if learning_rate is not None:
         parts.append(f"learning rate {learning_rate:g}")
+    if window is not None:
+        parts.append(f"training windows {window} px ({window * 4} px targets)")
+    if warmup_steps:
+        parts.append(f"{warmup_steps} warm-up steps")
+    if skip is not None:
+        parts.append(SKIP_WORDS.get(skip, f"skip {skip}"))
     if vgg_weights is not None:
         untrained = (
             " (untrained: the offline default)" if vgg_weights == "random" else ""
@@ -347,9 +368,25 @@ def _gain_sentence(model: str, scale: int, ours: dict, bicubic: dict) -> str:
 
 
 def _budget_sentence(result) -> str:
-    """What a model below bicubic got, and what ten times that budget would cost."""
+    """What a model below bicubic got, and what ten times that budget would cost.
+
+    Except for step 02's nearest-neighbour variant without the bicubic skip, which
+    no budget lifts past bicubic: its 1x1 head commutes with the upsampling, so its
+    output is a 72 px image in 2x2 blocks. With the skip that blocky image is only a
+    correction added to bicubic, and the variant is an ordinary model.
+    """
+    settings = result.settings
+    if (
+        settings.get("model") == "simple_model_nearest"
+        and settings.get("skip", "none") == "none"
+    ):
+        return (
+            " Without the bicubic skip, no training budget lifts this variant past "
+            "bicubic: its output is a 72 px image whose pixels are each repeated "
+            "into a 2x2 block."
+        )
     steps = result.steps
-    batch = result.settings.get("batch_size")
+    batch = settings.get("batch_size")
     speed = result.train_images_per_s
     sentence = f" It got {steps} optimizer steps of {batch} windows"
     if speed and np.isfinite(speed) and speed > 0:
@@ -377,8 +414,8 @@ def takeaways(evaluations, original: pd.DataFrame | None = None, results=None):
 
     Every number comes from the evaluations passed in (and the original report's
     table), so the text is true of the run that produced the page. The original
-    report's number is quoted as what it is, a measurement on other data (whole
-    PASCAL VOC 2007 photos), not set against ours.
+    report's number is quoted as what it is, a measurement on other data (the
+    study's own images, which its text does not name), not set against ours.
 
     Args:
         evaluations: one ``srkit.evaluate.Evaluation`` or a list of them.
@@ -414,8 +451,9 @@ def takeaways(evaluations, original: pd.DataFrame | None = None, results=None):
                 reported = float(match["psnr"].iloc[0])
                 sentence += (
                     f" The original report gives {reported:.2f} dB for this model "
-                    "and scale, measured on whole PASCAL VOC 2007 photos resized to "
-                    "288 px: other images, so not comparable with the number above."
+                    "and scale, measured on its own 288 px images, which its text "
+                    "does not name: other images, so not comparable with the number "
+                    "above."
                 )
             bullets.append("- " + sentence)
     return _markdown("\n".join(bullets))
@@ -543,9 +581,9 @@ def conclusions(
 ):
     """Sentences on a whole run: best models, bicubic, and the original report.
 
-    The original report's numbers were measured on other images (PASCAL VOC 2007
-    whole images), so no sentence compares them with this run's as if the data
-    were the same.
+    The original report's numbers were measured on other images (the study's own,
+    which its text does not name), so no sentence compares them with this run's as
+    if the data were the same.
 
     Args:
         table: ``srkit.records.collect_metrics`` output.
@@ -637,7 +675,7 @@ def summary_table(
     """
     labels = {
         "ours": "this run",
-        "original": "original report (VOC 2007)",
+        "original": "original report (its own images)",
         "bicubic": "bicubic",
     }
     decimals = {"mse": 5, "mae": 4, "psnr": 2, "ssim": 3}
@@ -1303,3 +1341,231 @@ def model_legend(pages: dict[str, str] | None = None):
         loss = models.MODEL_INFO[name]["loss"]
         lines.append(f"| {linked_label(name, pages)} | `{name}` | `{loss}` |")
     return _markdown("\n".join(lines))
+
+
+# ------------------------------------------------------------- model ranking
+
+#: How the two rankings of ``srkit.records.margin_ranking`` are named on the page.
+RANKING_WORDS = {
+    records.BENCHMARK_RANKING: "mean over the benchmark sets",
+    records.VALIDATION_RANKING: "our validation images",
+}
+#: Where each ranking's margins were measured, as a phrase.
+RANKING_PLACES = {
+    records.BENCHMARK_RANKING: "on the benchmark sets",
+    records.VALIDATION_RANKING: "on our validation images",
+}
+
+
+def model_ranking(
+    per_step: pd.DataFrame,
+    bench: pd.DataFrame | None = None,
+    original: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """``srkit.records.margin_ranking`` with each model's reader label.
+
+    Args:
+        per_step: ``records.collect_metrics(RUN, bicubic="per_step")`` output.
+        bench: ``records.read_benchmarks`` output; None or empty when none.
+        original: the original report's table; loaded when None.
+
+    Returns:
+        DataFrame with columns ``ranking, scale, rank, model, label, psnr_margin,
+        study_rank`` (``label`` from :func:`short_label`).
+    """
+    table = records.margin_ranking(per_step, bench, original)
+    table.insert(4, "label", [short_label(str(m)) for m in table["model"]])
+    return table
+
+
+def _ordinal(number: int) -> str:
+    suffix = {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{'th' if 10 <= number % 100 <= 20 else suffix}"
+
+
+NO_RANKING = (
+    "No model of this run has a PSNR margin over bicubic to rank, so there is no "
+    "order to set beside the study's."
+)
+
+
+def ranking_tables(ranking: pd.DataFrame, pages: dict[str, str] | None = None):
+    """The ranking as one Markdown table per upscaling factor.
+
+    Rows follow the benchmark ranking when there is one, else the validation
+    ranking; models ranked only by the other follow. Each ranking has a rank and
+    a margin column (dB, signed); the study's rank of the same model comes last.
+
+    Args:
+        ranking: :func:`model_ranking` (or ``records.margin_ranking``) output.
+        pages: model -> step page stem, for linked labels.
+
+    Returns:
+        An ``IPython.display.Markdown``; a sentence when nothing is ranked.
+    """
+    if ranking.empty:
+        return _markdown(NO_RANKING)
+    names = list(dict.fromkeys(ranking["ranking"]))
+    short = {records.BENCHMARK_RANKING: "sets", records.VALIDATION_RANKING: "val."}
+    blocks = []
+    for factor in sorted(ranking["scale"].unique()):
+        at = ranking[ranking["scale"] == factor]
+        order = list(dict.fromkeys(at["model"]))  # first ranking first, by rank
+        header = ["model"]
+        for name in names:
+            header += [
+                f"rank ({short.get(name, name)})",
+                f"dB ({short.get(name, name)})",
+            ]
+        header.append("rank in the study")
+        sources = "; ".join(
+            f"{short.get(n, n)}: {RANKING_WORDS.get(n, n)}" for n in names
+        )
+        lines = [
+            f"**x{factor}**: rank by PSNR margin over bicubic ({sources})",
+            "",
+            "| " + " | ".join(header) + " |",
+            "|---|" + "---:|" * (len(header) - 1),
+        ]
+        for model in order:
+            rows = at[at["model"] == model].set_index("ranking")
+            cells = [linked_label(model, pages)]
+            for name in names:
+                if name in rows.index:
+                    row = rows.loc[name]
+                    cells += [str(int(row["rank"])), f"{row['psnr_margin']:+.2f}"]
+                else:
+                    cells += ["", ""]
+            study = rows["study_rank"].dropna()
+            cells.append(str(int(study.iloc[0])) if len(study) else "")
+            lines.append("| " + " | ".join(cells) + " |")
+        blocks.append("\n".join(lines))
+    return _markdown("\n\n".join(blocks))
+
+
+def ranking_sentences(ranking: pd.DataFrame, pages: dict[str, str] | None = None):
+    """Sentences on the ranking: best model, the study's best, rank correlation.
+
+    Per upscaling factor, from the benchmark ranking when there is one (else the
+    validation ranking): the model ranked first here, where the study's best model
+    (:data:`ORIGINAL_BEST`, R4) lands in our order, and Spearman's rank correlation
+    between our order and the study's over the models both rank
+    (``records.ranking_agreement``), with the validation correlation beside it when
+    both rankings exist. Every number comes from ``ranking``.
+
+    Args:
+        ranking: :func:`model_ranking` (or ``records.margin_ranking``) output.
+        pages: model -> step page stem, for linked labels.
+
+    Returns:
+        An ``IPython.display.Markdown`` bullet list (one bullet per factor); a
+        sentence when nothing is ranked.
+    """
+    if ranking.empty:
+        return _markdown(NO_RANKING)
+    agreement = records.ranking_agreement(ranking).set_index(["ranking", "scale"])
+    names = list(dict.fromkeys(ranking["ranking"]))
+    study_best = linked_label(ORIGINAL_BEST, pages)
+    bullets = []
+    for factor in sorted(ranking["scale"].unique()):
+        at = ranking[ranking["scale"] == factor]
+        main = next(n for n in names if (at["ranking"] == n).any())
+        rows = at[at["ranking"] == main]
+        first = rows.iloc[0]
+        place = (
+            f"ranks first of {len(rows)}"
+            if len(rows) > 1
+            else "is the only model ranked"
+        )
+        text = (
+            f"- **x{factor}** ({RANKING_WORDS.get(main, main)}): "
+            f"{linked_label(str(first['model']), pages)} {place}, "
+            f"{first['psnr_margin']:+.2f} dB against bicubic in PSNR"
+        )
+        best_rows = rows[rows["model"] == ORIGINAL_BEST]
+        if str(first["model"]) == ORIGINAL_BEST:
+            text += f"; {study_best} is the study's best model too."
+        elif len(best_rows):
+            place = _ordinal(int(best_rows["rank"].iloc[0]))
+            text += f"; the study's best model, {study_best}, is {place} here."
+        else:
+            text += (
+                f"; the study's best model, {study_best}, has no x{factor} result "
+                f"{RANKING_PLACES.get(main, 'here')} in this run."
+            )
+        rho = agreement.loc[(main, factor)]
+        if pd.isna(rho["spearman"]):
+            text += (
+                f" Too few models ({int(rho['n_models'])}) are ranked by both, in "
+                "distinct places, to compare the two orders."
+            )
+        else:
+            text += (
+                f" Over the {int(rho['n_models'])} models both rank, Spearman's rank "
+                f"correlation between our order and the study's is "
+                f"{rho['spearman']:.2f}"
+            )
+            other = [n for n in names if n != main and (n, factor) in agreement.index]
+            for name in other:
+                extra = agreement.loc[(name, factor)]
+                if pd.notna(extra["spearman"]):
+                    text += (
+                        f" ({extra['spearman']:.2f} {RANKING_PLACES.get(name, name)}"
+                        f", over {int(extra['n_models'])} models)"
+                    )
+            text += "."
+        bullets.append(text)
+    return _markdown("\n".join(bullets))
+
+
+def regime_takeaways(histories, bicubic):
+    """Where each training regime of one model ends against bicubic, per output.
+
+    The numbers are the last validation PSNR of each history (what the curves of
+    :func:`srkit.plots.regime_curves` end at) and bicubic's validation PSNR.
+
+    Args:
+        histories: regime (``"bicubic"``, ``"none"`` as in
+            ``srkit.models.build(skip=...)``, or any label) -> ``FitResult.history``.
+        bicubic: bicubic's validation PSNR in dB by target side (144, 288), or
+            ``Evaluation.table`` (its ``bicubic`` rows).
+
+    Returns:
+        An ``IPython.display.Markdown`` bullet list, one bullet per output: each
+        regime's PSNR and its margin over bicubic in signed dB and, when both the
+        ``"bicubic"`` and ``"none"`` regimes are given, what the skip changes.
+
+    Raises:
+        ValueError: as :func:`srkit.plots.regime_finals`.
+    """
+    finals = plots.regime_finals(histories, bicubic)
+    bullets = []
+    for scale, rows in finals.groupby("scale", sort=True):
+        scale = int(scale)
+        steps = sorted(set(rows["step"]))
+        each = len(steps) > 1
+        parts = []
+        for row in rows.itertuples():
+            margin = round(row.margin, 2) + 0.0  # no "-0.00"
+            part = (
+                f"{row.label} {row.psnr:.2f} dB "
+                f"({_signed(margin, 2)} dB against bicubic"
+            )
+            parts.append(part + (f", after step {row.step})" if each else ")"))
+        plural = "" if each or steps[0] == 1 else "s"
+        after = "" if each else f" after {steps[0]} optimizer step{plural}"
+        text = (
+            f"- At x{scale // data.LOW_SIZE} ({scale} px){after}, bicubic "
+            f"interpolation gives {rows['bicubic'].iloc[0]:.2f} dB validation PSNR; "
+            + "; ".join(parts)
+            + "."
+        )
+        by_regime = rows.set_index("regime")["psnr"]
+        if {"bicubic", "none"} <= set(by_regime.index):
+            change = round(by_regime["bicubic"] - by_regime["none"], 2) + 0.0
+            text += (
+                " Learning the residual over bicubic instead of the whole image "
+                f"changes the validation PSNR by {_signed(change, 2)} dB here."
+            )
+        bullets.append(text)
+    return _markdown("\n".join(bullets))

@@ -59,13 +59,14 @@ import pandas as pd
 
 from srkit import callbacks as srkit_callbacks
 from srkit import (
-    layers,  # noqa: F401  (registers the custom layers for loading)
+    layers,  # the custom layers (also registers them for loading)
     losses,
     metrics,
 )
 from srkit import models as srkit_models
 from srkit.atomic import write_json
 from srkit.callbacks import TMP_MARKER, atomic_path
+from srkit.data import check_window
 from srkit.environment import collect_versions
 from srkit.environment import cpu_has_bf16 as _cpu_bf16_flags
 from srkit.environment import on_accelerator as _on_accelerator
@@ -77,7 +78,7 @@ from srkit.layout import (
     gif_path,
     model_files,
 )
-from srkit.vocab import OUTPUT_TARGETS
+from srkit.vocab import LOW_SIZE, OUTPUT_TARGETS
 
 __all__ = [
     "FitResult",
@@ -116,6 +117,9 @@ MATCH_KEYS = (
     "batch_size",
     "learning_rate",
     "lr_schedule",
+    "warmup_steps",
+    "window",
+    "skip",
     "precision",
     "seed",
     "n_train",
@@ -214,6 +218,9 @@ class FitResult:
             "loss": settings.get("loss"),
             "steps": self.steps,
             "batch_size": settings.get("batch_size"),
+            "window": settings.get("window", LOW_SIZE),
+            "skip": settings.get("skip", "none"),
+            "warmup_steps": settings.get("warmup_steps", 0),
             "n_train": settings.get("n_train"),
             "n_val": settings.get("n_val"),
             "train_images_per_s": self.train_images_per_s,
@@ -423,7 +430,7 @@ def _check_train(source) -> int:
 
 
 def batches(
-    source, batch_size: int, seed: int, start: int = 0
+    source, batch_size: int, seed: int, start: int = 0, window: int = LOW_SIZE
 ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
     """Endless training batches; batch ``k`` depends only on ``seed`` and ``k``.
 
@@ -435,38 +442,69 @@ def batches(
         seed: stream seed.
         start: index of the first batch (a resumed run starts after the steps it
             already took, so it sees the same batches as an uninterrupted run).
+        window: input side of a training window in pixels (8 to 72); smaller
+            windows give cheaper steps (see :meth:`srkit.data.PatchSource.draw`).
 
     Yields:
-        ``(x, {"y2": ..., "y4": ...})``: float32 inputs (b, 72, 72, 3) and the x2
-        and x4 targets.
+        ``(x, {"y2": ..., "y4": ...})``: float32 inputs (b, window, window, 3) and
+        the x2 and x4 targets.
     """
+    window = check_window(window)
     step = start
     while True:
         rng = np.random.default_rng([seed, step])
         if _is_stream(source):
-            batch = source.draw(batch_size, rng)
+            batch = source.draw(batch_size, rng, window)
             x, targets = batch.x, {"y2": batch.y2, "y4": batch.y4}
         else:
             count = len(source.x)
             chosen = rng.choice(count, batch_size, replace=batch_size > count)
             x = source.x[chosen]
             targets = {"y2": source.y2[chosen], "y4": source.y4[chosen]}
+            if window < x.shape[1]:
+                x, targets = _crop_batch(x, targets, window, rng)
         yield x, targets
         step += 1
 
 
-def _keras_batches(source, outputs, batch_size, seed, start):
+def _crop_batch(x, targets, window, rng):
+    """Random aligned ``window`` px crops of fixed arrays and their targets."""
+    corners = rng.integers(0, x.shape[1] - window + 1, size=(len(x), 2))
+    crops = {"x": [], "y2": [], "y4": []}
+    arrays = {"x": x, **targets}
+    for index, (top, left) in enumerate(corners):
+        for name, array in arrays.items():
+            factor = array.shape[1] // x.shape[1]
+            rows = slice(top * factor, (top + window) * factor)
+            columns = slice(left * factor, (left + window) * factor)
+            crops[name].append(array[index, rows, columns])
+    stacked = {name: np.stack(parts) for name, parts in crops.items()}
+    return stacked.pop("x"), stacked
+
+
+def _keras_batches(source, outputs, batch_size, seed, start, window):
     """:func:`batches` shaped for ``Model.fit``: targets by output name."""
-    for x, targets in batches(source, batch_size, seed, start):
+    for x, targets in batches(source, batch_size, seed, start, window):
         arrays = {name: targets[TARGETS[name]] for name in outputs}
         yield x, (arrays[outputs[0]] if len(outputs) == 1 else arrays)
 
 
-def _learning_rate(learning_rate: float, schedule: str, steps: int):
-    if schedule == "constant":
+def _learning_rate(learning_rate: float, schedule: str, steps: int, warmup: int = 0):
+    """The rate or schedule: ``warmup`` steps rising linearly from 0, then the
+    schedule over the remaining steps (a constant rate is a cosine with floor 1)."""
+    if schedule == "constant" and not warmup:
         return learning_rate
+    floor = 1.0 if schedule == "constant" else COSINE_FLOOR
+    if not warmup:
+        return keras.optimizers.schedules.CosineDecay(
+            learning_rate, decay_steps=steps, alpha=floor
+        )
     return keras.optimizers.schedules.CosineDecay(
-        learning_rate, decay_steps=steps, alpha=COSINE_FLOOR
+        0.0,
+        decay_steps=steps - warmup,
+        alpha=floor,
+        warmup_target=learning_rate,
+        warmup_steps=warmup,
     )
 
 
@@ -537,8 +575,11 @@ def _clone_with_policy(model: keras.Model, policy: str) -> keras.Model:
 
     def clone_layer(layer):
         config = layer.get_config()
-        # A layer's config pins its dtype policy; override it (float32 heads).
-        config["dtype"] = "float32" if layer.name in output_layers else policy
+        # A layer's config pins its dtype policy; override it. Outputs stay float32,
+        # and so does the bicubic skip: in bfloat16 (8 significant bits) it would
+        # round the image it adds by up to half an 8-bit level.
+        exact = isinstance(layer, layers.BicubicUpSampling2D)
+        config["dtype"] = "float32" if layer.name in output_layers or exact else policy
         return layer.__class__.from_config(config)
 
     previous = keras.config.dtype_policy()
@@ -766,8 +807,15 @@ def _result(rows, started, run_dir, outputs, precision, resumed_from, settings):
     )
 
 
-def _check_budget(steps, eval_every, batch_size, learning_rate, lr_schedule):
+def _check_budget(steps, eval_every, batch_size, learning_rate, lr_schedule, warmup):
     """Validate the budget arguments; return ``(eval_every, learning_rate)``."""
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"warmup_steps must be an integer >= 0, got {warmup!r}")
+    if isinstance(steps, int) and not isinstance(steps, bool) and warmup >= steps:
+        raise ValueError(
+            f"warmup_steps ({warmup}) must be smaller than steps ({steps}); "
+            f"e.g. warmup_steps={steps // 20}"
+        )
     for name, value in (("steps", steps), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
@@ -879,6 +927,8 @@ def fit(
     run_dir: str | os.PathLike | None = None,
     *,
     lr_schedule: str = "cosine",
+    warmup_steps: int = 0,
+    window: int = LOW_SIZE,
     precision: str = "float32",
     xla: bool = False,
     seed: int = 0,
@@ -917,6 +967,13 @@ def fit(
         run_dir: the model's run folder (created if missing). Required.
         lr_schedule: "cosine" (cosine decay over ``steps`` down to a tenth of
             ``learning_rate``) or "constant".
+        warmup_steps: steps over which the rate rises linearly from 0 to
+            ``learning_rate`` before the schedule starts (0: none). The first
+            Adam steps at full rate can throw a model off a good start, such as
+            the bicubic start of ``srkit.models.build(..., skip="bicubic")``.
+        window: input side in pixels of the training windows (8 to 72); the
+            targets are 2 and 4 times as wide. Validation always uses the
+            split's 72 px windows. Small windows give more, cheaper steps.
         precision: "float32", "mixed_bfloat16" (bfloat16 compute, float32 weights
             and outputs) or "auto" (:func:`choose_precision`).
         xla: compile the training step with XLA (see :func:`prepare_model`).
@@ -953,8 +1010,9 @@ def fit(
     if run_dir is None:
         raise ValueError("run_dir is required: the folder for this model's artifacts")
     eval_every, learning_rate = _check_budget(
-        steps, eval_every, batch_size, learning_rate, lr_schedule
+        steps, eval_every, batch_size, learning_rate, lr_schedule, warmup_steps
     )
+    window = check_window(window)
     losses.get(loss)  # ValueError listing the names
     precision = choose_precision(precision).name
     n_val = _check_split(split)
@@ -970,6 +1028,9 @@ def fit(
         "batch_size": batch_size,
         "learning_rate": learning_rate,
         "lr_schedule": lr_schedule,
+        "warmup_steps": warmup_steps,
+        "window": window,
+        "skip": srkit_models.skip_used(model),
     }
     settings = _settings(model, split, loss, budget, precision, seed)
     plan = _plan(run_dir, settings, intervals, force)
@@ -989,7 +1050,7 @@ def fit(
 
     keras.utils.set_random_seed(seed)
     initial_weights = model.get_weights()
-    rate = _learning_rate(learning_rate, lr_schedule, steps)
+    rate = _learning_rate(learning_rate, lr_schedule, steps, warmup_steps)
     train_model = prepare_model(model, loss, rate, precision, xla)
     resumed_from = 0
     if resume:
@@ -1028,7 +1089,7 @@ def fit(
     )
     validation = (split.val.x, _targets(split.val, outputs)) if n_val else None
     stream = _keras_batches(
-        split.train, outputs, batch_size, seed, start=resumed_from * eval_every
+        split.train, outputs, batch_size, seed, resumed_from * eval_every, window
     )
 
     status = "interrupted"

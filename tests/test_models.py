@@ -370,3 +370,77 @@ def test_bench_measures_a_small_model(capsys):
     with pytest.raises(SystemExit):
         bench.main(["--help"])
     assert "--batch-size" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("size", [2, 3, 4])
+def test_bicubic_upsampling_matches_the_bicubic_baseline(size):
+    from srkit import data
+
+    x = np.random.default_rng(size).random((2, 7, 10, 3), "float32")
+    ours = keras.ops.convert_to_numpy(layers.BicubicUpSampling2D(size)(x))
+    np.testing.assert_allclose(ours, data.bicubic_upscale(x, size), rtol=0, atol=1e-5)
+
+
+def test_bicubic_upsampling_in_a_model_takes_new_sizes_and_has_no_weights():
+    from srkit import data
+
+    inputs = keras.Input((None, None, 3))
+    upsample = layers.BicubicUpSampling2D(4, name="up")
+    model = keras.Model(inputs, upsample(inputs))
+    assert upsample.weights == []
+    for height, width in PREDICT_SIZES:
+        x = np.random.default_rng(height).random((1, height, width, 3), "float32")
+        expected = data.bicubic_upscale(x, 4)
+        np.testing.assert_allclose(
+            model.predict(x, verbose=0), expected, rtol=0, atol=1e-5
+        )
+    clone = layers.BicubicUpSampling2D.from_config(upsample.get_config())
+    assert clone.size == 4 and clone.name == "up"
+    for size in (0, 1.5, True):
+        with pytest.raises(ValueError, match="size"):
+            layers.BicubicUpSampling2D(size)
+
+
+@pytest.mark.parametrize("name", models.MODEL_NAMES)
+def test_bicubic_skip_starts_at_bicubic_with_the_studys_counts(name):
+    from srkit import data
+
+    model = models.build(name, skip="bicubic", seed=0)
+    info = models.MODEL_INFO[name]
+    assert models.count_params(model) == (info["params"], info["trainable"])
+    assert list(model.output_names) == list(info["outputs"])
+    assert models.skip_used(model) == "bicubic"
+    x = np.random.default_rng(1).random((1, 10, 12, 3), "float32")
+    predictions = model.predict(x, verbose=0)
+    predictions = predictions if isinstance(predictions, list) else [predictions]
+    for output, prediction in zip(info["outputs"], predictions, strict=True):
+        scale = 2 if output == "low_upsample" else 4
+        np.testing.assert_allclose(
+            prediction, data.bicubic_upscale(x, scale), rtol=0, atol=1e-5
+        )
+
+
+def test_skip_survives_saving_and_unknown_skip_is_refused(tmp_path):
+    model = models.build("multi_upsampling_model", skip="bicubic", seed=0)
+    assert models.skip_used(models.build("multi_upsampling_model")) == "none"
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = models.load(path)
+    assert models.skip_used(loaded) == "bicubic"
+    x = np.random.default_rng(2).random((1, 9, 11, 3), "float32")
+    for ours, theirs in zip(
+        model.predict(x, verbose=0), loaded.predict(x, verbose=0), strict=True
+    ):
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="skip"):
+        models.build("dts_model", skip="nearest")
+
+
+def test_receptive_radius_of_skip_models_is_known():
+    from srkit import evaluate
+
+    for name in ("simple_model_nearest", "residual_block_model", "dts_model"):
+        plain = evaluate.receptive_radius(models.build(name))
+        skipped = evaluate.receptive_radius(models.build(name, skip="bicubic"))
+        assert plain is not None and skipped is not None
+        assert skipped >= min(plain, 2.0)

@@ -323,3 +323,114 @@ def test_best_worst_k_is_capped_at_half_the_images():
     labels = [axes.get_ylabel() for axes in figure.axes if axes.get_ylabel()]
     images = [label.split("\n")[1] for label in labels]
     assert len(images) == 2 and len(set(images)) == 2  # no image shown twice
+
+
+def regime_history(x2: list[float], x4: list[float], every: int = 50) -> pd.DataFrame:
+    """A history as srkit.train.fit logs it, reduced to what the regime figure reads."""
+    count = len(x2)
+    return pd.DataFrame(
+        {
+            "epoch": np.arange(1, count + 1),
+            "step": every * np.arange(1, count + 1),
+            "loss": np.linspace(1.0, 0.5, count),
+            "val_loss": np.linspace(1.1, 0.6, count),
+            "val_low_upsample_psnr": x2,
+            "val_high_upsample_psnr": x4,
+        }
+    )
+
+
+REGIMES = {
+    "bicubic": regime_history([25.2, 25.6, 26.0], [21.9, 21.7, 21.5]),
+    "none": regime_history([18.0, 22.0, 24.0], [17.0, 20.0, 23.0]),
+}
+BICUBIC_PSNR = {144: 25.0, 288: 22.0}
+
+
+@pytest.mark.parametrize("as_table", [False, True])
+def test_regime_curves_draw_both_regimes_and_bicubic_per_output(as_table):
+    bicubic = BICUBIC_PSNR
+    if as_table:  # Evaluation.table: model rows and bicubic rows
+        bicubic = pd.DataFrame(
+            {
+                "model": ["dts_model", "bicubic", "dts_model", "bicubic"],
+                "scale": [144, 144, 288, 288],
+                "psnr": [30.0, 25.0, 27.0, 22.0],
+            }
+        )
+    figure = rendered(plots.regime_curves(REGIMES, bicubic))
+    assert len(figure.axes) == 2
+    assert [axes.get_title() for axes in figure.axes] == [
+        "x2 (144 px)",
+        "x4 (288 px)",
+    ]
+    for axes, side, key in zip(
+        figure.axes,
+        (144, 288),
+        ("val_low_upsample_psnr", "val_high_upsample_psnr"),
+        strict=True,
+    ):
+        assert axes.get_xlabel() == "optimizer step"
+        assert "PSNR (dB)" in axes.get_ylabel()
+        lines = {line.get_label(): line for line in axes.get_lines()}
+        assert set(lines) == {
+            "with bicubic skip",
+            "without skip (the study's network)",
+            "bicubic",
+        }
+        baseline = lines["bicubic"]
+        assert baseline.get_linestyle() == "--"
+        assert set(baseline.get_ydata()) == {BICUBIC_PSNR[side]}
+        ours = lines["with bicubic skip"]
+        assert list(ours.get_xdata()) == [50, 100, 150]
+        assert list(ours.get_ydata()) == list(REGIMES["bicubic"][key])
+        low, high = axes.get_ylim()
+        assert low < BICUBIC_PSNR[side] < high
+    legend = [text.get_text() for text in figure.legends[0].get_texts()]
+    assert legend == [
+        "with bicubic skip",
+        "without skip (the study's network)",
+        "bicubic",
+    ]
+
+
+def test_regime_curves_draw_a_single_evaluation_and_check_their_input():
+    # a smoke run validates once: one marker per regime, still a figure
+    short = {key: history.tail(1) for key, history in REGIMES.items()}
+    figure = rendered(plots.regime_curves(short, BICUBIC_PSNR))
+    assert all(len(axes.get_lines()) == 3 for axes in figure.axes)
+    assert all(list(axes.get_xticks()) == [150] for axes in figure.axes)
+    with pytest.raises(ValueError, match="no bicubic PSNR"):
+        plots.regime_curves(REGIMES, {144: 25.0})
+    with pytest.raises(ValueError, match="validation PSNR"):
+        plots.regime_curves({"none": pd.DataFrame({"step": [1], "loss": [0.1]})}, {})
+    with pytest.raises(ValueError, match="empty"):
+        plots.regime_curves({}, BICUBIC_PSNR)
+
+
+def test_regime_sentences_give_signed_margins_over_bicubic():
+    from srkit import report
+
+    finals = plots.regime_finals(REGIMES, BICUBIC_PSNR).set_index(["regime", "scale"])
+    assert finals.loc[("bicubic", 144), "margin"] == pytest.approx(1.0)
+    assert finals.loc[("none", 144), "margin"] == pytest.approx(-1.0)
+    assert finals.loc[("bicubic", 288), "margin"] == pytest.approx(-0.5)
+    assert finals.loc[("none", 288), "margin"] == pytest.approx(1.0)
+    assert set(finals["step"]) == {150}
+    bullets = report.regime_takeaways(REGIMES, BICUBIC_PSNR).data.splitlines()
+    assert len(bullets) == 2
+    x2, x4 = bullets
+    assert x2.startswith("- At x2 (144 px) after 150 optimizer steps")
+    assert "bicubic interpolation gives 25.00 dB" in x2
+    assert "with bicubic skip 26.00 dB (+1.00 dB against bicubic)" in x2
+    assert "without skip (the study's network) 24.00 dB (-1.00 dB" in x2
+    assert "by +2.00 dB" in x2
+    assert "with bicubic skip 21.50 dB (-0.50 dB against bicubic)" in x4
+    assert "without skip (the study's network) 23.00 dB (+1.00 dB" in x4
+    assert "by -1.50 dB" in x4
+    # one regime alone: no comparison between regimes
+    alone = report.regime_takeaways({"none": REGIMES["none"]}, BICUBIC_PSNR).data
+    assert "-1.00 dB against bicubic" in alone and "changes" not in alone
+    # a margin that rounds to zero reads +0.00, never -0.00
+    level = {"bicubic": regime_history([24.999], [22.0001])}
+    assert "-0.00" not in report.regime_takeaways(level, BICUBIC_PSNR).data

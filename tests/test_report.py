@@ -194,7 +194,7 @@ def test_summary_table_sorts_by_scale_and_keeps_model_order():
     table = report.summary_table(comparison, ("psnr",))
     assert list(table.columns) == [
         "PSNR this run",
-        "PSNR original report (VOC 2007)",
+        "PSNR original report (its own images)",
         "PSNR bicubic",
     ]
     scales = [scale for scale, _ in table.index]
@@ -508,3 +508,98 @@ def test_model_legend_lists_every_model_once():
     assert len(rows) == len(models.MODEL_NAMES)
     assert "| {doc}`07 <07_depth_to_space>` | `dts_model` | `mse` |" in rows
     assert f"| R4 | `{report.ORIGINAL_BEST}` | `psnr_over_ssim` |" in rows
+
+
+# ---------------------------------------------------------------- model ranking
+
+
+def ranking_inputs():
+    """Per-step validation rows: x2 R4 +3.0, 07 +2.0, 02 nearest -1.0; x4 07 -1.0,
+    R4 -1.5 (dB over the bicubic row of each model's own step)."""
+    psnr = [
+        ("02_initial_model", "simple_model_nearest", 144, 24.0),
+        ("02_initial_model", "bicubic", 144, 25.0),
+        ("07_depth_to_space", "dts_model", 144, 26.0),
+        ("07_depth_to_space", "dts_model", 288, 22.0),
+        ("07_depth_to_space", "bicubic", 144, 24.0),
+        ("07_depth_to_space", "bicubic", 288, 23.0),
+        ("11_result_psnr_over_ssim", report.ORIGINAL_BEST, 144, 27.0),
+        ("11_result_psnr_over_ssim", report.ORIGINAL_BEST, 288, 21.5),
+        ("11_result_psnr_over_ssim", "bicubic", 144, 24.0),
+        ("11_result_psnr_over_ssim", "bicubic", 288, 23.0),
+    ]
+    rows = [dict(step=t, model=m, scale=s, psnr=p) for t, m, s, p in psnr]
+    return pd.DataFrame(rows, columns=records.COLLECT_COLUMNS)
+
+
+def test_model_ranking_carries_reader_labels():
+    ranking = report.model_ranking(ranking_inputs())
+    assert list(ranking.columns[:5]) == ["ranking", "scale", "rank", "model", "label"]
+    x2 = ranking[ranking["scale"] == 2]
+    assert list(x2["label"]) == ["R4", "07", "02 nearest"]
+    assert x2["psnr_margin"].tolist() == pytest.approx([3.0, 2.0, -1.0])
+    assert list(ranking[ranking["scale"] == 4]["label"]) == ["07", "R4"]
+
+
+def test_ranking_tables_one_per_factor_with_the_study_rank():
+    ranking = report.model_ranking(ranking_inputs())
+    pages = report.model_pages(ranking_inputs())
+    text = report.ranking_tables(ranking, pages).data
+    assert text.index("**x2**") < text.index("**x4**")
+    header = "| model | rank (val.) | dB (val.) | rank in the study |"
+    assert text.count(header) == 2
+    study = records.load_original_results()
+    at = study[study["scale"] == 144].sort_values("psnr", ascending=False)
+    dts_rank = list(at["model"]).index("dts_model") + 1
+    assert f"| {{doc}}`07 <07_depth_to_space>` | 2 | +2.00 | {dts_rank} |" in text
+    assert "02 nearest" not in text.split("**x4**")[1]
+
+
+def test_ranking_sentences_place_r4_and_give_the_rank_correlation():
+    ranking = report.model_ranking(ranking_inputs())
+    text = report.ranking_sentences(ranking).data
+    lines = text.splitlines()
+    assert len(lines) == 2 and "our validation images" in lines[0]
+    assert "R4 ranks first of 3, +3.00 dB" in lines[0]
+    assert "R4 is the study's best model too" in lines[0]
+    assert "the study's best model, R4, is 2nd here" in lines[1]
+    # the study ranks R4 first, 07 and 02 nearest below in that order at 144 px,
+    # and 07 below R4 at 288 px: the same order at x2, the reverse at x4
+    assert "Over the 3 models both rank" in lines[0] and "is 1.00." in lines[0]
+    assert "Over the 2 models both rank" in lines[1] and "is -1.00." in lines[1]
+    assert "benchmark" not in text and "VOC" not in text
+
+
+def test_ranking_sentences_with_benchmarks_and_without_r4():
+    inputs = ranking_inputs()
+    bench = benchmark_summary_table()
+    ranking = report.model_ranking(inputs, bench)
+    text = report.ranking_sentences(ranking).data
+    assert "(mean over the benchmark sets): 07 ranks first of 2" in text
+    assert "R4, has no x2 result on the benchmark sets in this run" in text
+    assert "Too few models (1)" in text  # only 07 at x4 on the sets
+    assert "on our validation images, over 3 models)" in text
+    without = report.model_ranking(inputs[inputs["model"] != report.ORIGINAL_BEST])
+    text = report.ranking_sentences(without).data
+    assert "R4, has no x2 result on our validation images in this run" in text
+
+
+def test_ranking_of_an_empty_run_says_so():
+    inputs = ranking_inputs()
+    empty = report.model_ranking(inputs[inputs["model"] == "bicubic"])
+    assert report.ranking_sentences(empty).data == report.NO_RANKING
+    assert report.ranking_tables(empty).data == report.NO_RANKING
+
+
+def test_ordinals():
+    assert [report._ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22)] == [
+        "1st",
+        "2nd",
+        "3rd",
+        "4th",
+        "11th",
+        "12th",
+        "13th",
+        "21st",
+        "22nd",
+    ]

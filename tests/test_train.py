@@ -465,3 +465,44 @@ def test_bfloat16_run_stays_within_a_fifth_of_a_db_of_float32(sample_split, tmp_
         table = evaluate.evaluate(result.model, sample_split.val).table
         scores[precision] = table.query("model != 'bicubic'")["psnr"].iloc[0]
     assert abs(scores["mixed_bfloat16"] - scores["float32"]) < 0.2, scores
+
+
+def test_small_windows_crop_aligned_triplets(split):
+    x, targets = next(train.batches(split.train, 3, seed=1, window=8))
+    assert x.shape == (3, 8, 8, 3)
+    assert targets["y2"].shape == (3, 16, 16, 3)
+    assert targets["y4"].shape == (3, 32, 32, 3)
+    # make_subset samples every 4th / 2nd pixel, so an aligned crop keeps that
+    np.testing.assert_array_equal(x, targets["y4"][:, ::4, ::4])
+    np.testing.assert_array_equal(targets["y2"], targets["y4"][:, ::2, ::2])
+    with pytest.raises(ValueError, match="window"):
+        next(train.batches(split.train, 3, seed=1, window=4))
+
+
+def test_patch_source_draws_small_windows():
+    rng = np.random.default_rng(4)
+    images = [(rng.random((300, 310, 3)) * 255).astype(np.uint8) for _ in range(2)]
+    source = data.PatchSource(images, ["a", "b"])
+    batch = source.draw(2, np.random.default_rng(0), window=24)
+    assert batch.x.shape == (2, 24, 24, 3) and batch.y4.shape == (2, 96, 96, 3)
+    again = source.draw(2, np.random.default_rng(0), window=24)
+    np.testing.assert_array_equal(batch.y4, again.y4)
+
+
+def test_warmup_rises_then_follows_the_schedule_and_is_recorded(split, tmp_path):
+    result = run_fit(
+        split, tmp_path, intervals=2, eval_every=2, warmup_steps=2, window=8
+    )
+    rates = list(result.history["learning_rate"])
+    # after 2 steps the warm-up has reached the rate; after 4 the cosine has begun
+    assert rates[0] == pytest.approx(1e-3, rel=1e-5)
+    assert rates[1] < rates[0]
+    assert result.settings["warmup_steps"] == 2 and result.settings["window"] == 8
+    assert result.settings["skip"] == "none"
+    record = result.record()
+    assert record["window"] == 8 and record["warmup_steps"] == 2
+    schedule = train._learning_rate(1e-3, "constant", 10, warmup=4)
+    values = [float(keras.ops.convert_to_numpy(schedule(s))) for s in (0, 2, 4, 9)]
+    assert values == pytest.approx([0.0, 5e-4, 1e-3, 1e-3], rel=1e-5)
+    with pytest.raises(ValueError, match="warmup_steps"):
+        run_fit(split, tmp_path / "b", intervals=1, eval_every=2, warmup_steps=2)
