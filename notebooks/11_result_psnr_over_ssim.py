@@ -116,6 +116,14 @@ report.model_table(model)
 #
 # First round: loss −PSNR/(1−SSIM) per output, summed, with Adam at the step size of the
 # other result models.
+#
+# The loss is computed per image and averaged over the batch, and an image's weight in
+# that average grows as 1/(1−SSIM). A nearly flat window (sky, a wall), which bicubic
+# interpolation already renders almost perfectly, would then outweigh the rest of its
+# batch many times over, and the network would learn to change nothing. We therefore
+# floor 1−SSIM at `srkit.losses.SSIM_GAP_FLOOR` (0.05): below it an image trains on its
+# PSNR alone. The study's 288 px targets hold far fewer wholly flat images than our
+# small training windows.
 
 # %% tags=["scroll-output"]
 # papermill_description=train

@@ -128,6 +128,20 @@ def test_takeaways_state_the_budget_of_a_model_below_bicubic():
     assert "optimizer steps" not in above
 
 
+def test_the_nearest_variant_without_skip_gets_no_budget_advice():
+    class Nearest(FakeFit):
+        settings = {"model": "simple_model_nearest", "batch_size": 16}
+
+    class NearestWithSkip(FakeFit):
+        settings = {**Nearest.settings, "skip": "bicubic"}
+
+    evaluation = fake_evaluation("simple_model_nearest", 20.0, 25.0)
+    without = report.takeaways(evaluation, results=Nearest()).data
+    assert "no training budget" in without and "-p steps=" not in without
+    with_skip = report.takeaways(evaluation, results=NearestWithSkip()).data
+    assert "no training budget" not in with_skip and "-p steps=3000" in with_skip
+
+
 def run_table():
     return pd.DataFrame(
         [
