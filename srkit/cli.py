@@ -38,7 +38,8 @@ pass --project DIR.
 
 RUN_EPILOG = """\
 examples:
-  srkit run                                  smoke profile, every step, then the book
+  srkit run                                  default profile, every step, then the book
+  srkit run --profile smoke                  the machinery only, in minutes
   srkit run --profile quick -p steps=2000 --only 05
   srkit run -p 05.steps=8 -p batch_size=4    one step's value, then every step's
   srkit run --data folder:~/photos --no-book
@@ -104,9 +105,11 @@ def _add_run_command(commands) -> None:
     _add_project(run)
     run.add_argument(
         "--profile",
-        default="smoke",
-        help="smoke (minutes, CPU), quick (a meaningful CPU run) or full "
-        "(the original study, GPU); or a YAML file (default: smoke)",
+        default="default",
+        help="default (the first book: bundled photos, every network trained for a "
+        "few minutes on a CPU), smoke (the machinery only, minutes; numbers are "
+        "noise), quick (real training sets, under an hour on a CPU) or full (the "
+        "original study's scale, GPU); or a YAML file (default: default)",
     )
     run.add_argument(
         "-p",

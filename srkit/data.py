@@ -733,6 +733,35 @@ def check_window(window) -> int:
     return int(window)
 
 
+def crop_triplets(x, y2, y4, window: int, rng: np.random.Generator) -> tuple:
+    """Random aligned crops of triplets: ``window`` px of each input, the same
+    region of its targets.
+
+    Args:
+        x: (n, h, w, 3) inputs; y2: (n, 2h, 2w, 3); y4: (n, 4h, 4w, 3).
+        window: input side of the crops in pixels (at most h and w).
+        rng: NumPy generator; the same state gives the same crops.
+
+    Returns:
+        ``(x, y2, y4)`` with sides ``window``, ``2 window`` and ``4 window``.
+    """
+    height, width = x.shape[1:3]
+    tops = rng.integers(0, height - window + 1, size=len(x))
+    lefts = rng.integers(0, width - window + 1, size=len(x))
+    crops = []
+    for array, factor in ((x, 1), (y2, FACTOR_X2), (y4, FACTOR_X4)):
+        side = window * factor
+        crops.append(
+            np.stack(
+                [
+                    image[top * factor :][:side, left * factor :][:, :side]
+                    for image, top, left in zip(array, tops, lefts, strict=True)
+                ]
+            )
+        )
+    return tuple(crops)
+
+
 def _check_count(count) -> None:
     if isinstance(count, bool) or int(count) != count or count < 1:
         raise ValueError(f"count must be an integer >= 1, got {count!r}")
@@ -868,14 +897,8 @@ class WindowSource:
         batch = self.take(rng.choice(len(self), int(count), replace=count > len(self)))
         if window == LOW_SIZE:
             return batch
-        corners = rng.integers(0, LOW_SIZE - window + 1, size=(int(count), 2))
-        crops = {"x": [], "y2": [], "y4": []}
-        for index, (top, left) in enumerate(corners):
-            for name, factor in (("x", 1), ("y2", FACTOR_X2), ("y4", FACTOR_X4)):
-                rows = slice(top * factor, (top + window) * factor)
-                columns = slice(left * factor, (left + window) * factor)
-                crops[name].append(getattr(batch, name)[index, rows, columns])
-        return Subset(**{k: np.stack(v) for k, v in crops.items()}, names=batch.names)
+        x, y2, y4 = crop_triplets(batch.x, batch.y2, batch.y4, window, rng)
+        return Subset(x=x, y2=y2, y4=y4, names=batch.names)
 
 
 def _eight_bit_triplets(y4_u8: np.ndarray, chunk: int = 64) -> tuple:

@@ -66,7 +66,7 @@ from srkit import (
 from srkit import models as srkit_models
 from srkit.atomic import write_json
 from srkit.callbacks import TMP_MARKER, atomic_path
-from srkit.data import check_window
+from srkit.data import check_window, crop_triplets
 from srkit.environment import collect_versions
 from srkit.environment import cpu_has_bf16 as _cpu_bf16_flags
 from srkit.environment import on_accelerator as _on_accelerator
@@ -462,24 +462,10 @@ def batches(
             x = source.x[chosen]
             targets = {"y2": source.y2[chosen], "y4": source.y4[chosen]}
             if window < x.shape[1]:
-                x, targets = _crop_batch(x, targets, window, rng)
+                x, y2, y4 = crop_triplets(x, targets["y2"], targets["y4"], window, rng)
+                targets = {"y2": y2, "y4": y4}
         yield x, targets
         step += 1
-
-
-def _crop_batch(x, targets, window, rng):
-    """Random aligned ``window`` px crops of fixed arrays and their targets."""
-    corners = rng.integers(0, x.shape[1] - window + 1, size=(len(x), 2))
-    crops = {"x": [], "y2": [], "y4": []}
-    arrays = {"x": x, **targets}
-    for index, (top, left) in enumerate(corners):
-        for name, array in arrays.items():
-            factor = array.shape[1] // x.shape[1]
-            rows = slice(top * factor, (top + window) * factor)
-            columns = slice(left * factor, (left + window) * factor)
-            crops[name].append(array[index, rows, columns])
-    stacked = {name: np.stack(parts) for name, parts in crops.items()}
-    return stacked.pop("x"), stacked
 
 
 def _keras_batches(source, outputs, batch_size, seed, start, window):

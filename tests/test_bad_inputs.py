@@ -260,7 +260,7 @@ def fifo_input(folder: Path) -> None:
 def held_lock(folder: Path):
     """A project whose run folder is locked by a running srkit (PID 4242)."""
     make_project(folder)
-    run_dir = folder / "project" / "runs" / "smoke"
+    run_dir = folder / "project" / "runs" / "default"
     run_dir.mkdir(parents=True)
     handle = open(run_dir / layout.LOCK_FILE, "w")  # noqa: SIM115
     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -273,7 +273,7 @@ def held_lock(folder: Path):
 def killed_run(folder: Path) -> None:
     """A run folder as ``kill -9`` leaves it: record "running", kernel leftovers."""
     make_project(folder)
-    run_dir = folder / "project" / "runs" / "smoke"
+    run_dir = folder / "project" / "runs" / "default"
     record = {"status": "running", "steps": {"01_a": {"status": "running"}}}
     write(run_dir, "run.json", json.dumps(record).encode())
     write(run_dir, layout.LOCK_FILE, b"999999\n")  # a dead process's lock
@@ -282,7 +282,7 @@ def killed_run(folder: Path) -> None:
 
 
 def resumed(folder: Path) -> None:
-    run_dir = folder / "project" / "runs" / "smoke"
+    run_dir = folder / "project" / "runs" / "default"
     records = json.loads((run_dir / "run.json").read_text())
     assert records["status"] == "ok"
     assert records["steps"]["01_a"]["status"] == "ran"
@@ -345,14 +345,14 @@ def garbled_history(folder: Path) -> None:
     make_project(folder)
     step = folder / "project" / "notebooks" / "01_a.py"
     step.write_text(FIT_STEP)
-    models_dir = folder / "project" / "runs" / "smoke" / "models"
+    models_dir = folder / "project" / "runs" / "default" / "models"
     for name, content in CHECKPOINTS.items():
         write(models_dir / "simple_model_nearest", name, content)
 
 
 def checkpoints_kept(folder: Path) -> None:
     model_dir = (
-        folder / "project" / "runs" / "smoke" / "models" / "simple_model_nearest"
+        folder / "project" / "runs" / "default" / "models" / "simple_model_nearest"
     )
     assert {path.name: path.read_bytes() for path in model_dir.iterdir()} == CHECKPOINTS
 

@@ -130,7 +130,7 @@ def test_missing_project(tmp_path, monkeypatch, capsys):
 
 def test_clean(project, capsys):
     (project / "_build" / "html").mkdir(parents=True)
-    (project / "runs" / "smoke").mkdir(parents=True)
+    (project / "runs" / "default").mkdir(parents=True)
     assert cli.main(["clean", "--project", str(project)]) == 0
     assert f"removed {project / '_build'}" in capsys.readouterr().out
     assert cli.main(["clean", "--project", str(project), "--all"]) == 0
@@ -149,7 +149,7 @@ def test_models_prints_the_zoo(capsys):
 
 
 def test_upscale_missing_model(project, capsys):
-    run_dir = project / "runs" / "smoke"
+    run_dir = project / "runs" / "default"
     code = cli.main(
         ["upscale", "in.png", "out.png", "--model", "dts_model"]
         + ["--project", str(project), "--run-dir", str(run_dir)]

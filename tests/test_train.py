@@ -506,3 +506,26 @@ def test_warmup_rises_then_follows_the_schedule_and_is_recorded(split, tmp_path)
     assert values == pytest.approx([0.0, 5e-4, 1e-3, 1e-3], rel=1e-5)
     with pytest.raises(ValueError, match="warmup_steps"):
         run_fit(split, tmp_path / "b", intervals=1, eval_every=2, warmup_steps=2)
+
+
+def test_window_source_draws_aligned_small_windows():
+    rng = np.random.default_rng(5)
+    windows = (rng.random((3, 288, 288, 3)) * 255).astype(np.uint8)
+    source = data.WindowSource(windows, ["a", "b", "c"])
+    batch = source.draw(4, np.random.default_rng(1), window=16)
+    assert batch.x.shape == (4, 16, 16, 3) and batch.y4.shape == (4, 64, 64, 3)
+    whole = source.take(range(3))
+    # every crop is a region of one stored window, at the same place in all three
+    for x, y4 in zip(batch.x, batch.y4, strict=True):
+        found = [
+            (i, top, left)
+            for i in range(3)
+            for top in range(0, 288 - 64 + 1, 4)
+            for left in range(0, 288 - 64 + 1, 4)
+            if np.array_equal(whole.y4[i, top : top + 64, left : left + 64], y4)
+        ]
+        assert len(found) == 1
+        i, top, left = found[0]
+        np.testing.assert_array_equal(
+            whole.x[i, top // 4 : top // 4 + 16, left // 4 : left // 4 + 16], x
+        )
