@@ -24,7 +24,7 @@ from srkit.vocab import BICUBIC, METRICS, OUTPUT_NAMES
 
 #: The data behind the original report's numbers: its own validation images, 288 px
 #: photos that its text does not name (our full profile's VOC 2007 is our choice).
-ORIGINAL_DATA = "the study's own 288 px images (its text does not name the collection)"
+ORIGINAL_DATA = "288 px images that its text does not name"
 #: How every typed-in published benchmark row is labelled.
 PUBLISHED_LABEL = "quoted from the paper, not measured here"
 #: How benchmark rows computed by this run are labelled.
