@@ -134,8 +134,54 @@ def _interpolation_phases(x, factor, axis):
     return phases
 
 
+class _PhaseUpSampling2D(layers.Layer):
+    """Upsampling by an integer factor from ``factor`` output phases per axis.
+
+    A subclass names ``_phases(x, factor, axis)``, which returns the ``factor``
+    phases of ``x`` along ``axis`` (phase r holds output pixels factor * i + r).
+    Columns are interpolated first, then rows (TensorFlow's order, so that float32
+    rounding matches its resize), and ``keras.ops.depth_to_space`` places the
+    ``factor**2`` phases, so the layer never reads the input's shape.
+    """
+
+    _phases = None  # set by each subclass
+
+    def __init__(self, size=2, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"size must be an integer >= 1, got {size!r}")
+        self.size = size
+
+    def call(self, inputs):
+        factor = self.size
+        if factor == 1:
+            return inputs
+        columns = type(self)._phases(inputs, factor, axis=2)
+        rows = [type(self)._phases(x, factor, axis=1) for x in columns]
+        # Channel block r * factor + s holds output pixel (factor * i + r,
+        # factor * j + s): the order depth_to_space reads (see DepthToSpace).
+        blocks = [rows[s][r] for r in range(factor) for s in range(factor)]
+        return ops.depth_to_space(
+            ops.concatenate(blocks, axis=-1), factor, data_format="channels_last"
+        )
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        return (
+            n,
+            None if h is None else h * self.size,
+            None if w is None else w * self.size,
+            c,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config["size"] = self.size
+        return config
+
+
 @keras.saving.register_keras_serializable(package="srkit")
-class BilinearUpSampling2D(layers.Layer):
+class BilinearUpSampling2D(_PhaseUpSampling2D):
     """Bilinear upsampling by an integer factor, for inputs of any size.
 
     Gives the values of ``keras.layers.UpSampling2D(size,
@@ -164,39 +210,7 @@ class BilinearUpSampling2D(layers.Layer):
         ValueError: if ``size`` is not an integer >= 1.
     """
 
-    def __init__(self, size=2, **kwargs):
-        super().__init__(**kwargs)
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValueError(f"size must be an integer >= 1, got {size!r}")
-        self.size = size
-
-    def call(self, inputs):
-        factor = self.size
-        if factor == 1:
-            return inputs
-        # Columns first, then rows: TensorFlow's order, so the rounding matches.
-        columns = _interpolation_phases(inputs, factor, axis=2)
-        rows = [_interpolation_phases(x, factor, axis=1) for x in columns]
-        # Channel block r * factor + s holds output pixel (factor * i + r,
-        # factor * j + s): the order depth_to_space reads (see DepthToSpace).
-        blocks = [rows[s][r] for r in range(factor) for s in range(factor)]
-        return ops.depth_to_space(
-            ops.concatenate(blocks, axis=-1), factor, data_format="channels_last"
-        )
-
-    def compute_output_shape(self, input_shape):
-        n, h, w, c = input_shape
-        return (
-            n,
-            None if h is None else h * self.size,
-            None if w is None else w * self.size,
-            c,
-        )
-
-    def get_config(self):
-        config = super().get_config()
-        config["size"] = self.size
-        return config
+    _phases = staticmethod(_interpolation_phases)
 
 
 def _shifted(x, shift, axis):
@@ -257,7 +271,7 @@ def _cubic_phases(x, factor, axis):
 
 
 @keras.saving.register_keras_serializable(package="srkit")
-class BicubicUpSampling2D(layers.Layer):
+class BicubicUpSampling2D(_PhaseUpSampling2D):
     """Bicubic upsampling by an integer factor: MATLAB's ``imresize(A, size)``.
 
     The interpolation of the bicubic baseline (:func:`srkit.data.bicubic_upscale`),
@@ -280,38 +294,7 @@ class BicubicUpSampling2D(layers.Layer):
         ValueError: if ``size`` is not an integer >= 1.
     """
 
-    def __init__(self, size=2, **kwargs):
-        super().__init__(**kwargs)
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValueError(f"size must be an integer >= 1, got {size!r}")
-        self.size = size
-
-    def call(self, inputs):
-        factor = self.size
-        if factor == 1:
-            return inputs
-        columns = _cubic_phases(inputs, factor, axis=2)
-        rows = [_cubic_phases(x, factor, axis=1) for x in columns]
-        # Channel block r * factor + s holds output pixel (factor * i + r,
-        # factor * j + s): the order depth_to_space reads.
-        blocks = [rows[s][r] for r in range(factor) for s in range(factor)]
-        return ops.depth_to_space(
-            ops.concatenate(blocks, axis=-1), factor, data_format="channels_last"
-        )
-
-    def compute_output_shape(self, input_shape):
-        n, h, w, c = input_shape
-        return (
-            n,
-            None if h is None else h * self.size,
-            None if w is None else w * self.size,
-            c,
-        )
-
-    def get_config(self):
-        config = super().get_config()
-        config["size"] = self.size
-        return config
+    _phases = staticmethod(_cubic_phases)
 
 
 @keras.saving.register_keras_serializable(package="srkit")
