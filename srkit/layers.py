@@ -223,14 +223,16 @@ def _shifted(x, shift, axis):
     def part(start, stop):
         return x[head + (slice(start, stop),)]
 
-    pieces = {
-        -2: [part(1, 2), part(0, 1), part(None, -2)],
-        -1: [part(0, 1), part(None, -1)],
-        0: [x],
-        1: [part(1, None), part(-1, None)],
-        2: [part(2, None), part(-1, None), part(-2, -1)],
+    if shift == 0:
+        return x
+    # (start, stop) of the pieces joined along the axis, mirrored taps first/last
+    bounds = {
+        -2: [(1, 2), (0, 1), (None, -2)],
+        -1: [(0, 1), (None, -1)],
+        1: [(1, None), (-1, None)],
+        2: [(2, None), (-1, None), (-2, -1)],
     }[shift]
-    return pieces[0] if len(pieces) == 1 else ops.concatenate(pieces, axis=axis)
+    return ops.concatenate([part(start, stop) for start, stop in bounds], axis=axis)
 
 
 CUBIC_A = -0.5  # Keys' cubic convolution parameter, as MATLAB's imresize uses
