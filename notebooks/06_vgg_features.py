@@ -19,9 +19,9 @@
 # two outputs. The VGG16 block is frozen.
 #
 # The study used VGG16 with its ImageNet weights. Those weights are a download, so an
-# offline build (the smoke and quick profiles) gives the frozen block random, untrained
-# weights instead: its features are then fixed random projections, and this page
-# measures that variant. The banner states which weights this run used.
+# offline build (the smoke, default and quick profiles) gives the frozen block random,
+# untrained weights instead: its features are then fixed random projections, and this
+# page measures that variant. The banner states which weights this run used.
 #
 # The step reads the prepared images from the run's data cache and writes the trained
 # model, its history, the training GIFs and `metrics.json` into the run folder.

@@ -18,9 +18,9 @@
 # trained on PSNR directly: the loss is the negative PSNR of each output, so maximising
 # PSNR is the training goal.
 #
-# Its VGG16 block is frozen. The smoke and quick profiles build offline, and then that
-# block holds random, untrained weights rather than the ImageNet ones of the study; the
-# banner states which weights this run used.
+# Its VGG16 block is frozen. The smoke, default and quick profiles build offline, and
+# then that block holds random, untrained weights rather than the ImageNet ones of the
+# study; the banner states which weights this run used.
 #
 # The step reads the prepared images from the run's data cache and writes the trained
 # model, its history, the training GIFs and `metrics.json` into the run folder, and a
@@ -212,9 +212,9 @@ report.regime_takeaways(regimes, evaluation.table)
 # %% [markdown]
 # ## Takeaways
 #
-# This model is much larger than those of steps 02 to 07. The comparison with bicubic
-# and with the original report is below; on the CPU profiles (smoke and quick) it has
-# seen far too few images for its size.
+# This model is much larger than those of steps 02 to 07, so how far it gets depends
+# above all on its budget (the banner's steps and regime). The comparison with bicubic
+# and with the original report is below.
 
 # %%
 report.takeaways(evaluation, results=result)

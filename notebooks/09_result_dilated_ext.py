@@ -17,9 +17,9 @@
 # dilated blocks instead of two) and adds SSIM to the loss. SSIM rewards matching local
 # structure (contrast and correlation in small windows), which PSNR ignores.
 #
-# Its VGG16 block is frozen. The smoke and quick profiles build offline, and then that
-# block holds random, untrained weights rather than the ImageNet ones of the study; the
-# banner states which weights this run used.
+# Its VGG16 block is frozen. The smoke, default and quick profiles build offline, and
+# then that block holds random, untrained weights rather than the ImageNet ones of the
+# study; the banner states which weights this run used.
 #
 # The step reads the prepared images from the run's data cache and writes the trained
 # model, its history, the training GIFs and `metrics.json` into the run folder.

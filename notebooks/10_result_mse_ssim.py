@@ -17,9 +17,9 @@
 # MSE−SSIM. On images in [0, 1] the MSE is small (around 0.005), so this loss is driven
 # mostly by SSIM, the opposite balance of R2.
 #
-# Its VGG16 block is frozen. The smoke and quick profiles build offline, and then that
-# block holds random, untrained weights rather than the ImageNet ones of the study; the
-# banner states which weights this run used.
+# Its VGG16 block is frozen. The smoke, default and quick profiles build offline, and
+# then that block holds random, untrained weights rather than the ImageNet ones of the
+# study; the banner states which weights this run used.
 #
 # The step reads the prepared images from the run's data cache and writes the trained
 # model, its history, the training GIFs and `metrics.json` into the run folder.

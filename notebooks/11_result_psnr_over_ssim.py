@@ -20,9 +20,9 @@
 # original study, the model is then trained a second time on more images with a smaller
 # learning rate.
 #
-# Its VGG16 block is frozen. The smoke and quick profiles build offline, and then that
-# block holds random, untrained weights rather than the ImageNet ones of the study; the
-# banner states which weights this run used.
+# Its VGG16 block is frozen. The smoke, default and quick profiles build offline, and
+# then that block holds random, untrained weights rather than the ImageNet ones of the
+# study; the banner states which weights this run used.
 #
 # The step reads the prepared images from the run's data cache and writes both training
 # rounds, their histories and GIFs, and `metrics.json` into the run folder.
