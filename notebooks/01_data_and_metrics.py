@@ -31,7 +31,7 @@ n_images: int = 24  # images prepared; about 80 % train, 20 % validation
 seed: int = 0  # seed for crops and split
 
 # %% tags=["hide-input"]
-from srkit import data, evaluate, losses, plots, records, report
+from srkit import data, evaluate, images, losses, plots, records, report
 
 STEP = "01_data_and_metrics"
 RUN = report.run_folder(run_dir)
@@ -117,7 +117,7 @@ report.markdown_table(losses.table())
 # differences are larger than scikit-image's.
 
 # %%
-upscaled = data.bicubic_upscale(split.val.x, 2)
+upscaled = images.bicubic_upscale(split.val.x, 2)
 report.metric_agreement(split.val.y2, upscaled)
 
 # %% [markdown]

@@ -113,22 +113,14 @@ report.model_table(built["simple_model_nearest"])
 # %% tags=["scroll-output"]
 # papermill_description=train
 # The full profile trains these models longer on a GPU (srkit/profiles/full.yaml).
+# The training settings are this page's parameters (steps, eval_every, batch_size,
+# learning_rate, ...) with each model's loss (srkit.train.Settings).
 results = {
     name: train.fit(
         model,
         split,
-        loss=models.MODEL_INFO[name]["loss"],
-        steps=steps,
-        eval_every=eval_every,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        lr_schedule=lr_schedule,
-        warmup_steps=warmup_steps,
-        window=window,
+        train.Settings.from_params(globals(), loss=models.MODEL_INFO[name]["loss"]),
         run_dir=RUN.model(name),
-        precision=precision,
-        xla=xla,
-        seed=seed,
         verbose=0,
     )
     for name, model in built.items()

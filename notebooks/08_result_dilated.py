@@ -107,23 +107,10 @@ report.model_table(model)
 # %% tags=["scroll-output"]
 # papermill_description=train
 # The full profile trains this model for longer on a GPU (srkit/profiles/full.yaml).
-result = train.fit(
-    model,
-    split,
-    loss=models.MODEL_INFO[MODEL]["loss"],
-    steps=steps,
-    eval_every=eval_every,
-    batch_size=batch_size,
-    learning_rate=learning_rate,
-    lr_schedule=lr_schedule,
-    warmup_steps=warmup_steps,
-    window=window,
-    run_dir=RUN.model(MODEL),
-    precision=precision,
-    xla=xla,
-    seed=seed,
-    verbose=0,
-)
+# The training settings are this page's parameters (steps, eval_every, batch_size,
+# learning_rate, ...) with the model's loss (srkit.train.Settings).
+settings = train.Settings.from_params(globals(), loss=models.MODEL_INFO[MODEL]["loss"])
+result = train.fit(model, split, settings, run_dir=RUN.model(MODEL), verbose=0)
 print(report.fit_summary(result))
 report.training_table(result)
 
@@ -182,18 +169,8 @@ other_skip = "none" if skip == "bicubic" else "bicubic"
 other = train.fit(
     models.build(MODEL, vgg_weights=vgg_weights, seed=seed, skip=other_skip),
     split,
-    loss=models.MODEL_INFO[MODEL]["loss"],
-    steps=steps,
-    eval_every=eval_every,
-    batch_size=batch_size,
-    learning_rate=learning_rate,
-    lr_schedule=lr_schedule,
-    warmup_steps=warmup_steps,
-    window=window,
+    settings,
     run_dir=RUN.model(MODEL) / "other_regime",
-    precision=precision,
-    xla=xla,
-    seed=seed,
     verbose=0,
     gif=False,
 )

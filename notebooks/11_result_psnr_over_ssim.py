@@ -128,22 +128,11 @@ report.model_table(model)
 # %% tags=["scroll-output"]
 # papermill_description=train
 # The full profile trains this model for longer on a GPU (srkit/profiles/full.yaml).
+# The training settings are this page's parameters (steps, eval_every, batch_size,
+# learning_rate, ...) with the model's loss (srkit.train.Settings).
+settings = train.Settings.from_params(globals(), loss=models.MODEL_INFO[MODEL]["loss"])
 first = train.fit(
-    model,
-    split,
-    loss=models.MODEL_INFO[MODEL]["loss"],
-    steps=steps,
-    eval_every=eval_every,
-    batch_size=batch_size,
-    learning_rate=learning_rate,
-    lr_schedule=lr_schedule,
-    warmup_steps=warmup_steps,
-    window=window,
-    run_dir=RUN.model(MODEL) / "round1",
-    precision=precision,
-    xla=xla,
-    seed=seed,
-    verbose=0,
+    model, split, settings, run_dir=RUN.model(MODEL) / "round1", verbose=0
 )
 print(report.fit_summary(first))
 report.training_table(first)
@@ -155,23 +144,15 @@ report.training_table(first)
 
 # %% tags=["scroll-output"]
 # papermill_description=retrain
-result = train.fit(
-    first.model,
-    more,
+# This page's settings again, with the second round's steps, interval and learning rate.
+retrain = train.Settings.from_params(
+    globals(),
     loss=models.MODEL_INFO[MODEL]["loss"],
     steps=retrain_steps,
     eval_every=retrain_eval_every,
-    batch_size=batch_size,
     learning_rate=retrain_learning_rate,
-    lr_schedule=lr_schedule,
-    warmup_steps=warmup_steps,
-    window=window,
-    run_dir=RUN.model(MODEL),
-    precision=precision,
-    xla=xla,
-    seed=seed,
-    verbose=0,
 )
+result = train.fit(first.model, more, retrain, run_dir=RUN.model(MODEL), verbose=0)
 print(report.fit_summary(result))
 report.training_table(result)
 

@@ -34,15 +34,17 @@ benchmarks: str = ""  # folder:PATH, subfolders Set5/, Set14/...; relative to pr
 import keras
 from IPython.display import display
 
-from srkit import evaluate, models, plots, records, report
+from srkit import benchmark_page, evaluate, models, plots, records, report, summary_page
 
 STEP = "12_benchmarks"
 RUN = report.run_folder(run_dir)
 keras.utils.set_random_seed(seed)
-FOLDER = report.benchmark_folder(benchmarks)
+FOLDER = benchmark_page.benchmark_folder(benchmarks)
 SETS = evaluate.benchmark_sets(FOLDER)
-trained = {name: models.load(path) for name, path in report.trained_models(RUN).items()}
-report.benchmark_banner(profile, SETS, trained)
+trained = {
+    name: models.load(path) for name, path in benchmark_page.trained_models(RUN).items()
+}
+benchmark_page.benchmark_banner(profile, SETS, trained)
 
 # %% [markdown]
 # ## The protocol
@@ -56,7 +58,7 @@ report.benchmark_banner(profile, SETS, trained)
 # tables. A network with only an x2 output is scored at x2 alone.
 
 # %%
-report.benchmark_status(benchmarks, FOLDER, SETS, trained)
+benchmark_page.benchmark_status(benchmarks, FOLDER, SETS, trained)
 
 # %% tags=["scroll-output"]
 # papermill_description=benchmark
@@ -73,7 +75,7 @@ published = records.load_published_benchmarks()
 # measured here, and their margins are over the same paper's bicubic row.
 
 # %%
-report.benchmark_tables(summary, published)
+benchmark_page.benchmark_tables(summary, published)
 
 # %% [markdown]
 # ## Margins at a glance
@@ -96,7 +98,7 @@ if SETS and trained:
 # %%
 if trained:
     for name, folder in SETS.items():
-        display(report.benchmark_figure(trained, per_image, name, folder))
+        display(benchmark_page.benchmark_figure(trained, per_image, name, folder))
 
 # %% [markdown]
 # ## Takeaways
@@ -106,7 +108,7 @@ if trained:
 # architecture; the banner states the profile of this page.
 
 # %%
-report.margin_takeaways(summary)
+summary_page.margin_takeaways(summary)
 
 # %% tags=["remove-cell"]
 metrics_file = records.write_benchmarks(

@@ -38,7 +38,7 @@ seed: int = 0  # seed of that split
 # srkit: reads-earlier-steps (re-run when an earlier step's metrics.json changes)
 from IPython.display import display
 
-from srkit import data, evaluate, models, plots, records, report
+from srkit import data, evaluate, models, plots, records, report, summary_page
 
 STEP = "13_summary"
 RUN = report.run_folder(run_dir)
@@ -47,7 +47,7 @@ ours = records.collect_metrics(RUN)
 per_step = records.collect_metrics(RUN, bicubic="per_step")
 bench = records.read_benchmarks(RUN)
 original = records.load_original_results()
-pages = report.model_pages(ours)
+pages = summary_page.model_pages(ours)
 split = data.prepare(
     data_source,
     n_images=n_images,
@@ -58,7 +58,7 @@ split = data.prepare(
 report.banner(profile, split)
 
 # %% tags=["hide-input"]
-report.headline(bench, ours, original, profile, pages)
+summary_page.headline(bench, ours, original, profile, pages)
 
 # %% [markdown]
 # ## Ranking of the eleven models
@@ -76,9 +76,9 @@ report.headline(bench, ours, original, profile, pages)
 # -1 the reverse, values near 0 no relation.
 
 # %% tags=["hide-input"]
-ranking = report.model_ranking(per_step, bench, original)
-display(report.ranking_tables(ranking, pages))
-report.ranking_sentences(ranking, pages)
+ranking = summary_page.model_ranking(per_step, bench, original)
+display(summary_page.ranking_tables(ranking, pages))
+summary_page.ranking_sentences(ranking, pages)
 
 # %% [markdown]
 # ## Margins over bicubic on the benchmark sets
@@ -92,8 +92,8 @@ report.ranking_sentences(ranking, pages)
 
 # %%
 if not bench.empty:
-    display(report.margin_tables(bench, pages))
-report.margin_takeaways(bench, pages)
+    display(summary_page.margin_tables(bench, pages))
+summary_page.margin_takeaways(bench, pages)
 
 # %% [markdown]
 # ## All models at both scales
@@ -108,13 +108,13 @@ report.margin_takeaways(bench, pages)
 
 # %%
 comparison = records.comparison_table(per_step, original)
-report.validation_tables(comparison, ("psnr", "ssim"), pages)
+summary_page.validation_tables(comparison, ("psnr", "ssim"), pages)
 
 # %% [markdown]
 # The same rows for the two error measures, MSE and MAE (lower is better):
 
 # %%
-report.validation_tables(comparison, ("mse", "mae"), pages)
+summary_page.validation_tables(comparison, ("mse", "mae"), pages)
 
 # %% [markdown]
 # ## Each metric across models
@@ -152,7 +152,7 @@ plots.best_worst_figure(best_model, split.val, best_eval.per_image, scale=288, k
 
 # %%
 for gif in report.training_gifs(RUN):
-    display(plots.show_gif(gif.path, title=report.short_label(gif.model)))
+    display(plots.show_gif(gif.path, title=summary_page.short_label(gif.model)))
 
 # %% [markdown]
 # ## The models by label
@@ -161,7 +161,7 @@ for gif in report.training_gifs(RUN):
 # table gives the name the code and the run folder use, and the loss it trains on.
 
 # %%
-report.model_legend(pages)
+summary_page.model_legend(pages)
 
 # %% [markdown]
 # ## Conclusions
@@ -169,7 +169,7 @@ report.model_legend(pages)
 # The sentences below are computed from the table above.
 
 # %%
-report.conclusions(ours, original, pages)
+summary_page.conclusions(ours, original, pages)
 
 # %% tags=["remove-cell"]
 metrics_file = records.write_summary(RUN.step_metrics(STEP), ours)

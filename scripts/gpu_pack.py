@@ -343,12 +343,14 @@ def budgets(arguments) -> int:
 def _history_rows(run_dir: Path, peak: dict) -> list[dict]:
     import pandas as pd
 
+    from srkit.layout import HISTORY_FILE, RunFolder, model_files
+
     gflop = _gflop_per_image()
     rows = []
-    for history_file in sorted(run_dir.glob("models/*/history.csv")):
+    for history_file in sorted(RunFolder(run_dir).models.glob(f"*/{HISTORY_FILE}")):
         folder = history_file.parent
         try:
-            settings = json.loads((folder / "settings.json").read_text())
+            settings = json.loads(model_files(folder)["settings"].read_text())
             history = pd.read_csv(history_file)
         except (OSError, ValueError):
             continue
@@ -382,8 +384,26 @@ def _history_rows(run_dir: Path, peak: dict) -> list[dict]:
     return rows
 
 
+def _result_files(run_dir: Path) -> list[Path]:
+    """The records of a run that travel back: no model files, no data cache."""
+    from srkit.layout import RunFolder, model_files
+
+    run = RunFolder(run_dir)
+    files = [run.records, run.params]
+    # each step's record and its kernel's own output (XLA and CUDA messages)
+    for folder in sorted(p for p in run.steps.glob("*") if p.is_dir()):
+        files += [run.step_metrics(folder.name), run.step_kernel_log(folder.name)]
+    for folder in sorted(p for p in run.models.glob("*") if p.is_dir()):
+        model = model_files(folder)
+        gifs = folder.glob(run.gif(folder.name, "*").name)
+        files += [model["history"], model["settings"], *sorted(gifs)]
+    return [path for path in files if path.is_file()]
+
+
 def collect(arguments) -> int:
     import pandas as pd
+
+    from srkit.layout import STEPS_PAGE_DIR
 
     run_dir, out = Path(arguments.run_dir), Path(arguments.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -395,20 +415,10 @@ def collect(arguments) -> int:
     print(pd.DataFrame(rows).to_string(index=False))
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for notebook in sorted((ROOT / "book" / "steps").glob("*.ipynb")):
+        for notebook in sorted((ROOT / STEPS_PAGE_DIR).glob("*.ipynb")):
             archive.add(notebook, f"notebooks/{notebook.name}")
-        patterns = [
-            "run.json",
-            "params.yaml",
-            "steps/*/metrics.json",
-            "steps/*/kernel.log",  # XLA and CUDA messages of each step's kernel
-            "models/*/history.csv",
-            "models/*/settings.json",
-            "models/*/*.gif",
-        ]
-        for pattern in patterns:
-            for path in sorted(run_dir.glob(pattern)):
-                archive.add(path, f"run/{path.relative_to(run_dir)}")
+        for path in _result_files(run_dir):
+            archive.add(path, f"run/{path.relative_to(run_dir)}")
     data = buffer.getvalue()
     parts = [data[i : i + PART_BYTES] for i in range(0, len(data), PART_BYTES)]
     for number, part in enumerate(parts):

@@ -1,12 +1,12 @@
 """Atomic file replacement: the one way srkit writes a file under its final name.
 
-This module owns :func:`atomic_path` (re-exported as ``srkit.callbacks.atomic_path``):
-the content goes to a temporary file in the target's own folder, is flushed to disk
-and renamed over the target with :func:`os.replace`, so a reader, a crash or an
-interruption sees either the previous file or the complete new one, never a
-half-written file. Images (``srkit.data.write_image``), metrics and run records
-(``srkit.evaluate``, ``srkit.pipeline``), models and training artifacts
-(``srkit.train``, ``srkit.callbacks``) all go through it. It imports nothing from
+This module owns :func:`atomic_path`: the content goes to a temporary file in the
+target's own folder, is flushed to disk and renamed over the target with
+:func:`os.replace`, so a reader, a crash or an interruption sees either the
+previous file or the complete new one, never a half-written file. Images
+(``srkit.images.write_image``), metrics and run records (``srkit.records``,
+``srkit.pipeline``), models and training artifacts (``srkit.checkpoints``,
+``srkit.callbacks``) all go through it. It imports nothing from
 srkit and nothing heavy, so every module may use it.
 """
 

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from srkit import data, environment, models, train
-from srkit.train import TARGETS
+from srkit.vocab import OUTPUT_TARGETS
 
 __all__ = ["cpu_flags", "main", "measure", "run"]
 
@@ -57,7 +57,7 @@ def cpu_flags() -> dict[str, object]:
 
 
 def _targets(targets, outputs):
-    arrays = {name: targets[TARGETS[name]] for name in outputs}
+    arrays = {name: targets[OUTPUT_TARGETS[name]] for name in outputs}
     return arrays[outputs[0]] if len(outputs) == 1 else arrays
 
 

@@ -4,11 +4,10 @@ This module owns what a reader sees of training besides the log lines:
 :class:`SavePredictionCallback` predicts a fixed handful of validation images before
 training and after every epoch and writes one animated GIF per model output, and
 :class:`PlotPredictionCallback` shows (in a notebook) or saves (elsewhere) a
-bicubic / prediction / target figure every few epochs. It also
-exports :func:`atomic_path` (defined in :mod:`srkit.atomic`), the
-write-to-a-temporary-file-then-rename helper that these callbacks, :mod:`srkit.train`
-and every other srkit writer use, so that an interruption never leaves a
-half-written file under its final name.
+bicubic / prediction / target figure every few epochs. Both write through
+:func:`srkit.atomic.atomic_path`, so an interruption never leaves a half-written
+file under its final name. The callback that checkpoints a run is
+:class:`srkit.checkpoints.RunRecorder`.
 """
 
 from __future__ import annotations
@@ -23,20 +22,14 @@ import imageio.v3 as iio
 import keras
 import numpy as np
 
-# The one atomic writer lives in srkit.atomic (no Keras import, so data, evaluate
-# and pipeline use it too); it is also this module's public name.
-from srkit import data, metrics
-from srkit.atomic import TMP_MARKER, atomic_path
+from srkit import images, metrics
+from srkit.atomic import atomic_path
 from srkit.layout import gif_path
 from srkit.vocab import FACTOR_OUTPUTS, OUTPUT_NAMES
 
 __all__ = [
-    "OUTPUT_NAMES",
     "PlotPredictionCallback",
     "SavePredictionCallback",
-    "TMP_MARKER",
-    "atomic_path",
-    "gif_path",
     "select_frames",
 ]
 
@@ -357,7 +350,7 @@ class PlotPredictionCallback(keras.callbacks.Callback):
             )
         if self._bicubic is None:
             self._bicubic = np.clip(
-                data.bicubic_upscale(self.image, self.factor), 0.0, 1.0
+                images.bicubic_upscale(self.image, self.factor), 0.0, 1.0
             )
 
     def on_epoch_end(self, epoch, logs=None):

@@ -25,7 +25,9 @@ import yaml
 
 from srkit import __version__, book, data, pipeline
 from srkit.book import BookError
-from srkit.pipeline import PipelineError, RunInterrupted
+from srkit.execute import StepFailed
+from srkit.pipeline import RunInterrupted
+from srkit.steps import PER_STEP_SECTION, PipelineError
 
 DESCRIPTION = """\
 Reproducible single-image super-resolution report.
@@ -289,7 +291,7 @@ def _check_profile_file(profile: str) -> None:
     if content is not None and not isinstance(content, dict):
         raise ValueError(
             f"profile {str(path)!r} holds a YAML {type(content).__name__}, not a "
-            "mapping with 'defaults' and 'steps'"
+            f"mapping with 'defaults' and '{PER_STEP_SECTION}'"
         )
 
 
@@ -315,7 +317,7 @@ def _run(args) -> int:
             echo=_echo,
             wait=args.wait,
         )
-    except pipeline.StepFailed as error:
+    except StepFailed as error:
         print(f"srkit run: FAILED\n{error}", file=sys.stderr)
         return 1
     if result.book_index is not None:

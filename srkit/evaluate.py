@@ -1,4 +1,4 @@
-"""Evaluation: prediction, validation tables with a bicubic baseline, benchmarks.
+"""Evaluation: validation tables with a bicubic baseline, and benchmarks.
 
 This module owns every number a step page reports about a trained model. It predicts
 a validation subset batch by batch and scores each image with
@@ -6,10 +6,10 @@ a validation subset batch by batch and scores each image with
 beside the bicubic-interpolation baseline computed from the same 72x72 inputs. It also
 runs the published single-image super-resolution protocol on folders such as Set5 and
 Set14 (:func:`benchmark`, every set and model of a run at once with
-:func:`benchmark_all`, means and margins over bicubic with :func:`benchmark_summary`),
-and applies a fully convolutional model to images of any size, tiled when they are
-large (:func:`predict_full`). What a step keeps of these numbers, and the numbers
-of others, are :mod:`srkit.records`.
+:func:`benchmark_all`, means and margins over bicubic with :func:`benchmark_summary`).
+How a model is applied to an image of any size, tiled when it is large, is
+:mod:`srkit.tiles`; what a step keeps of these numbers, and the numbers of others,
+are :mod:`srkit.records`.
 
 Predictions are clipped to [0, 1] before they are scored or returned: an image that is
 saved or shown is clipped, so the scored image is the shown one. Clipping never
@@ -19,20 +19,21 @@ increases the error, so the figures can differ slightly from Keras' ``val_*`` lo
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping, Sequence
-from math import ceil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from srkit import data, metrics
+from srkit import images, metrics
+from srkit.layout import parse_folder
+from srkit.tiles import WHOLE, output_names, predict_batch, predict_full
 from srkit.vocab import (
     BICUBIC,
     FACTOR_OUTPUTS,
-    HIGH_OUTPUT,
     HIGHER_IS_BETTER,
     METRICS,
+    MID_SIZE,
     OUTPUT_SIDES,
     SIDE_FACTORS,
 )
@@ -62,71 +63,16 @@ PER_IMAGE_COLUMNS = ["model", "name", "index", "scale", *METRICS]
 # ------------------------------------------------------------------------ predicting
 
 
-def output_names(model) -> list[str]:
-    """Names of a Keras model's outputs, in the order the model returns them.
-
-    Args:
-        model: a built ``keras.Model``.
-
-    Returns:
-        e.g. ``["low_upsample", "high_upsample"]``.
-    """
-    names = getattr(model, "output_names", None)
-    if names:
-        return [str(name) for name in names]
-    return [tensor._keras_history.operation.name for tensor in model.outputs]
-
-
-def _predict_batch(model, images: np.ndarray) -> dict[str, np.ndarray]:
-    """Call the model on one batch and return float32 numpy outputs by name."""
-    import keras  # deferred: plotting and metrics files need no Keras
-
-    names = output_names(model)
-    outputs = model(np.asarray(images, dtype=np.float32), training=False)
-    if isinstance(outputs, Mapping):
-        items = {str(name): value for name, value in outputs.items()}
-    else:
-        if not isinstance(outputs, list | tuple):
-            outputs = [outputs]
-        if len(outputs) != len(names):
-            raise ValueError(
-                f"model {model.name!r} returned {len(outputs)} outputs for "
-                f"{len(names)} output names {names}"
-            )
-        items = dict(zip(names, outputs, strict=True))
-    return {
-        name: np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float32)
-        for name, value in items.items()
-    }
-
-
-def _one_output(model, output: str):
-    """The part of ``model`` that computes ``output`` alone, sharing its layers.
-
-    Scoring x2 with a two-output model would otherwise also run its x4 branch,
-    which works on the largest maps: for the result models that is more than half
-    of the work (measured 4.0 s against 1.6 s on a 200 px input). A model that is
-    not a graph of layers (subclassed) is returned as it is.
-    """
-    import keras  # deferred: plotting and metrics files need no Keras
-
-    names = output_names(model)
-    if names == [output] or not getattr(model, "outputs", None):
-        return model
-    tensor = model.outputs[names.index(output)]
-    return keras.Model(model.input, tensor, name=f"{model.name}_{output}")
-
-
-def _as_image_batch(images, what: str) -> np.ndarray:
-    array = np.asarray(images, dtype=np.float32)
+def _as_image_batch(values, what: str) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float32)
     if array.ndim != 4 or array.shape[-1] != 3:
         raise ValueError(f"{what} must be float (n, h, w, 3), got shape {array.shape}")
     return array
 
 
 def _inputs_of(subset_or_array) -> np.ndarray:
-    images = getattr(subset_or_array, "x", subset_or_array)
-    return _as_image_batch(images, "inputs")
+    inputs = getattr(subset_or_array, "x", subset_or_array)
+    return _as_image_batch(inputs, "inputs")
 
 
 def predict_images(
@@ -136,7 +82,7 @@ def predict_images(
 
     Args:
         model: a Keras model with outputs such as ``low_upsample``/``high_upsample``.
-        subset_or_array: a :class:`srkit.data.Subset` (its ``x`` is used) or float
+        subset_or_array: a :class:`srkit.windows.Subset` (its ``x`` is used) or float
             (n, h, w, 3) inputs, RGB in [0, 1].
         indices: one index or a sequence of indices into the inputs.
 
@@ -153,325 +99,8 @@ def predict_images(
     bad = [i for i in selection if not -len(inputs) <= i < len(inputs)]
     if bad:
         raise ValueError(f"indices {bad} out of range for {len(inputs)} images")
-    predictions = _predict_batch(model, inputs[selection])
+    predictions = predict_batch(model, inputs[selection])
     return {name: np.clip(value, 0.0, 1.0) for name, value in predictions.items()}
-
-
-#: Largest tile core (input pixels per side) of the automatic tiling: a 256 px
-#: window at x4 keeps a 64-channel float32 activation near 270 MB.
-MAX_TILE = 256
-#: Tile context (input pixels) when a model's receptive field cannot be read.
-DEFAULT_OVERLAP = 16
-#: Extra context beyond the receptive field: the fractional pixel alignment of
-#: upsampling layers, so tiled and whole-image predictions stay equal.
-OVERLAP_SLACK = 1
-_POINTWISE_LAYERS = {
-    "InputLayer",
-    "Activation",
-    "ReLU",
-    "LeakyReLU",
-    "PReLU",
-    "ELU",
-    "Add",
-    "Subtract",
-    "Multiply",
-    "Average",
-    "Maximum",
-    "Minimum",
-    "Concatenate",
-    "Dropout",
-    "Identity",
-    "Rescaling",
-    "VGGPreprocess",
-}
-_CONV_LAYERS = {"Conv2D", "DepthwiseConv2D", "SeparableConv2D"}
-_VGG_CONV_RADIUS = 2  # srkit.layers.VGGFeatures: two 3x3 convolutions
-_BICUBIC_RADIUS = 2  # srkit.layers.BicubicUpSampling2D: the cubic kernel's support
-
-
-def _pair(value) -> tuple[int, int]:
-    if isinstance(value, list | tuple):
-        return int(value[0]), int(value[-1])
-    return int(value), int(value)
-
-
-def _layer_step(layer: dict) -> tuple[float, int] | None:
-    """(radius in the layer's own input pixels, upscaling factor), None if unknown."""
-    kind, config = layer.get("class_name"), layer.get("config") or {}
-    if kind in _POINTWISE_LAYERS:
-        return 0.0, 1
-    if kind in _CONV_LAYERS:
-        if _pair(config.get("strides", 1)) != (1, 1):
-            return None
-        kernel = _pair(config.get("kernel_size", 1))
-        dilation = _pair(config.get("dilation_rate", 1))
-        return max(d * (k - 1) / 2 for d, k in zip(dilation, kernel, strict=True)), 1
-    if kind == "VGGFeatures":
-        return float(_VGG_CONV_RADIUS), 1
-    if kind == "DepthToSpace":
-        return 0.0, int(config.get("block_size", 2))
-    if kind == "BicubicUpSampling2D":  # four taps: two neighbours on each side
-        return float(_BICUBIC_RADIUS), int(config.get("size", 2))
-    if kind in ("UpSampling2D", "BilinearUpSampling2D"):
-        size = _pair(config.get("size", 2))
-        if size[0] != size[1]:
-            return None
-        nearest = kind == "UpSampling2D" and config.get("interpolation") == "nearest"
-        return (0.0 if nearest else 1.0), size[0]  # bilinear: one neighbour
-    return None
-
-
-def _histories(value):
-    """Names of the layers whose outputs feed a node (from a functional config)."""
-    if isinstance(value, dict):
-        history = (value.get("config") or {}).get("keras_history")
-        if value.get("class_name") == "__keras_tensor__" and history:
-            yield str(history[0])
-            return
-        for item in value.values():
-            yield from _histories(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _histories(item)
-
-
-def receptive_radius(model) -> float | None:
-    """How far (in input pixels) an output pixel of a model looks around itself.
-
-    Read from the functional model's config: convolutions add their dilated kernel
-    radius, divided by the upscaling reached so far; depth-to-space and upsampling
-    layers multiply the scale; branches take the largest radius of their inputs.
-
-    Args:
-        model: a functional Keras model.
-
-    Returns:
-        The largest radius over the model's outputs, or None when a layer of an
-        unknown kind (or a nested model) makes it unknowable.
-    """
-    try:
-        config = model.get_config()
-        layers = config["layers"]
-        entries = config["output_layers"]
-        if entries and isinstance(entries[0], str):  # one output: [name, node, index]
-            entries = [entries]
-        outputs = [str(entry[0]) for entry in entries]
-    except (AttributeError, KeyError, TypeError, IndexError, NotImplementedError):
-        return None
-    reached: dict[str, tuple[float, int]] = {}  # layer -> (radius, scale) after it
-    for layer in layers:
-        step = _layer_step(layer)
-        sources = list(_histories(layer.get("inbound_nodes") or []))
-        if step is None or len(layer.get("inbound_nodes") or []) > 1:
-            return None
-        if any(source not in reached for source in sources):
-            return None
-        inputs = [reached[source] for source in sources] or [(0.0, 1)]
-        radius = max(r for r, _ in inputs)
-        scale = max(s for _, s in inputs)
-        if any(s != scale for _, s in inputs):
-            return None  # inputs of different resolutions cannot be merged here
-        reached[layer["name"]] = (radius + step[0] / scale, scale * step[1])
-    if any(name not in reached for name in outputs):
-        return None
-    return max(reached[name][0] for name in outputs)
-
-
-def choose_tile(height: int, width: int, max_tile: int | None = None) -> int | None:
-    """The tile core size :func:`predict_full` uses by default for an image size.
-
-    Args:
-        height, width: image size in input pixels (>= 1).
-        max_tile: largest core side in input pixels (default :data:`MAX_TILE`).
-
-    Returns:
-        None (the whole image at once) when both sides fit in ``max_tile``; else
-        the side of equal square cores, at most ``max_tile``, that cover the longer
-        side with as few tiles as possible.
-    """
-    max_tile = MAX_TILE if max_tile is None else int(max_tile)
-    if max_tile < 1:
-        raise ValueError(
-            f"max_tile must be a positive number of pixels, got {max_tile}"
-        )
-    side = max(int(height), int(width))
-    if side <= max_tile:
-        return None
-    count = -(-side // max_tile)
-    return -(-side // count)
-
-
-def _tile_starts(length: int, tile: int) -> list[int]:
-    return list(range(0, length, tile))
-
-
-def _store(target: np.ndarray, prediction: np.ndarray) -> None:
-    """Clip a float prediction into ``target`` (float32, or uint8 rounded)."""
-    if not prediction.flags.writeable:
-        prediction = np.array(prediction)
-    np.clip(prediction, 0.0, 1.0, out=prediction)
-    if target.dtype == np.uint8:
-        prediction *= data.EIGHT_BIT
-        np.rint(prediction, out=prediction)
-    target[...] = prediction
-
-
-def predict_full(
-    model,
-    image: np.ndarray,
-    output: str = HIGH_OUTPUT,
-    tile: int | str | None = "auto",
-    overlap: int | None = None,
-    dtype=np.float32,
-) -> np.ndarray:
-    """Apply a fully convolutional model to one image of any size, tile by tile.
-
-    The low-resolution image is cut into ``tile`` x ``tile`` cores, each predicted
-    with ``overlap`` extra input pixels of context on every side (less at the
-    image border, where the model's own padding applies as in the untiled call),
-    and each core's upscaled centre is written into one preallocated result. The
-    result equals the untiled prediction whenever the model's receptive field radius
-    (in input pixels) is at most ``overlap``, which the default guarantees for the
-    zoo's layer kinds, so no seam shows. Memory stays at one tile's activations plus
-    the result: use ``dtype=np.uint8`` to keep that at one byte per value, and
-    :func:`predict_strips` to stream the result without holding it whole.
-
-    Args:
-        model: a fully convolutional Keras model.
-        image: (h, w, 3) RGB, the low-resolution image: float in [0, 1], or the
-            8- or 16-bit samples of :func:`srkit.data.read_pixels` (each window
-            is converted with :func:`srkit.data.pixels_to_float`, so the image is
-            never float32 whole).
-        output: name of the model output to return.
-        tile: core size of a tile in input pixels; ``"auto"`` (default) picks it
-            from the image size with :func:`choose_tile` (cores of at most
-            :data:`MAX_TILE` px, none for small images); None predicts the whole
-            image at once.
-        overlap: context in input pixels added around each tile (>= 0); None
-            (default) uses the model's :func:`receptive_radius` plus
-            :data:`OVERLAP_SLACK`, or :data:`DEFAULT_OVERLAP` when unknown.
-        dtype: ``np.float32`` (values in [0, 1]) or ``np.uint8`` (values rounded to
-            0..255, as an 8-bit file stores them).
-
-    Returns:
-        (h * s, w * s, 3) array of ``dtype``, clipped to [0, 1] (float32) or 0..255
-        (uint8), where s is the output's factor.
-
-    Raises:
-        ValueError: on a bad image shape, unknown output, bad tile/overlap/dtype,
-            or an output whose size is not an integer multiple of the input.
-    """
-    result, top = None, 0
-    for strip in predict_strips(model, image, output, tile, overlap, dtype):
-        if result is None:
-            factor = strip.shape[1] // np.shape(image)[1]
-            rows = np.shape(image)[0] * factor
-            result = np.empty((rows, *strip.shape[1:]), strip.dtype)
-        result[top : top + len(strip)] = strip
-        top += len(strip)
-        del strip
-    return result
-
-
-def predict_strips(
-    model,
-    image: np.ndarray,
-    output: str = HIGH_OUTPUT,
-    tile: int | str | None = "auto",
-    overlap: int | None = None,
-    dtype=np.float32,
-) -> Iterator[np.ndarray]:
-    """:func:`predict_full`'s result, one horizontal strip of tiles at a time.
-
-    The arguments are checked at the call; the strips come, top to bottom, as the
-    returned iterator is consumed. Each strip is the full result's rows
-    ``[top * s, bottom * s)`` for one row of tile cores, so memory holds one strip
-    and one tile's activations, not the whole result (see
-    :func:`srkit.data.write_png_strips`).
-
-    Args:
-        model, image, output, tile, overlap, dtype: as :func:`predict_full`.
-
-    Returns:
-        iterator of (rows, w * s, 3) arrays of ``dtype``.
-
-    Raises:
-        ValueError: as :func:`predict_full` (an output that is not an integer
-            upscaling is raised while iterating).
-    """
-    image = np.asarray(image)
-    if image.dtype not in (np.uint8, np.uint16):
-        image = np.asarray(image, dtype=np.float32)
-    if image.ndim != 3 or image.shape[-1] != 3 or 0 in image.shape:
-        raise ValueError(f"image must be (h, w, 3) RGB, got shape {image.shape}")
-    names = output_names(model)
-    if output not in names:
-        raise ValueError(
-            f"model {model.name!r} has no output {output!r}; its outputs are {names}"
-        )
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.uint8):
-        raise ValueError(f"dtype must be float32 or uint8, got {dtype}")
-    height, width = image.shape[:2]
-    if isinstance(tile, str):
-        if tile != "auto":
-            raise ValueError(
-                f"tile must be 'auto', None or a pixel count, got {tile!r}"
-            )
-        tile = choose_tile(height, width)
-    if tile is not None and (isinstance(tile, bool) or int(tile) < 1):
-        raise ValueError(f"tile must be a positive number of pixels, got {tile!r}")
-    if overlap is not None and overlap < 0:
-        raise ValueError(f"overlap must be >= 0, got {overlap}")
-    if tile is None or (tile >= height and tile >= width):
-        tile, overlap = max(height, width), 0  # one window: the whole image
-    elif overlap is None:
-        radius = receptive_radius(model)
-        overlap = DEFAULT_OVERLAP if radius is None else ceil(radius) + OVERLAP_SLACK
-    return _strips(model, image, output, int(tile), overlap, dtype)
-
-
-def _strips(model, image, output, tile, overlap, dtype) -> Iterator[np.ndarray]:
-    """The strips of :func:`predict_strips`, its arguments checked."""
-    height, width = image.shape[:2]
-    model = _one_output(model, output)
-    for top in _tile_starts(height, tile):
-        bottom = min(top + tile, height)
-        strip = None
-        for left in _tile_starts(width, tile):
-            right = min(left + tile, width)
-            window_top, window_left = max(top - overlap, 0), max(left - overlap, 0)
-            window = image[
-                window_top : min(bottom + overlap, height),
-                window_left : min(right + overlap, width),
-            ]
-            if window.dtype != np.float32:
-                window = data.pixels_to_float(window)
-            prediction = _predict_batch(model, window[None])[output][0]
-            factor = _factor_of(prediction.shape, window.shape, output)
-            if strip is None:
-                strip = np.empty(((bottom - top) * factor, width * factor, 3), dtype)
-            row, col = (top - window_top) * factor, (left - window_left) * factor
-            _store(
-                strip[:, left * factor : right * factor],
-                prediction[
-                    row : row + (bottom - top) * factor,
-                    col : col + (right - left) * factor,
-                ],
-            )
-            del prediction, window
-        yield strip
-        del strip
-
-
-def _factor_of(out_shape, in_shape, output: str) -> int:
-    factor = out_shape[0] // in_shape[0]
-    if factor < 1 or out_shape[:2] != (in_shape[0] * factor, in_shape[1] * factor):
-        raise ValueError(
-            f"output {output!r} of shape {tuple(out_shape)} is not an integer "
-            f"upscaling of the input {tuple(in_shape)}"
-        )
-    return int(factor)
 
 
 # ------------------------------------------------------------------------ evaluating
@@ -530,14 +159,14 @@ def _scored_outputs(model) -> list[str]:
 
 
 def _target_of(subset, scale: int) -> np.ndarray:
-    return subset.y2 if scale == data.MID_SIZE else subset.y4
+    return subset.y2 if scale == MID_SIZE else subset.y4
 
 
 def _check_subset(subset) -> int:
     for attribute in ("x", "y2", "y4"):
         if not hasattr(subset, attribute):
             raise ValueError(
-                f"subset must be a srkit.data.Subset with x, y2, y4; "
+                f"subset must be a srkit.windows.Subset with x, y2, y4; "
                 f"{type(subset).__name__} has no {attribute!r}"
             )
     count = len(subset.x)
@@ -575,8 +204,8 @@ def evaluate(model, subset, batch_size: int = 8, name: str | None = None) -> Eva
     one batch of predictions is held in memory. Each output the model has is
     scored: ``low_upsample`` against ``subset.y2`` (scale 144) and ``high_upsample``
     against ``subset.y4`` (scale 288). The bicubic baseline upscales the same 72 px
-    inputs by 2 or 4 (:func:`srkit.data.bicubic_upscale`) and is scored against the same
-    targets. Predictions and bicubic images are clipped to [0, 1] first.
+    inputs by 2 or 4 (:func:`srkit.images.bicubic_upscale`) and is scored against
+    the same targets. Predictions and bicubic images are clipped to [0, 1] first.
 
     With ``model=None`` only the bicubic baseline is scored, at both scales: its
     ``table`` holds the two ``bicubic`` rows, ``per_image`` is empty and
@@ -585,7 +214,7 @@ def evaluate(model, subset, batch_size: int = 8, name: str | None = None) -> Eva
     Args:
         model: a Keras model whose outputs include ``low_upsample`` and/or
             ``high_upsample``, or None for the bicubic baseline alone.
-        subset: a :class:`srkit.data.Subset` (x (n, 72, 72, 3), y2, y4 float in
+        subset: a :class:`srkit.windows.Subset` (x (n, 72, 72, 3), y2, y4 float in
             [0, 1]); normally the validation subset.
         batch_size: images per prediction call (>= 1).
         name: row name of the model in the tables; ``model.name`` when None.
@@ -611,11 +240,11 @@ def evaluate(model, subset, batch_size: int = 8, name: str | None = None) -> Eva
     for start in range(0, count, batch_size):
         stop = min(start + batch_size, count)
         inputs = np.asarray(subset.x[start:stop], dtype=np.float32)
-        predictions = {} if model is None else _predict_batch(model, inputs)
+        predictions = {} if model is None else predict_batch(model, inputs)
         for output in outputs:
             scale = OUTPUT_SIDES[output]
             target = np.asarray(_target_of(subset, scale)[start:stop], np.float32)
-            bicubic = data.bicubic_upscale(inputs, SIDE_FACTORS[scale])
+            bicubic = images.bicubic_upscale(inputs, SIDE_FACTORS[scale])
             scored = [(bicubic_parts, BICUBIC, bicubic)]
             if model is not None:
                 scored.insert(0, (model_parts, model_name, predictions[output]))
@@ -715,12 +344,12 @@ def _image_files(hr_dir) -> list[Path]:
     files = sorted(
         path
         for path in folder.iterdir()
-        if path.is_file() and path.suffix.lower() in data.IMAGE_EXTENSIONS
+        if path.is_file() and path.suffix.lower() in images.IMAGE_EXTENSIONS
     )
     if not files:
         raise ValueError(
             f"benchmark folder {str(folder)!r} holds no images with the extensions "
-            f"{list(data.IMAGE_EXTENSIONS)}"
+            f"{list(images.IMAGE_EXTENSIONS)}"
         )
     return files
 
@@ -728,10 +357,10 @@ def _image_files(hr_dir) -> list[Path]:
 def benchmark_pair(path, scale: int) -> tuple[np.ndarray, np.ndarray]:
     """The high-resolution image and its low-resolution input, benchmark protocol.
 
-    The image is read as RGB (:func:`srkit.data.read_image`; grayscale becomes RGB),
+    The image is read as RGB (:func:`srkit.images.read_image`; grayscale becomes RGB),
     cropped to a multiple of ``scale``, downscaled by MATLAB bicubic with
-    antialiasing (:func:`srkit.data.downscale`), then clipped to [0, 1] and rounded
-    to 1/255 steps (:func:`srkit.data.to_8bit`). The rounding makes the input what
+    antialiasing (:func:`srkit.images.downscale`), then clipped to [0, 1] and rounded
+    to 1/255 steps (:func:`srkit.images.to_8bit`). The rounding makes the input what
     a saved 8-bit low-resolution file holds, which is what the published tables use
     and what the networks are trained on (their 72 px inputs are rounded the same
     way); without it a network would meet inputs unlike its training inputs.
@@ -750,14 +379,16 @@ def benchmark_pair(path, scale: int) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(scale, bool) or int(scale) != scale or scale < 2:
         raise ValueError(f"scale must be an integer >= 2, got {scale!r}")
     scale = int(scale)
-    high_res = data.read_image(path)
+    high_res = images.read_image(path)
     height, width = high_res.shape[:2]
     high_res = high_res[: height - height % scale, : width - width % scale]
-    low_res = data.to_8bit(data.downscale(high_res, scale))
+    low_res = images.to_8bit(images.downscale(high_res, scale))
     return high_res, low_res
 
 
-def super_resolve(model, low_res: np.ndarray, scale: int, tile=None, output=None):
+def super_resolve(
+    model, low_res: np.ndarray, scale: int, tile: int | None = WHOLE, output=None
+):
     """Upscale one low-resolution image with a model or bicubic interpolation.
 
     Args:
@@ -765,7 +396,9 @@ def super_resolve(model, low_res: np.ndarray, scale: int, tile=None, output=None
         low_res: float (h, w, 3), RGB in [0, 1].
         scale: upscaling factor; a model uses its output for it (``low_upsample``
             for 2, ``high_upsample`` for 4) unless ``output`` names one.
-        tile: passed to :func:`predict_full` to bound memory on large images.
+        tile: as :func:`srkit.tiles.predict_full`: :data:`srkit.tiles.WHOLE`
+            (default) applies the model to the whole image at once, None or a
+            pixel count tiles it to bound memory on large images.
         output: model output to use, or None for the one of ``scale``.
 
     Returns:
@@ -777,7 +410,7 @@ def super_resolve(model, low_res: np.ndarray, scale: int, tile=None, output=None
     if isinstance(model, str):
         if model != BICUBIC:
             raise ValueError(f"model must be a Keras model or 'bicubic', got {model!r}")
-        return np.clip(data.bicubic_upscale(low_res, scale), 0.0, 1.0)
+        return np.clip(images.bicubic_upscale(low_res, scale), 0.0, 1.0)
     output = output or _benchmark_output(model, scale)
     return predict_full(model, low_res, output=output, tile=tile)
 
@@ -810,7 +443,7 @@ def benchmark(
     model,
     hr_dir,
     scale: int,
-    tile: int | None = None,
+    tile: int | None = WHOLE,
     output: str | None = None,
 ) -> pd.DataFrame:
     """Score a model or bicubic interpolation with the published benchmark protocol.
@@ -819,17 +452,17 @@ def benchmark(
     image and its 8-bit low-resolution input with :func:`benchmark_pair` (crop to a
     multiple of ``scale``, MATLAB bicubic downscale, clip to [0, 1], round to 1/255
     steps; the same input for models and for bicubic), upscale with
-    :func:`srkit.data.bicubic_upscale` (``"bicubic"``) or the model applied to the whole
-    input (:func:`predict_full`), clip to [0, 1], and compute PSNR and SSIM on the Y
-    channel with ``scale`` border pixels shaved (:func:`srkit.metrics.y_psnr`,
-    :func:`srkit.metrics.y_ssim`). This is the convention of the published tables
-    (Set5 x2 bicubic: 33.66 dB).
+    :func:`srkit.images.bicubic_upscale` (``"bicubic"``) or the model applied to the
+    whole input (:func:`srkit.tiles.predict_full`), clip to [0, 1], and compute PSNR
+    and SSIM on the Y channel with ``scale`` border pixels shaved
+    (:func:`srkit.metrics.y_psnr`, :func:`srkit.metrics.y_ssim`). This is the
+    convention of the published tables (Set5 x2 bicubic: 33.66 dB).
 
     Args:
         model: a Keras model, or the string ``"bicubic"``.
         hr_dir: folder of high-resolution images (Set5, Set14, ...).
         scale: upscaling factor, 2 or 4 for a model (any integer >= 2 for bicubic).
-        tile: passed to :func:`predict_full` to bound memory on large images.
+        tile: as :func:`super_resolve` (default: the whole image at once).
         output: model output to use; by default ``low_upsample`` for x2 and
             ``high_upsample`` for x4.
 
@@ -893,13 +526,13 @@ def parse_benchmarks(value: str, base=None) -> Path | None:
     value = str(value or "").strip()
     if not value:
         return None
-    prefix = "folder:"
-    if not value.startswith(prefix) or len(value) == len(prefix):
+    path = parse_folder(value)
+    if path is None:
         raise ValueError(
             f"benchmarks must be empty or folder:PATH (a folder whose subfolders such "
             f"as Set5/ and Set14/ hold high-resolution images), got {value!r}"
         )
-    folder = Path(value[len(prefix) :]).expanduser()
+    folder = Path(path).expanduser()
     if not folder.is_absolute():
         folder = Path(base or Path.cwd()) / folder
     folder = folder.resolve()
@@ -910,7 +543,7 @@ def parse_benchmarks(value: str, base=None) -> Path | None:
 
 def _has_images(folder: Path) -> bool:
     return any(
-        path.is_file() and path.suffix.lower() in data.IMAGE_EXTENSIONS
+        path.is_file() and path.suffix.lower() in images.IMAGE_EXTENSIONS
         for path in folder.iterdir()
     )
 
@@ -945,7 +578,7 @@ def benchmark_all(
     models: Mapping,
     sets: Mapping,
     scales: Sequence[int] = BENCHMARK_SCALES,
-    tile: int | None = None,
+    tile: int | None = WHOLE,
     progress=None,
 ) -> pd.DataFrame:
     """Score bicubic and several models on several sets and scales, per image.
@@ -958,7 +591,7 @@ def benchmark_all(
         models: row name -> Keras model (e.g. the trained models of a run).
         sets: set name -> folder of high-resolution images (:func:`benchmark_sets`).
         scales: upscaling factors.
-        tile: passed to :func:`predict_full` to bound memory on large images.
+        tile: as :func:`super_resolve` (default: the whole image at once).
         progress: called with one line (set, scale, model) before each run, or None.
 
     Returns:

@@ -240,7 +240,7 @@ CUBIC_A = -0.5  # Keys' cubic convolution parameter, as MATLAB's imresize uses
 
 def _cubic_weight(distance: float) -> float:
     # Keys (1981) cubic convolution kernel, support [-2, 2]: the kernel of
-    # srkit.data.imresize (the tests check that the two agree).
+    # srkit.images.imresize (the tests check that the two agree).
     d = abs(distance)
     if d <= 1:
         return (CUBIC_A + 2) * d**3 - (CUBIC_A + 3) * d**2 + 1
@@ -276,7 +276,7 @@ def _cubic_phases(x, factor, axis):
 class BicubicUpSampling2D(_PhaseUpSampling2D):
     """Bicubic upsampling by an integer factor: MATLAB's ``imresize(A, size)``.
 
-    The interpolation of the bicubic baseline (:func:`srkit.data.bicubic_upscale`),
+    The interpolation of the bicubic baseline (:func:`srkit.images.bicubic_upscale`),
     as a layer without weights, so that a model can add the bicubic upscaling of its
     input to its output (the ``skip="bicubic"`` regime of :func:`srkit.models.build`)
     and carry it in its ``.keras`` file. Cubic convolution with a = -0.5,

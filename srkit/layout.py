@@ -17,8 +17,10 @@ produces::
                     gif_<output>.gif
 
 Notebooks, callbacks, training, records, the report helpers and the pipeline ask
-this module for these paths; no other module spells them. It imports nothing
-from srkit, so every floor may use it.
+this module for these paths; no other module spells them. It also reads the
+``folder:PATH`` form that names a folder of images (a data source, the benchmark
+sets): :func:`parse_folder` is its one parser. It imports nothing from srkit, so
+every floor may use it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ RUNS_DIR = "runs"
 STEPS_PAGE_DIR = "book/steps"  # where _toc.yml expects the executed notebooks
 ABOUT_PAGE = "book/about_run.md"
 RUN_MARKER = ".srkit_run"  # in book/steps: the run folder the pages came from
+
+#: The prefix of a value that names a folder: ``folder:PATH``.
+FOLDER_PREFIX = "folder:"
 
 #: Files of a run folder.
 PARAMS_FILE = "params.yaml"
@@ -103,6 +108,25 @@ def default_run_dir(project: str | os.PathLike, profile: str) -> Path:
     return Path(project) / RUNS_DIR / Path(profile).stem
 
 
+def parse_folder(value: object) -> str | None:
+    """The PATH of a ``folder:PATH`` value, as written (``~`` not expanded).
+
+    The one parser of the ``folder:`` prefix: data sources (``--data folder:PATH``),
+    the ``benchmarks`` parameter, the paths the pages show and the absolute paths
+    the pipeline hands the steps all read the prefix here.
+
+    Args:
+        value: any value; a string ``folder:`` followed by a PATH names a folder.
+
+    Returns:
+        PATH, or None when ``value`` names no folder: another string (``sample``),
+        ``folder:`` with an empty PATH, or not a string.
+    """
+    if isinstance(value, str) and value.startswith(FOLDER_PREFIX):
+        return value[len(FOLDER_PREFIX) :] or None
+    return None
+
+
 def shown_path(path: str | os.PathLike, project: str | os.PathLike | None) -> str:
     """A path as the pages show it: relative to the project, never absolute.
 
@@ -117,8 +141,9 @@ def shown_path(path: str | os.PathLike, project: str | os.PathLike | None) -> st
     """
     text = str(path)
     prefix = ""
-    if text.startswith("folder:"):
-        prefix, text = "folder:", text[len("folder:") :]
+    folder = parse_folder(text)
+    if folder is not None:
+        prefix, text = FOLDER_PREFIX, folder
     if not text or not os.path.isabs(text):
         return prefix + text
     target = Path(text)

@@ -6,7 +6,9 @@ VGG16 ``block1`` weights (``"random"``, ``"imagenet"`` or a local file), and sma
 helpers to inspect a built model (``count_params``, ``vgg_weights_used``,
 ``zoo_table``). The exact parameter counts of the original study's networks are
 stored in ``MODEL_INFO`` beside each builder; the tests build every model and
-compare.
+compare. ``MODEL_INFO[name]["page"]`` names the step page that trains each model
+(``notebooks/<page>.py``): the book's links, the summary page and ``srkit upscale``
+read it there.
 
 Every model takes float32 RGB images in [0, 1] of any size, shape
 (n, h, w, 3), and returns ``low_upsample`` (n, 2h, 2w, 3) and, from step 03 on,
@@ -385,12 +387,15 @@ def _dts_dilated_ext_chain(inputs, vgg_weights, skip):
 
 #: The zoo, one entry per model in step order: its builder (inputs, vgg_weights,
 #: skip) -> outputs (skip: None or the input tensor, see _output), the step that
-#: trains it, its outputs, its training loss, its exact parameter counts and one
+#: trains it (its label in the book: ``02``-``07``, ``R1``-``R4``), the page of that
+#: step (the stem of ``notebooks/<page>.py``, the one place that links a model to
+#: its page), its outputs, its training loss, its exact parameter counts and one
 #: sentence for the book.
 MODEL_INFO: dict[str, dict] = {
     "simple_model_nearest": {
         "builder": lambda inputs, _w, skip: _simple(inputs, "nearest", skip),
         "step": "02",
+        "page": "02_initial_model",
         "outputs": LOW,
         "loss": "mse",
         "params": 38_915,
@@ -401,6 +406,7 @@ MODEL_INFO: dict[str, dict] = {
     "simple_model_bilinear": {
         "builder": lambda inputs, _w, skip: _simple(inputs, "bilinear", skip),
         "step": "02",
+        "page": "02_initial_model",
         "outputs": LOW,
         "loss": "mse",
         "params": 38_915,
@@ -411,6 +417,7 @@ MODEL_INFO: dict[str, dict] = {
     "multi_upsampling_model": {
         "builder": _multi_upsampling,
         "step": "03",
+        "page": "03_multi_upsampling",
         "outputs": BOTH,
         "loss": "mse",
         "params": 39_110,
@@ -421,6 +428,7 @@ MODEL_INFO: dict[str, dict] = {
     "residual_block_model": {
         "builder": _residual,
         "step": "04",
+        "page": "04_residual_blocks",
         "outputs": BOTH,
         "loss": "mse",
         "params": 55_814,
@@ -431,6 +439,7 @@ MODEL_INFO: dict[str, dict] = {
     "dilated_conv_block_model": {
         "builder": _dilated,
         "step": "05",
+        "page": "05_dilated_blocks",
         "outputs": BOTH,
         "loss": "mse",
         "params": 166_598,
@@ -441,6 +450,7 @@ MODEL_INFO: dict[str, dict] = {
     "vgg_feature_extract_model": {
         "builder": _vgg_feature_extract,
         "step": "06",
+        "page": "06_vgg_features",
         "outputs": BOTH,
         "loss": "mse",
         "params": 43_910,
@@ -451,6 +461,7 @@ MODEL_INFO: dict[str, dict] = {
     "dts_model": {
         "builder": _dts,
         "step": "07",
+        "page": "07_depth_to_space",
         "outputs": BOTH,
         "loss": "mse",
         "params": 160_614,
@@ -461,6 +472,7 @@ MODEL_INFO: dict[str, dict] = {
     "dts_dilated_conv_block_model": {
         "builder": _dts_dilated,
         "step": "R1",
+        "page": "08_result_dilated",
         "outputs": BOTH,
         "loss": "psnr",
         "params": 2_116_646,
@@ -471,6 +483,7 @@ MODEL_INFO: dict[str, dict] = {
     "dts_dilated_conv_ext_block_model": {
         "builder": _dts_dilated_ext,
         "step": "R2",
+        "page": "09_result_dilated_ext",
         "outputs": BOTH,
         "loss": "psnr_ssim",
         "params": 2_780_966,
@@ -481,6 +494,7 @@ MODEL_INFO: dict[str, dict] = {
     "dts_dilated_conv_ext_block_ssim_model": {
         "builder": _dts_dilated_ext,
         "step": "R3",
+        "page": "10_result_mse_ssim",
         "outputs": BOTH,
         "loss": "mse_ssim",
         "params": 2_780_966,
@@ -490,6 +504,7 @@ MODEL_INFO: dict[str, dict] = {
     "dts_dilated_conv_ext_block_ssim_psnr_model": {
         "builder": _dts_dilated_ext_chain,
         "step": "R4",
+        "page": "11_result_psnr_over_ssim",
         "outputs": BOTH,
         "loss": "psnr_over_ssim",
         "params": 2_965_606,

@@ -33,8 +33,9 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from srkit import data, evaluate, metrics
-from srkit.vocab import BICUBIC, LOW_SIZE, OUTPUT_SIDES
+from srkit import evaluate, metrics
+from srkit.images import bicubic_upscale
+from srkit.vocab import BICUBIC, LOW_SIZE, MID_SIZE, OUTPUT_SIDES
 
 if TYPE_CHECKING:
     from pandas.io.formats.style import Styler
@@ -118,7 +119,7 @@ def sample_grid(subset, n: int = 3) -> Figure:
     """Input/target triplets of a subset: 72 px input, 144 px and 288 px targets.
 
     Args:
-        subset: a :class:`srkit.data.Subset` (x, y2, y4 float in [0, 1], names).
+        subset: a :class:`srkit.windows.Subset` (x, y2, y4 float in [0, 1], names).
         n: number of rows (triplets); at most the subset's size is drawn.
 
     Returns:
@@ -225,6 +226,20 @@ def capped_k(per_image: pd.DataFrame, k: int, scale: int | None = None) -> int:
     return max(1, min(int(k), rows["index"].nunique() // 2))
 
 
+def _best_worst_rows(best, worst, scale, k, metric) -> list[tuple[str, dict]]:
+    """The ``("best" | "worst", row)`` pairs of :func:`best_worst_figure`."""
+    if worst is None:
+        k = capped_k(best, k, scale)
+        best, worst = evaluate.best_worst(best, metric=metric, k=k, scale=scale)
+    shown = {int(i) for i in best["index"]}
+    worst = worst[~worst["index"].astype(int).isin(shown)]  # an image appears once
+    chosen = [("best", row) for row in best.to_dict("records")]
+    chosen += [("worst", row) for row in worst.to_dict("records")]
+    if not chosen:
+        raise ValueError("best and worst are both empty: nothing to show")
+    return chosen
+
+
 def best_worst_figure(
     model,
     subset,
@@ -249,7 +264,7 @@ def best_worst_figure(
 
     Args:
         model: the Keras model that was evaluated.
-        subset: the :class:`srkit.data.Subset` the rows index (usually validation).
+        subset: the :class:`srkit.windows.Subset` the rows index (usually validation).
         best: best rows (columns ``index``, ``psnr``, ``ssim``, usually ``name``), or
             the whole per-image table when ``worst`` is None.
         worst: worst rows, or None.
@@ -269,15 +284,7 @@ def best_worst_figure(
     outputs = {side: name for name, side in OUTPUT_SIDES.items()}
     if scale not in outputs:
         raise ValueError(f"scale must be one of {sorted(outputs)}, got {scale!r}")
-    if worst is None:
-        k = capped_k(best, k, scale)
-        best, worst = evaluate.best_worst(best, metric=metric, k=k, scale=scale)
-    shown = {int(i) for i in best["index"]}
-    worst = worst[~worst["index"].astype(int).isin(shown)]  # an image appears once
-    chosen = [("best", row) for row in best.to_dict("records")]
-    chosen += [("worst", row) for row in worst.to_dict("records")]
-    if not chosen:
-        raise ValueError("best and worst are both empty: nothing to show")
+    chosen = _best_worst_rows(best, worst, scale, k, metric)
     indices = [int(row["index"]) for _, row in chosen]
     predictions = evaluate.predict_images(model, subset, indices)
     output = outputs[scale]
@@ -286,10 +293,10 @@ def best_worst_figure(
             f"model {model.name!r} has no output {output!r} for scale {scale}; "
             f"its outputs are {sorted(predictions)}"
         )
-    factor = scale // data.LOW_SIZE
+    factor = scale // LOW_SIZE
     inputs = np.asarray(subset.x, dtype=np.float32)[indices]
-    targets = np.asarray(subset.y2 if scale == data.MID_SIZE else subset.y4)[indices]
-    bicubic = np.clip(data.bicubic_upscale(inputs, factor), 0.0, 1.0)
+    targets = np.asarray(subset.y2 if scale == MID_SIZE else subset.y4)[indices]
+    bicubic = np.clip(bicubic_upscale(inputs, factor), 0.0, 1.0)
     bicubic_scores = metrics.image_metrics(targets, bicubic).to_dict("records")
     columns = [
         (f"input\n{inputs.shape[1]} px", inputs),

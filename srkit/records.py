@@ -30,14 +30,12 @@ from srkit.atomic import write_json
 from srkit.evaluate import (
     BENCHMARK_COLUMNS,
     BENCHMARK_IMAGE_COLUMNS,
-    BICUBIC,
-    METRICS,
     TABLE_COLUMNS,
     Evaluation,
     benchmark_summary,
 )
 from srkit.layout import METRICS_FILE, RunFolder
-from srkit.vocab import SIDE_FACTORS
+from srkit.vocab import BICUBIC, METRICS, SIDE_FACTORS
 
 #: Version of the ``metrics.json`` layout written by :func:`write_metrics`.
 SCHEMA_VERSION = 1

@@ -1,14 +1,17 @@
 """Training: one call that compiles, fits, checkpoints, resumes and records a model.
 
 Budgets are optimizer steps. :func:`fit` trains for ``steps`` steps on batches drawn
-afresh at every step (random windows of a :class:`srkit.data.PatchSource`, or
+afresh at every step (random windows of a :class:`srkit.windows.PatchSource`, or
 random images of fixed arrays), and every ``eval_every`` steps (one *interval*,
 which is one Keras epoch) it validates, writes a history row, checkpoints and
 records a GIF frame. Batch ``k`` of a run depends only on the seed and ``k``, so a
 resumed run sees the same batches as an uninterrupted one.
 
-This module owns :func:`fit` and everything it leaves in a model's run folder
-(``RUN/models/<model_name>/``):
+This module owns :class:`Settings` (the training settings a step page chooses),
+:func:`fit`, the batch stream, the precision and compilation of a model for
+training, and what ``settings.json`` records. A fit call leaves in the model's run
+folder (``RUN/models/<model_name>/``), through :mod:`srkit.checkpoints` for the
+first three:
 
 - ``best.keras``: the weights of the interval with the lowest ``val_loss``;
 - ``last.keras``: the weights and optimizer state after the last completed
@@ -17,14 +20,15 @@ This module owns :func:`fit` and everything it leaves in a model's run folder
   number), ``step`` (optimizer steps done), ``learning_rate``, Keras' log keys
   and the seconds spent training (``train_time_s``) and in the whole interval
   including validation (``epoch_time_s``);
-- ``settings.json``: loss, steps, interval, batch size, learning rate and schedule,
-  precision, seed, model name and size, image counts, data key, backend and
-  versions, plus the run's ``status`` ("running", "complete", "interrupted",
-  "diverged") and ``epochs_completed`` (intervals);
+- ``settings.json``: the recorded :class:`Settings` (loss, steps, interval, batch
+  size, learning rate and schedule, warm-up, window, precision, seed), the model's
+  name, size and skip, image counts, data key, backend and versions, plus the
+  run's ``status`` ("running", "complete", "interrupted", "diverged") and
+  ``epochs_completed`` (intervals);
 - ``gif_<output>.gif``: predictions of three validation images along training.
 
 Every file is written to a temporary name in the same folder and renamed into place
-(:func:`srkit.callbacks.atomic_path`). The ``.keras`` files carry no compile
+(:func:`srkit.atomic.atomic_path`). The ``.keras`` files carry no compile
 configuration, so ``keras.saving.load_model(path)`` works with or without
 ``compile=`` once :mod:`srkit.layers` is imported; ``last.keras`` still holds the
 optimizer variables, which :func:`fit` restores with ``load_weights`` to resume.
@@ -32,26 +36,25 @@ optimizer variables, which :func:`fit` restores with ``load_weights`` to resume.
 Calling :func:`fit` again on the same folder with the same settings resumes after
 the last completed interval (weights, Adam state and step counter, history, and
 the batch stream at the same position), or returns the finished run without
-training (``skipped=True``). Different settings (loss, steps, interval, learning
-rate or schedule, batch size, precision, seed, model, data) start the run over,
-with a warning naming the differences: the folder then holds what the new
-settings produce, which is what a parameterized rerun of the pipeline expects.
+training (``skipped=True``). Different settings (any recorded :class:`Settings`
+field, the model or the data: :data:`MATCH_KEYS`) start the run over, with a
+warning naming the differences: the folder then holds what the new settings
+produce, which is what a parameterized rerun of the pipeline expects.
 ``force=True`` always starts over.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
-import shutil
 import time
 import warnings
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -59,39 +62,30 @@ import pandas as pd
 
 from srkit import callbacks as srkit_callbacks
 from srkit import (
+    checkpoints,
     layers,  # the custom layers (also registers them for loading)
     losses,
     metrics,
 )
 from srkit import models as srkit_models
 from srkit.atomic import write_json
-from srkit.callbacks import TMP_MARKER, atomic_path
-from srkit.data import check_window, crop_triplets
 from srkit.environment import collect_versions
 from srkit.environment import cpu_has_bf16 as _cpu_bf16_flags
 from srkit.environment import on_accelerator as _on_accelerator
-from srkit.layout import (
-    BEST_FILE,
-    HISTORY_FILE,
-    LAST_FILE,
-    SETTINGS_FILE,
-    gif_path,
-    model_files,
-)
+from srkit.layout import BEST_FILE, SETTINGS_FILE
 from srkit.vocab import LOW_SIZE, OUTPUT_TARGETS
+from srkit.windows import check_window, crop_triplets
 
 __all__ = [
     "FitResult",
     "LR_SCHEDULES",
     "PRECISIONS",
     "PrecisionChoice",
-    "TARGETS",
-    "TrainingDiverged",
+    "Settings",
     "batches",
     "choose_precision",
     "fit",
     "prepare_model",
-    "read_history",
 ]
 
 PRECISIONS = ("float32", "mixed_bfloat16")
@@ -99,69 +93,135 @@ LR_SCHEDULES = ("cosine", "constant")
 COSINE_FLOOR = 0.1  # cosine decay ends at a tenth of the initial learning rate
 # precision "auto" takes bfloat16 only when a convolution runs this much faster
 BF16_MIN_SPEEDUP = 1.3
-# Which Subset array each named output learns from (x2 and x4 targets).
-TARGETS = OUTPUT_TARGETS
 # Compiled metrics run on every training batch too; SSIM (an 11x11 Gaussian filter
 # per channel) tripled the step time of the small models, so it is left to the
 # evaluation of the trained model (srkit.evaluate).
 METRICS = (metrics.mse, metrics.mae, metrics.psnr)
 GIF_IMAGES = 3  # the first three validation images, a fixed and deterministic choice
-# Settings that must equal the previous run's for fit to resume it or skip it.
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The training settings of a :func:`fit` call, checked when they are made.
+
+    A step page makes them from its parameters (:meth:`from_params`). Every field
+    except ``xla`` is written to ``settings.json`` and must equal the previous
+    run's for :func:`fit` to resume or skip it (:data:`MATCH_KEYS`), so a new
+    training setting is one field here and its value in the profiles (plus a
+    parameter on the step pages that vary it).
+
+    Attributes:
+        loss: loss name from ``srkit.losses.NAMES``, applied to every output (a
+            two-output model minimises the sum of both heads' losses).
+        steps: total optimizer steps of the run (>= 1), counting earlier calls.
+        eval_every: steps per evaluation interval; must divide ``steps``. None
+            becomes ``steps``: one interval, i.e. validation only at the end.
+        batch_size: images per training step (>= 1).
+        learning_rate: initial Adam learning rate (> 0), kept as a float.
+        lr_schedule: "cosine" (cosine decay over ``steps`` down to a tenth of
+            ``learning_rate``) or "constant".
+        warmup_steps: steps over which the rate rises linearly from 0 to
+            ``learning_rate`` before the schedule starts (0: none; fewer than
+            ``steps``). The first Adam steps at full rate can throw a model off a
+            good start, such as the bicubic start of
+            ``srkit.models.build(..., skip="bicubic")``.
+        window: input side in pixels of the training windows (8 to 72); the
+            targets are 2 and 4 times as wide. Validation always uses the split's
+            72 px windows. Small windows give more, cheaper steps.
+        precision: "float32", "mixed_bfloat16" (bfloat16 compute, float32 weights
+            and outputs) or "auto" (:func:`choose_precision`); ``settings.json``
+            keeps the precision it resolves to.
+        xla: compile the training step with XLA (see :func:`prepare_model`). Not
+            recorded, so switching it does not start a run over.
+        seed: seeds Python, NumPy and the backend (``keras.utils.set_random_seed``)
+            and the batch stream: the same seed on the same machine gives the same
+            history. Build the model after seeding too (``srkit.models.build(...,
+            seed=seed)``) so that its initial weights repeat.
+
+    Raises:
+        ValueError: when made with an unknown loss, schedule or precision, steps or
+            batch size below 1, an interval that does not divide ``steps``, a
+            learning rate that is not positive, warm-up steps out of range or a
+            window outside 8 to 72.
+    """
+
+    loss: str
+    steps: int
+    eval_every: int | None = None
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    lr_schedule: str = "cosine"
+    warmup_steps: int = 0
+    window: int = LOW_SIZE
+    precision: str = "float32"
+    xla: bool = field(default=False, metadata={"recorded": False})
+    seed: int = 0
+
+    def __post_init__(self):
+        eval_every, learning_rate = _check_budget(
+            self.steps,
+            self.eval_every,
+            self.batch_size,
+            self.learning_rate,
+            self.lr_schedule,
+            self.warmup_steps,
+        )
+        window = check_window(self.window)
+        losses.get(self.loss)  # ValueError listing the names
+        if self.precision != "auto" and self.precision not in PRECISIONS:
+            raise ValueError(
+                f"precision must be 'auto' or one of {PRECISIONS}, "
+                f"got {self.precision!r}"
+            )
+        # A frozen dataclass sets its own normalised values this way.
+        object.__setattr__(self, "eval_every", eval_every)
+        object.__setattr__(self, "learning_rate", learning_rate)
+        object.__setattr__(self, "window", window)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], **values) -> Settings:
+        """The settings named in a step's parameters, then ``values`` on top.
+
+        A step page passes ``globals()``, where papermill puts its parameters, and
+        what its parameters do not hold, such as the model's loss:
+        ``train.Settings.from_params(globals(), loss="mse")``.
+
+        Args:
+            params: name -> value; names that are no field (``profile``,
+                ``data_source``, ...) are ignored, and a field the mapping lacks
+                keeps its default.
+            values: fields to set whatever ``params`` holds.
+
+        Returns:
+            The checked :class:`Settings`.
+
+        Raises:
+            ValueError: as the constructor.
+        """
+        chosen = {f.name: params[f.name] for f in fields(cls) if f.name in params}
+        return cls(**{**chosen, **values})
+
+    def recorded(self) -> dict[str, Any]:
+        """The fields ``settings.json`` keeps (:data:`RECORDED_SETTINGS`), by name."""
+        return {name: getattr(self, name) for name in RECORDED_SETTINGS}
+
+
+#: The :class:`Settings` fields written to ``settings.json``: all but ``xla``.
+RECORDED_SETTINGS = tuple(
+    f.name for f in fields(Settings) if f.metadata.get("recorded", True)
+)
+#: What ``settings.json`` must hold as before for :func:`fit` to resume a run or
+#: skip it: the recorded settings, the model and the data.
 MATCH_KEYS = (
     "model",
     "params",
     "outputs",
-    "loss",
-    "steps",
-    "eval_every",
-    "batch_size",
-    "learning_rate",
-    "lr_schedule",
-    "warmup_steps",
-    "window",
+    *RECORDED_SETTINGS,
     "skip",
-    "precision",
-    "seed",
     "n_train",
     "n_val",
     "data_key",
 )
-# The original study had to lower the learning rate to this value on 5,000 images.
-SAFE_LEARNING_RATE = 1e-4
-
-
-class TrainingDiverged(RuntimeError):
-    """The training loss became NaN or infinite; training stopped at that batch.
-
-    Attributes:
-        epoch: 1-based interval in which the loss stopped being finite.
-        batch: 1-based step of that interval, or None when found at the interval's
-            end (e.g. a non-finite validation loss).
-        value: the offending value (NaN or +-inf).
-        last_good_epoch: the last interval saved in ``last.keras`` (0: none).
-    """
-
-    def __init__(
-        self, epoch, batch, key, value, learning_rate, last_good_epoch, run_dir
-    ):
-        self.epoch = epoch
-        self.batch = batch
-        self.value = value
-        self.last_good_epoch = last_good_epoch
-        where = f"interval {epoch}" + (f", step {batch}" if batch is not None else "")
-        if last_good_epoch:
-            kept = (
-                f"best.keras and last.keras in {run_dir} keep the weights of "
-                f"interval {last_good_epoch} and earlier"
-            )
-        else:
-            kept = "no interval completed, so no model was saved"
-        lower = min(learning_rate / 10, SAFE_LEARNING_RATE)
-        super().__init__(
-            f"training diverged in {where}: {key} is {value}; {kept}. Use a lower "
-            f"learning rate than {learning_rate:g}, e.g. {lower:g} (the original "
-            f"study had to drop to {SAFE_LEARNING_RATE:g} on its larger data set)."
-        )
 
 
 @dataclass
@@ -186,7 +246,8 @@ class FitResult:
         precision: "float32" or "mixed_bfloat16".
         skipped: True when the run was already complete and nothing was trained.
         steps_run: optimizer steps trained by this call.
-        settings: the content of ``settings.json``.
+        settings: the content of ``settings.json`` (a dict: the recorded
+            :class:`Settings`, the model, the data and the run's status).
     """
 
     history: pd.DataFrame
@@ -325,70 +386,6 @@ def choose_precision(precision: str = "auto") -> PrecisionChoice:
     return PrecisionChoice("float32", "auto", measured, speedup)
 
 
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def read_history(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a ``history.csv`` written by :func:`fit`.
-
-    Args:
-        path: the CSV file.
-
-    Returns:
-        DataFrame with an int ``epoch`` column and float columns; empty (with an
-        ``epoch`` column) when the file is missing or unreadable.
-    """
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, ValueError):
-        return pd.DataFrame({"epoch": pd.Series(dtype=int)})
-    if "epoch" not in frame.columns:
-        return pd.DataFrame({"epoch": pd.Series(dtype=int)})
-    return frame
-
-
-def _check_history(run_dir: Path) -> None:
-    """Refuse checkpoints whose history is missing or unreadable.
-
-    ``best.keras`` / ``last.keras`` without a readable ``history.csv`` cannot be
-    resumed or explained; training over them would delete them.
-
-    Raises:
-        ValueError: naming the history file and the two ways out.
-    """
-    checkpoints = [name for name in (BEST_FILE, LAST_FILE) if (run_dir / name).exists()]
-    if not checkpoints:
-        return
-    path = run_dir / HISTORY_FILE
-    problem = None
-    if not path.is_file():
-        problem = "is missing"
-    else:
-        try:
-            frame = pd.read_csv(path)
-        except (OSError, ValueError) as error:
-            problem = f"is unreadable ({' '.join(str(error).split())})"
-        else:
-            if "epoch" not in frame.columns or not len(frame):
-                problem = "holds no epoch rows"
-            else:
-                # Text in the column ("zz") would compare as strings: numbers only.
-                epochs = pd.to_numeric(frame["epoch"], errors="coerce")
-                if epochs.isna().any() or not epochs.is_monotonic_increasing:
-                    problem = "has garbled epoch numbers"
-    if problem is not None:
-        raise ValueError(
-            f"{path} {problem}, but {' and '.join(checkpoints)} exist in {run_dir}: "
-            "they cannot be resumed and would be deleted by training from scratch. "
-            f"Delete the folder {run_dir} (or pass force=True to srkit.train.fit) "
-            "to train again, or restore history.csv"
-        )
-
-
 def _check_finite(subset, what: str) -> None:
     """Refuse arrays with NaN or infinite values: a data problem, not training."""
     for attribute in ("x", "y2", "y4"):
@@ -414,7 +411,7 @@ def _check_subset(subset, what: str) -> int:
 
 def _targets(subset, outputs: Sequence[str]):
     """Keras targets: the array itself for one output, a dict by name for two."""
-    arrays = {name: getattr(subset, TARGETS[name]) for name in outputs}
+    arrays = {name: getattr(subset, OUTPUT_TARGETS[name]) for name in outputs}
     return arrays[outputs[0]] if len(outputs) == 1 else arrays
 
 
@@ -435,7 +432,7 @@ def batches(
     """Endless training batches; batch ``k`` depends only on ``seed`` and ``k``.
 
     Args:
-        source: a :class:`srkit.data.PatchSource` (fresh random windows, flips and
+        source: a :class:`srkit.windows.PatchSource` (fresh random windows, flips and
             rotations) or a Subset of fixed arrays (random images, without
             replacement within a batch when there are enough).
         batch_size: images per batch (>= 1).
@@ -443,7 +440,7 @@ def batches(
         start: index of the first batch (a resumed run starts after the steps it
             already took, so it sees the same batches as an uninterrupted run).
         window: input side of a training window in pixels (8 to 72); smaller
-            windows give cheaper steps (see :meth:`srkit.data.PatchSource.draw`).
+            windows give cheaper steps (see :meth:`srkit.windows.PatchSource.draw`).
 
     Yields:
         ``(x, {"y2": ..., "y4": ...})``: float32 inputs (b, window, window, 3) and
@@ -468,10 +465,11 @@ def batches(
         step += 1
 
 
-def _keras_batches(source, outputs, batch_size, seed, start, window):
+def _keras_batches(source, outputs, settings: Settings, start: int):
     """:func:`batches` shaped for ``Model.fit``: targets by output name."""
-    for x, targets in batches(source, batch_size, seed, start, window):
-        arrays = {name: targets[TARGETS[name]] for name in outputs}
+    size, seed, window = settings.batch_size, settings.seed, settings.window
+    for x, targets in batches(source, size, seed, start, window):
+        arrays = {name: targets[OUTPUT_TARGETS[name]] for name in outputs}
         yield x, (arrays[outputs[0]] if len(outputs) == 1 else arrays)
 
 
@@ -496,11 +494,11 @@ def _learning_rate(learning_rate: float, schedule: str, steps: int, warmup: int 
 
 def _check_outputs(model: keras.Model) -> list[str]:
     outputs = list(model.output_names)
-    unknown = [name for name in outputs if name not in TARGETS]
+    unknown = [name for name in outputs if name not in OUTPUT_TARGETS]
     if unknown:
         raise ValueError(
             f"model {model.name!r} has outputs {unknown} without a target; "
-            f"name outputs {tuple(TARGETS)}"
+            f"name outputs {tuple(OUTPUT_TARGETS)}"
         )
     return outputs
 
@@ -525,7 +523,8 @@ def prepare_model(
     the heads' losses), metrics MSE, MAE and PSNR on every output.
 
     Args:
-        model: a built functional model whose outputs are named in ``TARGETS``.
+        model: a built functional model whose outputs are keys of
+            ``srkit.vocab.OUTPUT_TARGETS``.
         loss: a name from ``srkit.losses.NAMES``.
         learning_rate: Adam learning rate (> 0) or a Keras schedule.
         xla: compile the training step with XLA (``jit_compile=True``). False
@@ -579,117 +578,19 @@ def _clone_with_policy(model: keras.Model, policy: str) -> keras.Model:
     return clone
 
 
-def _save_model(model: keras.Model, path: Path) -> None:
-    """Save weights + optimizer state atomically, without the compile config.
+def _settings_file(model, split, settings: Settings, precision: str) -> dict:
+    """What ``settings.json`` holds before training: settings, model and data.
 
-    Without the compile config the file loads with plain ``load_model`` (no need to
-    resolve loss and metric functions); ``load_weights`` still restores the
-    optimizer variables into a compiled model.
+    ``precision`` is the resolved name, which replaces a requested "auto".
     """
-    with atomic_path(path) as temporary:
-        compiled = model.compiled
-        model.compiled = False  # get_compile_config() then returns {}, not saved
-        try:
-            model.save(temporary)
-        finally:
-            model.compiled = compiled
-
-
-def _copy_file(source: Path, target: Path) -> None:
-    with atomic_path(target) as temporary:
-        shutil.copyfile(source, temporary)
-
-
-def _finite(value) -> bool:
-    try:
-        return bool(np.all(np.isfinite(np.asarray(value, dtype=np.float64))))
-    except (TypeError, ValueError):
-        return True  # not a number: nothing to check
-
-
-class _RunRecorder(keras.callbacks.Callback):
-    """Divergence guard, per-epoch checkpoints, history rows and epoch timing.
-
-    It must run before any callback that may interrupt training at an epoch's end,
-    so that a finished epoch is saved first. Order of writes per epoch: history,
-    then ``last.keras``, then ``best.keras``; :func:`fit` reconciles the history
-    with the optimizer step count in ``last.keras`` when resuming.
-    """
-
-    def __init__(self, run_dir: Path, rows: list[dict], monitor: str, learning_rate):
-        super().__init__()
-        self.run_dir = run_dir
-        self.rows = rows
-        self.monitor = monitor
-        self.learning_rate = learning_rate
-        values = [row.get(monitor, math.inf) for row in rows]
-        self.best = min((v for v in values if _finite(v)), default=math.inf)
-        self._epoch = 0
-        self._start = 0.0
-        self._train_time = None
-
-    def _diverged(self, batch, key, value):
-        last_good = self.rows[-1]["epoch"] if self.rows else 0
-        return TrainingDiverged(
-            self._epoch + 1,
-            batch,
-            key,
-            value,
-            self.learning_rate,
-            last_good,
-            self.run_dir,
-        )
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-        self._start = time.perf_counter()
-        self._train_time = None
-
-    def on_test_begin(self, logs=None):
-        if self._train_time is None:  # validation starts: the training part is over
-            self._train_time = time.perf_counter() - self._start
-
-    def on_train_batch_end(self, batch, logs=None):
-        value = (logs or {}).get("loss")
-        if value is not None and not _finite(value):
-            raise self._diverged(batch + 1, "the training loss", float(value))
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = dict(logs or {})
-        for key, value in logs.items():
-            if not _finite(value):
-                raise self._diverged(None, key, float(value))
-        elapsed = time.perf_counter() - self._start
-        steps = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-        rate = self.model.optimizer.learning_rate
-        row = {
-            "epoch": epoch + 1,
-            "step": steps,
-            "learning_rate": float(keras.ops.convert_to_numpy(rate)),
-            **{key: float(value) for key, value in logs.items()},
-        }
-        row["train_time_s"] = elapsed if self._train_time is None else self._train_time
-        row["epoch_time_s"] = elapsed
-        self.rows.append(row)
-        with atomic_path(self.run_dir / HISTORY_FILE) as temporary:
-            pd.DataFrame(self.rows).to_csv(temporary, index=False)
-        _save_model(self.model, self.run_dir / LAST_FILE)
-        value = row.get(self.monitor, math.inf)
-        if value < self.best or not (self.run_dir / BEST_FILE).exists():
-            self.best = value
-            _copy_file(self.run_dir / LAST_FILE, self.run_dir / BEST_FILE)
-
-
-def _settings(model, split, loss, budget: dict, precision, seed):
     info = getattr(split, "info", None) or {}
     return {
         "model": model.name,
         "params": int(model.count_params()),
         "outputs": list(model.output_names),
-        "loss": loss,
-        **budget,
+        **settings.recorded(),
         "precision": precision,
-        "seed": seed,
+        "skip": srkit_models.skip_used(model),
         "n_train": int(len(split.train)),
         "n_val": int(len(split.val.x)),
         "data_key": info.get("key"),
@@ -697,39 +598,6 @@ def _settings(model, split, loss, budget: dict, precision, seed):
         "backend": keras.backend.backend(),
         "versions": collect_versions(),
     }
-
-
-def _differences(previous: dict | None, settings: dict) -> list[str]:
-    if previous is None:
-        return ["no readable settings.json"]
-    return [
-        f"{key}: {previous.get(key)!r} -> {settings[key]!r}"
-        for key in MATCH_KEYS
-        if previous.get(key) != settings[key]
-    ]
-
-
-def _clear(run_dir: Path) -> None:
-    """Remove a previous run's artifacts (and stray temporary files)."""
-    doomed = list(model_files(run_dir).values())
-    doomed += list(run_dir.glob("gif_*.gif")) + list(run_dir.glob("plot_epoch_*.png"))
-    for path in doomed:
-        path.unlink(missing_ok=True)
-
-
-def _sweep_temporaries(run_dir: Path) -> None:
-    for path in run_dir.glob(f".*{TMP_MARKER}*"):
-        path.unlink(missing_ok=True)
-
-
-def _paths(run_dir: Path, outputs: Sequence[str]) -> dict[str, Path]:
-    paths = model_files(run_dir)
-    for name in outputs:
-        gif = gif_path(run_dir, name)
-        if gif.exists():
-            paths[f"gif_{name}"] = gif
-    paths.update({path.stem: path for path in sorted(run_dir.glob("plot_epoch_*.png"))})
-    return {name: path for name, path in paths.items() if path.exists()}
 
 
 def _images_per_s(history: pd.DataFrame, batch_size: int) -> float:
@@ -744,52 +612,69 @@ def _load_best(run_dir: Path) -> keras.Model:
     return srkit_models.load(run_dir / BEST_FILE)
 
 
-def _resume_state(train_model, run_dir: Path, rows: list[dict], steps_per_epoch: int):
-    """Load ``last.keras`` into ``train_model``; return the epochs it holds or None.
+@dataclass
+class _Job:
+    """One :func:`fit` call's checked inputs: where it writes and what it records.
 
-    The optimizer's step counter tells how many epochs the checkpoint holds; history
-    rows beyond it (an interruption between the two writes) are dropped. None means
-    the checkpoint cannot be trusted (unreadable, partial epoch, rows missing).
+    Attributes:
+        run_dir: the model's run folder (absolute, created).
+        outputs: the model's output names.
+        n_val: validation images (0: Keras' ``loss`` picks the best interval).
+        precision: the resolved precision name.
+        stored: the content of ``settings.json`` (:func:`_settings_file`).
     """
-    train_model.optimizer.build(train_model.trainable_variables)
-    try:
-        train_model.load_weights(run_dir / LAST_FILE)
-    except Exception as error:  # noqa: BLE001  (any load failure means: start over)
-        warnings.warn(
-            f"cannot resume from {run_dir / LAST_FILE}: {error}", stacklevel=3
-        )
-        return None
-    steps = int(keras.ops.convert_to_numpy(train_model.optimizer.iterations))
-    epochs, remainder = divmod(steps, steps_per_epoch)
-    if remainder or epochs == 0 or epochs > len(rows):
-        warnings.warn(
-            f"cannot resume from {run_dir}: last.keras holds {steps} optimizer steps "
-            f"({steps_per_epoch} per epoch) but history.csv has {len(rows)} epochs",
-            stacklevel=3,
-        )
-        return None
-    del rows[epochs:]
-    return epochs
+
+    run_dir: Path
+    outputs: list[str]
+    n_val: int
+    precision: str
+    stored: dict
 
 
-def _result(rows, started, run_dir, outputs, precision, resumed_from, settings):
+def _job(model, split, settings: Settings, run_dir) -> _Job:
+    """Check the call's inputs, make the folder and sweep stray temporary files.
+
+    Raises:
+        TypeError: ``settings`` is not a :class:`Settings`.
+        ValueError: a missing ``run_dir``, bad data or a model output without a
+            target.
+    """
+    if not isinstance(settings, Settings):
+        raise TypeError(
+            "settings must be a srkit.train.Settings, e.g. "
+            f"Settings(loss='mse', steps=100); got {type(settings).__name__}"
+        )
+    if run_dir is None:
+        raise ValueError("run_dir is required: the folder for this model's artifacts")
+    precision = choose_precision(settings.precision).name
+    n_val = _check_split(split)
+    outputs = _check_outputs(model)
+    run_dir = Path(run_dir).absolute()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoints.sweep_temporaries(run_dir)
+    stored = _settings_file(model, split, settings, precision)
+    return _Job(run_dir, outputs, n_val, precision, stored)
+
+
+def _result(rows, started, job: _Job, resumed_from: int, stored: dict) -> FitResult:
     """The FitResult of a finished (or skipped, when nothing was run) fit call.
 
     ``resumed_from`` counts intervals; the result reports optimizer steps.
+    ``stored`` is the run's ``settings.json`` (the previous one when skipped).
     """
     history = pd.DataFrame(rows)
-    every = settings["eval_every"]
+    every = stored["eval_every"]
     return FitResult(
         history=history,
         wall_time_s=time.perf_counter() - started,
-        train_images_per_s=_images_per_s(history, settings["batch_size"]),
-        paths=_paths(run_dir, outputs),
-        model=_load_best(run_dir),
+        train_images_per_s=_images_per_s(history, stored["batch_size"]),
+        paths=checkpoints.artifact_paths(job.run_dir, job.outputs),
+        model=_load_best(job.run_dir),
         resumed_from=resumed_from * every,
-        precision=precision,
+        precision=job.precision,
         skipped=len(rows) == resumed_from,
         steps_run=(len(rows) - resumed_from) * every,
-        settings=settings,
+        settings=stored,
     )
 
 
@@ -836,47 +721,63 @@ def _check_split(split) -> int:
     return n_val
 
 
-@dataclass
-class _Plan:
-    """What :func:`fit` does with a model folder, and what it found there.
+def _training_model(
+    model, settings: Settings, job: _Job, plan: checkpoints.Plan, verbose
+):
+    """The compiled model to train and the intervals it resumes after (0: fresh).
 
-    Attributes:
-        action: "skip" (the same run is complete), "resume" (the same run stopped
-            part way, its checkpoints are present) or "fresh".
-        rows: the history rows found (kept only on resume and skip).
-        previous: the settings found.
-        changed: the settings that differ from an earlier run in the folder (a fresh
-            start that throws away finished intervals; the caller warns).
+    On a resume ``last.keras`` is loaded (history rows beyond it are dropped from
+    ``plan.rows``); an untrustworthy checkpoint starts over with the model's
+    weights as they were and a fresh optimizer.
     """
+    initial_weights = model.get_weights()
+    rate = _learning_rate(
+        settings.learning_rate,
+        settings.lr_schedule,
+        settings.steps,
+        settings.warmup_steps,
+    )
+    train_model = prepare_model(model, settings.loss, rate, job.precision, settings.xla)
+    if plan.action != "resume":
+        return train_model, 0
+    resumed_from = checkpoints.resume_state(
+        train_model, job.run_dir, plan.rows, settings.eval_every
+    )
+    if resumed_from is None:  # untrustworthy checkpoint: fresh model and optimizer
+        model.set_weights(initial_weights)
+        return prepare_model(model, settings.loss, rate, job.precision, settings.xla), 0
+    if verbose:
+        step = resumed_from * settings.eval_every
+        print(f"srkit.train: resuming {job.run_dir} after step {step}")
+    return train_model, resumed_from
 
-    action: str
-    rows: list[dict]
-    previous: dict
-    changed: list[str] = field(default_factory=list)
+
+def _warn_starting_over(run_dir: Path, changed: list[str], verbose) -> None:
+    """Warn (and print, when verbose) that a run with other settings is replaced."""
+    text = "; ".join(changed)
+    warnings.warn(
+        f"{run_dir} holds a run with other settings ({text}); starting over",
+        stacklevel=3,
+    )
+    if verbose:
+        print(f"srkit.train: starting over in {run_dir}: {text}")
 
 
-def _plan(run_dir: Path, settings: dict, intervals: int, force: bool) -> _Plan:
-    """Decide to skip, resume or start fresh from what the model folder holds.
+def _write_status(job: _Job, status: str, epochs: int, stamp: str) -> None:
+    """Write ``settings.json`` with the run's status, epochs and a time ``stamp``."""
+    job.stored.update(status=status, epochs_completed=epochs)
+    job.stored[stamp] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    write_json(job.run_dir / SETTINGS_FILE, job.stored)
 
-    Raises:
-        ValueError: checkpoints beside a missing or unreadable history (unless
-            ``force``): they could be neither resumed nor explained.
-    """
-    previous = _read_json(run_dir / SETTINGS_FILE)
-    if not force:
-        _check_history(run_dir)
-    rows = read_history(run_dir / HISTORY_FILE).to_dict("records")
-    done = len(rows)
-    differences = _differences(previous, settings)
-    has_files = (run_dir / LAST_FILE).exists() and (run_dir / BEST_FILE).exists()
-    same_run = not force and not differences and done > 0 and has_files
-    finished = same_run and previous.get("status") == "complete" and done == intervals
-    if finished and previous.get("epochs_completed") == done:
-        return _Plan("skip", rows, previous)
-    if same_run:
-        return _Plan("resume", rows, previous)
-    changed = differences if done and not force else []
-    return _Plan("fresh", rows, previous, changed)
+
+def _finish(job: _Job, gif_callback, status: str, epochs: int) -> None:
+    """Write the GIFs (also after an interruption) and the run's final status."""
+    if gif_callback is not None:
+        try:  # also after an interruption: show what was seen
+            gif_callback.write()
+        except Exception as error:  # noqa: BLE001  (never mask the real error)
+            warnings.warn(f"could not write the training GIFs: {error}", stacklevel=3)
+    _write_status(job, status, epochs, "finished")
 
 
 def _built_in_callbacks(recorder, val, run_dir, eval_every, gif, gif_every, plot_every):
@@ -905,19 +806,9 @@ def _built_in_callbacks(recorder, val, run_dir, eval_every, gif, gif_every, plot
 def fit(
     model: keras.Model,
     split,
-    loss: str,
-    steps: int,
-    eval_every: int | None = None,
-    batch_size: int = 16,
-    learning_rate: float = 1e-3,
-    run_dir: str | os.PathLike | None = None,
+    settings: Settings,
+    run_dir: str | os.PathLike,
     *,
-    lr_schedule: str = "cosine",
-    warmup_steps: int = 0,
-    window: int = LOW_SIZE,
-    precision: str = "float32",
-    xla: bool = False,
-    seed: int = 0,
     verbose: int = 2,
     gif: bool = True,
     gif_every: int | None = None,
@@ -925,13 +816,14 @@ def fit(
     force: bool = False,
     callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> FitResult:
-    """Train ``model`` for ``steps`` optimizer steps, checkpointing into ``run_dir``.
+    """Train ``model`` as ``settings`` say, checkpointing into ``run_dir``.
 
     Targets: output ``low_upsample`` learns the x2 target and ``high_upsample`` the
     x4 target; only the outputs the model has are used. Every batch is drawn afresh
-    (:func:`batches`). Every ``eval_every`` steps: validation on ``split.val``, a
-    history row, ``last.keras`` and ``best.keras``, a GIF frame. See the module
-    docstring for the files written, resuming, skipping and restarting.
+    (:func:`batches`). Every ``settings.eval_every`` steps: validation on
+    ``split.val``, a history row, ``last.keras`` and ``best.keras``, a GIF frame.
+    See the module docstring for the files written, resuming, skipping and
+    restarting.
 
     Args:
         model: built Keras model, input (None, None, 3), outputs named
@@ -939,34 +831,12 @@ def fit(
             in place (it ends with the last interval's weights); with
             "mixed_bfloat16" (or a bfloat16 model in "float32") a clone is
             trained and ``model`` is unchanged.
-        split: object with ``train`` (a :class:`srkit.data.PatchSource`, or a
+        split: object with ``train`` (a :class:`srkit.windows.PatchSource`, or a
             Subset with ``x`` float32 (n, h, w, 3) RGB in [0, 1], ``y2`` (n, 2h,
             2w, 3), ``y4`` (n, 4h, 4w, 3)) and ``val`` (a Subset); optional
             ``info`` dict whose ``key`` identifies the data.
-        loss: loss name from ``srkit.losses.NAMES``, applied to every output (a
-            two-output model minimises the sum of both heads' losses).
-        steps: total optimizer steps of the run (>= 1), counting earlier calls.
-        eval_every: steps per evaluation interval; must divide ``steps``. None:
-            one interval, i.e. validation only at the end.
-        batch_size: images per training step (>= 1).
-        learning_rate: initial Adam learning rate (> 0).
+        settings: the :class:`Settings` (loss, steps, interval, batch size, ...).
         run_dir: the model's run folder (created if missing). Required.
-        lr_schedule: "cosine" (cosine decay over ``steps`` down to a tenth of
-            ``learning_rate``) or "constant".
-        warmup_steps: steps over which the rate rises linearly from 0 to
-            ``learning_rate`` before the schedule starts (0: none). The first
-            Adam steps at full rate can throw a model off a good start, such as
-            the bicubic start of ``srkit.models.build(..., skip="bicubic")``.
-        window: input side in pixels of the training windows (8 to 72); the
-            targets are 2 and 4 times as wide. Validation always uses the
-            split's 72 px windows. Small windows give more, cheaper steps.
-        precision: "float32", "mixed_bfloat16" (bfloat16 compute, float32 weights
-            and outputs) or "auto" (:func:`choose_precision`).
-        xla: compile the training step with XLA (see :func:`prepare_model`).
-        seed: seeds Python, NumPy and the backend (``keras.utils.set_random_seed``)
-            and the batch stream: the same seed on the same machine gives the same
-            history. Build the model after seeding too (``srkit.models.build(...,
-            seed=seed)``) so that its initial weights repeat.
         verbose: Keras' verbosity; 2 prints one line per interval.
         gif: record the first three validation images' predictions into
             ``gif_<output>.gif`` (:class:`srkit.callbacks.SavePredictionCallback`).
@@ -985,104 +855,43 @@ def fit(
         :class:`FitResult`.
 
     Raises:
-        ValueError: bad arguments (unknown loss, schedule or precision, steps < 1,
-            an interval that does not divide ``steps``, missing ``run_dir``, a model
-            output without a target, bad array shapes).
-        TrainingDiverged: the loss became NaN or infinite; raised at once (at the
-            end of the step), with ``best.keras`` / ``last.keras`` left at the last
-            good interval and ``settings.json`` status "diverged".
+        TypeError: ``settings`` is not a :class:`Settings`.
+        ValueError: a missing ``run_dir``, a model output without a target, bad
+            array shapes or values, or checkpoints without a readable history.
+        srkit.checkpoints.TrainingDiverged: the loss became NaN or infinite;
+            raised at once (at the end of the step), with ``best.keras`` and
+            ``last.keras`` left at the last good interval and ``settings.json``
+            status "diverged".
     """
     started = time.perf_counter()
-    if run_dir is None:
-        raise ValueError("run_dir is required: the folder for this model's artifacts")
-    eval_every, learning_rate = _check_budget(
-        steps, eval_every, batch_size, learning_rate, lr_schedule, warmup_steps
-    )
-    window = check_window(window)
-    losses.get(loss)  # ValueError listing the names
-    precision = choose_precision(precision).name
-    n_val = _check_split(split)
-    outputs = _check_outputs(model)
-    run_dir = Path(run_dir).absolute()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _sweep_temporaries(run_dir)
-    intervals = steps // eval_every
-
-    budget = {
-        "steps": steps,
-        "eval_every": eval_every,
-        "batch_size": batch_size,
-        "learning_rate": learning_rate,
-        "lr_schedule": lr_schedule,
-        "warmup_steps": warmup_steps,
-        "window": window,
-        "skip": srkit_models.skip_used(model),
-    }
-    settings = _settings(model, split, loss, budget, precision, seed)
-    plan = _plan(run_dir, settings, intervals, force)
-    rows = plan.rows
+    job = _job(model, split, settings, run_dir)
+    intervals = settings.steps // settings.eval_every
+    plan = checkpoints.plan(job.run_dir, job.stored, MATCH_KEYS, intervals, force)
     if plan.action == "skip":
-        done = len(rows)
-        return _result(rows, started, run_dir, outputs, precision, done, plan.previous)
-    resume = plan.action == "resume"
+        return _result(plan.rows, started, job, len(plan.rows), plan.previous)
     if plan.changed:
-        warnings.warn(
-            f"{run_dir} holds a run with other settings ({'; '.join(plan.changed)}); "
-            "starting over",
-            stacklevel=2,
-        )
-        if verbose:
-            print(f"srkit.train: starting over in {run_dir}: {'; '.join(plan.changed)}")
+        _warn_starting_over(job.run_dir, plan.changed, verbose)
+    keras.utils.set_random_seed(settings.seed)
+    train_model, resumed_from = _training_model(model, settings, job, plan, verbose)
+    monitor = "val_loss" if job.n_val else "loss"
+    rows = checkpoints.kept_rows(job.run_dir, plan.rows, resumed_from, monitor)
+    _write_status(job, "running", resumed_from, "started")
 
-    keras.utils.set_random_seed(seed)
-    initial_weights = model.get_weights()
-    rate = _learning_rate(learning_rate, lr_schedule, steps, warmup_steps)
-    train_model = prepare_model(model, loss, rate, precision, xla)
-    resumed_from = 0
-    if resume:
-        resumed_from = _resume_state(train_model, run_dir, rows, eval_every)
-        if resumed_from is None:  # untrustworthy checkpoint: fresh model and optimizer
-            model.set_weights(initial_weights)
-            train_model = prepare_model(model, loss, rate, precision, xla)
-            resume, resumed_from = False, 0
-        elif verbose:
-            print(
-                f"srkit.train: resuming {run_dir} after step "
-                f"{resumed_from * eval_every}"
-            )
-    monitor = "val_loss" if n_val else "loss"
-    if not resume:
-        rows = []
-        _clear(run_dir)
-    elif min(rows, key=lambda row: row[monitor])["epoch"] == rows[-1]["epoch"]:
-        # The last interval is the best: best.keras may have missed it if training
-        # was interrupted between the two writes, so copy it again (cheap).
-        _copy_file(run_dir / LAST_FILE, run_dir / BEST_FILE)
-
-    settings.update(status="running", epochs_completed=resumed_from)
-    settings["started"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    write_json(run_dir / SETTINGS_FILE, settings)
-
-    recorder = _RunRecorder(run_dir, rows, monitor, learning_rate)
+    recorder = checkpoints.RunRecorder(
+        job.run_dir, rows, monitor, settings.learning_rate
+    )
+    val = split.val if job.n_val else None
     built_in, gif_callback = _built_in_callbacks(
-        recorder,
-        split.val if n_val else None,
-        run_dir,
-        eval_every,
-        gif,
-        gif_every,
-        plot_every,
+        recorder, val, job.run_dir, settings.eval_every, gif, gif_every, plot_every
     )
-    validation = (split.val.x, _targets(split.val, outputs)) if n_val else None
-    stream = _keras_batches(
-        split.train, outputs, batch_size, seed, resumed_from * eval_every, window
-    )
-
+    validation = (val.x, _targets(val, job.outputs)) if val is not None else None
+    start = resumed_from * settings.eval_every  # the batch stream continues there
+    stream = _keras_batches(split.train, job.outputs, settings, start)
     status = "interrupted"
     try:
         train_model.fit(
             stream,
-            steps_per_epoch=eval_every,
+            steps_per_epoch=settings.eval_every,
             epochs=intervals,
             initial_epoch=resumed_from,
             validation_data=validation,
@@ -1091,19 +900,9 @@ def fit(
             callbacks=[*built_in, *callbacks],
         )
         status = "complete"
-    except TrainingDiverged:
+    except checkpoints.TrainingDiverged:
         status = "diverged"
         raise
     finally:
-        if gif_callback is not None:
-            try:  # also after an interruption: show what was seen
-                gif_callback.write()
-            except Exception as error:  # noqa: BLE001  (never mask the real error)
-                warnings.warn(
-                    f"could not write the training GIFs: {error}", stacklevel=2
-                )
-        settings.update(status=status, epochs_completed=len(rows))
-        settings["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        write_json(run_dir / SETTINGS_FILE, settings)
-
-    return _result(rows, started, run_dir, outputs, precision, resumed_from, settings)
+        _finish(job, gif_callback, status, len(rows))
+    return _result(rows, started, job, resumed_from, job.stored)

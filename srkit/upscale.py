@@ -6,9 +6,9 @@ validation PSNR, read from the run's records), checks that nothing would be lost
 (the output is never an input and replaces an existing file only when asked) and
 that the image fits in memory, then predicts in tiles from the image's 8-bit (or
 16-bit) samples, each tile converted to float32 alone. A PNG output is streamed:
-each strip of tiles is written as it is predicted (``srkit.data.write_png_strips``),
+each strip of tiles is written as it is predicted (``srkit.images.write_png_strips``),
 so the result is never whole in memory; other formats are predicted into one
-8-bit result that ``srkit.data.write_image`` writes. Both writes are atomic.
+8-bit result that ``srkit.images.write_image`` writes. Both writes are atomic.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from srkit import data, evaluate, models
+from srkit import data, images, models, tiles
 from srkit.layout import (
     ProjectNotFound,
     RunFolder,
@@ -53,16 +53,13 @@ BASE_BYTES = 1 * 2**30
 MAX_TILE_X4 = 128
 
 
-def _step_of_model(project: Path | None, name: str) -> str:
-    """The step notebook that trains a model (by its quoted name), for messages."""
-    if project is not None:
-        for path in sorted((project / "notebooks").glob("[0-9][0-9]_*.py")):
-            with contextlib.suppress(OSError):
-                text = path.read_text()
-                if f'"{name}"' in text or f"'{name}'" in text:
-                    return path.name[:2]
-    step = str(models.MODEL_INFO[name]["step"])
-    return f"{7 + int(step[1:]):02d}" if step.startswith("R") else step
+def _step_of_model(name: str) -> str:
+    """The number of the step that trains a zoo model (``08`` for R1), for messages.
+
+    It is the number of the model's page in the registry
+    (``MODEL_INFO[name]["page"]``), the form ``srkit run --only`` takes.
+    """
+    return models.MODEL_INFO[name]["page"].split("_", 1)[0]
 
 
 def find_model_file(
@@ -100,7 +97,7 @@ def find_model_file(
     found_project = None
     with contextlib.suppress(ProjectNotFound):
         found_project = find_project(project)
-    step = _step_of_model(found_project, name)
+    step = _step_of_model(name)
     if run_dir is None and found_project is not None:
         run_dir = latest_run_dir(found_project)
     if run_dir is None:
@@ -184,10 +181,10 @@ def _check_upscale_paths(input_path, output_path, overwrite: bool) -> None:
     """Refuse an output that would destroy the input or an existing file."""
     source, target = Path(input_path).expanduser(), Path(output_path).expanduser()
     shown = repr(os.fspath(output_path))  # the user's own spelling
-    if target.suffix.lower() not in data.IMAGE_EXTENSIONS:
+    if target.suffix.lower() not in images.IMAGE_EXTENSIONS:
         raise ValueError(
             f"cannot write {shown}: extension {target.suffix!r} is not an "
-            f"image format; end OUT with one of {', '.join(data.IMAGE_EXTENSIONS)}"
+            f"image format; end OUT with one of {', '.join(images.IMAGE_EXTENSIONS)}"
         )
     # The same file through any spelling: ./a.png, a symlink, a hard link, or a
     # case-insensitive file system.
@@ -222,22 +219,22 @@ def _pairs(input_path, output_path) -> list[tuple]:
             f"input {os.fspath(input_path)!r} is a folder, so OUT must be a folder "
             f"too, but {os.fspath(output_path)!r} is a file"
         )
-    images = sorted(
+    files = sorted(
         path
         for path in source.iterdir()
-        if path.suffix.lower() in data.IMAGE_EXTENSIONS and path.is_file()
+        if path.suffix.lower() in images.IMAGE_EXTENSIONS and path.is_file()
     )
-    if not images:
+    if not files:
         raise ValueError(
             f"input folder {os.fspath(input_path)!r} holds no image files "
-            f"({', '.join(data.IMAGE_EXTENSIONS)})"
+            f"({', '.join(images.IMAGE_EXTENSIONS)})"
         )
     if target.resolve() == source.resolve():
         raise ValueError(
             f"output folder {os.fspath(output_path)!r} is the input folder: its "
             "images would be replaced; choose another OUT folder"
         )
-    return [(image, target / image.name) for image in images]
+    return [(image, target / image.name) for image in files]
 
 
 def check_image_memory(path: Path, scale: int, streamed: bool = False) -> None:
@@ -250,7 +247,7 @@ def check_image_memory(path: Path, scale: int, streamed: bool = False) -> None:
     Raises:
         srkit.data.NotEnoughMemory: naming the file, its size and the estimate.
     """
-    size = data.image_size(path)
+    size = images.image_size(path)
     if size is None:
         return
     height, width = size
@@ -303,13 +300,13 @@ def upscale(
     or hard link), an existing output is replaced only with ``overwrite``, and
     each file is written atomically, so a failure leaves the old one intact. Every
     output is checked before the first is written. Each image is predicted in
-    tiles from its stored samples (see ``srkit.evaluate.predict_strips``): a PNG
+    tiles from its stored samples (see ``srkit.tiles.predict_strips``): a PNG
     output is written strip by strip as it is predicted, other formats from one
     8-bit result. An image is refused beforehand when its estimated memory
     exceeds what is available.
 
     Args:
-        input_path: an image file (read with ``srkit.data.read_pixels``), or a
+        input_path: an image file (read with ``srkit.images.read_pixels``), or a
             folder whose image files (not its subfolders) are all upscaled.
         output_path: the file to write (its extension picks the format), or for
             an input folder the output folder (created; files keep their names).
@@ -317,8 +314,8 @@ def upscale(
         project, run_dir, model_file: where the model is (see ``find_model_file``).
         scale: 2 (output ``low_upsample``) or 4 (``high_upsample``).
         tile: tile core size in input pixels; None picks it from the image size
-            (at most ``srkit.evaluate.MAX_TILE`` at x2 and :data:`MAX_TILE_X4` at
-            x4), 0 predicts the whole image at once.
+            (at most ``srkit.tiles.MAX_TILE`` at x2 and :data:`MAX_TILE_X4` at
+            x4), 0 (``srkit.tiles.WHOLE``) predicts the whole image at once.
         overwrite: replace existing output files.
 
     Returns:
@@ -354,7 +351,7 @@ def upscale(
         )
     # A bad first image fails before the model loads.
     check_image_memory(pairs[0][0], scale, _streamed(pairs[0][1]))
-    first = data.read_pixels(pairs[0][0])
+    first = images.read_pixels(pairs[0][0])
     network = _load(path)
     names = list(getattr(network, "output_names", None) or [])
     if names and output not in names:
@@ -366,23 +363,23 @@ def upscale(
     for index, (source, target) in enumerate(pairs):
         if index:
             check_image_memory(source, scale, _streamed(target))
-        image = first if index == 0 else data.read_pixels(source)
+        image = first if index == 0 else images.read_pixels(source)
         first = None
-        core = tile or None
+        core = tile
         if tile is None:
-            limit = MAX_TILE_X4 if scale == 4 else evaluate.MAX_TILE
-            core = evaluate.choose_tile(*image.shape[:2], max_tile=limit)
+            limit = MAX_TILE_X4 if scale == 4 else tiles.MAX_TILE
+            core = tiles.choose_tile(*image.shape[:2], max_tile=limit)
         shape = (image.shape[0] * scale, image.shape[1] * scale, 3)
         if _streamed(target):
-            strips = evaluate.predict_strips(
+            strips = tiles.predict_strips(
                 network, image, output=output, tile=core, dtype=np.uint8
             )
-            data.write_png_strips(target, shape[0], strips, overwrite=overwrite)
+            images.write_png_strips(target, shape[0], strips, overwrite=overwrite)
         else:
-            result = evaluate.predict_full(
+            result = tiles.predict_full(
                 network, image, output=output, tile=core, dtype=np.uint8
             )
-            data.write_image(target, result, overwrite=overwrite)
+            images.write_image(target, result, overwrite=overwrite)
             shape = result.shape
             del result
         del image

@@ -6,12 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from srkit import atomic, callbacks, records
-
-
-def test_callbacks_exports_the_same_writer():
-    assert callbacks.atomic_path is atomic.atomic_path
-    assert callbacks.TMP_MARKER == atomic.TMP_MARKER
+from srkit import atomic, records
 
 
 def test_without_overwrite_a_new_file_is_written(tmp_path):

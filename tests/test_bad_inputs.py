@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srkit import atomic, cli, data, layout, models
+from srkit import atomic, cli, data, downloads, images, layout, models
 
 STEP = """\
 # %% [markdown]
@@ -149,14 +149,14 @@ class Case:
 
 def output_shape(expected: tuple[int, int, int]) -> Callable[[Path], None]:
     def check(folder: Path) -> None:
-        assert data.read_image(folder / "out.png").shape == expected
+        assert images.read_image(folder / "out.png").shape == expected
 
     return check
 
 
 def exif_rotated(folder: Path) -> None:
     exif = Image.Exif()
-    exif[data.EXIF_ORIENTATION_TAG] = 6  # stored landscape, shown portrait
+    exif[images.EXIF_ORIENTATION_TAG] = 6  # stored landscape, shown portrait
     image = Image.fromarray(rgb(6, 8))
     write(folder, "rotated.jpg", pillow_bytes(image, "JPEG", exif=exif.tobytes()))
 
@@ -248,8 +248,8 @@ def image_folder(folder: Path) -> None:
 
 
 def folder_output(folder: Path) -> None:
-    assert data.read_image(folder / "out" / "a.png").shape == (12, 16, 3)
-    assert data.read_image(folder / "out" / "b.jpg").shape == (8, 10, 3)
+    assert images.read_image(folder / "out" / "a.png").shape == (12, 16, 3)
+    assert images.read_image(folder / "out" / "b.jpg").shape == (8, 10, 3)
     assert not (folder / "out" / "notes.txt").exists()
 
 
@@ -302,13 +302,15 @@ def refused_url() -> str:
 
 
 def download_from(name: str, url: Callable[[], str]):
-    """Point ``srkit.data.fetch_<name>`` at another URL (no network needed)."""
+    """Point ``srkit.downloads.fetch_<name>`` at another URL (no network needed)."""
 
     def patch(monkeypatch) -> None:
         monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
         monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-        fetch = getattr(data, f"fetch_{name}")
-        monkeypatch.setattr(data, f"fetch_{name}", functools.partial(fetch, url=url()))
+        fetch = getattr(downloads, f"fetch_{name}")
+        monkeypatch.setattr(
+            downloads, f"fetch_{name}", functools.partial(fetch, url=url())
+        )
 
     return patch
 
@@ -328,7 +330,8 @@ from srkit import data, models, report, train
 RUN = report.run_folder(run_dir)
 split = data.prepare(data_source, n_images=n_images, seed=seed, cache_dir=RUN.data)
 model = models.build("simple_model_nearest", seed=seed)
-train.fit(model, split, "mse", steps=1, run_dir=RUN.model(model.name), verbose=0)
+settings = train.Settings("mse", steps=1)
+train.fit(model, split, settings, RUN.model(model.name), verbose=0)
 """
 # A model folder as a crash or a bad merge can leave it: checkpoints beside a
 # history whose epoch column holds text.

@@ -10,10 +10,10 @@ from keras import layers
 from PIL import Image
 
 from srkit import callbacks
+from srkit.atomic import atomic_path
 from srkit.callbacks import (
     PlotPredictionCallback,
     SavePredictionCallback,
-    atomic_path,
     select_frames,
 )
 

@@ -192,14 +192,14 @@ def one_error_line(capsys) -> str:
 
 
 def test_upscale_with_a_tiny_model(tmp_path, capsys, tiny_model_file):
-    from srkit import data
+    from srkit import images
 
     image = np.random.default_rng(0).random((10, 12, 3)).astype("float32")
-    data.write_image(tmp_path / "in.png", image)
+    images.write_image(tmp_path / "in.png", image)
     args = upscale_args(tmp_path / "in.png", tmp_path / "out.png", tiny_model_file)
     assert cli.main(args) == 0
     assert "(24x20)" in capsys.readouterr().out
-    assert data.read_image(tmp_path / "out.png").shape == (20, 24, 3)
+    assert images.read_image(tmp_path / "out.png").shape == (20, 24, 3)
     assert cli.main([*args, "--scale", "4", "--overwrite"]) == 1
     assert "no high_upsample output" in capsys.readouterr().err
 
@@ -207,23 +207,23 @@ def test_upscale_with_a_tiny_model(tmp_path, capsys, tiny_model_file):
 def test_upscale_tiles_by_default_and_matches_the_whole_image(
     tmp_path, capsys, tiny_model_file, monkeypatch
 ):
-    from srkit import data, evaluate
+    from srkit import images, tiles
 
     image = np.random.default_rng(1).random((9, 14, 3)).astype("float32")
-    data.write_image(tmp_path / "in.png", image)
+    images.write_image(tmp_path / "in.png", image)
     whole = tmp_path / "whole.png"
     assert cli.main(upscale_args(tmp_path / "in.png", whole, tiny_model_file)) == 0
-    monkeypatch.setattr(evaluate, "MAX_TILE", 4)  # force tiles on a tiny image
+    monkeypatch.setattr(tiles, "MAX_TILE", 4)  # force tiles on a tiny image
     tiled = tmp_path / "tiled.png"
     assert cli.main(upscale_args(tmp_path / "in.png", tiled, tiny_model_file)) == 0
-    np.testing.assert_array_equal(data.read_image(tiled), data.read_image(whole))
+    np.testing.assert_array_equal(images.read_image(tiled), images.read_image(whole))
     capsys.readouterr()
 
 
 def test_upscale_overwrites_only_when_asked(tmp_path, capsys, tiny_model_file):
-    from srkit import data
+    from srkit import images
 
-    data.write_image(tmp_path / "in.png", np.zeros((4, 5, 3)))
+    images.write_image(tmp_path / "in.png", np.zeros((4, 5, 3)))
     target = tmp_path / "out.png"
     target.write_bytes(b"precious")
     args = upscale_args(tmp_path / "in.png", target, tiny_model_file)
@@ -232,7 +232,7 @@ def test_upscale_overwrites_only_when_asked(tmp_path, capsys, tiny_model_file):
     assert "out.png" in err and "exists" in err and "--overwrite" in err
     assert target.read_bytes() == b"precious"
     assert cli.main([*args, "--overwrite"]) == 0
-    assert data.read_image(target).shape == (8, 10, 3)
+    assert images.read_image(target).shape == (8, 10, 3)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "out.png"]
 
 
@@ -240,10 +240,10 @@ def test_upscale_overwrites_only_when_asked(tmp_path, capsys, tiny_model_file):
 def test_upscale_never_writes_over_its_input(
     tmp_path, monkeypatch, capsys, tiny_model_file, spelling
 ):
-    from srkit import data
+    from srkit import images
 
     (tmp_path / "sub").mkdir()
-    source = data.write_image(tmp_path / "a.png", np.full((4, 5, 3), 0.5))
+    source = images.write_image(tmp_path / "a.png", np.full((4, 5, 3), 0.5))
     before = source.read_bytes()
     monkeypatch.chdir(tmp_path)
     target = {
@@ -298,9 +298,9 @@ def test_project_option_still_works_from_elsewhere(
 
 
 def test_os_error_names_the_file(tmp_path, capsys, tiny_model_file):
-    from srkit import data
+    from srkit import images
 
-    data.write_image(tmp_path / "in.png", np.zeros((3, 3, 3)))
+    images.write_image(tmp_path / "in.png", np.zeros((3, 3, 3)))
     (tmp_path / "blocker").write_text("a file where a folder is expected")
     target = tmp_path / "blocker" / "sub" / "out.png"
     assert cli.main(upscale_args(tmp_path / "in.png", target, tiny_model_file)) == 1

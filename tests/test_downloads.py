@@ -1,4 +1,4 @@
-"""Tests for the BSDS300 download: a tiny archive served over HTTP on 127.0.0.1."""
+"""Tests for srkit.downloads: a tiny BSDS300 archive served over HTTP on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import functools
 import hashlib
 import http.server
 import io
+import shutil
 import socket
 import tarfile
 import threading
@@ -15,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from srkit import data
+from srkit import downloads, images
 
 SERVER_TIMEOUT_S = 10  # bound on every socket and on the server thread's shutdown
 
@@ -23,7 +24,7 @@ SERVER_TIMEOUT_S = 10  # bound on every socket and on the server thread's shutdo
 def build_bsds_tgz(folder: Path, extra_members=()) -> tuple[Path, str]:
     """A tiny BSDS300-shaped .tgz (3 train, 2 test 32x32 JPEGs) and its sha256."""
     folder.mkdir(parents=True, exist_ok=True)
-    archive = folder / data.BSDS300_ARCHIVE
+    archive = folder / downloads.BSDS300_ARCHIVE
     with tarfile.open(archive, "w:gz") as tar:
         files = [("train", index) for index in range(3)] + [
             ("test", index) for index in range(2)
@@ -90,26 +91,33 @@ def test_fetch_bsds300_downloads_once_and_extracts(server, tmp_path):
     archive, known_hash = build_bsds_tgz(server.root)
     cache = tmp_path / "cache"
     url = f"{server.url}/{archive.name}"
-    root = data.fetch_bsds300(cache, url=url, known_hash=known_hash, progress=False)
+    root = downloads.fetch_bsds300(
+        cache, url=url, known_hash=known_hash, progress=False
+    )
     assert root == cache / "bsds300" / "BSDS300"
-    train, test = data.bsds300_train_folder(root), data.bsds300_test_folder(root)
+    train, test = (
+        downloads.bsds300_train_folder(root),
+        downloads.bsds300_test_folder(root),
+    )
     assert sorted(p.name for p in train.iterdir()) == [
         "train0.jpg",
         "train1.jpg",
         "train2.jpg",
     ]
     assert sorted(p.name for p in test.iterdir()) == ["test0.jpg", "test1.jpg"]
-    assert data.read_image(train / "train1.jpg").shape == (32, 32, 3)
+    assert images.read_image(train / "train1.jpg").shape == (32, 32, 3)
     assert (root / "iids_train.txt").is_file()
     assert server.requests == [f"/{archive.name}"]
     assert not staging_left(cache)
     # Second call: already extracted, no request at all.
-    assert data.fetch_bsds300(cache, url=url, known_hash=known_hash) == root
+    assert downloads.fetch_bsds300(cache, url=url, known_hash=known_hash) == root
     assert len(server.requests) == 1
     # Extraction lost but archive kept: re-extract from the verified archive.
-    data.shutil.rmtree(root)
-    again = data.fetch_bsds300(cache, url=url, known_hash=known_hash, progress=False)
-    assert len(list(data.bsds300_train_folder(again).glob("*.jpg"))) == 3
+    shutil.rmtree(root)
+    again = downloads.fetch_bsds300(
+        cache, url=url, known_hash=known_hash, progress=False
+    )
+    assert len(list(downloads.bsds300_train_folder(again).glob("*.jpg"))) == 3
     assert len(server.requests) == 1
 
 
@@ -122,9 +130,11 @@ def test_fetch_bsds300_interrupted_extraction_is_not_complete(server, tmp_path):
     partial = cache / "bsds300" / "BSDS300" / "images" / "train"
     partial.mkdir(parents=True)
     (cache / "bsds300" / ".extract-crashed").mkdir()
-    root = data.fetch_bsds300(cache, url=url, known_hash=known_hash, progress=False)
-    assert len(list(data.bsds300_train_folder(root).glob("*.jpg"))) == 3
-    assert len(list(data.bsds300_test_folder(root).glob("*.jpg"))) == 2
+    root = downloads.fetch_bsds300(
+        cache, url=url, known_hash=known_hash, progress=False
+    )
+    assert len(list(downloads.bsds300_train_folder(root).glob("*.jpg"))) == 3
+    assert len(list(downloads.bsds300_test_folder(root).glob("*.jpg"))) == 2
 
 
 def test_fetch_bsds300_wrong_hash_is_refused(server, tmp_path):
@@ -132,16 +142,16 @@ def test_fetch_bsds300_wrong_hash_is_refused(server, tmp_path):
     cache = tmp_path / "cache"
     wrong = "sha256:" + "0" * 64
     with pytest.raises(ValueError, match="checksum mismatch") as info:
-        data.fetch_bsds300(
+        downloads.fetch_bsds300(
             cache, url=f"{server.url}/{archive.name}", known_hash=wrong, progress=False
         )
     message = str(info.value)
     assert "\n" not in message
-    assert data.BSDS300_ARCHIVE in message
+    assert downloads.BSDS300_ARCHIVE in message
     assert wrong in message and actual in message
     assert "check the network" in message and "by hand" in message
     # The bad file is not kept and nothing is extracted.
-    assert not (cache / "bsds300" / data.BSDS300_ARCHIVE).exists()
+    assert not (cache / "bsds300" / downloads.BSDS300_ARCHIVE).exists()
     assert not (cache / "bsds300" / "BSDS300").exists()
     assert not (cache / "bsds300" / ".extracted").exists()
     assert not staging_left(cache)
@@ -154,7 +164,7 @@ def test_fetch_bsds300_refuses_unsafe_members(server, tmp_path, name):
     archive, known_hash = build_bsds_tgz(server.root, [tarfile.TarInfo(name)])
     cache = tmp_path / "cache"
     with pytest.raises(ValueError, match="unsafe path"):
-        data.fetch_bsds300(
+        downloads.fetch_bsds300(
             cache,
             url=f"{server.url}/{archive.name}",
             known_hash=known_hash,
@@ -171,7 +181,7 @@ def test_fetch_bsds300_skips_links(server, tmp_path):
     link.type = tarfile.SYMTYPE
     link.linkname = "/etc/passwd"
     archive, known_hash = build_bsds_tgz(server.root, [link])
-    root = data.fetch_bsds300(
+    root = downloads.fetch_bsds300(
         tmp_path / "cache",
         url=f"{server.url}/{archive.name}",
         known_hash=known_hash,
@@ -190,47 +200,92 @@ def test_fetch_bsds300_offline_says_where_to_put_the_archive(tmp_path, monkeypat
         port = probe.getsockname()[1]
     cache = tmp_path / "cache"
     with pytest.raises(ValueError, match="could not download") as info:
-        data.fetch_bsds300(cache, url=f"http://127.0.0.1:{port}/x.tgz", progress=False)
+        downloads.fetch_bsds300(
+            cache, url=f"http://127.0.0.1:{port}/x.tgz", progress=False
+        )
     message = str(info.value)
     assert "\n" not in message
     assert "by hand" in message
-    assert str(cache / "bsds300" / data.BSDS300_ARCHIVE) in message
-    assert data.BSDS300_HASH in message
+    assert str(cache / "bsds300" / downloads.BSDS300_ARCHIVE) in message
+    assert downloads.BSDS300_HASH in message
 
 
 def test_fetch_bsds300_uses_a_manually_placed_archive(tmp_path):
     archive, known_hash = build_bsds_tgz(tmp_path / "download")
     target = tmp_path / "cache" / "bsds300"
     target.mkdir(parents=True)
-    (target / data.BSDS300_ARCHIVE).write_bytes(archive.read_bytes())
+    (target / downloads.BSDS300_ARCHIVE).write_bytes(archive.read_bytes())
     # Port 9 (discard) on 127.0.0.1 is never contacted: the placed file verifies.
-    root = data.fetch_bsds300(
+    root = downloads.fetch_bsds300(
         tmp_path / "cache", url="http://127.0.0.1:9/x.tgz", known_hash=known_hash
     )
-    assert len(list(data.bsds300_test_folder(root).glob("*.jpg"))) == 2
+    assert len(list(downloads.bsds300_test_folder(root).glob("*.jpg"))) == 2
 
 
 def test_fetch_bsds300_file_url_and_bad_hash_string(tmp_path):
     archive, known_hash = build_bsds_tgz(tmp_path / "download")
-    root = data.fetch_bsds300(
+    root = downloads.fetch_bsds300(
         tmp_path / "cache", url=archive.as_uri(), known_hash=known_hash
     )
-    assert len(list(data.bsds300_train_folder(root).glob("*.jpg"))) == 3
+    assert len(list(downloads.bsds300_train_folder(root).glob("*.jpg"))) == 3
     with pytest.raises(ValueError, match="'nohash:12'"):
-        data.fetch_bsds300(
+        downloads.fetch_bsds300(
             tmp_path / "c2", url=archive.as_uri(), known_hash="nohash:12"
         )
 
 
 def test_bsds300_folders_need_the_extracted_layout(tmp_path):
     with pytest.raises(ValueError, match="fetch_bsds300"):
-        data.bsds300_train_folder(tmp_path)
+        downloads.bsds300_train_folder(tmp_path)
     with pytest.raises(ValueError, match="test"):
-        data.bsds300_test_folder(tmp_path)
+        downloads.bsds300_test_folder(tmp_path)
 
 
 def test_bsds300_constants_pin_the_berkeley_archive():
-    assert data.BSDS300_URL.endswith("/" + data.BSDS300_ARCHIVE)
-    assert data.BSDS300_URL.startswith("https://www2.eecs.berkeley.edu/")
-    algorithm, digest = data.BSDS300_HASH.split(":")
+    assert downloads.BSDS300_URL.endswith("/" + downloads.BSDS300_ARCHIVE)
+    assert downloads.BSDS300_URL.startswith("https://www2.eecs.berkeley.edu/")
+    algorithm, digest = downloads.BSDS300_HASH.split(":")
     assert algorithm == "sha256" and len(digest) == 64
+
+
+def test_fetch_trusts_an_extraction_of_the_same_checksum_only(tmp_path, monkeypatch):
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    archive, known_hash = build_bsds_tgz(tmp_path / "download")
+    cache = tmp_path / "cache"
+    root = downloads.fetch_bsds300(cache, url=archive.as_uri(), known_hash=known_hash)
+    assert (cache / "bsds300" / ".extracted").read_text().strip() == known_hash
+    # Another checksum is another archive: the extraction is not taken for it.
+    (cache / "bsds300" / downloads.BSDS300_ARCHIVE).unlink()
+    other = "sha256:" + "1" * 64
+    with pytest.raises(ValueError, match="could not download"):
+        downloads.fetch_bsds300(
+            cache, url="http://127.0.0.1:9/x.tgz", known_hash=other, progress=False
+        )
+    assert root.is_dir()
+
+
+@pytest.mark.parametrize("fetch", [downloads.fetch_voc2007, downloads.fetch_bsds300])
+def test_an_unreadable_tar_file_is_one_line(tmp_path, fetch):
+    broken = tmp_path / "broken.tar"
+    broken.write_bytes(b"this is not a tar file" * 100)
+    known_hash = "sha256:" + hashlib.sha256(broken.read_bytes()).hexdigest()
+    with pytest.raises(ValueError, match="not a readable tar file") as info:
+        fetch(tmp_path / "cache", url=broken.as_uri(), known_hash=known_hash)
+    message = str(info.value)
+    assert "\n" not in message and "download it again" in message
+    assert not list((tmp_path / "cache").rglob(".extract-*"))
+    assert not list((tmp_path / "cache").rglob(".extracted"))
+
+
+def test_both_data_sets_name_the_received_digest(tmp_path):
+    payload = tmp_path / "archive.tar"
+    payload.write_bytes(b"not the data set")
+    received = hashlib.md5(payload.read_bytes()).hexdigest()
+    with pytest.raises(ValueError, match="checksum mismatch") as info:
+        downloads.fetch_voc2007(
+            tmp_path / "cache", url=payload.as_uri(), known_hash="md5:" + "0" * 32
+        )
+    message = str(info.value)
+    assert f"md5:{received}" in message and "\n" not in message
+    assert downloads.VOC2007_ARCHIVE in message

@@ -1,4 +1,7 @@
-"""Tests of srkit.evaluate: tables, bicubic baseline, tiling, benchmark, JSON files."""
+"""Tests of srkit.evaluate: tables, bicubic baseline, benchmark, JSON files.
+
+Also the tiled prediction of srkit.tiles with this file's two-output model.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from srkit import data, evaluate, layout, metrics, models, records, train
+from srkit import (
+    evaluate,
+    images,
+    layout,
+    metrics,
+    models,
+    records,
+    tiles,
+    train,
+    windows,
+)
 
 N_IMAGES = 5
 # Published bicubic PSNR (dB) on the Y channel, shave = scale (e.g. Kim et al. 2016).
@@ -48,10 +61,10 @@ def tiny_model(name: str = "tiny", two_outputs: bool = True, seed: int = 0):
     return keras.Model(inputs, outputs, name=name)
 
 
-def make_subset(count: int = N_IMAGES, seed: int = 0) -> data.Subset:
+def make_subset(count: int = N_IMAGES, seed: int = 0) -> windows.Subset:
     rng = np.random.default_rng(seed)
     high = rng.random((count, 288, 288, 3), dtype=np.float32)
-    return data.Subset(
+    return windows.Subset(
         x=rng.random((count, 72, 72, 3), dtype=np.float32),
         y2=high[:, ::2, ::2].copy(),
         y4=high,
@@ -112,7 +125,7 @@ def test_bicubic_rows_are_independent_of_the_model(evaluation, subset):
     pd.testing.assert_frame_equal(ours, theirs)
     model_rows = evaluation.table.query("model != 'bicubic'").reset_index(drop=True)
     assert not np.allclose(model_rows["psnr"], ours["psnr"])
-    bicubic = np.clip(data.bicubic_upscale(subset.x, 2), 0, 1)
+    bicubic = np.clip(images.bicubic_upscale(subset.x, 2), 0, 1)
     expected = metrics.image_metrics(subset.y2, bicubic)
     assert ours.loc[0, "psnr"] == pytest.approx(expected["psnr"].mean(), 1e-6)
 
@@ -145,7 +158,7 @@ def test_bicubic_only_evaluation(evaluation, subset):
 def test_evaluate_rejects_bad_input(model, subset):
     with pytest.raises(ValueError, match="batch_size"):
         evaluate.evaluate(model, subset, batch_size=0)
-    empty = data.Subset(subset.x[:0], subset.y2[:0], subset.y4[:0], [])
+    empty = windows.Subset(subset.x[:0], subset.y2[:0], subset.y4[:0], [])
     with pytest.raises(ValueError, match="empty"):
         evaluate.evaluate(model, empty)
 
@@ -208,27 +221,27 @@ def test_predict_images_returns_clipped_outputs(model, subset):
 
 def test_predict_full_tiled_equals_untiled(model):
     image = np.random.default_rng(1).random((37, 29, 3), dtype=np.float32)
-    whole = evaluate.predict_full(model, image, "high_upsample")
+    whole = tiles.predict_full(model, image, "high_upsample")
     assert whole.shape == (148, 116, 3)
-    tiled = evaluate.predict_full(model, image, "high_upsample", tile=10, overlap=8)
+    tiled = tiles.predict_full(model, image, "high_upsample", tile=10, overlap=8)
     np.testing.assert_allclose(tiled, whole, atol=1e-4)
-    low = evaluate.predict_full(model, image, "low_upsample", tile=16, overlap=4)
+    low = tiles.predict_full(model, image, "low_upsample", tile=16, overlap=4)
     np.testing.assert_allclose(
-        low, evaluate.predict_full(model, image, "low_upsample"), atol=1e-4
+        low, tiles.predict_full(model, image, "low_upsample"), atol=1e-4
     )
     with pytest.raises(ValueError, match="no output"):
-        evaluate.predict_full(model, image, "middle")
+        tiles.predict_full(model, image, "middle")
 
 
 def test_predict_full_of_one_output_skips_the_other_branch(model):
     # x2 of a two-output model runs only the layers its low output needs, with
     # the model's own weights: the same values as the whole model's low output.
     image = np.random.default_rng(2).random((21, 17, 3), dtype=np.float32)
-    low = evaluate.predict_full(model, image, "low_upsample")
+    low = tiles.predict_full(model, image, "low_upsample")
     whole = model(image[None], training=False)[0]
     np.testing.assert_allclose(low, np.clip(np.asarray(whole[0]), 0, 1), atol=1e-5)
-    part = evaluate._one_output(model, "low_upsample")
-    assert evaluate.output_names(part) == ["low_upsample"]
+    part = tiles._one_output(model, "low_upsample")
+    assert tiles.output_names(part) == ["low_upsample"]
     assert len(part.layers) < len(model.layers)
     assert {id(w) for w in part.weights} <= {id(w) for w in model.weights}
 
@@ -239,7 +252,7 @@ def test_predict_full_of_one_output_skips_the_other_branch(model):
 def test_benchmark_rows_and_errors(tmp_path, model):
     rng = np.random.default_rng(2)
     for name, shape in (("b", (30, 26, 3)), ("a", (24, 33, 3))):
-        data.write_image(tmp_path / f"{name}.png", rng.random(shape))
+        images.write_image(tmp_path / f"{name}.png", rng.random(shape))
     table = evaluate.benchmark("bicubic", tmp_path, 2)
     assert list(table.columns) == ["image", "psnr", "ssim"]
     assert list(table["image"]) == ["a", "b", "mean"]
@@ -283,7 +296,7 @@ def write_set(folder: Path, shapes, seed: int = 0) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     for number, shape in enumerate(shapes):
-        data.write_image(folder / f"img{number}.png", rng.random(shape))
+        images.write_image(folder / f"img{number}.png", rng.random(shape))
     return folder
 
 
@@ -294,9 +307,9 @@ def test_benchmark_pair_crops_and_rounds_the_input_to_8_bits(tmp_path):
     levels = low_res * 255.0
     np.testing.assert_allclose(levels, np.rint(levels), atol=1e-4)
     assert low_res.min() >= 0.0 and low_res.max() <= 1.0
-    unrounded = data.downscale(high_res, 4)
+    unrounded = images.downscale(high_res, 4)
     assert not np.allclose(unrounded, low_res)  # rounding changed something
-    np.testing.assert_allclose(low_res, data.to_8bit(unrounded))
+    np.testing.assert_allclose(low_res, images.to_8bit(unrounded))
     with pytest.raises(ValueError, match="scale"):
         evaluate.benchmark_pair(folder / "img0.png", 1)
 
@@ -310,7 +323,7 @@ def test_benchmark_feeds_the_8_bit_input_to_models_and_bicubic(tmp_path):
         for path in sorted(folder.glob("*.png")):
             high_res, low_res = evaluate.benchmark_pair(path, scale)
             repeated = low_res.repeat(scale, axis=0).repeat(scale, axis=1)
-            upscaled = np.clip(data.bicubic_upscale(low_res, scale), 0.0, 1.0)
+            upscaled = np.clip(images.bicubic_upscale(low_res, scale), 0.0, 1.0)
             assert scored.loc[path.stem, "psnr"] == pytest.approx(
                 metrics.y_psnr(high_res, repeated, scale), abs=1e-6
             )
@@ -360,7 +373,7 @@ def test_benchmark_sets_keeps_folders_with_images_in_the_usual_order(tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "readme.txt").write_text("no images")
-    data.write_image(tmp_path / "loose.png", np.zeros((8, 8, 3)))
+    images.write_image(tmp_path / "loose.png", np.zeros((8, 8, 3)))
     sets = evaluate.benchmark_sets(tmp_path)
     assert list(sets) == ["Set5", "Set14", "zoo"]
     assert sets["Set5"] == tmp_path / "Set5"

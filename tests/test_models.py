@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
 
 from srkit import layers, models
+
+# The step notebooks, one per page that MODEL_INFO[name]["page"] names.
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 # (batch, height, width): a square and a non-square input, batch 1 and 2.
 INPUT_SHAPES = [(1, 8, 8), (2, 12, 16)]
@@ -66,6 +71,7 @@ def test_registry_matches_design():
         assert set(info) == {
             "builder",
             "step",
+            "page",
             "outputs",
             "loss",
             "params",
@@ -76,6 +82,15 @@ def test_registry_matches_design():
         assert info["outputs"] in (("low_upsample",), ("low_upsample", "high_upsample"))
     losses = [models.MODEL_INFO[name]["loss"] for name in models.MODEL_NAMES[-4:]]
     assert losses == ["psnr", "psnr_ssim", "mse_ssim", "psnr_over_ssim"]
+
+
+@pytest.mark.parametrize("name", models.MODEL_NAMES)
+def test_the_page_of_each_model_exists_and_names_it(name):
+    """The registry's page is a step notebook that builds the model by name."""
+    page = NOTEBOOKS / f"{models.MODEL_INFO[name]['page']}.py"
+    assert page.is_file(), f"{name}: no notebook {page}"
+    text = page.read_text()
+    assert f'"{name}"' in text or f"'{name}'" in text, f"{page.name} omits {name}"
 
 
 @pytest.mark.parametrize("name", models.MODEL_NAMES)
@@ -374,15 +389,15 @@ def test_bench_measures_a_small_model(capsys):
 
 @pytest.mark.parametrize("size", [2, 3, 4])
 def test_bicubic_upsampling_matches_the_bicubic_baseline(size):
-    from srkit import data
+    from srkit import images
 
     x = np.random.default_rng(size).random((2, 7, 10, 3), "float32")
     ours = keras.ops.convert_to_numpy(layers.BicubicUpSampling2D(size)(x))
-    np.testing.assert_allclose(ours, data.bicubic_upscale(x, size), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(ours, images.bicubic_upscale(x, size), rtol=0, atol=1e-5)
 
 
 def test_bicubic_upsampling_in_a_model_takes_new_sizes_and_has_no_weights():
-    from srkit import data
+    from srkit import images
 
     inputs = keras.Input((None, None, 3))
     upsample = layers.BicubicUpSampling2D(4, name="up")
@@ -390,7 +405,7 @@ def test_bicubic_upsampling_in_a_model_takes_new_sizes_and_has_no_weights():
     assert upsample.weights == []
     for height, width in PREDICT_SIZES:
         x = np.random.default_rng(height).random((1, height, width, 3), "float32")
-        expected = data.bicubic_upscale(x, 4)
+        expected = images.bicubic_upscale(x, 4)
         np.testing.assert_allclose(
             model.predict(x, verbose=0), expected, rtol=0, atol=1e-5
         )
@@ -403,7 +418,7 @@ def test_bicubic_upsampling_in_a_model_takes_new_sizes_and_has_no_weights():
 
 @pytest.mark.parametrize("name", models.MODEL_NAMES)
 def test_bicubic_skip_starts_at_bicubic_with_the_studys_counts(name):
-    from srkit import data
+    from srkit import images
 
     model = models.build(name, skip="bicubic", seed=0)
     info = models.MODEL_INFO[name]
@@ -416,7 +431,7 @@ def test_bicubic_skip_starts_at_bicubic_with_the_studys_counts(name):
     for output, prediction in zip(info["outputs"], predictions, strict=True):
         scale = 2 if output == "low_upsample" else 4
         np.testing.assert_allclose(
-            prediction, data.bicubic_upscale(x, scale), rtol=0, atol=1e-5
+            prediction, images.bicubic_upscale(x, scale), rtol=0, atol=1e-5
         )
 
 
@@ -437,10 +452,10 @@ def test_skip_survives_saving_and_unknown_skip_is_refused(tmp_path):
 
 
 def test_receptive_radius_of_skip_models_is_known():
-    from srkit import evaluate
+    from srkit import tiles
 
     for name in ("simple_model_nearest", "residual_block_model", "dts_model"):
-        plain = evaluate.receptive_radius(models.build(name))
-        skipped = evaluate.receptive_radius(models.build(name, skip="bicubic"))
+        plain = tiles.receptive_radius(models.build(name))
+        skipped = tiles.receptive_radius(models.build(name, skip="bicubic"))
         assert plain is not None and skipped is not None
         assert skipped >= min(plain, 2.0)

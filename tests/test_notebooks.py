@@ -11,7 +11,8 @@ import nbformat
 import pytest
 import yaml
 
-from srkit import layout, pipeline, records
+from srkit import layout, records, steps
+from srkit.execute import ensure_kernel
 
 PROJECT = Path(__file__).resolve().parents[1]
 STEPS = sorted((PROJECT / "notebooks").glob("[0-9][0-9]_*.py"))
@@ -95,7 +96,7 @@ def test_step_writes_its_metrics_last(path):
 
 @pytest.mark.parametrize("path", STEPS, ids=lambda p: p.stem)
 def test_steps_that_read_earlier_steps_declare_it(path):
-    step = pipeline.read_step(path)
+    step = steps.read_step(path)
     assert step.reads_earlier_steps == (path.stem in READERS_OF_EARLIER_STEPS)
 
 
@@ -169,7 +170,7 @@ def execute(path: Path, target: Path, **parameters) -> nbformat.NotebookNode:
         str(notebook),
         str(executed),
         parameters=parameters,
-        kernel_name=pipeline.ensure_kernel(),
+        kernel_name=ensure_kernel(),
         cwd=str(PROJECT / "notebooks"),
         progress_bar=False,
     )
@@ -188,7 +189,7 @@ def markdown_outputs(notebook) -> str:
 def test_benchmark_step_runs_without_sets_and_on_a_tiny_set(tmp_path):
     import numpy as np
 
-    from srkit import data, models
+    from srkit import images, models
 
     run_dir = tmp_path / "run"
     folder = run_dir / "models" / "simple_model_bilinear"
@@ -202,7 +203,7 @@ def test_benchmark_step_runs_without_sets_and_on_a_tiny_set(tmp_path):
     (tmp_path / "sets" / "Set5").mkdir(parents=True)
     rng = np.random.default_rng(0)
     for name in ("a", "b"):
-        data.write_image(
+        images.write_image(
             tmp_path / "sets" / "Set5" / f"{name}.png", rng.random((24, 32, 3))
         )
     benchmarks = f"folder:{tmp_path / 'sets'}"

@@ -1,8 +1,9 @@
-"""Tests of srkit.pipeline: parameters, profiles, the step cache, failures, the book.
+"""Tests of the run: srkit.pipeline, srkit.steps and srkit.execute.
 
-Tiny step notebooks (percent-format .py files that only write their metrics.json and
-log their execution) run through papermill in a temporary project, so the cache and
-failure paths are exercised for real without TensorFlow. The srkit source hash, the
+Parameters, profiles, the step cache, failures, the book. Tiny step notebooks
+(percent-format .py files that only write their metrics.json and log their
+execution) run through papermill in a temporary project, so the cache and failure
+paths are exercised for real without TensorFlow. The srkit source hash, the
 data key and the data preparation are monkeypatched.
 """
 
@@ -19,7 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from srkit import book, layout, pipeline
+from srkit import book, execute, layout, pipeline
+from srkit import steps as srkit_steps
 
 TOC = """\
 format: jb-book
@@ -170,9 +172,9 @@ def test_parse_parameters_types_and_defaults():
         name = "plain"
         """
     )
-    parameters = pipeline.parse_parameters(cell)
+    parameters = srkit_steps.parse_parameters(cell)
     assert list(parameters) == ["profile", "epochs", "learning_rate", "augment", "name"]
-    assert parameters["epochs"] == pipeline.Parameter("epochs", "int", 3)
+    assert parameters["epochs"] == srkit_steps.Parameter("epochs", "int", 3)
     assert parameters["learning_rate"].type == "float"
     assert parameters["augment"].default is False
     assert parameters["name"].type == "str"
@@ -188,7 +190,7 @@ def test_parse_parameters_types_and_defaults():
 )
 def test_parse_parameters_rejects_non_literals(cell, message):
     with pytest.raises(ValueError, match=message):
-        pipeline.parse_parameters(cell, where="x.py")
+        srkit_steps.parse_parameters(cell, where="x.py")
 
 
 @pytest.mark.parametrize(
@@ -207,7 +209,7 @@ def test_parse_parameters_rejects_non_literals(cell, message):
     ],
 )
 def test_coerce(value, type_name, expected):
-    result = pipeline.coerce(value, type_name, "x")
+    result = srkit_steps.coerce(value, type_name, "x")
     assert result == expected and type(result) is type(expected)
 
 
@@ -224,12 +226,12 @@ def test_coerce(value, type_name, expected):
 )
 def test_coerce_rejects_bad_values(value, type_name):
     with pytest.raises(ValueError, match=f"parameter 'epochs' expects {type_name}"):
-        pipeline.coerce(value, type_name, "epochs")
+        srkit_steps.coerce(value, type_name, "epochs")
 
 
-def fake_steps(numbers=("01", "05", "08", "11")) -> list[pipeline.Step]:
+def fake_steps(numbers=("01", "05", "08", "11")) -> list[srkit_steps.Step]:
     """Steps built in memory with the contract's shared parameters."""
-    base = pipeline.parse_parameters(
+    base = srkit_steps.parse_parameters(
         textwrap.dedent(
             """
             profile: str = "smoke"
@@ -246,7 +248,7 @@ def fake_steps(numbers=("01", "05", "08", "11")) -> list[pipeline.Step]:
             """
         )
     )
-    retrain = pipeline.parse_parameters(
+    retrain = srkit_steps.parse_parameters(
         "retrain_n_images: int = 4\nretrain_steps: int = 1\n"
         "retrain_learning_rate: float = 0.0001\n"
     )
@@ -254,13 +256,13 @@ def fake_steps(numbers=("01", "05", "08", "11")) -> list[pipeline.Step]:
     for number in numbers:
         parameters = dict(base, **(retrain if number == "11" else {}))
         path = Path(f"/nowhere/{number}_step.py")
-        steps.append(pipeline.Step(number, f"{number}_step", path, parameters))
+        steps.append(srkit_steps.Step(number, f"{number}_step", path, parameters))
     return steps
 
 
-@pytest.mark.parametrize("profile", pipeline.PROFILES)
+@pytest.mark.parametrize("profile", srkit_steps.PROFILES)
 def test_packaged_profiles_resolve(profile):
-    resolved = pipeline.resolve_parameters(fake_steps(), profile, run_dir="/r")
+    resolved = srkit_steps.resolve_parameters(fake_steps(), profile, run_dir="/r")
     for values in resolved.values():
         assert values["profile"] == profile and values["run_dir"] == "/r"
         assert isinstance(values["learning_rate"], float)
@@ -269,7 +271,7 @@ def test_packaged_profiles_resolve(profile):
 
 
 def test_full_profile_follows_the_original_study():
-    resolved = pipeline.resolve_parameters(fake_steps(), "full")
+    resolved = srkit_steps.resolve_parameters(fake_steps(), "full")
     assert resolved["05_step"]["n_images"] == 100
     assert resolved["05_step"]["data_source"] == "voc2007"
     assert resolved["08_step"]["n_images"] == 2500
@@ -279,7 +281,7 @@ def test_full_profile_follows_the_original_study():
 
 
 def test_smoke_profile_is_small():
-    resolved = pipeline.resolve_parameters(fake_steps(), "smoke")
+    resolved = srkit_steps.resolve_parameters(fake_steps(), "smoke")
     assert resolved["05_step"]["n_images"] == 0  # every bundled photo
     assert resolved["05_step"]["data_source"] == "sample"
     assert resolved["05_step"]["steps"] == 4
@@ -288,12 +290,12 @@ def test_smoke_profile_is_small():
 
 def test_overrides_order_and_typing(tmp_path):
     profile = tmp_path / "mine.yaml"
-    profile.write_text('defaults: {steps: 2}\nsteps: {"05": {steps: 4}}\n')
+    profile.write_text('defaults: {steps: 2}\nper_step: {"05": {steps: 4}}\n')
     steps = fake_steps()
-    resolved = pipeline.resolve_parameters(steps, str(profile))
+    resolved = srkit_steps.resolve_parameters(steps, str(profile))
     assert resolved["01_step"]["steps"] == 2 and resolved["05_step"]["steps"] == 4
     assert resolved["01_step"]["profile"] == "mine"
-    resolved = pipeline.resolve_parameters(
+    resolved = srkit_steps.resolve_parameters(
         steps,
         str(profile),
         overrides=["05.steps=7", "steps=3", "learning_rate=1e-4", "batch_size=4"],
@@ -307,15 +309,48 @@ def test_overrides_order_and_typing(tmp_path):
     assert "retrain_steps" not in resolved["05_step"]  # only declared names
 
 
+def test_packaged_profiles_name_their_per_step_section_per_step():
+    for name in srkit_steps.PROFILES:
+        content = yaml.safe_load(srkit_steps.profile_path(name).read_text())
+        assert "per_step" in content and "steps" not in content, name
+
+
+def test_the_old_per_step_section_is_read_with_one_note(tmp_path):
+    old = tmp_path / "old.yaml"
+    old.write_text('defaults: {steps: 2}\nsteps: {"05": {steps: 4}}\n')
+    notes = []
+    for _ in range(2):
+        resolved = srkit_steps.resolve_parameters(
+            fake_steps(), str(old), warn=notes.append
+        )
+        assert resolved["01_step"]["steps"] == 2 and resolved["05_step"]["steps"] == 4
+    assert len(notes) == 1, "noted once per file"
+    assert str(old) in notes[0] and "'per_step:'" in notes[0]
+    assert "\n" not in notes[0]
+    both = tmp_path / "both.yaml"
+    both.write_text('per_step: {"05": {steps: 4}}\nsteps: {"05": {steps: 3}}\n')
+    with pytest.raises(ValueError, match="both 'per_step' and 'steps'"):
+        srkit_steps.resolve_parameters(fake_steps(), str(both))
+
+
+def test_a_run_with_an_old_profile_prints_the_note(project, tmp_path):
+    old = tmp_path / "old_run.yaml"
+    old.write_text('steps: {"01": {epochs: 3}}\n')
+    lines = []
+    run_quiet(project, lines, profile=str(old), dry_run=True)
+    notes = [line for line in lines if "per_step" in line]
+    assert len(notes) == 1 and str(old) in notes[0]
+
+
 def test_unknown_parameter_lists_valid_names():
     with pytest.raises(ValueError, match="unknown parameter 'step'") as error:
-        pipeline.resolve_parameters(fake_steps(), "smoke", overrides=["step=3"])
+        srkit_steps.resolve_parameters(fake_steps(), "smoke", overrides=["step=3"])
     assert "steps" in str(error.value) and "retrain_steps" in str(error.value)
 
 
 def test_bad_value_names_parameter_and_type():
     with pytest.raises(ValueError, match="parameter 'steps' expects int, got 'abc'"):
-        pipeline.resolve_parameters(fake_steps(), "smoke", overrides=["steps=abc"])
+        srkit_steps.resolve_parameters(fake_steps(), "smoke", overrides=["steps=abc"])
 
 
 @pytest.mark.parametrize(
@@ -331,24 +366,24 @@ def test_bad_value_names_parameter_and_type():
 )
 def test_bad_overrides(override, message):
     with pytest.raises(ValueError, match=message):
-        pipeline.resolve_parameters(fake_steps(), "smoke", overrides=[override])
+        srkit_steps.resolve_parameters(fake_steps(), "smoke", overrides=[override])
 
 
 def test_unknown_profile():
     with pytest.raises(ValueError, match="unknown profile 'huge'.*smoke"):
-        pipeline.resolve_parameters(fake_steps(), "huge")
+        srkit_steps.resolve_parameters(fake_steps(), "huge")
 
 
 def test_select_steps(project):
-    steps = pipeline.discover_steps(project)
-    assert [s.stem for s in pipeline.select_steps(steps, ["2"])] == ["02_b"]
-    assert [s.stem for s in pipeline.select_steps(steps, ["02_b", "01"])] == [
+    steps = srkit_steps.discover_steps(project)
+    assert [s.stem for s in srkit_steps.select_steps(steps, ["2"])] == ["02_b"]
+    assert [s.stem for s in srkit_steps.select_steps(steps, ["02_b", "01"])] == [
         "01_a",
         "02_b",
     ]
-    assert [s.stem for s in pipeline.select_steps(steps, ["b"])] == ["02_b"]
+    assert [s.stem for s in srkit_steps.select_steps(steps, ["b"])] == ["02_b"]
     with pytest.raises(ValueError, match="matches no step; steps: 01_a, 02_b"):
-        pipeline.select_steps(steps, ["07"])
+        srkit_steps.select_steps(steps, ["07"])
 
 
 def test_find_project(project, tmp_path, monkeypatch):
@@ -456,12 +491,12 @@ def test_only_runs_the_selected_steps(project):
 
 def test_read_step_finds_the_reads_earlier_steps_marker(tmp_path, fakes):
     project = make_project(tmp_path / "p", stems=("01_a", "02_b"), readers=("02_b",))
-    steps = pipeline.discover_steps(project)
+    steps = srkit_steps.discover_steps(project)
     assert [s.reads_earlier_steps for s in steps] == [False, True]
     # the marker counts in a code cell only, not as prose in a markdown cell
     prose = project / "notebooks" / "03_c.py"
     prose.write_text("# %% [markdown]\n" + MARKER + "\n# %%\nx = 1\n")
-    assert pipeline.read_step(prose).reads_earlier_steps is False
+    assert srkit_steps.read_step(prose).reads_earlier_steps is False
 
 
 def test_a_step_declares_the_data_sets_it_reads(tmp_path):
@@ -472,7 +507,7 @@ def test_a_step_declares_the_data_sets_it_reads(tmp_path):
     )
     path = tmp_path / "05_x.py"
     path.write_text(cell)
-    step = pipeline.read_step(path)
+    step = srkit_steps.read_step(path)
     assert step.data_sets == ("n_images", "more")
     params = {"data_source": "sample", "n_images": 4, "more": 0, "seed": 3}
     assert pipeline.data_inputs(step, params) == [
@@ -480,11 +515,11 @@ def test_a_step_declares_the_data_sets_it_reads(tmp_path):
         ("sample", 0, 3, None),
     ]
     path.write_text(cell.replace("# srkit: data-sets n_images more\n", ""))
-    undeclared = pipeline.read_step(path)
+    undeclared = srkit_steps.read_step(path)
     assert undeclared.data_sets == () and pipeline.data_inputs(undeclared, params) == []
     path.write_text(cell.replace("n_images more", "n_images typo"))
     with pytest.raises(ValueError, match="names typo, which the parameters cell"):
-        pipeline.read_step(path)
+        srkit_steps.read_step(path)
 
 
 def test_declared_reader_depends_on_earlier_metrics(tmp_path, fakes):
@@ -559,7 +594,7 @@ def test_failure_stops_the_run(tmp_path, fakes):
     project = make_project(tmp_path / "p", stems=("01_a", "02_b", "03_c"))
     run_dir = project / "runs" / "smoke"
     lines = []
-    with pytest.raises(pipeline.StepFailed) as caught:
+    with pytest.raises(execute.StepFailed) as caught:
         pipeline.run(
             project,
             overrides=["02.fail=true"],
@@ -583,7 +618,7 @@ def test_failure_stops_the_run(tmp_path, fakes):
     assert records["steps"]["02_b"]["error"]["ename"] == "RuntimeError"
     assert records["steps"]["03_c"]["status"] == "not run"
     # the failed step is not cached: the same command fails again
-    with pytest.raises(pipeline.StepFailed):
+    with pytest.raises(execute.StepFailed):
         run_quiet(project, overrides=["02.fail=true"])
     assert executed_since(run_dir, 2) == ["02_b"]
 
@@ -607,7 +642,7 @@ def test_the_kernels_own_output_goes_to_its_log_not_the_terminal(
     log = layout.RunFolder(run_dir).step_kernel_log("02_b")
     assert "native noise of 02_b" in log.read_text()
     assert "native noise" not in capfd.readouterr().err
-    with pytest.raises(pipeline.StepFailed) as caught:
+    with pytest.raises(execute.StepFailed) as caught:
         run_quiet(project, overrides=["02.crash=true"])
     message = str(caught.value)
     assert caught.value.kernel_log == log and str(log) in message
@@ -792,10 +827,10 @@ def test_relative_data_and_benchmark_folders_are_made_absolute(
 def test_ensure_kernel_runs_this_interpreter():
     from jupyter_client.kernelspec import KernelSpecManager
 
-    name = pipeline.ensure_kernel()
+    name = execute.ensure_kernel()
     command = KernelSpecManager().get_kernel_spec(name).argv[0]
     assert command.startswith("python") or Path(command).samefile(
-        pipeline.sys.executable
+        execute.sys.executable
     )
 
 

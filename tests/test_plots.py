@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from srkit import data, evaluate, plots, records  # noqa: E402
+from srkit import evaluate, plots, records, windows  # noqa: E402
 
 RNG = np.random.default_rng(0)
 
@@ -31,8 +31,8 @@ def rendered(figure) -> Figure:
     return figure
 
 
-def tiny_subset(count: int = 3) -> data.Subset:
-    return data.Subset(
+def tiny_subset(count: int = 3) -> windows.Subset:
+    return windows.Subset(
         x=RNG.random((count, 72, 72, 3), dtype=np.float32),
         y2=RNG.random((count, 144, 144, 3), dtype=np.float32),
         y4=RNG.random((count, 288, 288, 3), dtype=np.float32),

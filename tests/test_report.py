@@ -1,4 +1,4 @@
-"""srkit.report: the page helpers every step notebook calls."""
+"""srkit.report, srkit.benchmark_page and srkit.summary_page: the page helpers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from srkit import data, evaluate, records, report
+from srkit import (
+    benchmark_page,
+    data,
+    environment,
+    evaluate,
+    images,
+    records,
+    report,
+    summary_page,
+    windows,
+)
 
 
 def fake_evaluation(name: str, psnr: float, bicubic_psnr: float = 25.0):
@@ -34,7 +44,7 @@ def fake_evaluation(name: str, psnr: float, bicubic_psnr: float = 25.0):
 
 
 def tiny_split():
-    subset = data.Subset(
+    subset = windows.Subset(
         x=np.zeros((2, 72, 72, 3), np.float32),
         y2=np.zeros((2, 144, 144, 3), np.float32),
         y4=np.zeros((2, 288, 288, 3), np.float32),
@@ -67,7 +77,7 @@ def test_banner_states_profile_data_and_hardware():
     assert "**smoke**" in text and "`sample`" in text
     assert "2 training and 2 validation images" in text
     assert "4 optimizer steps" in text and "batch 8" in text
-    assert report.environment_info()["backend"] in text
+    assert environment.backend_name() in text
     assert "not results" in text  # the smoke warning
     quick = report.banner("quick", tiny_split()).data
     assert "not results" not in quick and ":class: note" in quick
@@ -170,7 +180,7 @@ def test_best_model_ignores_bicubic_and_respects_direction():
 
 
 def test_conclusions_count_models_beating_bicubic():
-    text = report.conclusions(run_table()).data
+    text = summary_page.conclusions(run_table()).data
     assert "0 of 2 models beat bicubic interpolation (30.00 dB)" in text
     assert "`residual_block_model`" in text and "23.00 dB" in text
 
@@ -205,7 +215,7 @@ def test_summary_table_sorts_by_scale_and_keeps_model_order():
     comparison = records.comparison_table(
         pd.concat([run_table(), run_table().assign(scale=144)])
     )
-    table = report.summary_table(comparison, ("psnr",))
+    table = summary_page.summary_table(comparison, ("psnr",))
     assert list(table.columns) == [
         "PSNR this run",
         "PSNR original report (its own images)",
@@ -226,7 +236,9 @@ def test_metric_agreement_is_tight_on_real_images(tmp_path):
     split = data.prepare(
         "sample", n_images=6, seed=0, cache_dir=tmp_path, progress=False
     )
-    frame = report.metric_agreement(split.val.y2, data.bicubic_upscale(split.val.x, 2))
+    frame = report.metric_agreement(
+        split.val.y2, images.bicubic_upscale(split.val.x, 2)
+    )
     assert set(frame["reference"]) >= {"scikit-image"}
     assert (frame["max abs difference"] < 1e-4).all(), frame
 
@@ -265,11 +277,11 @@ def benchmark_summary_table() -> pd.DataFrame:
 
 
 def test_model_label_names_the_step():
-    assert report.model_label("dts_model") == "dts_model (step 07)"
-    assert report.model_label("dts_dilated_conv_block_model") == (
+    assert benchmark_page.model_label("dts_model") == "dts_model (step 07)"
+    assert benchmark_page.model_label("dts_dilated_conv_block_model") == (
         "dts_dilated_conv_block_model (R1)"
     )
-    assert report.model_label("bicubic") == "bicubic"
+    assert benchmark_page.model_label("bicubic") == "bicubic"
 
 
 def test_trained_models_in_zoo_order(tmp_path):
@@ -277,7 +289,7 @@ def test_trained_models_in_zoo_order(tmp_path):
         (tmp_path / "models" / name).mkdir(parents=True)
         (tmp_path / "models" / name / "best.keras").write_bytes(b"")
     (tmp_path / "models" / "residual_block_model").mkdir()  # no best.keras
-    found = report.trained_models(tmp_path)
+    found = benchmark_page.trained_models(tmp_path)
     assert list(found) == ["simple_model_nearest", "dts_model"]
     assert found["dts_model"] == tmp_path / "models" / "dts_model" / "best.keras"
 
@@ -287,33 +299,37 @@ def test_benchmark_folder_is_relative_to_the_project(tmp_path, monkeypatch):
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "sets").mkdir()
     monkeypatch.chdir(tmp_path / "notebooks")  # where the pipeline runs a page
-    assert report.benchmark_folder("folder:sets") == tmp_path / "sets"
-    assert report.benchmark_folder("") is None
+    assert benchmark_page.benchmark_folder("folder:sets") == tmp_path / "sets"
+    assert benchmark_page.benchmark_folder("") is None
     with pytest.raises(ValueError, match="does not exist"):
-        report.benchmark_folder("folder:nowhere")
+        benchmark_page.benchmark_folder("folder:nowhere")
 
 
 def test_benchmark_status_says_why_nothing_is_scored(tmp_path):
-    empty = report.benchmark_status("", None, {}, []).data
+    empty = benchmark_page.benchmark_status("", None, {}, []).data
     assert "No benchmark sets" in empty and "`benchmarks` parameter is empty" in empty
-    bare = report.benchmark_status("folder:x", tmp_path, {}, ["dts_model"]).data
+    bare = benchmark_page.benchmark_status("folder:x", tmp_path, {}, ["dts_model"]).data
     assert "No benchmark sets" in bare and "no subfolder holding images" in bare
     (tmp_path / "Set5").mkdir()
-    data.write_image(tmp_path / "Set5" / "a.png", np.zeros((8, 8, 3)))
+    images.write_image(tmp_path / "Set5" / "a.png", np.zeros((8, 8, 3)))
     sets = {"Set5": tmp_path / "Set5"}
-    scored = report.benchmark_status("folder:x", tmp_path, sets, ["dts_model"]).data
+    scored = benchmark_page.benchmark_status(
+        "folder:x", tmp_path, sets, ["dts_model"]
+    ).data
     assert "`dts_model`" in scored and "Set5 (1 images)" in scored
-    alone = report.benchmark_status("folder:x", tmp_path, sets, []).data
+    alone = benchmark_page.benchmark_status("folder:x", tmp_path, sets, []).data
     assert "bicubic and the published rows only" in alone
 
 
 def test_benchmark_tables_label_measured_and_quoted_rows():
-    text = report.benchmark_tables(benchmark_summary_table()).data
+    text = benchmark_page.benchmark_tables(benchmark_summary_table()).data
     assert "**Set5, x2** (mean over 5 images)" in text
     assert "**Set14, x4** (mean over 14 images)" in text
     assert "| dts_model (step 07) | measured here | 34.00 | 0.8100 | +1.00 |" in text
     assert "| simple_model_nearest (step 02) | measured here | 29.00" in text
-    quoted = [line for line in text.splitlines() if report.PUBLISHED_LABEL in line]
+    quoted = [
+        line for line in text.splitlines() if benchmark_page.PUBLISHED_LABEL in line
+    ]
     assert any("[SRCNN](https://arxiv.org/abs/1501.00092)" in line for line in quoted)
     # SRCNN Set5 x2: 36.66 dB against the same paper's 33.66 dB bicubic
     assert any("36.66" in line and "+3.00" in line for line in quoted)
@@ -321,19 +337,19 @@ def test_benchmark_tables_label_measured_and_quoted_rows():
     assert "- SRCNN: C. Dong" in text and "Table 3 (Set14)" in text
     assert (
         "No benchmark results"
-        in report.benchmark_tables(benchmark_summary_table().iloc[0:0]).data
+        in benchmark_page.benchmark_tables(benchmark_summary_table().iloc[0:0]).data
     )
 
 
 def test_best_benchmark_model():
     table = benchmark_summary_table()
-    assert report.best_benchmark_model(table, "Set5", 2) == "dts_model"
+    assert benchmark_page.best_benchmark_model(table, "Set5", 2) == "dts_model"
     with pytest.raises(ValueError, match="Set9"):
-        report.best_benchmark_model(table, "Set9", 2)
+        benchmark_page.best_benchmark_model(table, "Set9", 2)
 
 
 def test_margin_table_has_models_in_zoo_order_and_both_margins():
-    table = report.margin_table(benchmark_summary_table())
+    table = summary_page.margin_table(benchmark_summary_table())
     assert list(table.index) == ["simple_model_nearest", "dts_model"]
     assert list(table.columns)[:2] == [("Set5 x2", "PSNR (dB)"), ("Set5 x2", "SSIM")]
     assert len(table.columns) == 8
@@ -343,7 +359,7 @@ def test_margin_table_has_models_in_zoo_order_and_both_margins():
 
 
 def test_margin_takeaways_name_the_best_and_the_models_below():
-    text = report.margin_takeaways(benchmark_summary_table()).data
+    text = summary_page.margin_takeaways(benchmark_summary_table()).data
     assert "At x2, `dts_model` has the largest PSNR margin over bicubic" in text
     assert "+0.25 dB on average over Set5, Set14" in text
     assert "+1.00 dB (SSIM +0.0100) on Set5" in text
@@ -355,9 +371,9 @@ def test_margin_takeaways_name_the_best_and_the_models_below():
     below = benchmark_summary_table()
     below["psnr_margin"] = -below["psnr_margin"].abs()
     below.loc[below["model"] == "bicubic", "psnr_margin"] = 0.0
-    text = report.margin_takeaways(below).data
+    text = summary_page.margin_takeaways(below).data
     assert "comes closest to bicubic in PSNR without beating it" in text
-    empty = report.margin_takeaways(benchmark_summary_table().iloc[0:0]).data
+    empty = summary_page.margin_takeaways(benchmark_summary_table().iloc[0:0]).data
     assert "No benchmark results" in empty and "no margin" in empty
 
 
@@ -369,13 +385,15 @@ def test_benchmark_figure_shows_original_bicubic_and_best(tmp_path):
     folder.mkdir()
     rng = np.random.default_rng(0)
     for name in ("a", "b", "c"):
-        data.write_image(folder / f"{name}.png", rng.random((32, 32, 3)))
+        images.write_image(folder / f"{name}.png", rng.random((32, 32, 3)))
     inputs = keras.Input((None, None, 3))
     low = keras.layers.UpSampling2D(2, name="low_upsample")(inputs)
     high = keras.layers.UpSampling2D(2, name="high_upsample")(low)
     model = keras.Model(inputs, [low, high], name="dts_model")
     per_image = evaluate.benchmark_all({"dts_model": model}, {"Set5": folder})
-    figure = report.benchmark_figure({"dts_model": model}, per_image, "Set5", folder)
+    figure = benchmark_page.benchmark_figure(
+        {"dts_model": model}, per_image, "Set5", folder
+    )
     assert isinstance(figure, Figure)
     titles = [axes.get_title() for axes in figure.axes]
     assert titles[:3] == [
@@ -385,35 +403,55 @@ def test_benchmark_figure_shows_original_bicubic_and_best(tmp_path):
     ]
     assert "x4" in figure.get_suptitle()  # the largest scored scale
     with pytest.raises(ValueError, match="no model"):
-        report.benchmark_figure(
+        benchmark_page.benchmark_figure(
             {}, per_image[per_image.model == "bicubic"], "Set5", folder
         )
 
 
 def test_conclusions_do_not_compare_with_the_original_data():
-    text = report.conclusions(run_table()).data
+    text = summary_page.conclusions(run_table()).data
     assert "differs" not in text
-    assert report.ORIGINAL_DATA in text and "not a yardstick" in text
+    assert summary_page.ORIGINAL_DATA in text and "not a yardstick" in text
 
 
 # ---------------------------------------------------------------- summary page
 
 
 def test_short_and_linked_labels():
-    assert report.short_label("simple_model_bilinear") == "02 bilinear"
-    assert report.short_label("dts_model") == "07"
-    assert report.short_label(report.ORIGINAL_BEST) == "R4"
-    assert report.short_label("bicubic") == "bicubic"
+    assert summary_page.short_label("simple_model_bilinear") == "02 bilinear"
+    assert summary_page.short_label("dts_model") == "07"
+    assert summary_page.short_label(summary_page.ORIGINAL_BEST) == "R4"
+    assert summary_page.short_label("bicubic") == "bicubic"
     pages = {"dts_model": "07_depth_to_space"}
-    assert report.linked_label("dts_model", pages) == "{doc}`07 <07_depth_to_space>`"
-    assert report.linked_label("residual_block_model", pages) == "04"
+    assert (
+        summary_page.linked_label("dts_model", pages) == "{doc}`07 <07_depth_to_space>`"
+    )
+    assert summary_page.linked_label("residual_block_model", pages) == "04"
+
+
+def test_model_pages_come_from_the_registry():
+    table = pd.DataFrame(
+        {
+            "model": [
+                "dts_model",
+                "bicubic",
+                "not_a_zoo_model",
+                "dts_dilated_conv_block_model",
+            ],
+            "step": ["elsewhere", "07_depth_to_space", "x", None],
+        }
+    )
+    assert summary_page.model_pages(table) == {
+        "dts_model": "07_depth_to_space",
+        "dts_dilated_conv_block_model": "08_result_dilated",
+    }
 
 
 def test_the_original_study_found_r4_best_at_both_scales():
     original = records.load_original_results()
     for scale in (144, 288):
         rows = original[original["scale"] == scale]
-        assert rows.sort_values("psnr")["model"].iloc[-1] == report.ORIGINAL_BEST
+        assert rows.sort_values("psnr")["model"].iloc[-1] == summary_page.ORIGINAL_BEST
 
 
 def summary_inputs():
@@ -424,40 +462,46 @@ def summary_inputs():
 
 def test_headline_names_best_per_scale_from_the_benchmarks():
     ours, original = summary_inputs()
-    pages = report.model_pages(ours)
-    text = report.headline(benchmark_summary_table(), ours, original, "quick", pages)
+    pages = summary_page.model_pages(ours)
+    text = summary_page.headline(
+        benchmark_summary_table(), ours, original, "quick", pages
+    )
     text = text.data
     assert text.startswith(":::{admonition} What this run found\n:class: important")
     assert "**Best at x2:** {doc}`07 <07_depth_to_space>`, 0.25 dB above" in text
     assert "**Best at x4:** {doc}`07 <07_depth_to_space>`, 0.35 dB above" in text
-    assert "found R4 best at both scales" in text and report.ORIGINAL_DATA in text
+    assert "found R4 best at both scales" in text and summary_page.ORIGINAL_DATA in text
     assert "This run does not agree." in text
     assert "noise" not in text and "differs" not in text
 
 
 def test_headline_of_a_smoke_build_says_noise_first():
     ours, original = summary_inputs()
-    text = report.headline(benchmark_summary_table(), ours, original, "smoke").data
+    text = summary_page.headline(
+        benchmark_summary_table(), ours, original, "smoke"
+    ).data
     first = text.splitlines()[3]
     assert ":class: warning" in text and "smoke build" in first and "noise" in first
 
 
 def test_headline_falls_back_to_validation_and_can_agree():
     ours, original = summary_inputs()
-    ours.loc[ours["model"] == "dts_model", "model"] = report.ORIGINAL_BEST
+    ours.loc[ours["model"] == "dts_model", "model"] = summary_page.ORIGINAL_BEST
     ours = pd.concat([ours, ours.assign(scale=144)])
     empty = benchmark_summary_table().iloc[0:0]
-    text = report.headline(empty, ours, original, "quick").data
+    text = summary_page.headline(empty, ours, original, "quick").data
     assert "validation images" in text
     assert "**Best at x4:** 04, 7.00 dB below bicubic" in text
     assert "**Best loss:** `psnr_over_ssim`" in text and "8.00 dB below" in text
     assert "This run does not agree." in text
     ours.loc[ours["model"] == "residual_block_model", "psnr"] = 10.0
-    assert "This run agrees." in report.headline(empty, ours, original, "full").data
+    assert (
+        "This run agrees." in summary_page.headline(empty, ours, original, "full").data
+    )
 
 
 def test_margin_tables_are_narrow_with_flat_headers():
-    text = report.margin_tables(benchmark_summary_table()).data
+    text = summary_page.margin_tables(benchmark_summary_table()).data
     lines = text.splitlines()
     assert lines[0] == "**x2**: margin over bicubic (PSNR in dB, SSIM)"
     assert lines[2] == "| model | Set5 dB | Set5 SSIM | Set14 dB | Set14 SSIM |"
@@ -471,7 +515,7 @@ def test_validation_tables_split_by_size_and_mark_the_study():
         pd.concat([run_table(), run_table().assign(scale=144)]),
         records.load_original_results(),
     )
-    text = report.validation_tables(comparison, ("psnr", "ssim")).data
+    text = summary_page.validation_tables(comparison, ("psnr", "ssim")).data
     assert text.index("**144x144**") < text.index("**288x288**")
     header = "| model | PSNR | bicubic | SSIM | bicubic | PSNR study | SSIM study |"
     assert text.count(header) == 2
@@ -517,11 +561,11 @@ def test_model_table_is_narrow():
 def test_model_legend_lists_every_model_once():
     from srkit import models
 
-    text = report.model_legend({"dts_model": "07_depth_to_space"}).data
+    text = summary_page.model_legend({"dts_model": "07_depth_to_space"}).data
     rows = text.splitlines()[2:]
     assert len(rows) == len(models.MODEL_NAMES)
     assert "| {doc}`07 <07_depth_to_space>` | `dts_model` | `mse` |" in rows
-    assert f"| R4 | `{report.ORIGINAL_BEST}` | `psnr_over_ssim` |" in rows
+    assert f"| R4 | `{summary_page.ORIGINAL_BEST}` | `psnr_over_ssim` |" in rows
 
 
 # ---------------------------------------------------------------- model ranking
@@ -537,8 +581,8 @@ def ranking_inputs():
         ("07_depth_to_space", "dts_model", 288, 22.0),
         ("07_depth_to_space", "bicubic", 144, 24.0),
         ("07_depth_to_space", "bicubic", 288, 23.0),
-        ("11_result_psnr_over_ssim", report.ORIGINAL_BEST, 144, 27.0),
-        ("11_result_psnr_over_ssim", report.ORIGINAL_BEST, 288, 21.5),
+        ("11_result_psnr_over_ssim", summary_page.ORIGINAL_BEST, 144, 27.0),
+        ("11_result_psnr_over_ssim", summary_page.ORIGINAL_BEST, 288, 21.5),
         ("11_result_psnr_over_ssim", "bicubic", 144, 24.0),
         ("11_result_psnr_over_ssim", "bicubic", 288, 23.0),
     ]
@@ -547,7 +591,7 @@ def ranking_inputs():
 
 
 def test_model_ranking_carries_reader_labels():
-    ranking = report.model_ranking(ranking_inputs())
+    ranking = summary_page.model_ranking(ranking_inputs())
     assert list(ranking.columns[:5]) == ["ranking", "scale", "rank", "model", "label"]
     x2 = ranking[ranking["scale"] == 2]
     assert list(x2["label"]) == ["R4", "07", "02 nearest"]
@@ -556,9 +600,9 @@ def test_model_ranking_carries_reader_labels():
 
 
 def test_ranking_tables_one_per_factor_with_the_study_rank():
-    ranking = report.model_ranking(ranking_inputs())
-    pages = report.model_pages(ranking_inputs())
-    text = report.ranking_tables(ranking, pages).data
+    ranking = summary_page.model_ranking(ranking_inputs())
+    pages = summary_page.model_pages(ranking_inputs())
+    text = summary_page.ranking_tables(ranking, pages).data
     assert text.index("**x2**") < text.index("**x4**")
     header = "| model | rank (val.) | dB (val.) | rank in the study |"
     assert text.count(header) == 2
@@ -570,8 +614,8 @@ def test_ranking_tables_one_per_factor_with_the_study_rank():
 
 
 def test_ranking_sentences_place_r4_and_give_the_rank_correlation():
-    ranking = report.model_ranking(ranking_inputs())
-    text = report.ranking_sentences(ranking).data
+    ranking = summary_page.model_ranking(ranking_inputs())
+    text = summary_page.ranking_sentences(ranking).data
     lines = text.splitlines()
     assert len(lines) == 2 and "our validation images" in lines[0]
     assert "R4 ranks first of 3, +3.00 dB" in lines[0]
@@ -587,26 +631,28 @@ def test_ranking_sentences_place_r4_and_give_the_rank_correlation():
 def test_ranking_sentences_with_benchmarks_and_without_r4():
     inputs = ranking_inputs()
     bench = benchmark_summary_table()
-    ranking = report.model_ranking(inputs, bench)
-    text = report.ranking_sentences(ranking).data
+    ranking = summary_page.model_ranking(inputs, bench)
+    text = summary_page.ranking_sentences(ranking).data
     assert "(mean over the benchmark sets): 07 ranks first of 2" in text
     assert "R4, has no x2 result on the benchmark sets in this run" in text
     assert "Too few models (1)" in text  # only 07 at x4 on the sets
     assert "on our validation images, over 3 models)" in text
-    without = report.model_ranking(inputs[inputs["model"] != report.ORIGINAL_BEST])
-    text = report.ranking_sentences(without).data
+    without = summary_page.model_ranking(
+        inputs[inputs["model"] != summary_page.ORIGINAL_BEST]
+    )
+    text = summary_page.ranking_sentences(without).data
     assert "R4, has no x2 result on our validation images in this run" in text
 
 
 def test_ranking_of_an_empty_run_says_so():
     inputs = ranking_inputs()
-    empty = report.model_ranking(inputs[inputs["model"] == "bicubic"])
-    assert report.ranking_sentences(empty).data == report.NO_RANKING
-    assert report.ranking_tables(empty).data == report.NO_RANKING
+    empty = summary_page.model_ranking(inputs[inputs["model"] == "bicubic"])
+    assert summary_page.ranking_sentences(empty).data == summary_page.NO_RANKING
+    assert summary_page.ranking_tables(empty).data == summary_page.NO_RANKING
 
 
 def test_ordinals():
-    assert [report._ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22)] == [
+    assert [summary_page._ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22)] == [
         "1st",
         "2nd",
         "3rd",

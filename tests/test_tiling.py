@@ -1,22 +1,22 @@
-"""Tests of srkit.evaluate's tiled prediction: tile choice, context, 8-bit output."""
+"""Tests of srkit.tiles: tile choice, context, 8-bit output."""
 
 import keras
 import numpy as np
 import pytest
 
-from srkit import data, evaluate, models
+from srkit import images, models, tiles
 
 
 @pytest.mark.parametrize(
     "height, width, tile",
-    [(1, 1, None), (256, 200, None), (1000, 1500, 250), (257, 10, 129)],
+    [(1, 1, tiles.WHOLE), (256, 200, tiles.WHOLE), (1000, 1500, 250), (257, 10, 129)],
 )
 def test_choose_tile_balances_cores_of_at_most_max_tile(height, width, tile):
-    assert evaluate.choose_tile(height, width) == tile
-    if tile is not None:
-        assert tile <= evaluate.MAX_TILE
+    assert tiles.choose_tile(height, width) == tile
+    if tile != tiles.WHOLE:
+        assert tile <= tiles.MAX_TILE
         count = -(-max(height, width) // tile)
-        assert count == -(-max(height, width) // evaluate.MAX_TILE)
+        assert count == -(-max(height, width) // tiles.MAX_TILE)
 
 
 # Hand-counted from the zoo (input pixels): 3x3 convolutions add 1 / scale, a
@@ -32,7 +32,7 @@ def test_choose_tile_balances_cores_of_at_most_max_tile(height, width, tile):
     ],
 )
 def test_receptive_radius_of_zoo_models(name, radius):
-    assert evaluate.receptive_radius(models.build(name)) == radius
+    assert tiles.receptive_radius(models.build(name)) == radius
 
 
 def lambda_model():
@@ -43,8 +43,8 @@ def lambda_model():
 
 
 def test_unknown_layers_give_no_radius():
-    assert evaluate.receptive_radius(lambda_model()) is None
-    assert evaluate.receptive_radius(object()) is None
+    assert tiles.receptive_radius(lambda_model()) is None
+    assert tiles.receptive_radius(object()) is None
 
 
 def wide_model():
@@ -63,22 +63,22 @@ def wide_model():
 
 def test_default_tiles_are_seamless(monkeypatch):
     model = wide_model()
-    assert evaluate.receptive_radius(model) == 4 + 4 + 1 + 0.5
+    assert tiles.receptive_radius(model) == 4 + 4 + 1 + 0.5
     image = np.random.default_rng(3).random((37, 45, 3), dtype=np.float32)
-    whole = evaluate.predict_full(model, image, "low_upsample", tile=None)
-    monkeypatch.setattr(evaluate, "MAX_TILE", 12)  # 4 x 4 tiles of 12 px or less
-    tiled = evaluate.predict_full(model, image, "low_upsample")
+    whole = tiles.predict_full(model, image, "low_upsample", tile=tiles.WHOLE)
+    monkeypatch.setattr(tiles, "MAX_TILE", 12)  # 4 x 4 tiles of 12 px or less
+    tiled = tiles.predict_full(model, image, "low_upsample")
     np.testing.assert_allclose(tiled, whole, atol=1e-5)
     # Too little context shows seams: the default is what makes them vanish.
-    narrow = evaluate.predict_full(model, image, "low_upsample", overlap=2)
+    narrow = tiles.predict_full(model, image, "low_upsample", overlap=2)
     assert np.abs(narrow - whole).max() > 1e-3
 
 
 def test_uint8_output_is_the_rounded_float_output():
     model = models.build("dts_model", seed=2)
     image = np.random.default_rng(4).random((20, 26, 3), dtype=np.float32)
-    floats = evaluate.predict_full(model, image, "low_upsample", tile=8)
-    pixels = evaluate.predict_full(model, image, "low_upsample", tile=8, dtype=np.uint8)
+    floats = tiles.predict_full(model, image, "low_upsample", tile=8)
+    pixels = tiles.predict_full(model, image, "low_upsample", tile=8, dtype=np.uint8)
     assert pixels.dtype == np.uint8 and pixels.shape == (40, 52, 3)
     np.testing.assert_array_equal(pixels, np.rint(floats * 255).astype(np.uint8))
     assert floats.dtype == np.float32 and 0 <= floats.min() <= floats.max() <= 1
@@ -87,8 +87,8 @@ def test_uint8_output_is_the_rounded_float_output():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"tile": 0}, "positive"),
-        ({"tile": "big"}, "'auto'"),
+        ({"tile": -1}, "positive"),
+        ({"tile": "big"}, "None"),
         ({"overlap": -1}, "overlap"),
         ({"dtype": np.float64}, "dtype"),
     ],
@@ -96,24 +96,24 @@ def test_uint8_output_is_the_rounded_float_output():
 def test_bad_tiling_arguments(kwargs, match):
     image = np.zeros((6, 6, 3), np.float32)
     with pytest.raises(ValueError, match=match):
-        evaluate.predict_full(lambda_model(), image, "low_upsample", **kwargs)
+        tiles.predict_full(lambda_model(), image, "low_upsample", **kwargs)
 
 
 def test_8bit_input_is_converted_window_by_window_to_the_same_prediction():
     model = models.build("dts_model", seed=2)
     pixels = np.random.default_rng(6).integers(0, 256, (21, 30, 3), dtype=np.uint8)
-    floats = data.pixels_to_float(pixels)
-    whole = evaluate.predict_full(model, floats, "high_upsample", tile=None)
-    tiled = evaluate.predict_full(model, pixels, "high_upsample", tile=8)
+    floats = images.pixels_to_float(pixels)
+    whole = tiles.predict_full(model, floats, "high_upsample", tile=tiles.WHOLE)
+    tiled = tiles.predict_full(model, pixels, "high_upsample", tile=8)
     np.testing.assert_array_equal(
-        tiled, evaluate.predict_full(model, floats, "high_upsample", tile=8)
+        tiled, tiles.predict_full(model, floats, "high_upsample", tile=8)
     )
     np.testing.assert_allclose(tiled, whole, atol=1e-5)
     strips = list(
-        evaluate.predict_strips(model, pixels, "high_upsample", tile=8, dtype=np.uint8)
+        tiles.predict_strips(model, pixels, "high_upsample", tile=8, dtype=np.uint8)
     )
     assert [len(strip) for strip in strips] == [32, 32, 20]
     np.testing.assert_array_equal(
         np.concatenate(strips),
-        evaluate.predict_full(model, floats, "high_upsample", tile=8, dtype=np.uint8),
+        tiles.predict_full(model, floats, "high_upsample", tile=8, dtype=np.uint8),
     )

@@ -1,4 +1,5 @@
-"""Tests of srkit.train: artifacts, resume, skip, restart, divergence, precision."""
+"""Tests of srkit.train and srkit.checkpoints: artifacts, resume, skip, restart,
+divergence, precision, settings."""
 
 import json
 
@@ -9,13 +10,16 @@ import pytest
 from keras import layers
 from PIL import Image
 
-from srkit import data, evaluate, models, train
-from srkit.data import Split, Subset
+from srkit import checkpoints, data, evaluate, models, train, windows
+from srkit.data import Split
+from srkit.windows import Subset
 
 LOW = 24  # input side; fit does not care about the zoo's 72 px
 BATCH = 4
 N_TRAIN, N_VAL = 8, 4
 EVERY = 2  # optimizer steps per evaluation interval
+# fit's own keywords; every other keyword of run_fit is a train.Settings field
+FIT_OPTIONS = ("verbose", "gif", "gif_every", "plot_every", "force", "callbacks")
 
 
 def tiny_model(two_outputs=True, name="tiny"):
@@ -48,13 +52,13 @@ def split():
 
 
 def run_fit(split, run_dir, intervals=2, model=None, **kwargs):
-    kwargs.setdefault("verbose", 0)
+    options = {"verbose": 0}
+    options |= {name: kwargs.pop(name) for name in FIT_OPTIONS if name in kwargs}
     kwargs.setdefault("batch_size", BATCH)
     kwargs.setdefault("eval_every", EVERY)
     steps = intervals * kwargs["eval_every"]
-    return train.fit(
-        model or tiny_model(), split, "mse", steps, run_dir=run_dir, **kwargs
-    )
+    settings = train.Settings(loss="mse", steps=steps, **kwargs)
+    return train.fit(model or tiny_model(), split, settings, run_dir, **options)
 
 
 class InterruptAfter(keras.callbacks.Callback):
@@ -255,7 +259,9 @@ def test_non_finite_training_data_is_a_data_error(split, tmp_path):
 
 
 def test_huge_learning_rate_diverges_with_advice(split, tmp_path):
-    with pytest.raises(train.TrainingDiverged, match="lower learning rate") as caught:
+    with pytest.raises(
+        checkpoints.TrainingDiverged, match="lower learning rate"
+    ) as caught:
         run_fit(split, tmp_path, intervals=3, learning_rate=1e8)
     assert caught.value.epoch == 1 and caught.value.batch is not None
     assert "interval 1" in str(caught.value) and "0.0001" in str(caught.value)
@@ -265,7 +271,9 @@ def test_huge_learning_rate_diverges_with_advice(split, tmp_path):
 
 
 def test_divergence_keeps_the_last_good_epoch(split, tmp_path):
-    with pytest.raises(train.TrainingDiverged, match="interval 2, step 1") as caught:
+    with pytest.raises(
+        checkpoints.TrainingDiverged, match="interval 2, step 1"
+    ) as caught:
         run_fit(split, tmp_path, intervals=3, callbacks=[PoisonWeightsAt(2)])
     assert caught.value.last_good_epoch == 1
     assert pd.read_csv(tmp_path / "history.csv")["epoch"].tolist() == [1]
@@ -344,17 +352,30 @@ def test_single_output_model_and_plot_callback(split, tmp_path):
     ],
 )
 def test_bad_arguments_raise_value_error(split, tmp_path, overrides, message):
-    arguments = {"loss": "mse", "steps": 4, "run_dir": tmp_path, "verbose": 0}
+    arguments = {"loss": "mse", "steps": 4, "run_dir": tmp_path}
     arguments.update(overrides)
+    run_dir = arguments.pop("run_dir")
     with pytest.raises(ValueError, match=message):
-        train.fit(tiny_model(), split, **arguments)
+        settings = train.Settings(**arguments)
+        train.fit(tiny_model(), split, settings, run_dir, verbose=0)
+
+
+def test_settings_come_from_step_parameters_and_record_all_but_xla(split, tmp_path):
+    params = {"profile": "smoke", "steps": 4, "eval_every": None, "xla": True}
+    settings = train.Settings.from_params(params, loss="mse", learning_rate=1)
+    assert settings.eval_every == 4 and settings.learning_rate == 1.0
+    assert settings.xla and settings.batch_size == 16  # a default where not given
+    assert "xla" not in settings.recorded() and "loss" in train.MATCH_KEYS
+    assert set(settings.recorded()) <= set(train.MATCH_KEYS)
+    with pytest.raises(TypeError, match="train.Settings"):
+        train.fit(tiny_model(), split, "mse", tmp_path, verbose=0)
 
 
 def test_unknown_output_name_is_rejected(split, tmp_path):
     inputs = keras.Input((None, None, 3))
     model = keras.Model(inputs, layers.Conv2D(3, 1, name="mystery")(inputs))
     with pytest.raises(ValueError, match="mystery"):
-        train.fit(model, split, "mse", 1, run_dir=tmp_path, verbose=0)
+        train.fit(model, split, train.Settings("mse", 1), tmp_path, verbose=0)
 
 
 def test_batches_repeat_from_the_seed_and_resume_at_any_step(split):
@@ -374,7 +395,7 @@ def test_patch_source_stream_trains_and_repeats(tmp_path):
     images = [
         (rng.random((300 + 10 * i, 320, 3)) * 255).astype(np.uint8) for i in range(3)
     ]
-    source = data.PatchSource(images, ["a", "b", "c"])
+    source = windows.PatchSource(images, ["a", "b", "c"])
     val = make_subset(rng, 2)
     split = Split(source, val, {"key": "patches"})
     model = tiny_model()
@@ -421,18 +442,10 @@ def sample_split(tmp_path_factory):
 
 def train_bilinear(split, run_dir, steps, **kwargs):
     model = models.build("simple_model_bilinear", seed=0)
-    return train.fit(
-        model,
-        split,
-        "mse",
-        steps=steps,
-        eval_every=steps,
-        batch_size=4,
-        run_dir=run_dir,
-        verbose=0,
-        gif=False,
-        **kwargs,
+    settings = train.Settings(
+        "mse", steps=steps, eval_every=steps, batch_size=4, **kwargs
     )
+    return train.fit(model, split, settings, run_dir, verbose=0, gif=False)
 
 
 @pytest.mark.slow
@@ -482,7 +495,7 @@ def test_small_windows_crop_aligned_triplets(split):
 def test_patch_source_draws_small_windows():
     rng = np.random.default_rng(4)
     images = [(rng.random((300, 310, 3)) * 255).astype(np.uint8) for _ in range(2)]
-    source = data.PatchSource(images, ["a", "b"])
+    source = windows.PatchSource(images, ["a", "b"])
     batch = source.draw(2, np.random.default_rng(0), window=24)
     assert batch.x.shape == (2, 24, 24, 3) and batch.y4.shape == (2, 96, 96, 3)
     again = source.draw(2, np.random.default_rng(0), window=24)
@@ -510,8 +523,8 @@ def test_warmup_rises_then_follows_the_schedule_and_is_recorded(split, tmp_path)
 
 def test_window_source_draws_aligned_small_windows():
     rng = np.random.default_rng(5)
-    windows = (rng.random((3, 288, 288, 3)) * 255).astype(np.uint8)
-    source = data.WindowSource(windows, ["a", "b", "c"])
+    stored = (rng.random((3, 288, 288, 3)) * 255).astype(np.uint8)
+    source = windows.WindowSource(stored, ["a", "b", "c"])
     batch = source.draw(4, np.random.default_rng(1), window=16)
     assert batch.x.shape == (4, 16, 16, 3) and batch.y4.shape == (4, 64, 64, 3)
     whole = source.take(range(3))

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from srkit import cli, data, evaluate, upscale
+from srkit import cli, images, tiles, upscale
 
 
 def tiny_model(path):
@@ -68,7 +68,7 @@ def test_upscale_names_its_model_and_warns_about_smoke_runs(
     tmp_path, capsys, profile, warned
 ):
     run_dir = make_run(tmp_path, profile)
-    data.write_image(tmp_path / "in.png", np.zeros((5, 6, 3), np.float32))
+    images.write_image(tmp_path / "in.png", np.zeros((5, 6, 3), np.float32))
     argv = ["upscale", str(tmp_path / "in.png"), str(tmp_path / "out.png")]
     code = cli.main([*argv, "--model", "dts_model", "--run-dir", str(run_dir)])
     out, err = capsys.readouterr()
@@ -82,8 +82,8 @@ def test_upscale_names_its_model_and_warns_about_smoke_runs(
 def test_a_folder_is_refused_whole_before_anything_is_written(tmp_path):
     model_file = tiny_model(tmp_path / "tiny.keras")
     for name in ("a.png", "b.png", "c.png"):
-        data.write_image(tmp_path / "in" / name, np.zeros((4, 4, 3), np.float32))
-    data.write_image(tmp_path / "out" / "b.png", np.ones((2, 2, 3), np.float32))
+        images.write_image(tmp_path / "in" / name, np.zeros((4, 4, 3), np.float32))
+    images.write_image(tmp_path / "out" / "b.png", np.ones((2, 2, 3), np.float32))
     before = (tmp_path / "out" / "b.png").read_bytes()
     with pytest.raises(ValueError, match="b.png.*exists already"):
         upscale.upscale(
@@ -95,7 +95,7 @@ def test_a_folder_is_refused_whole_before_anything_is_written(tmp_path):
 
 def test_memory_estimate_counts_the_result_of_a_large_photo(tmp_path, monkeypatch):
     seen = {}
-    monkeypatch.setattr(upscale.data, "image_size", lambda path: (4000, 6000))
+    monkeypatch.setattr(upscale.images, "image_size", lambda path: (4000, 6000))
     monkeypatch.setattr(
         upscale.data, "check_memory", lambda needed, what, way: seen.update(n=needed)
     )
@@ -109,15 +109,15 @@ def test_memory_estimate_counts_the_result_of_a_large_photo(tmp_path, monkeypatc
 
 def test_a_streamed_png_decodes_to_the_strips_and_fails_whole(tmp_path):
     pixels = np.random.default_rng(1).integers(0, 256, (37, 23, 3), dtype=np.uint8)
-    path = data.write_png_strips(
+    path = images.write_png_strips(
         tmp_path / "s.png", 37, (pixels[top : top + 10] for top in range(0, 37, 10))
     )
-    np.testing.assert_array_equal(data.read_pixels(path), pixels)
+    np.testing.assert_array_equal(images.read_pixels(path), pixels)
     before = path.read_bytes()
     with pytest.raises(ValueError, match="30 rows of the 37 announced"):
-        data.write_png_strips(path, 37, [pixels[:10], pixels[10:30]])
+        images.write_png_strips(path, 37, [pixels[:10], pixels[10:30]])
     with pytest.raises(ValueError, match="does not continue"):
-        data.write_png_strips(path, 37, [pixels[:10], pixels[10:, :5]])
+        images.write_png_strips(path, 37, [pixels[:10], pixels[10:, :5]])
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.png"]
 
@@ -134,13 +134,13 @@ def test_upscale_writes_the_tiled_8bit_prediction(tmp_path, suffix):
         ),
     ).save(model_file)
     pixels = np.random.default_rng(2).integers(0, 256, (19, 26, 3), dtype=np.uint8)
-    data.write_image(tmp_path / "in.png", pixels)
+    images.write_image(tmp_path / "in.png", pixels)
     out = tmp_path / f"out{suffix}"
     upscale.upscale(
         tmp_path / "in.png", out, "x", model_file=model_file, scale=4, tile=8
     )
     network = upscale._load(model_file)
-    expected = evaluate.predict_full(
+    expected = tiles.predict_full(
         network, pixels, "high_upsample", tile=8, dtype=np.uint8
     )
-    np.testing.assert_array_equal(data.read_pixels(out), expected)
+    np.testing.assert_array_equal(images.read_pixels(out), expected)

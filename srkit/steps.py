@@ -1,0 +1,643 @@
+"""The step notebooks and their parameters: what each step is and which values it gets.
+
+This module reads the project's step sources ``notebooks/NN_name.py`` (jupytext
+percent format): each one's ``parameters`` cell (literal, annotated assignments, the
+``smoke`` values) and its ``# srkit:`` declarations (the data sets it reads, whether
+it reads earlier steps). It loads the profiles (``srkit/profiles/<name>.yaml`` or a
+YAML file: ``defaults`` for every step and a ``per_step`` section keyed by step
+number), parses the ``--data`` and ``-p`` choices of a run once (:class:`RunSettings`)
+and resolves them into every step's typed values. It executes nothing and writes
+nothing; ``srkit.pipeline`` plans and runs the steps. jupytext is imported inside
+:func:`read_source` so the command line starts fast.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import os
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from srkit.layout import FOLDER_PREFIX, NOTEBOOK_DIR, parse_folder
+
+PROFILES = ("smoke", "default", "quick", "full")
+DEFAULT_PROFILE = "smoke"
+PIPELINE_OWNED = ("profile", "run_dir")  # set by the pipeline, never by -p
+STEP_FILE = re.compile(r"^(\d\d)_\w+\.py$")
+PARAMETER_TYPES = ("int", "float", "str", "bool")
+TRUE_WORDS = ("true", "1", "yes", "on")
+FALSE_WORDS = ("false", "0", "no", "off")
+NON_NEGATIVE = ("seed",)  # integer parameters that may not be negative
+# A step whose source has this comment line reads the records of every earlier step
+# (the benchmark and summary pages), so their metrics.json are part of its cache key.
+READS_EARLIER_STEPS = re.compile(r"^#\s*srkit:\s*reads-earlier-steps\b", re.MULTILINE)
+# A step that reads prepared data names, on this comment line, the parameters that
+# each count the images of one data set of its ``data_source``, e.g.
+# "# srkit: data-sets n_images retrain_n_images"; the pipeline prepares those sets.
+DATA_SETS = re.compile(r"^#\s*srkit:\s*data-sets\b(?P<names>[ \w]*)", re.MULTILINE)
+# Parameters whose "folder:PATH" value names an input folder: its listing (names,
+# sizes, modification times) is part of the step's cache key.
+FOLDER_PARAMETERS = ("benchmarks",)
+# The per-step section of a profile; its old name ("steps") is still read,
+# with a note, though "steps" is also a parameter (the training budget).
+PER_STEP_SECTION = "per_step"
+OLD_PER_STEP_SECTION = "steps"
+
+Echo = Callable[[str], None]
+
+#: Profile files whose old per-step section name was already noted in this process.
+_noted_old_sections: set[str] = set()
+
+
+class PipelineError(RuntimeError):
+    """A problem the user can fix (missing project, unknown step, failed build).
+
+    The base of the run's errors (``srkit.execute.StepFailed``,
+    ``srkit.pipeline.RunLocked``); the command line prints it as one line.
+    """
+
+
+# ------------------------------------------------------------------ parameters
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One assignment of a step's parameters cell.
+
+    Attributes:
+        name: variable name.
+        type: "int", "float", "str", "bool" (from the annotation, else the value).
+        default: the literal default (the smoke profile's value).
+    """
+
+    name: str
+    type: str
+    default: Any
+
+
+@dataclass
+class Step:
+    """A step notebook source.
+
+    Attributes:
+        number: the two-digit prefix, e.g. "05".
+        stem: file name without ``.py``, e.g. "05_dilated_blocks".
+        path: absolute path of ``notebooks/<stem>.py``.
+        parameters: name -> Parameter, in the cell's order.
+        reads_earlier_steps: whether the source declares, with the comment line
+            ``# srkit: reads-earlier-steps``, that it reads the outputs of every
+            earlier step; it then re-runs when their ``metrics.json`` change.
+        data_sets: the parameters that each count the images of one data set the
+            step reads (``# srkit: data-sets n_images ...``); empty for none.
+    """
+
+    number: str
+    stem: str
+    path: Path
+    parameters: dict[str, Parameter] = field(default_factory=dict)
+    reads_earlier_steps: bool = False
+    data_sets: tuple[str, ...] = ()
+
+
+def parse_parameters(cell_source: str, where: str = "parameters cell"):
+    """Read a parameters cell: literal assignments, ideally annotated.
+
+    Args:
+        cell_source: the cell's Python source.
+        where: name used in error messages (file).
+
+    Returns:
+        dict name -> Parameter, in source order.
+
+    Raises:
+        ValueError: on a statement that is not a literal assignment to a name, or
+            an annotation other than int, float, str, bool.
+    """
+    try:
+        tree = ast.parse(cell_source)
+    except SyntaxError as error:
+        raise ValueError(
+            f"{where}: parameters cell is not valid Python: {error}"
+        ) from None
+    parameters: dict[str, Parameter] = {}
+    for node in tree.body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            name, value_node = node.target.id, node.value
+            annotation = ast.unparse(node.annotation)
+        elif (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+        ):
+            name, value_node, annotation = node.targets[0].id, node.value, None
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue  # a docstring-like string
+        else:
+            raise ValueError(
+                f"{where}, line {node.lineno}: the parameters cell holds only literal "
+                f"assignments (name: type = value), found: {ast.unparse(node)}"
+            )
+        try:
+            default = ast.literal_eval(value_node) if value_node is not None else None
+        except ValueError:
+            raise ValueError(
+                f"{where}, line {node.lineno}: {name} must be a literal value, "
+                f"found {ast.unparse(value_node)}"
+            ) from None
+        type_name = annotation or type(default).__name__
+        if type_name not in PARAMETER_TYPES:
+            raise ValueError(
+                f"{where}, line {node.lineno}: {name} has type {type_name!r}; "
+                f"parameters are one of {', '.join(PARAMETER_TYPES)}"
+            )
+        if default is not None:
+            default = coerce(default, type_name, name)
+        parameters[name] = Parameter(name, type_name, default)
+    return parameters
+
+
+def coerce(value: Any, type_name: str, name: str) -> Any:
+    """Convert a profile or command-line value to a parameter's type.
+
+    Args:
+        value: a YAML value or a command-line string.
+        type_name: "int", "float", "str" or "bool".
+        name: the parameter's name, for the error message.
+
+    Returns:
+        The typed value (bool accepts true/false/yes/no/on/off/1/0).
+
+    Raises:
+        ValueError: naming the parameter, its type and the bad value.
+    """
+    problem = ValueError(
+        f"parameter {name!r} expects {type_name}, got {value!r}"
+        + (" (true/false/1/0)" if type_name == "bool" else "")
+    )
+    if type_name == "str":
+        if value is None:
+            return ""
+        if isinstance(value, (dict, list)):
+            raise problem
+        return str(value)
+    if type_name == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in TRUE_WORDS:
+            return True
+        if isinstance(value, str) and value.strip().lower() in FALSE_WORDS:
+            return False
+        raise problem
+    if isinstance(value, bool):
+        raise problem
+    if type_name == "int":
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                return int(value.strip().replace("_", ""))
+        raise problem
+    if type_name == "float":
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                return float(value.strip())
+        raise problem
+    raise ValueError(f"parameter {name!r} has unsupported type {type_name!r}")
+
+
+def _check_range(name: str, value: Any, where: str) -> None:
+    """Refuse a negative value for a parameter of :data:`NON_NEGATIVE`."""
+    if name in NON_NEGATIVE and isinstance(value, int) and value < 0:
+        raise ValueError(
+            f"{where}: parameter {name!r} must be an integer >= 0, got {value}"
+        )
+
+
+# ----------------------------------------------------------------------- steps
+
+
+def read_source(path: Path):
+    """The jupytext notebook of a percent-format step source."""
+    import jupytext
+
+    return jupytext.read(path, fmt="py:percent")
+
+
+def read_step(path: Path) -> Step:
+    """Read a step source and its parameters cell.
+
+    Args:
+        path: ``notebooks/NN_name.py`` (jupytext percent format).
+
+    Returns:
+        Step with the parameters of the first code cell tagged ``parameters``
+        (none if the notebook has no such cell), ``reads_earlier_steps`` set
+        when a code cell holds the line ``# srkit: reads-earlier-steps``, and the
+        ``data_sets`` named by a ``# srkit: data-sets ...`` line.
+
+    Raises:
+        ValueError: for a malformed parameters cell, or a data-sets line naming
+            something that is not one of its parameters.
+    """
+    path = Path(path).resolve()
+    notebook = read_source(path)
+    parameters: dict[str, Parameter] = {}
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            parameters = parse_parameters(cell.source, where=str(path))
+            break
+    reads_earlier = any(
+        cell.cell_type == "code" and READS_EARLIER_STEPS.search(cell.source)
+        for cell in notebook.cells
+    )
+    data_sets: tuple[str, ...] = ()
+    for cell in notebook.cells:
+        found = DATA_SETS.search(cell.source) if cell.cell_type == "code" else None
+        if found:
+            data_sets = tuple(found.group("names").split())
+            break
+    unknown = [n for n in (*data_sets, "data_source") if n not in parameters]
+    if data_sets and unknown:
+        raise ValueError(
+            f"{path}: the line '# srkit: data-sets {' '.join(data_sets)}' names "
+            f"{', '.join(unknown)}, which the parameters cell does not define"
+        )
+    match = STEP_FILE.match(path.name)
+    number = match.group(1) if match else path.stem[:2]
+    return Step(
+        number=number,
+        stem=path.stem,
+        path=path,
+        parameters=parameters,
+        reads_earlier_steps=reads_earlier,
+        data_sets=data_sets,
+    )
+
+
+def discover_steps(project: Path) -> list[Step]:
+    """List the step notebooks ``notebooks/NN_*.py`` of a project, in order.
+
+    Raises:
+        PipelineError: when there is none.
+    """
+    folder = Path(project) / NOTEBOOK_DIR
+    paths = sorted(p for p in folder.glob("[0-9][0-9]_*.py") if STEP_FILE.match(p.name))
+    if not paths:
+        raise PipelineError(f"no step notebooks (NN_name.py) in {folder}")
+    return [read_step(path) for path in paths]
+
+
+def select_steps(steps: Sequence[Step], only: Iterable[str] | None) -> list[Step]:
+    """The steps named by ``--only`` (number like "05" or "5", or stem), in order.
+
+    Raises:
+        ValueError: for a name matching no step, listing the steps.
+    """
+    only = list(only or [])
+    if not only:
+        return list(steps)
+    chosen: set[str] = set()
+    for word in only:
+        word = word.strip().removesuffix(".py").removesuffix(".ipynb")
+        word = Path(word).name
+        matches = [
+            s
+            for s in steps
+            if word in (s.stem, s.number, s.stem[3:])
+            or (word.isdigit() and int(word) == int(s.number))
+        ]
+        if not matches:
+            raise ValueError(
+                f"--only {word!r} matches no step; steps: "
+                + ", ".join(s.stem for s in steps)
+            )
+        chosen.update(s.stem for s in matches)
+    return [s for s in steps if s.stem in chosen]
+
+
+# -------------------------------------------------------------------- profiles
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A loaded profile.
+
+    Attributes:
+        name: the profile's name (the file's stem), e.g. "smoke".
+        path: the YAML file.
+        defaults: name -> value for every step that declares the name.
+        per_step: two-digit step number ("08") -> name -> value for that step.
+    """
+
+    name: str
+    path: Path
+    defaults: dict[str, Any]
+    per_step: dict[str, dict[str, Any]]
+
+
+def profile_path(name: str) -> Path:
+    """Path of a packaged profile YAML (``srkit/profiles/<name>.yaml``)."""
+    return Path(__file__).resolve().parent / "profiles" / f"{name}.yaml"
+
+
+def load_profile(name: str, warn: Echo | None = None) -> Profile:
+    """Load a profile: ``{"defaults": {...}, "per_step": {"08": {...}, ...}}``.
+
+    A file that still names its per-step section ``steps`` (the name before
+    ``per_step``) is read the same; ``warn`` gets a one-line note naming the file
+    and the new key, once per file in this process.
+
+    Args:
+        name: "smoke", "default", "quick" or "full", or a path to a YAML file of
+            that form.
+        warn: printer of the note about the old section name; None: no note.
+
+    Returns:
+        The Profile, per-step keys normalised to two digits.
+
+    Raises:
+        ValueError: for an unknown profile or a malformed file (sections that are
+            not mappings, or both ``per_step`` and ``steps``).
+    """
+    path = Path(name) if name.endswith((".yaml", ".yml")) else profile_path(name)
+    if not path.is_file():
+        raise ValueError(f"unknown profile {name!r}; profiles: {', '.join(PROFILES)}")
+    data = yaml.safe_load(path.read_text()) or {}
+    section = PER_STEP_SECTION
+    if OLD_PER_STEP_SECTION in data:
+        if PER_STEP_SECTION in data:
+            raise ValueError(
+                f"{path}: both '{PER_STEP_SECTION}' and '{OLD_PER_STEP_SECTION}' "
+                f"sections; keep '{PER_STEP_SECTION}' only"
+            )
+        section = OLD_PER_STEP_SECTION
+        if warn is not None and str(path.resolve()) not in _noted_old_sections:
+            _noted_old_sections.add(str(path.resolve()))
+            warn(
+                f"note: profile {path}: the per-step section '{OLD_PER_STEP_SECTION}:' "
+                f"is now called '{PER_STEP_SECTION}:'; rename it (the old name is "
+                "still read)"
+            )
+    defaults = data.get("defaults") or {}
+    per_step = data.get(section) or {}
+    if not isinstance(defaults, dict) or not isinstance(per_step, dict):
+        raise ValueError(f"{path}: 'defaults' and '{section}' must be mappings")
+    # YAML reads 08 as a string but 10 as an int: normalise to two digits
+    per_step = {f"{int(str(k)):02d}": dict(v or {}) for k, v in per_step.items()}
+    return Profile(path.stem, path, defaults, per_step)
+
+
+# ------------------------------------------------------------------- overrides
+
+
+def absolute_source(value: str, base: str | os.PathLike | None = None) -> str:
+    """``folder:PATH`` with PATH made absolute from ``base`` (default: cwd).
+
+    A relative path means the folder where the user typed it; the step notebooks
+    run in another folder, so the pipeline hands them absolute paths only. Any
+    other value (``sample``, ``voc2007``, ``""``) is returned unchanged.
+    """
+    path = parse_folder(value)
+    if path is None:
+        return value
+    folder = Path(path).expanduser()
+    if not folder.is_absolute():
+        folder = Path(base or Path.cwd()) / folder
+    return FOLDER_PREFIX + os.path.normpath(folder)
+
+
+@dataclass(frozen=True)
+class Override:
+    """One ``-p`` choice, parsed once.
+
+    Attributes:
+        step: the step word before the dot ("05" of ``05.steps=8``), or None for
+            every step that declares the name.
+        name: the parameter's name.
+        value: the value as typed; each step's cell types it (:func:`coerce`).
+        text: the choice as the records show it.
+    """
+
+    step: str | None
+    name: str
+    value: str
+    text: str
+
+    @property
+    def option(self) -> str:
+        """The choice as error messages spell it: ``-p NN.name=value``."""
+        return f"-p {self.step + '.' if self.step else ''}{self.name}={self.value}"
+
+
+def parse_override(text: str, base: str | os.PathLike | None = None) -> Override:
+    """Parse ``name=value`` or ``NN.name=value``.
+
+    A ``folder:PATH`` value of ``data_source`` or of a :data:`FOLDER_PARAMETERS`
+    name is made absolute from ``base`` (default: the current directory), and
+    ``text`` then spells the absolute value.
+
+    Raises:
+        ValueError: without "=" or with an empty name.
+    """
+    if "=" not in text:
+        raise ValueError(
+            f"override {text!r} must look like name=value or NN.name=value"
+        )
+    key, value = text.split("=", 1)
+    step, _, name = key.strip().rpartition(".")
+    if not name:
+        raise ValueError(f"override {text!r} has an empty name")
+    if name in ("data_source", *FOLDER_PARAMETERS):
+        value = absolute_source(value.strip(), base)
+        text = f"{step + '.' if step else ''}{name}={value}"
+    return Override(step or None, name, value, text)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """A run's parameter choices, parsed once: the profile, ``--data`` and ``-p``.
+
+    Attributes:
+        profile: the loaded profile.
+        overrides: the ``-p`` choices in the order given.
+        data: the ``--data`` source (a relative ``folder:PATH`` made absolute), or
+            None.
+    """
+
+    profile: Profile
+    overrides: tuple[Override, ...] = ()
+    data: str | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        profile: str = DEFAULT_PROFILE,
+        overrides: Sequence[str] = (),
+        data: str | None = None,
+        warn: Echo | None = None,
+    ) -> RunSettings:
+        """Parse the choices; relative folders are taken from the current directory.
+
+        Args:
+            profile: profile name or YAML path.
+            overrides: ``name=value`` / ``NN.name=value`` strings.
+            data: data source for every step declaring ``data_source``, or None.
+            warn: printer of notes about the profile file.
+
+        Raises:
+            ValueError: a malformed override, an unknown or malformed profile.
+        """
+        data = None if data is None else absolute_source(data)
+        parsed = tuple(parse_override(text) for text in overrides)
+        return cls(load_profile(profile, warn), parsed, data)
+
+    @property
+    def override_texts(self) -> list[str]:
+        """The ``-p`` choices as the records show them."""
+        return [override.text for override in self.overrides]
+
+    def resolve(
+        self,
+        steps: Sequence[Step],
+        run_dir: str | os.PathLike = "",
+        warn: Echo | None = None,
+    ) -> dict[str, dict[str, Any]]:
+        """Every step's typed values.
+
+        Order (later wins): the notebook's literal defaults, the profile's
+        ``defaults``, its ``per_step`` section, ``data`` (as ``data_source``),
+        global ``-p name=value`` overrides, then per-step ``-p NN.name=value``
+        ones. Each step receives only the names its parameters cell declares;
+        ``profile`` and ``run_dir`` are set by the pipeline.
+
+        Args:
+            steps: every step of the project (validation uses all of them).
+            run_dir: the run folder (absolute), passed as ``run_dir``.
+            warn: called with a note for profile defaults no step declares.
+
+        Returns:
+            dict stem -> dict name -> typed value.
+
+        Raises:
+            ValueError: unknown name (listing the valid ones), bad value (naming
+                the parameter and its type), unknown step, or a pipeline-owned
+                name.
+        """
+        profile = self.profile
+        declared = sorted(
+            {n for s in steps for n in s.parameters} - set(PIPELINE_OWNED)
+        )
+        resolved = {step.stem: self._profile_values(step) for step in steps}
+        if warn:
+            unused = sorted(set(profile.defaults) - set(declared) - set(PIPELINE_OWNED))
+            if unused:
+                warn(f"note: profile {profile.name} sets {', '.join(unused)}, not used")
+        if self.data is not None:
+            if "data_source" not in declared:
+                raise ValueError("--data given but no step declares data_source")
+            for step in steps:
+                if "data_source" in step.parameters:
+                    kind = step.parameters["data_source"].type
+                    resolved[step.stem]["data_source"] = coerce(
+                        self.data, kind, "data_source"
+                    )
+        # global choices first, then the per-step ones (the order given within each)
+        for override in sorted(self.overrides, key=lambda item: item.step is not None):
+            name = override.name
+            for step in _override_targets(override, steps, declared):
+                value = coerce(override.value, step.parameters[name].type, name)
+                _check_range(name, value, override.option)
+                resolved[step.stem][name] = value
+        for step in steps:
+            if "profile" in step.parameters:
+                resolved[step.stem]["profile"] = profile.name
+            if "run_dir" in step.parameters:
+                resolved[step.stem]["run_dir"] = str(run_dir)
+        return resolved
+
+    def _profile_values(self, step: Step) -> dict[str, Any]:
+        """A step's literal defaults, then the profile's defaults and its section."""
+        values = {n: p.default for n, p in step.parameters.items()}
+        sections = (self.profile.defaults, self.profile.per_step.get(step.number, {}))
+        for section in sections:
+            for name, value in section.items():
+                if name in values and name not in PIPELINE_OWNED:
+                    values[name] = coerce(value, step.parameters[name].type, name)
+                    _check_range(name, values[name], f"profile {self.profile.name}")
+        return values
+
+
+def _override_targets(
+    override: Override, steps: Sequence[Step], declared: Sequence[str]
+) -> list[Step]:
+    """The steps an override sets, after checking that they declare its name.
+
+    Raises:
+        ValueError: a pipeline-owned or unknown name, or an unknown step.
+    """
+    name = override.name
+    if name in PIPELINE_OWNED:
+        raise ValueError(
+            f"{name} is set by the pipeline; use --{name.replace('_', '-')}"
+        )
+    if override.step is None:
+        if name not in declared:
+            raise ValueError(
+                f"unknown parameter {name!r}; valid names: {', '.join(declared)}"
+            )
+        return [s for s in steps if name in s.parameters]
+    try:
+        targets = select_steps(steps, [override.step])
+    except ValueError:
+        raise ValueError(
+            f"{override.option}: no step {override.step!r}; steps: "
+            + ", ".join(s.stem for s in steps)
+        ) from None
+    for step in targets:
+        if name not in step.parameters:
+            valid = sorted(set(step.parameters) - set(PIPELINE_OWNED))
+            raise ValueError(
+                f"step {step.stem} has no parameter {name!r}; "
+                f"valid names: {', '.join(valid)}"
+            )
+    return targets
+
+
+def resolve_parameters(
+    steps: Sequence[Step],
+    profile: str = DEFAULT_PROFILE,
+    overrides: Sequence[str] = (),
+    data: str | None = None,
+    run_dir: str | os.PathLike = "",
+    warn: Echo | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Resolve every step's parameters once (:meth:`RunSettings.resolve`).
+
+    Args:
+        steps: every step of the project (validation uses all of them).
+        profile: profile name or YAML path.
+        overrides: ``name=value`` / ``NN.name=value`` strings.
+        data: data source for every step declaring ``data_source``, or None.
+        run_dir: the run folder (absolute), passed as ``run_dir``.
+        warn: printer of notes about the profile.
+
+    Returns:
+        dict stem -> dict name -> typed value.
+
+    Raises:
+        ValueError: as :meth:`RunSettings.parse` and :meth:`RunSettings.resolve`.
+    """
+    settings = RunSettings.parse(profile, overrides, data, warn=warn)
+    return settings.resolve(steps, run_dir, warn=warn)

@@ -1,0 +1,643 @@
+"""Page helpers of the summary page (step 13): labels, headline, margins, rankings.
+
+This module owns what compares the models of a whole run: each model's reader label
+(``07``, ``R4``) and its link to the page that trains it (the page is named in the
+model registry, ``srkit.models.MODEL_INFO[name]["page"]``), the headline that
+answers the study's question from the run, the margins over bicubic on the
+benchmark sets (tables and sentences, shown by the benchmark page too), the
+validation tables beside bicubic and the original study, the ranking of the models
+beside the study's, the legend of labels and the conclusions. Built on
+``srkit.report`` (Markdown).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from srkit import models, records, report
+
+#: The data behind the original report's numbers: its own validation images, 288 px
+#: photos that its text does not name (our full profile's VOC 2007 is our choice).
+ORIGINAL_DATA = "288 px images that its text does not name"
+
+#: Benchmark scale factor -> the validation output size of the same factor.
+SCALE_SIZES = {2: 144, 4: 288}
+
+#: What the original study found, in the words of its own table (checked
+#: against ``srkit.records.load_original_results`` by the tests).
+ORIGINAL_BEST = "dts_dilated_conv_ext_block_ssim_psnr_model"
+
+
+def short_label(name: str) -> str:
+    """A model's reader label: its step number (``07``) or result name (``R4``).
+
+    The two models of step 02 are ``02 nearest`` and ``02 bilinear``; names outside
+    the zoo (``bicubic``) are returned unchanged.
+    """
+    info = models.MODEL_INFO.get(name)
+    if info is None:
+        return name
+    step = str(info["step"])
+    if step == "02":
+        return "02 " + name.removeprefix("simple_model_")
+    return step
+
+
+def model_pages(table: pd.DataFrame) -> dict[str, str]:
+    """Model -> the stem of the step page that trains it, for the models of a run.
+
+    The page is the one the registry names (``srkit.models.MODEL_INFO[name]
+    ["page"]``); the run's table only says which models there are.
+
+    Args:
+        table: ``srkit.records.collect_metrics`` output (column ``model``).
+
+    Returns:
+        e.g. ``{"dts_model": "07_depth_to_space", ...}``, in zoo order; bicubic and
+        names outside the zoo are left out.
+    """
+    in_run = set(table["model"].astype(str))
+    return {
+        name: models.MODEL_INFO[name]["page"]
+        for name in models.MODEL_NAMES
+        if name in in_run
+    }
+
+
+def linked_label(name: str, pages: dict[str, str] | None = None) -> str:
+    """:func:`short_label` as a MyST link to the model's page when it is known."""
+    label = short_label(name)
+    if pages and name in pages:
+        return f"{{doc}}`{label} <{pages[name]}>`"
+    return label
+
+
+def _name(name: str, pages: dict[str, str] | None) -> str:
+    return linked_label(name, pages) if pages is not None else f"`{name}`"
+
+
+def _best_by_scale(rows: pd.DataFrame, value: str) -> dict[int, tuple[str, float]]:
+    """Scale -> (model, mean ``value`` over its rows), the largest mean per scale."""
+    best = {}
+    for scale in sorted(rows["scale"].unique()):
+        mean = rows[rows["scale"] == scale].groupby("model", sort=False)[value].mean()
+        mean = mean.sort_values(ascending=False, kind="stable")
+        best[int(scale)] = (str(mean.index[0]), float(mean.iloc[0]))
+    return best
+
+
+def _margins_on_validation(table: pd.DataFrame) -> pd.DataFrame:
+    """Validation rows with ``psnr_margin``: each model minus bicubic at its size."""
+    bicubic = table[table["model"] == "bicubic"].groupby("scale")["psnr"].mean()
+    rows = table[(table["model"] != "bicubic") & table["scale"].isin(bicubic.index)]
+    return rows.assign(psnr_margin=rows["psnr"] - rows["scale"].map(bicubic))
+
+
+def headline(
+    bench: pd.DataFrame,
+    ours: pd.DataFrame,
+    original: pd.DataFrame,
+    profile: str,
+    pages: dict[str, str] | None = None,
+):
+    """The summary page's answer, computed from the run, as an admonition.
+
+    The best model per scale is the one with the largest mean PSNR margin over
+    bicubic on the benchmark sets (on the validation images when the run has no
+    benchmark result); the best loss is that of the best result model (R1-R4,
+    which differ mainly in their training loss); then what the original study
+    found and whether this run agrees. A smoke build says first that the ranking
+    is noise.
+
+    Args:
+        bench: ``srkit.records.read_benchmarks`` output (may be empty).
+        ours: ``srkit.records.collect_metrics`` output.
+        original: ``srkit.records.load_original_results`` output.
+        profile: the run's parameter profile.
+        pages: model -> step page stem (:func:`model_pages`), for links.
+
+    Returns:
+        An ``IPython.display.Markdown`` admonition.
+    """
+    lines = []
+    if profile == "smoke":
+        lines.append(
+            "**This is a smoke build: every model trained for a handful of steps, so "
+            "the ranking below is noise.** It shows that the pipeline works, not "
+            "which model is best."
+        )
+    scored = bench[bench["model"] != "bicubic"] if len(bench) else bench
+    if len(scored):
+        where = "over the benchmark sets " + ", ".join(dict.fromkeys(scored["set"]))
+        rows, factor = scored, {int(s): int(s) for s in scored["scale"].unique()}
+    else:
+        where = "over our validation images; this run has no benchmark result"
+        rows = _margins_on_validation(ours)
+        sizes = {size: factor for factor, size in SCALE_SIZES.items()}
+        factor = {int(s): sizes.get(int(s), int(s)) for s in rows["scale"].unique()}
+    best = _best_by_scale(rows, "psnr_margin")
+    bullets = []
+    for scale, (name, margin) in best.items():
+        side = "above" if margin > 0 else "below"
+        bullets.append(
+            f"- **Best at x{factor[scale]}:** {linked_label(name, pages)}, "
+            f"{abs(margin):.2f} dB {side} bicubic interpolation in PSNR "
+            f"(mean {where})."
+        )
+    results = [
+        n for n in models.MODEL_NAMES if str(models.MODEL_INFO[n]["step"])[0] == "R"
+    ]
+    in_run = rows[rows["model"].isin(results)]
+    if len(in_run):
+        mean = in_run.groupby("model", sort=False)["psnr_margin"].mean()
+        winner = str(mean.sort_values(ascending=False, kind="stable").index[0])
+        side = "above" if mean[winner] > 0 else "below"
+        bullets.append(
+            f"- **Best loss:** `{models.MODEL_INFO[winner]['loss']}`, the loss of "
+            f"{linked_label(winner, pages)}, the result model (R1-R4) with the "
+            f"largest mean PSNR margin: {abs(mean[winner]):.2f} dB {side} bicubic."
+        )
+    study = _best_by_scale(original, "psnr")
+    study_names = {name for name, _ in study.values()}
+    if len(study_names) == 1:
+        study_text = f"{short_label(next(iter(study_names)))} best at both scales"
+    else:
+        study_text = ", ".join(
+            f"{short_label(n)} best at {s}x{s}" for s, (n, _) in study.items()
+        )
+    ours_by_factor = {factor[s]: n for s, (n, _) in best.items()}
+    study_by_factor = {
+        f: study[size][0] for f, size in SCALE_SIZES.items() if size in study
+    }
+    shared = [f for f in study_by_factor if f in ours_by_factor]
+    agree = [f for f in shared if ours_by_factor[f] == study_by_factor[f]]
+    if shared and len(agree) == len(shared):
+        verdict = "This run agrees."
+    elif agree:
+        verdict = "This run agrees at " + ", ".join(f"x{f}" for f in agree) + " only."
+    else:
+        verdict = "This run does not agree."
+    bullets.append(
+        f"- **The original study** found {study_text}, measured in PSNR on its own "
+        f"data ({ORIGINAL_DATA}). {verdict}"
+    )
+    kind = "warning" if profile == "smoke" else "important"
+    body = "\n\n".join([*lines, "\n".join(bullets)])
+    title = f":::{{admonition}} What this run found\n:class: {kind} srkit-headline\n"
+    return report.markdown(f"{title}\n{body}\n:::")
+
+
+def summary_table(
+    comparison: pd.DataFrame, metrics: tuple[str, ...] = ("psnr", "ssim")
+) -> pd.DataFrame:
+    """A compact view of ``srkit.records.comparison_table`` for a book page.
+
+    Args:
+        comparison: the output of ``comparison_table`` (columns ``<metric>_ours``,
+            ``<metric>_original``, ``<metric>_bicubic``).
+        metrics: which metrics to show, each as three columns (this run, original
+            report, bicubic).
+
+    Returns:
+        A DataFrame indexed by (scale, model), models in zoo order within a scale.
+    """
+    labels = {
+        "ours": "this run",
+        "original": "original report (its own images)",
+        "bicubic": "bicubic",
+    }
+    decimals = {"mse": 5, "mae": 4, "psnr": 2, "ssim": 3}
+    columns = {
+        f"{metric}_{source}": f"{metric.upper()} {label}"
+        for metric in metrics
+        for source, label in labels.items()
+    }
+    table = comparison.sort_values("scale", kind="stable")
+    table = table.set_index(["scale", "model"])[list(columns)]
+    table = table.round({key: decimals[key.split("_")[0]] for key in columns})
+    return table.rename(columns=columns)
+
+
+def validation_tables(
+    comparison: pd.DataFrame,
+    metrics: tuple[str, ...] = ("psnr", "ssim"),
+    pages: dict[str, str] | None = None,
+):
+    """:func:`summary_table` as one narrow Markdown table per output size.
+
+    Each metric has two columns, this run and bicubic on the same validation
+    images; the original study's values (other data) come last, marked "study".
+
+    Args:
+        comparison: ``srkit.records.comparison_table`` output.
+        metrics: metrics to show.
+        pages: model -> step page stem, for linked labels.
+
+    Returns:
+        An ``IPython.display.Markdown`` with a bold title and a table per size.
+    """
+    decimals = {"mse": 5, "mae": 4, "psnr": 2, "ssim": 3}
+    blocks = []
+    for scale in sorted(comparison["scale"].unique()):
+        rows = comparison[comparison["scale"] == scale]
+        header = ["model"]
+        for metric in metrics:
+            header += [metric.upper(), "bicubic"]
+        header += [f"{metric.upper()} study" for metric in metrics]
+        lines = [
+            f"**{scale}x{scale}** (x{scale // 72}), validation images",
+            "",
+            "| " + " | ".join(header) + " |",
+            "|---|" + "---:|" * (len(header) - 1),
+        ]
+        for row in rows.itertuples(index=False):
+            cells = [linked_label(str(row.model), pages)]
+            for metric in metrics:
+                for source in ("ours", "bicubic"):
+                    value = getattr(row, f"{metric}_{source}")
+                    cells.append(
+                        "" if pd.isna(value) else f"{value:.{decimals[metric]}f}"
+                    )
+            for metric in metrics:
+                value = getattr(row, f"{metric}_original")
+                cells.append("" if pd.isna(value) else f"{value:.{decimals[metric]}f}")
+            lines.append("| " + " | ".join(cells) + " |")
+        blocks.append("\n".join(lines))
+    return report.markdown("\n\n".join(blocks))
+
+
+def margin_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Each model's margin over bicubic, by set and scale, for the summary page.
+
+    Args:
+        summary: ``srkit.evaluate.benchmark_summary`` or
+            ``srkit.records.read_benchmarks`` output.
+
+    Returns:
+        A DataFrame indexed by model (zoo order), with two columns per set and
+        scale, ``(<set> x<scale>, "PSNR (dB)")`` and ``(<set> x<scale>, "SSIM")``:
+        the model's mean minus bicubic's, rounded (2 and 4 decimals); NaN where the
+        model has no output for the scale.
+    """
+    rows = summary[summary["model"] != "bicubic"]
+    where = rows["set"].astype(str) + " x" + rows["scale"].astype(str)
+    columns = list(dict.fromkeys(where))
+    table = rows.assign(where=where)
+    table = table.pivot_table(
+        index="model", columns="where", values=["psnr_margin", "ssim_margin"]
+    )
+    order = [n for n in models.MODEL_NAMES if n in table.index]
+    order += [n for n in table.index if n not in order]
+    result = pd.DataFrame(index=pd.Index(order, name="model"))
+    for where in columns:
+        result[(where, "PSNR (dB)")] = table[("psnr_margin", where)].round(2)
+        result[(where, "SSIM")] = table[("ssim_margin", where)].round(4)
+    result.columns = pd.MultiIndex.from_tuples(result.columns, names=["set", "margin"])
+    return result
+
+
+def margin_tables(summary: pd.DataFrame, pages: dict[str, str] | None = None):
+    """:func:`margin_table` as one narrow Markdown table per scale, flat headers.
+
+    Args:
+        summary: ``srkit.records.read_benchmarks`` output.
+        pages: model -> step page stem, for linked labels.
+
+    Returns:
+        An ``IPython.display.Markdown``: for each scale a bold title and a table
+        with the columns ``model``, then ``<set> dB`` and ``<set> SSIM`` per set.
+    """
+    table = margin_table(summary)
+    blocks = []
+    for scale in sorted(summary["scale"].unique()):
+        columns = [c for c in table.columns if c[0].endswith(f" x{scale}")]
+        part = table[columns].dropna(how="all")
+        header = ["model"] + [
+            f"{where.rsplit(' ', 1)[0]} {'dB' if 'PSNR' in kind else 'SSIM'}"
+            for where, kind in columns
+        ]
+        lines = [
+            f"**x{scale}**: margin over bicubic (PSNR in dB, SSIM)",
+            "",
+            "| " + " | ".join(header) + " |",
+            "|---|" + "---:|" * len(columns),
+        ]
+        for name, row in part.iterrows():
+            cells = [
+                "" if pd.isna(v) else (f"{v:+.2f}" if "PSNR" in c[1] else f"{v:+.4f}")
+                for c, v in row.items()
+            ]
+            lines.append(
+                f"| {linked_label(str(name), pages)} | " + " | ".join(cells) + " |"
+            )
+        blocks.append("\n".join(lines))
+    return report.markdown("\n\n".join(blocks))
+
+
+def margin_takeaways(summary: pd.DataFrame, pages: dict[str, str] | None = None):
+    """Sentences drawn from the margin table: best model per scale, models below.
+
+    For each scale, the best model is the one with the largest PSNR margin over
+    bicubic averaged over the sets; its margin on each set follows. Then the models
+    whose PSNR stays below bicubic on every set, and those below on some sets.
+
+    Args:
+        summary: ``srkit.evaluate.benchmark_summary`` or
+            ``srkit.records.read_benchmarks`` output.
+        pages: model -> step page stem; when given, models are named by their
+            linked reader labels (:func:`linked_label`) instead of registry names.
+
+    Returns:
+        An ``IPython.display.Markdown`` bullet list; when there is no model row, a
+        sentence saying so.
+    """
+    rows = summary[summary["model"] != "bicubic"]
+    if rows.empty:
+        return report.markdown(
+            "**No benchmark results.** This run scored no model on a benchmark set "
+            "(the benchmark step ran without sets, or found no trained model), so "
+            "there is no margin over bicubic to report."
+        )
+    bullets = []
+    for scale in sorted(rows["scale"].unique()):
+        at_scale = rows[rows["scale"] == scale]
+        sets = list(dict.fromkeys(at_scale["set"]))
+        mean = at_scale.groupby("model", sort=False)["psnr_margin"].mean()
+        best = str(mean.sort_values(ascending=False, kind="stable").index[0])
+        detail = ", ".join(
+            f"{r.psnr_margin:+.2f} dB (SSIM {r.ssim_margin:+.4f}) on {r.set}"
+            for r in at_scale[at_scale["model"] == best].itertuples(index=False)
+        )
+        verb = (
+            "has the largest PSNR margin over bicubic"
+            if mean[best] > 0
+            else "comes closest to bicubic in PSNR without beating it"
+        )
+        bullets.append(
+            f"- At x{scale}, {_name(best, pages)} {verb}, {mean[best]:+.2f} dB on "
+            "average over "
+            f"{', '.join(sets)}: {detail}."
+        )
+        below = at_scale["psnr_margin"] < 0
+        counts = below.groupby(at_scale["model"], sort=False).agg(["sum", "size"])
+        always = [m for m, r in counts.iterrows() if r["sum"] == r["size"]]
+        sometimes = [m for m, r in counts.iterrows() if 0 < r["sum"] < r["size"]]
+        if not always and not sometimes:
+            bullets.append(f"- At x{scale}, every model beats bicubic on every set.")
+        if always:
+            names = ", ".join(_name(m, pages) for m in always)
+            bullets.append(
+                f"- At x{scale}, {len(always)} of {len(counts)} models stay below "
+                f"bicubic on every set: {names}."
+            )
+        if sometimes:
+            names = ", ".join(_name(m, pages) for m in sometimes)
+            bullets.append(f"- At x{scale}, below bicubic on some sets only: {names}.")
+    return report.markdown("\n".join(bullets))
+
+
+def model_legend(pages: dict[str, str] | None = None):
+    """The reader labels beside the registry names and training losses.
+
+    Args:
+        pages: model -> step page stem, for linked labels.
+
+    Returns:
+        An ``IPython.display.Markdown`` table with the columns ``label``,
+        ``registry name`` and ``loss``, one row per zoo model, in zoo order.
+    """
+    lines = ["| label | registry name | loss |", "|---|---|---|"]
+    for name in models.MODEL_NAMES:
+        loss = models.MODEL_INFO[name]["loss"]
+        lines.append(f"| {linked_label(name, pages)} | `{name}` | `{loss}` |")
+    return report.markdown("\n".join(lines))
+
+
+#: How the two rankings of ``srkit.records.margin_ranking`` are named on the page.
+RANKING_WORDS = {
+    records.BENCHMARK_RANKING: "mean over the benchmark sets",
+    records.VALIDATION_RANKING: "our validation images",
+}
+
+#: Where each ranking's margins were measured, as a phrase.
+RANKING_PLACES = {
+    records.BENCHMARK_RANKING: "on the benchmark sets",
+    records.VALIDATION_RANKING: "on our validation images",
+}
+
+
+def model_ranking(
+    per_step: pd.DataFrame,
+    bench: pd.DataFrame | None = None,
+    original: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """``srkit.records.margin_ranking`` with each model's reader label.
+
+    Args:
+        per_step: ``records.collect_metrics(RUN, bicubic="per_step")`` output.
+        bench: ``records.read_benchmarks`` output; None or empty when none.
+        original: the original report's table; loaded when None.
+
+    Returns:
+        DataFrame with columns ``ranking, scale, rank, model, label, psnr_margin,
+        study_rank`` (``label`` from :func:`short_label`).
+    """
+    table = records.margin_ranking(per_step, bench, original)
+    table.insert(4, "label", [short_label(str(m)) for m in table["model"]])
+    return table
+
+
+def _ordinal(number: int) -> str:
+    suffix = {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{'th' if 10 <= number % 100 <= 20 else suffix}"
+
+
+NO_RANKING = (
+    "No model of this run has a PSNR margin over bicubic to rank, so there is no "
+    "order to set beside the study's."
+)
+
+
+def ranking_tables(ranking: pd.DataFrame, pages: dict[str, str] | None = None):
+    """The ranking as one Markdown table per upscaling factor.
+
+    Rows follow the benchmark ranking when there is one, else the validation
+    ranking; models ranked only by the other follow. Each ranking has a rank and
+    a margin column (dB, signed); the study's rank of the same model comes last.
+
+    Args:
+        ranking: :func:`model_ranking` (or ``records.margin_ranking``) output.
+        pages: model -> step page stem, for linked labels.
+
+    Returns:
+        An ``IPython.display.Markdown``; a sentence when nothing is ranked.
+    """
+    if ranking.empty:
+        return report.markdown(NO_RANKING)
+    names = list(dict.fromkeys(ranking["ranking"]))
+    short = {records.BENCHMARK_RANKING: "sets", records.VALIDATION_RANKING: "val."}
+    blocks = []
+    for factor in sorted(ranking["scale"].unique()):
+        at = ranking[ranking["scale"] == factor]
+        order = list(dict.fromkeys(at["model"]))  # first ranking first, by rank
+        header = ["model"]
+        for name in names:
+            header += [
+                f"rank ({short.get(name, name)})",
+                f"dB ({short.get(name, name)})",
+            ]
+        header.append("rank in the study")
+        sources = "; ".join(
+            f"{short.get(n, n)}: {RANKING_WORDS.get(n, n)}" for n in names
+        )
+        lines = [
+            f"**x{factor}**: rank by PSNR margin over bicubic ({sources})",
+            "",
+            "| " + " | ".join(header) + " |",
+            "|---|" + "---:|" * (len(header) - 1),
+        ]
+        for model in order:
+            rows = at[at["model"] == model].set_index("ranking")
+            cells = [linked_label(model, pages)]
+            for name in names:
+                if name in rows.index:
+                    row = rows.loc[name]
+                    cells += [str(int(row["rank"])), f"{row['psnr_margin']:+.2f}"]
+                else:
+                    cells += ["", ""]
+            study = rows["study_rank"].dropna()
+            cells.append(str(int(study.iloc[0])) if len(study) else "")
+            lines.append("| " + " | ".join(cells) + " |")
+        blocks.append("\n".join(lines))
+    return report.markdown("\n\n".join(blocks))
+
+
+def ranking_sentences(ranking: pd.DataFrame, pages: dict[str, str] | None = None):
+    """Sentences on the ranking: best model, the study's best, rank correlation.
+
+    Per upscaling factor, from the benchmark ranking when there is one (else the
+    validation ranking): the model ranked first here, where the study's best model
+    (:data:`ORIGINAL_BEST`, R4) lands in our order, and Spearman's rank correlation
+    between our order and the study's over the models both rank
+    (``records.ranking_agreement``), with the validation correlation beside it when
+    both rankings exist. Every number comes from ``ranking``.
+
+    Args:
+        ranking: :func:`model_ranking` (or ``records.margin_ranking``) output.
+        pages: model -> step page stem, for linked labels.
+
+    Returns:
+        An ``IPython.display.Markdown`` bullet list (one bullet per factor); a
+        sentence when nothing is ranked.
+    """
+    if ranking.empty:
+        return report.markdown(NO_RANKING)
+    agreement = records.ranking_agreement(ranking).set_index(["ranking", "scale"])
+    names = list(dict.fromkeys(ranking["ranking"]))
+    study_best = linked_label(ORIGINAL_BEST, pages)
+    bullets = []
+    for factor in sorted(ranking["scale"].unique()):
+        at = ranking[ranking["scale"] == factor]
+        main = next(n for n in names if (at["ranking"] == n).any())
+        rows = at[at["ranking"] == main]
+        first = rows.iloc[0]
+        place = (
+            f"ranks first of {len(rows)}"
+            if len(rows) > 1
+            else "is the only model ranked"
+        )
+        text = (
+            f"- **x{factor}** ({RANKING_WORDS.get(main, main)}): "
+            f"{linked_label(str(first['model']), pages)} {place}, "
+            f"{first['psnr_margin']:+.2f} dB against bicubic in PSNR"
+        )
+        best_rows = rows[rows["model"] == ORIGINAL_BEST]
+        if str(first["model"]) == ORIGINAL_BEST:
+            text += f"; {study_best} is the study's best model too."
+        elif len(best_rows):
+            place = _ordinal(int(best_rows["rank"].iloc[0]))
+            text += f"; the study's best model, {study_best}, is {place} here."
+        else:
+            text += (
+                f"; the study's best model, {study_best}, has no x{factor} result "
+                f"{RANKING_PLACES.get(main, 'here')} in this run."
+            )
+        rho = agreement.loc[(main, factor)]
+        if pd.isna(rho["spearman"]):
+            text += (
+                f" Too few models ({int(rho['n_models'])}) are ranked by both, in "
+                "distinct places, to compare the two orders."
+            )
+        else:
+            text += (
+                f" Over the {int(rho['n_models'])} models both rank, Spearman's rank "
+                f"correlation between our order and the study's is "
+                f"{rho['spearman']:.2f}"
+            )
+            other = [n for n in names if n != main and (n, factor) in agreement.index]
+            for name in other:
+                extra = agreement.loc[(name, factor)]
+                if pd.notna(extra["spearman"]):
+                    text += (
+                        f" ({extra['spearman']:.2f} {RANKING_PLACES.get(name, name)}"
+                        f", over {int(extra['n_models'])} models)"
+                    )
+            text += "."
+        bullets.append(text)
+    return report.markdown("\n".join(bullets))
+
+
+def conclusions(
+    table: pd.DataFrame,
+    original: pd.DataFrame | None = None,
+    pages: dict[str, str] | None = None,
+):
+    """Sentences on a whole run: best models, bicubic, and the original report.
+
+    The original report's numbers were measured on other images (the study's own,
+    which its text does not name), so no sentence compares them with this run's as
+    if the data were the same.
+
+    Args:
+        table: ``srkit.records.collect_metrics`` output.
+        original: the original report's table; loaded when None.
+        pages: model -> step page stem; when given, models are named by their
+            linked reader labels (:func:`linked_label`).
+
+    Returns:
+        An ``IPython.display.Markdown`` bullet list whose numbers all come from
+        ``table`` and ``original``.
+    """
+    if original is None:
+        original = records.load_original_results()
+    bullets = []
+    models_only = table[table["model"] != "bicubic"]
+    for scale in sorted(models_only["scale"].unique()):
+        rows = models_only[models_only["scale"] == scale]
+        bicubic = table[(table["model"] == "bicubic") & (table["scale"] == scale)]
+        best = rows.sort_values("psnr", ascending=False).iloc[0]
+        best_ssim = rows.sort_values("ssim", ascending=False).iloc[0]
+        text = (
+            f"At {scale}x{scale}, the highest PSNR is {best['psnr']:.2f} dB "
+            f"({_name(best['model'], pages)}) and the highest SSIM "
+            f"{best_ssim['ssim']:.3f} ({_name(best_ssim['model'], pages)})."
+        )
+        if len(bicubic):
+            reference = float(bicubic["psnr"].iloc[0])
+            beaten = int((rows["psnr"] > reference).sum())
+            text += (
+                f" {beaten} of {len(rows)} models beat bicubic interpolation "
+                f"({reference:.2f} dB) on PSNR."
+            )
+        bullets.append("- " + text)
+    if len(original):
+        best = original.sort_values("psnr", ascending=False).iloc[0]
+        bullets.append(
+            f"- The original study measured its models on other data ({ORIGINAL_DATA})"
+            f"; its best PSNR there was {best['psnr']:.2f} dB "
+            f"({_name(best['model'], pages)} at "
+            f"{int(best['scale'])}x{int(best['scale'])}). Those numbers are a record "
+            "of that study, not a yardstick for the rows above, which come from "
+            "other images."
+        )
+    return report.markdown("\n".join(bullets))
