@@ -35,6 +35,7 @@ VERSION_PACKAGES = (
     "keras",
     "jax",
     "jaxlib",
+    "torch",
     "numpy",
     "pandas",
     "scipy",
