@@ -157,7 +157,7 @@ plots.best_worst_figure(
     results["simple_model_bilinear"].model,
     split.val,
     evaluations[1].per_image,
-    scale=144,
+    scale=2,
     k=2,
 )
 

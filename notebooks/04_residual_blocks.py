@@ -128,7 +128,7 @@ plots.learning_curves(result.history)
 # with a magnified crop of the same region in the prediction and in the target.
 
 # %%
-plots.best_worst_figure(result.model, split.val, evaluation.per_image, scale=288, k=2)
+plots.best_worst_figure(result.model, split.val, evaluation.per_image, scale=4, k=2)
 
 # %% [markdown]
 # The predictions for three fixed validation images after each evaluation interval

@@ -180,7 +180,7 @@ plots.learning_curves(result.history)
 # ranked by PSNR, with magnified crops.
 
 # %%
-plots.best_worst_figure(result.model, more.val, evaluation.per_image, scale=288, k=2)
+plots.best_worst_figure(result.model, more.val, evaluation.per_image, scale=4, k=2)
 
 # %% [markdown]
 # Predictions for three fixed validation images during the second round:

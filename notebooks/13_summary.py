@@ -139,10 +139,10 @@ plots.metric_bars(ours, metric="mae", original=original)
 # validation image, with a magnified region of prediction and target.
 
 # %%
-best_name = report.best_model(ours, scale=288)
+best_name = report.best_model(ours, scale=4)
 best_model = models.load(RUN.best_model(best_name))
 best_eval = evaluate.evaluate(best_model, split.val)
-plots.best_worst_figure(best_model, split.val, best_eval.per_image, scale=288, k=1)
+plots.best_worst_figure(best_model, split.val, best_eval.per_image, scale=4, k=1)
 
 # %% [markdown]
 # ## Training GIFs

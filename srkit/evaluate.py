@@ -33,9 +33,8 @@ from srkit.vocab import (
     FACTOR_OUTPUTS,
     HIGHER_IS_BETTER,
     METRICS,
-    MID_SIZE,
-    OUTPUT_SIDES,
-    SIDE_FACTORS,
+    OUTPUT_FACTORS,
+    OUTPUT_TARGETS,
 )
 
 #: Upscaling factors of the benchmark tables (the models' two outputs).
@@ -56,7 +55,9 @@ BENCHMARK_COLUMNS = [
     "ssim_margin",
 ]
 
+#: Columns of :attr:`Evaluation.table`; ``scale`` is the upscaling factor (2 or 4).
 TABLE_COLUMNS = ["model", "scale", *METRICS]
+#: Columns of :attr:`Evaluation.per_image`.
 PER_IMAGE_COLUMNS = ["model", "name", "index", "scale", *METRICS]
 
 
@@ -117,8 +118,8 @@ class Evaluation:
         model_name: the model's row name in every table.
         n_images: number of images scored.
         table: mean over images, columns ``model, scale, mse, mae, psnr, ssim``; for
-            each output scale (144 for ``low_upsample``, 288 for ``high_upsample``) a
-            model row followed by a ``bicubic`` row.
+            each output's upscaling factor (``scale`` 2 for ``low_upsample``, 4 for
+            ``high_upsample``) a model row followed by a ``bicubic`` row.
         per_image: the model's per-image values, columns
             ``model, name, index, scale, mse, mae, psnr, ssim`` (model rows only, so
             it has n_images x outputs rows; ``index`` is the position in the subset).
@@ -147,19 +148,15 @@ class Evaluation:
 
 def _scored_outputs(model) -> list[str]:
     if model is None:  # bicubic only: both scales
-        return list(OUTPUT_SIDES)
+        return list(OUTPUT_FACTORS)
     names = output_names(model)
-    scored = [name for name in OUTPUT_SIDES if name in names]
+    scored = [name for name in OUTPUT_FACTORS if name in names]
     if not scored:
         raise ValueError(
-            f"model {model.name!r} has none of the outputs {list(OUTPUT_SIDES)}; "
+            f"model {model.name!r} has none of the outputs {list(OUTPUT_FACTORS)}; "
             f"its outputs are {names}"
         )
     return scored
-
-
-def _target_of(subset, scale: int) -> np.ndarray:
-    return subset.y2 if scale == MID_SIZE else subset.y4
 
 
 def _check_subset(subset) -> int:
@@ -202,8 +199,8 @@ def evaluate(model, subset, batch_size: int = 8, name: str | None = None) -> Eva
 
     Predictions are made ``batch_size`` images at a time and scored at once, so only
     one batch of predictions is held in memory. Each output the model has is
-    scored: ``low_upsample`` against ``subset.y2`` (scale 144) and ``high_upsample``
-    against ``subset.y4`` (scale 288). The bicubic baseline upscales the same 72 px
+    scored: ``low_upsample`` against ``subset.y2`` (scale 2) and ``high_upsample``
+    against ``subset.y4`` (scale 4). The bicubic baseline upscales the same 72 px
     inputs by 2 or 4 (:func:`srkit.images.bicubic_upscale`) and is scored against
     the same targets. Predictions and bicubic images are clipped to [0, 1] first.
 
@@ -242,9 +239,10 @@ def evaluate(model, subset, batch_size: int = 8, name: str | None = None) -> Eva
         inputs = np.asarray(subset.x[start:stop], dtype=np.float32)
         predictions = {} if model is None else predict_batch(model, inputs)
         for output in outputs:
-            scale = OUTPUT_SIDES[output]
-            target = np.asarray(_target_of(subset, scale)[start:stop], np.float32)
-            bicubic = images.bicubic_upscale(inputs, SIDE_FACTORS[scale])
+            scale = OUTPUT_FACTORS[output]
+            target = getattr(subset, OUTPUT_TARGETS[output])[start:stop]
+            target = np.asarray(target, np.float32)
+            bicubic = images.bicubic_upscale(inputs, scale)
             scored = [(bicubic_parts, BICUBIC, bicubic)]
             if model is not None:
                 scored.insert(0, (model_parts, model_name, predictions[output]))
@@ -280,7 +278,7 @@ def evaluate(model, subset, batch_size: int = 8, name: str | None = None) -> Eva
 
 
 def best_worst(
-    per_image: pd.DataFrame, metric: str = "psnr", k: int = 3, scale: int = 144
+    per_image: pd.DataFrame, metric: str = "psnr", k: int = 3, scale: int = 2
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The k best and k worst images at one scale by one metric.
 
@@ -293,7 +291,7 @@ def best_worst(
             model's rows.
         metric: one of ``mse, mae, psnr, ssim``.
         k: how many images on each side (1 <= k <= images at that scale).
-        scale: 144 (x2) or 288 (x4).
+        scale: the upscaling factor, 2 (``low_upsample``) or 4 (``high_upsample``).
 
     Returns:
         (best, worst): DataFrames of k rows each, best first and worst first

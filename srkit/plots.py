@@ -35,7 +35,14 @@ from matplotlib.ticker import MaxNLocator
 
 from srkit import evaluate, metrics
 from srkit.images import bicubic_upscale
-from srkit.vocab import BICUBIC, LOW_SIZE, MID_SIZE, OUTPUT_SIDES
+from srkit.vocab import (
+    BICUBIC,
+    FACTOR_OUTPUTS,
+    OUTPUT_FACTORS,
+    OUTPUT_TARGETS,
+    output_side,
+    scale_label,
+)
 
 if TYPE_CHECKING:
     from pandas.io.formats.style import Styler
@@ -93,23 +100,6 @@ def _show(axes, image: np.ndarray, title: str | None = None) -> None:
     axes.set_yticks([])
     if title:
         axes.set_title(title, fontsize=9)
-
-
-def _scale_key(key) -> int:
-    """A prediction/target key (144, 288 or an output name) as the target side."""
-    if isinstance(key, str):
-        if key not in OUTPUT_SIDES:
-            raise ValueError(
-                f"unknown output {key!r}: use a target size (144, 288) or one of "
-                f"{list(OUTPUT_SIDES)}"
-            )
-        return OUTPUT_SIDES[key]
-    return int(key)
-
-
-def _scale_label(side: int, low_side: int) -> str:
-    factor = side / low_side
-    return f"x{factor:g} ({side} px)" if factor == int(factor) else f"{side} px"
 
 
 # ------------------------------------------------------------------------ data
@@ -245,7 +235,7 @@ def best_worst_figure(
     subset,
     best: pd.DataFrame,
     worst: pd.DataFrame | None = None,
-    scale: int = 144,
+    scale: int = 2,
     k: int = 3,
     metric: str = "psnr",
     zoom: bool = True,
@@ -268,7 +258,7 @@ def best_worst_figure(
         best: best rows (columns ``index``, ``psnr``, ``ssim``, usually ``name``), or
             the whole per-image table when ``worst`` is None.
         worst: worst rows, or None.
-        scale: 144 (``low_upsample``, x2) or 288 (``high_upsample``, x4).
+        scale: the upscaling factor, 2 (``low_upsample``) or 4 (``high_upsample``).
         k: images on each side when choosing here, capped at half the images
             (:func:`capped_k`) so no image is both a best and a worst one.
         metric: ranking metric when choosing here (``psnr``, ``ssim``, ``mse``,
@@ -281,28 +271,28 @@ def best_worst_figure(
     Raises:
         ValueError: on an unknown scale, a model without that output, or empty tables.
     """
-    outputs = {side: name for name, side in OUTPUT_SIDES.items()}
-    if scale not in outputs:
-        raise ValueError(f"scale must be one of {sorted(outputs)}, got {scale!r}")
+    if scale not in FACTOR_OUTPUTS:
+        raise ValueError(
+            f"scale must be one of {sorted(FACTOR_OUTPUTS)}, got {scale!r}"
+        )
     chosen = _best_worst_rows(best, worst, scale, k, metric)
     indices = [int(row["index"]) for _, row in chosen]
     predictions = evaluate.predict_images(model, subset, indices)
-    output = outputs[scale]
+    output = FACTOR_OUTPUTS[scale]
     if output not in predictions:
         raise ValueError(
             f"model {model.name!r} has no output {output!r} for scale {scale}; "
             f"its outputs are {sorted(predictions)}"
         )
-    factor = scale // LOW_SIZE
     inputs = np.asarray(subset.x, dtype=np.float32)[indices]
-    targets = np.asarray(subset.y2 if scale == MID_SIZE else subset.y4)[indices]
-    bicubic = np.clip(bicubic_upscale(inputs, factor), 0.0, 1.0)
+    targets = np.asarray(getattr(subset, OUTPUT_TARGETS[output]))[indices]
+    bicubic = np.clip(bicubic_upscale(inputs, scale), 0.0, 1.0)
     bicubic_scores = metrics.image_metrics(targets, bicubic).to_dict("records")
     columns = [
         (f"input\n{inputs.shape[1]} px", inputs),
-        (f"bicubic x{factor}", bicubic),
-        (f"prediction x{factor}", predictions[output]),
-        (f"target\n{scale} px", targets),
+        (f"bicubic x{scale}", bicubic),
+        (f"prediction x{scale}", predictions[output]),
+        (f"target\n{targets.shape[1]} px", targets),
     ]
     if zoom:
         columns += [("prediction\nzoom", None), ("target\nzoom", None)]
@@ -314,7 +304,7 @@ def best_worst_figure(
     for line, (kind, row) in enumerate(chosen):
         ranks[kind] += 1
         prediction, target = predictions[output][line], targets[line]
-        size = max(scale // 4, 1)
+        size = max(target.shape[0] // 4, 1)  # a quarter of the target's side
         top, left = _worst_window(prediction, target, size)
         crops = [
             image[top : top + size, left : left + size]
@@ -332,7 +322,7 @@ def best_worst_figure(
             if zoom and 1 <= column <= 3:
                 _outline(axes, top, left, size)
             elif zoom and column == 0:
-                _outline(axes, top / factor, left / factor, size / factor)
+                _outline(axes, top / scale, left / scale, size / scale)
         name = row.get("name", row["index"])
         grid[line, 0].set_ylabel(
             f"{kind} {ranks[kind]}\n{name}",
@@ -341,7 +331,7 @@ def best_worst_figure(
             va="center",
             fontsize=9,
         )
-    figure.suptitle(f"{model.name}: best and worst validation images at x{factor}")
+    figure.suptitle(f"{model.name}: best and worst validation images at x{scale}")
     return figure
 
 
@@ -449,7 +439,7 @@ def _history_panels(columns) -> list[tuple[str | None, str, str, str | None]]:
             if match:
                 panels.append((match["output"], match["metric"], None, key))
     order = list(METRIC_LABELS)
-    outputs = list(OUTPUT_SIDES)
+    outputs = list(OUTPUT_FACTORS)
     return sorted(
         panels,
         key=lambda p: (
@@ -605,19 +595,19 @@ REGIME_COLUMNS = ["regime", "label", "scale", "step", "psnr", "bicubic", "margin
 
 
 def _bicubic_psnr(bicubic) -> dict[int, float]:
-    """Bicubic's validation PSNR (dB) by target side, from a table or a mapping."""
+    """Bicubic's validation PSNR (dB) by upscaling factor, from a table or a mapping."""
     if isinstance(bicubic, pd.DataFrame):
         missing = {"model", "scale", "psnr"} - set(bicubic.columns)
         if missing:
             raise ValueError(f"bicubic table lacks the columns {sorted(missing)}")
         rows = bicubic[bicubic["model"] == BICUBIC]
         pairs = zip(rows["scale"], rows["psnr"], strict=True)
-        return {int(side): float(value) for side, value in pairs}
-    return {int(side): float(value) for side, value in dict(bicubic).items()}
+        return {int(scale): float(value) for scale, value in pairs}
+    return {int(scale): float(value) for scale, value in dict(bicubic).items()}
 
 
 def _regime_outputs(histories: Mapping[str, pd.DataFrame]) -> list[str]:
-    """The outputs (in OUTPUT_SIDES order) whose validation PSNR some history logs."""
+    """The outputs (in OUTPUT_FACTORS order) whose validation PSNR some history logs."""
     if not histories:
         raise ValueError("histories is empty: pass one history per regime")
     for regime, history in histories.items():
@@ -625,13 +615,13 @@ def _regime_outputs(histories: Mapping[str, pd.DataFrame]) -> list[str]:
             raise ValueError(f"the history of {regime!r} is empty")
     outputs = [
         output
-        for output in OUTPUT_SIDES
+        for output in OUTPUT_FACTORS
         if any(f"val_{output}_psnr" in h.columns for h in histories.values())
     ]
     if not outputs:
         raise ValueError(
             "no history has a per-output validation PSNR column "
-            f"({', '.join(f'val_{o}_psnr' for o in OUTPUT_SIDES)})"
+            f"({', '.join(f'val_{o}_psnr' for o in OUTPUT_FACTORS)})"
         )
     return outputs
 
@@ -644,29 +634,29 @@ def regime_finals(
     Args:
         histories: regime (``"bicubic"``, ``"none"`` or any label) -> training
             history (``FitResult.history``) with ``val_<output>_psnr`` columns.
-        bicubic: bicubic interpolation's validation PSNR in dB by target side
-            (144, 288), or a table with ``model, scale, psnr`` columns whose
+        bicubic: bicubic interpolation's validation PSNR in dB by upscaling factor
+            (2, 4), or a table with ``model, scale, psnr`` columns whose
             ``bicubic`` rows give it (``Evaluation.table``).
 
     Returns:
         A DataFrame with the columns :data:`REGIME_COLUMNS`, one row per regime and
         output the history has: ``label`` (:data:`REGIME_LABELS`, else the
-        regime), ``scale`` (target side), ``step`` (of the history's last row),
-        ``psnr`` (its validation PSNR), ``bicubic`` and ``margin`` (psnr - bicubic,
-        dB).
+        regime), ``scale`` (the output's factor), ``step`` (of the history's last
+        row), ``psnr`` (its validation PSNR), ``bicubic`` and ``margin`` (psnr -
+        bicubic, dB).
 
     Raises:
         ValueError: for no or empty histories, none with a per-output validation
-            PSNR, or no bicubic value for an output's side.
+            PSNR, or no bicubic value for an output's factor.
     """
     outputs = _regime_outputs(histories)
     baseline = _bicubic_psnr(bicubic)
     rows = []
     for output in outputs:
-        side = OUTPUT_SIDES[output]
-        if side not in baseline:
+        scale = OUTPUT_FACTORS[output]
+        if scale not in baseline:
             raise ValueError(
-                f"no bicubic PSNR for {side} px; bicubic gives {sorted(baseline)}"
+                f"no bicubic PSNR for x{scale}; bicubic gives {sorted(baseline)}"
             )
         for regime, history in histories.items():
             key = f"val_{output}_psnr"
@@ -678,11 +668,11 @@ def regime_finals(
                 {
                     "regime": regime,
                     "label": REGIME_LABELS.get(regime, str(regime)),
-                    "scale": side,
+                    "scale": scale,
                     "step": int(positions[-1]),
                     "psnr": value,
-                    "bicubic": baseline[side],
-                    "margin": value - baseline[side],
+                    "bicubic": baseline[scale],
+                    "margin": value - baseline[scale],
                 }
             )
     return pd.DataFrame(rows, columns=REGIME_COLUMNS)
@@ -708,7 +698,7 @@ def regime_curves(
         histories: regime -> training history, in legend order; the keys
             ``"bicubic"`` and ``"none"`` (``srkit.models.build``'s ``skip``) are
             labelled with :data:`REGIME_LABELS`, other keys as they are.
-        bicubic: bicubic's validation PSNR in dB by target side (144, 288), or
+        bicubic: bicubic's validation PSNR in dB by upscaling factor (2, 4), or
             ``Evaluation.table`` (its ``bicubic`` rows).
         title: the figure title; a default names the comparison.
 
@@ -720,16 +710,16 @@ def regime_curves(
     """
     outputs = _regime_outputs(histories)
     baseline = _bicubic_psnr(bicubic)
-    missing = [OUTPUT_SIDES[o] for o in outputs if OUTPUT_SIDES[o] not in baseline]
+    missing = [OUTPUT_FACTORS[o] for o in outputs if OUTPUT_FACTORS[o] not in baseline]
     if missing:
         raise ValueError(
-            f"no bicubic PSNR for {missing} px; bicubic gives {sorted(baseline)}"
+            f"no bicubic PSNR for scales {missing}; bicubic gives {sorted(baseline)}"
         )
     figure = _figure(WIDTH_INCHES, 3.4)
     grid = figure.subplots(1, len(outputs), squeeze=False)
     for column, output in enumerate(outputs):
         axes = grid[0, column]
-        side = OUTPUT_SIDES[output]
+        scale = OUTPUT_FACTORS[output]
         label = "optimizer step"
         ends = []
         for regime, history in histories.items():
@@ -751,12 +741,12 @@ def regime_curves(
             ends += [float(np.min(positions)), float(np.max(positions))]
         # thinner than the curves, so one that sits on bicubic still shows
         axes.axhline(
-            baseline[side], color="k", linestyle="--", linewidth=1.2, label="bicubic"
+            baseline[scale], color="k", linestyle="--", linewidth=1.2, label="bicubic"
         )
         low, high = min(ends), max(ends)
         pad = (high - low) * 0.05 if high > low else 0.5
         axes.set_xlim(low - pad, high + pad)
-        axes.set_title(_scale_label(side, LOW_SIZE), fontsize=10)
+        axes.set_title(scale_label(scale), fontsize=10)
         axes.set_xlabel(label, fontsize=9)
         axes.set_ylabel("validation PSNR (dB)", fontsize=9)
         if high > low:
@@ -851,7 +841,7 @@ def metric_bars(
             axes.set_xlim(np.floor(values.min()) - 1.0, np.ceil(values.max()) + 1.0)
         elif values.size:
             axes.set_xlim(0, values.max() * 1.15)
-        axes.set_title(f"{scale} px output (x{scale // 72})", fontsize=10)
+        axes.set_title(f"{output_side(scale)} px output (x{scale})", fontsize=10)
         axes.set_xlabel(label)
         axes.grid(axis="x", alpha=0.3)
     grid[0, 0].set_yticks(positions, names, fontsize=8)

@@ -35,10 +35,17 @@ from srkit.evaluate import (
     benchmark_summary,
 )
 from srkit.layout import METRICS_FILE, RunFolder
-from srkit.vocab import BICUBIC, METRICS, SIDE_FACTORS
+from srkit.vocab import BICUBIC, METRICS
 
-#: Version of the ``metrics.json`` layout written by :func:`write_metrics`.
-SCHEMA_VERSION = 1
+#: Version of the ``metrics.json`` layout written by :func:`write_metrics`. In
+#: version 2 every ``scale`` is the upscaling factor (2, 4). Version 1 stored the
+#: output side in pixels (144, 288) as the ``scale`` of the validation scores and
+#: summary rows; :func:`read_metrics` still reads it (:data:`V1_SIDE_SCALES`).
+SCHEMA_VERSION = 2
+#: Versions :func:`read_metrics` reads.
+READ_VERSIONS = (1, SCHEMA_VERSION)
+#: Version-1 records only: the output side stored as ``scale`` -> the factor.
+V1_SIDE_SCALES = {144: 2, 288: 4}
 
 #: Keys of the per-model information stored in ``metrics.json`` (None when unknown).
 INFO_KEYS = (
@@ -147,10 +154,10 @@ def write_metrics(
 ) -> Path:
     """Write a step's ``metrics.json`` atomically (temporary file, then rename).
 
-    Schema (``schema_version`` 1)::
+    Schema (``schema_version`` 2; ``scale`` is the upscaling factor, 2 or 4)::
 
         {
-          "schema_version": 1,
+          "schema_version": 2,
           "step": "05",                       # step id or notebook stem
           "params": {...},                    # resolved parameters of the step
           "extra": {...},                     # free-form notes (may be empty)
@@ -161,9 +168,9 @@ def write_metrics(
               "loss": "mae", "steps": 400, "n_train": 80, "n_val": 20,
               "train_images_per_s": 12.3, "wall_time_s": 45.6,
               "vgg_weights": null, "precision": "float32",   # None when unknown
-              "metrics": [{"scale": 144, "mse": ..., "mae": ..., "psnr": ...,
+              "metrics": [{"scale": 2, "mse": ..., "mae": ..., "psnr": ...,
                            "ssim": ...}, ...],
-              "bicubic": [{"scale": 144, ...}, ...]
+              "bicubic": [{"scale": 2, ...}, ...]
             }
           ]
         }
@@ -362,18 +369,52 @@ def _check_scores(scores, where: str) -> None:
             raise ValueError(f"{where}: an entry lacks the keys {sorted(missing)}")
 
 
+def _upgrade_v1(document: dict, path: Path) -> dict:
+    """A version-1 document in the version-2 layout, changed in place.
+
+    Version 1 stored the output side in pixels (144, 288) as the ``scale`` of each
+    model's ``metrics`` and ``bicubic`` scores and of the ``summary`` rows; those
+    become the factor (2, 4) and ``schema_version`` becomes 2. The benchmark rows
+    already held the factor, and nothing else differs.
+    """
+    rows = [
+        score
+        for record in document["models"]
+        for key in ("metrics", "bicubic")
+        for score in record[key]
+    ]
+    summary = document.get("summary")
+    if isinstance(summary, list):
+        rows += [row for row in summary if isinstance(row, dict) and "scale" in row]
+    for row in rows:
+        side = row["scale"]
+        if side not in V1_SIDE_SCALES:
+            raise ValueError(
+                f"metrics file {str(path)!r} (schema_version 1) has scale {side!r}; "
+                f"version 1 stores the output side, one of {list(V1_SIDE_SCALES)}"
+            )
+        row["scale"] = V1_SIDE_SCALES[side]
+    document["schema_version"] = SCHEMA_VERSION
+    return document
+
+
 def read_metrics(path) -> dict:
     """Read and validate a ``metrics.json`` written by :func:`write_metrics`.
+
+    A version-1 file (written before ``scale`` was the factor everywhere) is read
+    too: its ``scale`` values 144 and 288 come back as 2 and 4, and its
+    ``schema_version`` as 2, so every reader sees one layout.
 
     Args:
         path: the file.
 
     Returns:
-        The document as a dict (see :func:`write_metrics` for the schema).
+        The document as a dict in the current layout (see :func:`write_metrics`
+        for the schema).
 
     Raises:
-        ValueError: naming the file, when it is missing, not JSON, of another
-            ``schema_version`` or lacks required keys.
+        ValueError: naming the file, when it is missing, not JSON, of a
+            ``schema_version`` other than 1 or 2, or lacks required keys.
     """
     path = Path(path)
     if not path.is_file():
@@ -387,10 +428,10 @@ def read_metrics(path) -> dict:
     if not isinstance(document, dict):
         raise ValueError(f"metrics file {str(path)!r} does not hold a JSON object")
     version = document.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READ_VERSIONS:
         raise ValueError(
             f"metrics file {str(path)!r} has schema_version {version!r}; this srkit "
-            f"reads version {SCHEMA_VERSION}: rerun the step to rewrite it"
+            f"reads versions {list(READ_VERSIONS)}: rerun the step to rewrite it"
         )
     missing = {"step", "models"} - set(document)
     if missing:
@@ -406,6 +447,8 @@ def read_metrics(path) -> dict:
             raise ValueError(f"{where} lacks the keys {sorted(missing)}")
         _check_scores(record["metrics"], f"{where}.metrics")
         _check_scores(record["bicubic"], f"{where}.bicubic")
+    if version == 1:
+        return _upgrade_v1(document, path)
     return document
 
 
@@ -428,8 +471,9 @@ def collect_metrics(run_dir, bicubic: str = "last") -> pd.DataFrame:
     Returns:
         DataFrame with columns ``step, model, scale, mse, mae, psnr, ssim, loss,
         steps, n_train`` then ``n_val, n_images, train_images_per_s, wall_time_s,
-        vgg_weights, precision``: one row per model and scale, model rows in file
-        order, then the bicubic rows.
+        vgg_weights, precision``: one row per model and scale (the factor, 2 or 4,
+        also for version-1 files), model rows in file order, then the bicubic
+        rows.
 
     Raises:
         ValueError: for a missing run folder, no metrics files, an invalid file, or
@@ -496,7 +540,9 @@ def load_original_results() -> pd.DataFrame:
     """The original report's results table (the only typed-in numbers).
 
     Read from the package file ``srkit/reference/original_results.csv``, a copy of
-    the report's table: mean validation metrics of each model and output scale.
+    the report's table: mean validation metrics of each model and output. The
+    report labels its rows by output side (144, 288 px); the file stores the
+    upscaling factor (2, 4) as ``scale``, the numbers as the report gives them.
 
     Returns:
         DataFrame with columns ``model, scale, mse, mae, psnr, ssim, source``;
@@ -599,13 +645,12 @@ def _validation_margins(per_step: pd.DataFrame) -> dict[int, pd.Series]:
     rows = per_step[~is_bicubic].drop_duplicates(["model", "scale"], keep="last")
     rows = rows.merge(baseline, on=["step", "scale"], how="left")
     rows = rows.assign(
-        factor=rows["scale"].astype(np.int64).map(SIDE_FACTORS),
-        margin=rows["psnr"].astype(np.float64) - rows["base"].astype(np.float64),
+        margin=rows["psnr"].astype(np.float64) - rows["base"].astype(np.float64)
     )
     margins = {}
-    for factor in sorted(rows["factor"].dropna().unique()):
-        at = rows[rows["factor"] == factor]
-        margins[int(factor)] = pd.Series(
+    for scale in sorted(rows["scale"].dropna().unique()):
+        at = rows[rows["scale"] == scale]
+        margins[int(scale)] = pd.Series(
             at["margin"].to_numpy(), index=at["model"].astype(str)
         )
     return margins
@@ -617,11 +662,11 @@ def _benchmark_margins(bench: pd.DataFrame) -> dict[int, pd.Series]:
         ["set", "scale", "model"], keep="last"
     )
     margins = {}
-    for factor in sorted(rows["scale"].dropna().unique()):
-        at = rows[rows["scale"] == factor]
+    for scale in sorted(rows["scale"].dropna().unique()):
+        at = rows[rows["scale"] == scale]
         n_sets = at["set"].nunique()
         stats = at.groupby("model", sort=False)["psnr_margin"].agg(["mean", "count"])
-        margins[int(factor)] = stats["mean"].where(stats["count"] == n_sets)
+        margins[int(scale)] = stats["mean"].where(stats["count"] == n_sets)
     return margins
 
 
@@ -678,19 +723,18 @@ def margin_ranking(
     )
     study = study[study["psnr"].notna()]
     parts = []
-    for name, by_factor in rankings.items():
-        for factor, margins in by_factor.items():
+    for name, by_scale in rankings.items():
+        for scale, margins in by_scale.items():
             table = _ranked(margins)
             if table.empty:
                 continue
-            sizes = [s for s, f in SIDE_FACTORS.items() if f == factor]
-            at = study[study["scale"].isin(sizes)]
+            at = study[study["scale"] == scale]
             study_ranks = pd.Series(
                 at["psnr"].rank(ascending=False, method="min").to_numpy(),
                 index=at["model"].astype(str),
             )
             table["study_rank"] = table["model"].map(study_ranks).astype("Int64")
-            table.insert(0, "scale", np.int64(factor))
+            table.insert(0, "scale", np.int64(scale))
             table.insert(0, "ranking", name)
             parts.append(table)
     if not parts:
@@ -733,12 +777,12 @@ def ranking_agreement(ranking: pd.DataFrame) -> pd.DataFrame:
     """
     rows = []
     groups = ranking.groupby(["ranking", "scale"], sort=False)
-    for (name, factor), group in groups:
+    for (name, scale), group in groups:
         shared = group[group["study_rank"].notna()]
         rows.append(
             {
                 "ranking": name,
-                "scale": int(factor),
+                "scale": int(scale),
                 "n_models": len(shared),
                 "spearman": _spearman(
                     -shared["psnr_margin"].to_numpy(dtype=np.float64),

@@ -23,7 +23,7 @@ import pandas as pd
 
 import srkit
 from srkit import environment, layout, metrics, models, plots, records
-from srkit.vocab import BICUBIC, LOW_SIZE, METRICS, OUTPUT_NAMES
+from srkit.vocab import BICUBIC, METRICS, OUTPUT_NAMES, output_side, scale_label
 
 
 def project_root(start: str | os.PathLike | None = None) -> Path | None:
@@ -217,7 +217,8 @@ def results_table(evaluations, original: pd.DataFrame | None = None) -> pd.DataF
             (``srkit.records.load_original_results``); loaded when None.
 
     Returns:
-        A DataFrame indexed by (scale, source, model) with the four metric columns.
+        A DataFrame indexed by (output, source, model) with the four metric columns.
+        ``output`` names the factor and side (``"x2 (144 px)"``, in that order);
         ``source`` is ``this run``, ``bicubic`` or ``original report``.
     """
     if not isinstance(evaluations, list | tuple):
@@ -244,7 +245,8 @@ def results_table(evaluations, original: pd.DataFrame | None = None) -> pd.DataF
         ["scale", "source", "model"],
         key=lambda c: c.map(order) if c.name == "source" else c,
     )
-    return frame.set_index(["scale", "source", "model"]).round(
+    frame.insert(0, "output", frame.pop("scale").map(scale_label))
+    return frame.set_index(["output", "source", "model"]).round(
         {"mse": 5, "mae": 4, "psnr": 2, "ssim": 4}
     )
 
@@ -329,6 +331,8 @@ def model_table(model) -> pd.DataFrame:
 
 
 def _gain_sentence(model: str, scale: int, ours: dict, bicubic: dict) -> str:
+    """One model against bicubic at one upscaling factor (``scale`` 2 or 4)."""
+    side = output_side(scale)
     gain = ours["psnr"] - bicubic["psnr"]
     ssim_gain = ours["ssim"] - bicubic["ssim"]
     if gain > 0:
@@ -336,7 +340,7 @@ def _gain_sentence(model: str, scale: int, ours: dict, bicubic: dict) -> str:
     else:
         verdict = f"{-gain:.2f} dB below"
     return (
-        f"At {scale}x{scale}, `{model}` reaches {ours['psnr']:.2f} dB PSNR and SSIM "
+        f"At {side}x{side}, `{model}` reaches {ours['psnr']:.2f} dB PSNR and SSIM "
         f"{ours['ssim']:.3f}: {verdict} bicubic interpolation ({bicubic['psnr']:.2f} "
         f"dB), with an SSIM difference of {ssim_gain:+.3f}."
     )
@@ -442,7 +446,7 @@ def regime_takeaways(histories, bicubic):
     Args:
         histories: regime (``"bicubic"``, ``"none"`` as in
             ``srkit.models.build(skip=...)``, or any label) -> ``FitResult.history``.
-        bicubic: bicubic's validation PSNR in dB by target side (144, 288), or
+        bicubic: bicubic's validation PSNR in dB by upscaling factor (2, 4), or
             ``Evaluation.table`` (its ``bicubic`` rows).
 
     Returns:
@@ -469,7 +473,7 @@ def regime_takeaways(histories, bicubic):
         plural = "" if each or steps[0] == 1 else "s"
         after = "" if each else f" after {steps[0]} optimizer step{plural}"
         text = (
-            f"- At x{scale // LOW_SIZE} ({scale} px){after}, bicubic "
+            f"- At {scale_label(scale)}{after}, bicubic "
             f"interpolation gives {rows['bicubic'].iloc[0]:.2f} dB validation PSNR; "
             + "; ".join(parts)
             + "."
@@ -545,12 +549,12 @@ def metric_agreement(y_true: np.ndarray, y_pred: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def best_model(table: pd.DataFrame, scale: int = 288, metric: str = "psnr") -> str:
+def best_model(table: pd.DataFrame, scale: int = 4, metric: str = "psnr") -> str:
     """Name of the model with the best mean ``metric`` at ``scale`` in a run.
 
     Args:
         table: ``srkit.records.collect_metrics`` output (bicubic rows are ignored).
-        scale: output size, 144 or 288.
+        scale: the upscaling factor, 2 or 4.
         metric: one of ``METRICS``; lower wins for mse and mae.
 
     Returns:

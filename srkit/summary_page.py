@@ -15,13 +15,11 @@ from __future__ import annotations
 import pandas as pd
 
 from srkit import models, records, report
+from srkit.vocab import output_side
 
 #: The data behind the original report's numbers: its own validation images, 288 px
 #: photos that its text does not name (our full profile's VOC 2007 is our choice).
 ORIGINAL_DATA = "288 px images that its text does not name"
-
-#: Benchmark scale factor -> the validation output size of the same factor.
-SCALE_SIZES = {2: 144, 4: 288}
 
 #: What the original study found, in the words of its own table (checked
 #: against ``srkit.records.load_original_results`` by the tests).
@@ -87,7 +85,7 @@ def _best_by_scale(rows: pd.DataFrame, value: str) -> dict[int, tuple[str, float
 
 
 def _margins_on_validation(table: pd.DataFrame) -> pd.DataFrame:
-    """Validation rows with ``psnr_margin``: each model minus bicubic at its size."""
+    """Validation rows with ``psnr_margin``: each model minus bicubic at its scale."""
     bicubic = table[table["model"] == "bicubic"].groupby("scale")["psnr"].mean()
     rows = table[(table["model"] != "bicubic") & table["scale"].isin(bicubic.index)]
     return rows.assign(psnr_margin=rows["psnr"] - rows["scale"].map(bicubic))
@@ -129,19 +127,17 @@ def headline(
     scored = bench[bench["model"] != "bicubic"] if len(bench) else bench
     if len(scored):
         where = "over the benchmark sets " + ", ".join(dict.fromkeys(scored["set"]))
-        rows, factor = scored, {int(s): int(s) for s in scored["scale"].unique()}
+        rows = scored
     else:
         where = "over our validation images; this run has no benchmark result"
         rows = _margins_on_validation(ours)
-        sizes = {size: factor for factor, size in SCALE_SIZES.items()}
-        factor = {int(s): sizes.get(int(s), int(s)) for s in rows["scale"].unique()}
     best = _best_by_scale(rows, "psnr_margin")
     bullets = []
     for scale, (name, margin) in best.items():
-        side = "above" if margin > 0 else "below"
+        above = "above" if margin > 0 else "below"
         bullets.append(
-            f"- **Best at x{factor[scale]}:** {linked_label(name, pages)}, "
-            f"{abs(margin):.2f} dB {side} bicubic interpolation in PSNR "
+            f"- **Best at x{scale}:** {linked_label(name, pages)}, "
+            f"{abs(margin):.2f} dB {above} bicubic interpolation in PSNR "
             f"(mean {where})."
         )
     results = [
@@ -151,11 +147,11 @@ def headline(
     if len(in_run):
         mean = in_run.groupby("model", sort=False)["psnr_margin"].mean()
         winner = str(mean.sort_values(ascending=False, kind="stable").index[0])
-        side = "above" if mean[winner] > 0 else "below"
+        above = "above" if mean[winner] > 0 else "below"
         bullets.append(
             f"- **Best loss:** `{models.MODEL_INFO[winner]['loss']}`, the loss of "
             f"{linked_label(winner, pages)}, the result model (R1-R4) with the "
-            f"largest mean PSNR margin: {abs(mean[winner]):.2f} dB {side} bicubic."
+            f"largest mean PSNR margin: {abs(mean[winner]):.2f} dB {above} bicubic."
         )
     study = _best_by_scale(original, "psnr")
     study_names = {name for name, _ in study.values()}
@@ -163,18 +159,15 @@ def headline(
         study_text = f"{short_label(next(iter(study_names)))} best at both scales"
     else:
         study_text = ", ".join(
-            f"{short_label(n)} best at {s}x{s}" for s, (n, _) in study.items()
+            f"{short_label(n)} best at {output_side(s)}x{output_side(s)}"
+            for s, (n, _) in study.items()
         )
-    ours_by_factor = {factor[s]: n for s, (n, _) in best.items()}
-    study_by_factor = {
-        f: study[size][0] for f, size in SCALE_SIZES.items() if size in study
-    }
-    shared = [f for f in study_by_factor if f in ours_by_factor]
-    agree = [f for f in shared if ours_by_factor[f] == study_by_factor[f]]
+    shared = [s for s in study if s in best]
+    agree = [s for s in shared if best[s][0] == study[s][0]]
     if shared and len(agree) == len(shared):
         verdict = "This run agrees."
     elif agree:
-        verdict = "This run agrees at " + ", ".join(f"x{f}" for f in agree) + " only."
+        verdict = "This run agrees at " + ", ".join(f"x{s}" for s in agree) + " only."
     else:
         verdict = "This run does not agree."
     bullets.append(
@@ -240,12 +233,13 @@ def validation_tables(
     blocks = []
     for scale in sorted(comparison["scale"].unique()):
         rows = comparison[comparison["scale"] == scale]
+        side = output_side(scale)
         header = ["model"]
         for metric in metrics:
             header += [metric.upper(), "bicubic"]
         header += [f"{metric.upper()} study" for metric in metrics]
         lines = [
-            f"**{scale}x{scale}** (x{scale // 72}), validation images",
+            f"**{side}x{side}** (x{scale}), validation images",
             "",
             "| " + " | ".join(header) + " |",
             "|---|" + "---:|" * (len(header) - 1),
@@ -477,8 +471,8 @@ def ranking_tables(ranking: pd.DataFrame, pages: dict[str, str] | None = None):
     names = list(dict.fromkeys(ranking["ranking"]))
     short = {records.BENCHMARK_RANKING: "sets", records.VALIDATION_RANKING: "val."}
     blocks = []
-    for factor in sorted(ranking["scale"].unique()):
-        at = ranking[ranking["scale"] == factor]
+    for scale in sorted(ranking["scale"].unique()):
+        at = ranking[ranking["scale"] == scale]
         order = list(dict.fromkeys(at["model"]))  # first ranking first, by rank
         header = ["model"]
         for name in names:
@@ -491,7 +485,7 @@ def ranking_tables(ranking: pd.DataFrame, pages: dict[str, str] | None = None):
             f"{short.get(n, n)}: {RANKING_WORDS.get(n, n)}" for n in names
         )
         lines = [
-            f"**x{factor}**: rank by PSNR margin over bicubic ({sources})",
+            f"**x{scale}**: rank by PSNR margin over bicubic ({sources})",
             "",
             "| " + " | ".join(header) + " |",
             "|---|" + "---:|" * (len(header) - 1),
@@ -536,8 +530,8 @@ def ranking_sentences(ranking: pd.DataFrame, pages: dict[str, str] | None = None
     names = list(dict.fromkeys(ranking["ranking"]))
     study_best = linked_label(ORIGINAL_BEST, pages)
     bullets = []
-    for factor in sorted(ranking["scale"].unique()):
-        at = ranking[ranking["scale"] == factor]
+    for scale in sorted(ranking["scale"].unique()):
+        at = ranking[ranking["scale"] == scale]
         main = next(n for n in names if (at["ranking"] == n).any())
         rows = at[at["ranking"] == main]
         first = rows.iloc[0]
@@ -547,7 +541,7 @@ def ranking_sentences(ranking: pd.DataFrame, pages: dict[str, str] | None = None
             else "is the only model ranked"
         )
         text = (
-            f"- **x{factor}** ({RANKING_WORDS.get(main, main)}): "
+            f"- **x{scale}** ({RANKING_WORDS.get(main, main)}): "
             f"{linked_label(str(first['model']), pages)} {place}, "
             f"{first['psnr_margin']:+.2f} dB against bicubic in PSNR"
         )
@@ -559,10 +553,10 @@ def ranking_sentences(ranking: pd.DataFrame, pages: dict[str, str] | None = None
             text += f"; the study's best model, {study_best}, is {place} here."
         else:
             text += (
-                f"; the study's best model, {study_best}, has no x{factor} result "
+                f"; the study's best model, {study_best}, has no x{scale} result "
                 f"{RANKING_PLACES.get(main, 'here')} in this run."
             )
-        rho = agreement.loc[(main, factor)]
+        rho = agreement.loc[(main, scale)]
         if pd.isna(rho["spearman"]):
             text += (
                 f" Too few models ({int(rho['n_models'])}) are ranked by both, in "
@@ -574,9 +568,9 @@ def ranking_sentences(ranking: pd.DataFrame, pages: dict[str, str] | None = None
                 f"correlation between our order and the study's is "
                 f"{rho['spearman']:.2f}"
             )
-            other = [n for n in names if n != main and (n, factor) in agreement.index]
+            other = [n for n in names if n != main and (n, scale) in agreement.index]
             for name in other:
-                extra = agreement.loc[(name, factor)]
+                extra = agreement.loc[(name, scale)]
                 if pd.notna(extra["spearman"]):
                     text += (
                         f" ({extra['spearman']:.2f} {RANKING_PLACES.get(name, name)}"
@@ -617,8 +611,9 @@ def conclusions(
         bicubic = table[(table["model"] == "bicubic") & (table["scale"] == scale)]
         best = rows.sort_values("psnr", ascending=False).iloc[0]
         best_ssim = rows.sort_values("ssim", ascending=False).iloc[0]
+        side = output_side(scale)
         text = (
-            f"At {scale}x{scale}, the highest PSNR is {best['psnr']:.2f} dB "
+            f"At {side}x{side}, the highest PSNR is {best['psnr']:.2f} dB "
             f"({_name(best['model'], pages)}) and the highest SSIM "
             f"{best_ssim['ssim']:.3f} ({_name(best_ssim['model'], pages)})."
         )
@@ -636,7 +631,8 @@ def conclusions(
             f"- The original study measured its models on other data ({ORIGINAL_DATA})"
             f"; its best PSNR there was {best['psnr']:.2f} dB "
             f"({_name(best['model'], pages)} at "
-            f"{int(best['scale'])}x{int(best['scale'])}). Those numbers are a record "
+            f"{output_side(best['scale'])}x{output_side(best['scale'])}). Those "
+            "numbers are a record "
             "of that study, not a yardstick for the rows above, which come from "
             "other images."
         )

@@ -89,7 +89,7 @@ def test_every_step_wrote_metrics(smoke_run):
     for source in sorted((project / "notebooks").glob("[0-9][0-9]_*.py")):
         path = run_dir / "steps" / source.stem / "metrics.json"
         assert path.is_file(), f"{source.stem} wrote no metrics.json"
-        assert json.loads(path.read_text())["schema_version"] == 1
+        assert json.loads(path.read_text())["schema_version"] == 2
 
 
 def test_gifs_in_the_site_are_animated(smoke_run):

@@ -94,10 +94,10 @@ def test_table_has_model_and_bicubic_rows_per_scale(evaluation):
     table = evaluation.table
     assert list(table.columns) == ["model", "scale", "mse", "mae", "psnr", "ssim"]
     assert list(zip(table["model"], table["scale"], strict=True)) == [
-        ("tiny", 144),
-        ("bicubic", 144),
-        ("tiny", 288),
-        ("bicubic", 288),
+        ("tiny", 2),
+        ("bicubic", 2),
+        ("tiny", 4),
+        ("bicubic", 4),
     ]
     assert table["scale"].dtype == np.int64
     assert evaluation.model_name == "tiny"
@@ -108,7 +108,7 @@ def test_table_has_model_and_bicubic_rows_per_scale(evaluation):
 
 def test_values_equal_image_metrics_on_same_predictions(evaluation, model, subset):
     low, high = (np.asarray(o) for o in model(subset.x, training=False))
-    for scale, prediction, target in ((144, low, subset.y2), (288, high, subset.y4)):
+    for scale, prediction, target in ((2, low, subset.y2), (4, high, subset.y4)):
         expected = metrics.image_metrics(target, np.clip(prediction, 0, 1))
         rows = evaluation.per_image[evaluation.per_image["scale"] == scale]
         for column in evaluate.METRICS:
@@ -135,12 +135,12 @@ def test_per_image_rows_count_images_times_outputs(evaluation, subset):
     assert list(per_image.columns) == evaluate.PER_IMAGE_COLUMNS
     assert len(per_image) == N_IMAGES * 2
     assert set(per_image["model"]) == {"tiny"}
-    assert list(per_image.query("scale == 144")["name"]) == subset.names
+    assert list(per_image.query("scale == 2")["name"]) == subset.names
     assert len(evaluation.bicubic_per_image) == N_IMAGES * 2
 
     single = evaluate.evaluate(tiny_model("one", two_outputs=False), subset, name="s")
     assert len(single.per_image) == N_IMAGES
-    assert set(single.table["scale"]) == {144}
+    assert set(single.table["scale"]) == {2}
     assert list(single.table["model"]) == ["s", "bicubic"]
 
 
@@ -148,7 +148,7 @@ def test_bicubic_only_evaluation(evaluation, subset):
     baseline = evaluate.evaluate(None, subset)
     assert baseline.model_name == "bicubic"
     assert list(baseline.table["model"]) == ["bicubic", "bicubic"]
-    assert list(baseline.table["scale"]) == [144, 288]
+    assert list(baseline.table["scale"]) == [2, 4]
     assert baseline.per_image.empty
     assert list(baseline.per_image.columns) == evaluate.PER_IMAGE_COLUMNS
     expected = evaluation.table.query("model == 'bicubic'").reset_index(drop=True)
@@ -172,7 +172,7 @@ def constructed_per_image() -> pd.DataFrame:
             "model": "m",
             "name": list("abcde") * 2,
             "index": list(range(5)) * 2,
-            "scale": [144] * 5 + [288] * 5,
+            "scale": [2] * 5 + [4] * 5,
             "psnr": [20.0, 25.0, 22.0, 30.0, 18.0, 1, 2, 3, 4, 5],
             "mse": [0.01, 0.003, 0.006, 0.001, 0.02, 1, 2, 3, 4, 5],
         }
@@ -183,7 +183,7 @@ def test_best_worst_higher_is_better_for_psnr():
     best, worst = evaluate.best_worst(constructed_per_image(), "psnr", k=2)
     assert list(best["name"]) == ["d", "b"]
     assert list(worst["name"]) == ["e", "a"]
-    best, worst = evaluate.best_worst(constructed_per_image(), "psnr", k=1, scale=288)
+    best, worst = evaluate.best_worst(constructed_per_image(), "psnr", k=1, scale=4)
     assert list(best["psnr"]) == [5] and list(worst["psnr"]) == [1]
 
 
@@ -199,8 +199,8 @@ def test_best_worst_errors():
         evaluate.best_worst(frame, "lpips")
     with pytest.raises(ValueError, match="k must be"):
         evaluate.best_worst(frame, "psnr", k=6)
-    with pytest.raises(ValueError, match="scale 72"):
-        evaluate.best_worst(frame, "psnr", scale=72)
+    with pytest.raises(ValueError, match="scale 3"):
+        evaluate.best_worst(frame, "psnr", scale=3)
     mixed = pd.concat([frame, frame.assign(model="n")])
     with pytest.raises(ValueError, match="mixes models"):
         evaluate.best_worst(mixed)
@@ -509,7 +509,7 @@ def test_write_read_collect_round_trip(tmp_path, evaluation, subset):
     record = document["models"][0]
     assert record["model"] == "one" and record["loss"] == "mae"
     assert record["n_val"] == N_IMAGES and record["vgg_weights"] is None
-    assert [m["scale"] for m in record["metrics"]] == [144]
+    assert [m["scale"] for m in record["metrics"]] == [2]
     assert record["bicubic"][0]["psnr"] == pytest.approx(
         single.table.query("model == 'bicubic'")["psnr"].item()
     )
@@ -518,14 +518,14 @@ def test_write_read_collect_round_trip(tmp_path, evaluation, subset):
     table = records.collect_metrics(tmp_path)
     assert list(table.columns[:10]) == records.COLLECT_COLUMNS
     assert list(zip(table["step"], table["model"], table["scale"], strict=True)) == [
-        ("02", "one", 144),
-        ("03", "tiny", 144),
-        ("03", "tiny", 288),
-        ("03", "bicubic", 144),
-        ("03", "bicubic", 288),
+        ("02", "one", 2),
+        ("03", "tiny", 2),
+        ("03", "tiny", 4),
+        ("03", "bicubic", 2),
+        ("03", "bicubic", 4),
     ]
     assert table.query("model == 'tiny'")["steps"].tolist() == [2, 2]
-    tiny = table.query("model == 'tiny' and scale == 288")["psnr"].item()
+    tiny = table.query("model == 'tiny' and scale == 4")["psnr"].item()
     assert tiny == pytest.approx(evaluation.table.loc[2, "psnr"])
     per_step = records.collect_metrics(tmp_path, bicubic="per_step")
     assert len(per_step.query("model == 'bicubic'")) == 3
@@ -533,7 +533,7 @@ def test_write_read_collect_round_trip(tmp_path, evaluation, subset):
     compared = records.comparison_table(table)
     assert list(compared.columns[:3]) == ["step", "model", "scale"]
     assert compared.loc[0, "psnr_bicubic"] == pytest.approx(
-        table.query("model == 'bicubic' and scale == 144")["psnr"].item()
+        table.query("model == 'bicubic' and scale == 2")["psnr"].item()
     )
     assert compared["psnr_original"].notna().sum() == 20  # every original row kept
 
@@ -561,7 +561,7 @@ def test_write_metrics_takes_fit_records_and_bicubic_only(tmp_path, evaluation, 
     assert first["train_images_per_s"] == 40.0 and first["wall_time_s"] == 12.5
     assert first["vgg_weights"] is None  # no VGG in this model
     assert second["model"] == "bicubic" and second["metrics"] == []
-    assert [row["scale"] for row in second["bicubic"]] == [144, 288]
+    assert [row["scale"] for row in second["bicubic"]] == [2, 4]
     with pytest.raises(ValueError, match=r"info must be a dict .*result\.record\(\)"):
         records.write_metrics(tmp_path / "m.json", [(evaluation, result)], step="04")
 
@@ -613,8 +613,8 @@ def test_load_original_results():
     assert list(original.columns) == [*evaluate.TABLE_COLUMNS, "source"]
     assert len(original) == 20
     assert set(original["source"]) == {"original report"}
-    assert set(original["scale"]) == {144, 288}
-    row = original.query("model == 'dts_model' and scale == 144")
+    assert set(original["scale"]) == {2, 4}
+    row = original.query("model == 'dts_model' and scale == 2")
     assert row["psnr"].item() == pytest.approx(21.548134)
 
 
@@ -627,7 +627,7 @@ def test_comparison_table(evaluation):
         table.columns
     )
     first = table.iloc[0]
-    assert (first["model"], first["scale"]) == ("dts_model", 144)
+    assert (first["model"], first["scale"]) == ("dts_model", 2)
     assert first["psnr_original"] == pytest.approx(21.548134)
     assert first["psnr_gain_db"] == pytest.approx(
         first["psnr_ours"] - first["psnr_bicubic"]

@@ -70,22 +70,24 @@ def test_best_worst_figure():
     subset = tiny_subset(4)
     model = tiny_model()
     result = evaluate.evaluate(model, subset)
-    best, worst = evaluate.best_worst(result.per_image, "ssim", k=2, scale=288)
-    figure = rendered(plots.best_worst_figure(model, subset, best, worst, 288))
+    best, worst = evaluate.best_worst(result.per_image, "ssim", k=2, scale=4)
+    figure = rendered(plots.best_worst_figure(model, subset, best, worst, 4))
     assert len(figure.axes) == 4 * 6  # 4 images x (4 views + 2 zooms)
     assert figure.axes[0].get_ylabel().startswith("best 1\ncrop_")
     assert figure.axes[2].get_xlabel().startswith("PSNR ")
+    titles = [axes.get_title() for axes in figure.axes[:4]]
+    assert titles == ["input\n72 px", "bicubic x4", "prediction x4", "target\n288 px"]
     zoomed = figure.axes[4].get_images()[0].get_array()
     assert zoomed.shape[:2] == (72, 72)  # a quarter of the 288 px side
     # notebooks pass the per-image table and let the figure choose
     figure = rendered(
-        plots.best_worst_figure(model, subset, result.per_image, scale=144, k=1)
+        plots.best_worst_figure(model, subset, result.per_image, scale=2, k=1)
     )
     assert len(figure.axes) == 2 * 6
-    plain = plots.best_worst_figure(model, subset, best, worst, 288, zoom=False)
+    plain = plots.best_worst_figure(model, subset, best, worst, 4, zoom=False)
     assert len(plain.axes) == 4 * 4
     with pytest.raises(ValueError, match="scale"):
-        plots.best_worst_figure(model, subset, best, worst, 72)
+        plots.best_worst_figure(model, subset, best, worst, 288)  # a side, not x4
 
 
 def test_worst_window_finds_the_largest_error():
@@ -213,7 +215,7 @@ def test_metric_bars():
     ours = pd.DataFrame(
         {
             "model": ["dts_model", "bicubic", "dts_model", "bicubic", "new_model"],
-            "scale": [144, 144, 288, 288, 144],
+            "scale": [2, 2, 4, 4, 2],
             "psnr": [22.0, 21.0, 22.5, 20.5, 23.0],
             "ssim": [0.7, 0.6, 0.65, 0.55, 0.72],
         }
@@ -222,6 +224,8 @@ def test_metric_bars():
     figure = rendered(plots.metric_bars(ours, "psnr", original))
     assert len(figure.axes) == 2
     assert figure.axes[0].get_xlabel() == "PSNR (dB)"
+    titles = [axes.get_title() for axes in figure.axes]
+    assert titles == ["144 px output (x2)", "288 px output (x4)"]
     rendered(plots.metric_bars(ours, "ssim"))
     with pytest.raises(ValueError, match="unknown metric"):
         plots.metric_bars(ours, "lpips")
@@ -317,9 +321,9 @@ def test_best_worst_k_is_capped_at_half_the_images():
     subset = tiny_subset(3)
     model = tiny_model()
     per_image = evaluate.evaluate(model, subset).per_image
-    assert plots.capped_k(per_image, 2, scale=288) == 1
+    assert plots.capped_k(per_image, 2, scale=4) == 1
     assert plots.capped_k(per_image, 5) == 1
-    figure = rendered(plots.best_worst_figure(model, subset, per_image, scale=288, k=2))
+    figure = rendered(plots.best_worst_figure(model, subset, per_image, scale=4, k=2))
     labels = [axes.get_ylabel() for axes in figure.axes if axes.get_ylabel()]
     images = [label.split("\n")[1] for label in labels]
     assert len(images) == 2 and len(set(images)) == 2  # no image shown twice
@@ -344,7 +348,7 @@ REGIMES = {
     "bicubic": regime_history([25.2, 25.6, 26.0], [21.9, 21.7, 21.5]),
     "none": regime_history([18.0, 22.0, 24.0], [17.0, 20.0, 23.0]),
 }
-BICUBIC_PSNR = {144: 25.0, 288: 22.0}
+BICUBIC_PSNR = {2: 25.0, 4: 22.0}
 
 
 @pytest.mark.parametrize("as_table", [False, True])
@@ -354,7 +358,7 @@ def test_regime_curves_draw_both_regimes_and_bicubic_per_output(as_table):
         bicubic = pd.DataFrame(
             {
                 "model": ["dts_model", "bicubic", "dts_model", "bicubic"],
-                "scale": [144, 144, 288, 288],
+                "scale": [2, 2, 4, 4],
                 "psnr": [30.0, 25.0, 27.0, 22.0],
             }
         )
@@ -364,9 +368,9 @@ def test_regime_curves_draw_both_regimes_and_bicubic_per_output(as_table):
         "x2 (144 px)",
         "x4 (288 px)",
     ]
-    for axes, side, key in zip(
+    for axes, scale, key in zip(
         figure.axes,
-        (144, 288),
+        (2, 4),
         ("val_low_upsample_psnr", "val_high_upsample_psnr"),
         strict=True,
     ):
@@ -380,12 +384,12 @@ def test_regime_curves_draw_both_regimes_and_bicubic_per_output(as_table):
         }
         baseline = lines["bicubic"]
         assert baseline.get_linestyle() == "--"
-        assert set(baseline.get_ydata()) == {BICUBIC_PSNR[side]}
+        assert set(baseline.get_ydata()) == {BICUBIC_PSNR[scale]}
         ours = lines["with bicubic skip"]
         assert list(ours.get_xdata()) == [50, 100, 150]
         assert list(ours.get_ydata()) == list(REGIMES["bicubic"][key])
         low, high = axes.get_ylim()
-        assert low < BICUBIC_PSNR[side] < high
+        assert low < BICUBIC_PSNR[scale] < high
     legend = [text.get_text() for text in figure.legends[0].get_texts()]
     assert legend == [
         "with bicubic skip",
@@ -401,7 +405,7 @@ def test_regime_curves_draw_a_single_evaluation_and_check_their_input():
     assert all(len(axes.get_lines()) == 3 for axes in figure.axes)
     assert all(list(axes.get_xticks()) == [150] for axes in figure.axes)
     with pytest.raises(ValueError, match="no bicubic PSNR"):
-        plots.regime_curves(REGIMES, {144: 25.0})
+        plots.regime_curves(REGIMES, {2: 25.0})
     with pytest.raises(ValueError, match="validation PSNR"):
         plots.regime_curves({"none": pd.DataFrame({"step": [1], "loss": [0.1]})}, {})
     with pytest.raises(ValueError, match="empty"):
@@ -412,10 +416,10 @@ def test_regime_sentences_give_signed_margins_over_bicubic():
     from srkit import report
 
     finals = plots.regime_finals(REGIMES, BICUBIC_PSNR).set_index(["regime", "scale"])
-    assert finals.loc[("bicubic", 144), "margin"] == pytest.approx(1.0)
-    assert finals.loc[("none", 144), "margin"] == pytest.approx(-1.0)
-    assert finals.loc[("bicubic", 288), "margin"] == pytest.approx(-0.5)
-    assert finals.loc[("none", 288), "margin"] == pytest.approx(1.0)
+    assert finals.loc[("bicubic", 2), "margin"] == pytest.approx(1.0)
+    assert finals.loc[("none", 2), "margin"] == pytest.approx(-1.0)
+    assert finals.loc[("bicubic", 4), "margin"] == pytest.approx(-0.5)
+    assert finals.loc[("none", 4), "margin"] == pytest.approx(1.0)
     assert set(finals["step"]) == {150}
     bullets = report.regime_takeaways(REGIMES, BICUBIC_PSNR).data.splitlines()
     assert len(bullets) == 2

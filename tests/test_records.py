@@ -1,6 +1,9 @@
-"""srkit.records: the ranking of a run's models beside the original study's order."""
+"""srkit.records: the ranking of a run's models beside the study's; old records."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,20 +22,20 @@ def per_step_table() -> pd.DataFrame:
     x4: residual +1.5, dts +1.0, R4 +0.5.
     """
     psnr = [
-        ("02_initial_model", "simple_model_nearest", 144, 24.0),
-        ("04_residual_blocks", "residual_block_model", 144, 25.0),
-        ("04_residual_blocks", "residual_block_model", 288, 22.5),
-        ("07_depth_to_space", "dts_model", 144, 26.0),
-        ("07_depth_to_space", "dts_model", 288, 22.0),
-        ("11_result_psnr_over_ssim", R4, 144, 27.0),
-        ("11_result_psnr_over_ssim", R4, 288, 21.5),
-        ("02_initial_model", "bicubic", 144, 25.0),
-        ("04_residual_blocks", "bicubic", 144, 25.5),
-        ("04_residual_blocks", "bicubic", 288, 21.0),
-        ("07_depth_to_space", "bicubic", 144, 25.5),
-        ("07_depth_to_space", "bicubic", 288, 21.0),
-        ("11_result_psnr_over_ssim", "bicubic", 144, 25.5),
-        ("11_result_psnr_over_ssim", "bicubic", 288, 21.0),
+        ("02_initial_model", "simple_model_nearest", 2, 24.0),
+        ("04_residual_blocks", "residual_block_model", 2, 25.0),
+        ("04_residual_blocks", "residual_block_model", 4, 22.5),
+        ("07_depth_to_space", "dts_model", 2, 26.0),
+        ("07_depth_to_space", "dts_model", 4, 22.0),
+        ("11_result_psnr_over_ssim", R4, 2, 27.0),
+        ("11_result_psnr_over_ssim", R4, 4, 21.5),
+        ("02_initial_model", "bicubic", 2, 25.0),
+        ("04_residual_blocks", "bicubic", 2, 25.5),
+        ("04_residual_blocks", "bicubic", 4, 21.0),
+        ("07_depth_to_space", "bicubic", 2, 25.5),
+        ("07_depth_to_space", "bicubic", 4, 21.0),
+        ("11_result_psnr_over_ssim", "bicubic", 2, 25.5),
+        ("11_result_psnr_over_ssim", "bicubic", 4, 21.0),
     ]
     rows = [
         dict(step=step, model=model, scale=scale, mse=0.01, mae=0.05, psnr=value)
@@ -97,10 +100,10 @@ def test_a_model_without_x4_is_ranked_at_x2_only():
 def test_study_rank_comes_from_the_original_table():
     ranking = records.margin_ranking(per_step_table())
     study = records.load_original_results()
-    for factor, size in ((2, 144), (4, 288)):
-        at = study[study["scale"] == size].sort_values("psnr", ascending=False)
+    for scale in (2, 4):
+        at = study[study["scale"] == scale].sort_values("psnr", ascending=False)
         expected = {m: i + 1 for i, m in enumerate(at["model"])}
-        rows = ranking[ranking["scale"] == factor]
+        rows = ranking[ranking["scale"] == scale]
         assert dict(zip(rows["model"], rows["study_rank"], strict=True)) == {
             m: expected[m] for m in rows["model"]
         }
@@ -111,12 +114,12 @@ def test_rank_correlation_matches_the_textbook_formula():
     agreement = records.ranking_agreement(records.margin_ranking(per_step_table()))
     assert list(agreement.columns) == records.AGREEMENT_COLUMNS
     ranking = records.margin_ranking(per_step_table())
-    for factor in (2, 4):
-        rows = ranking[ranking["scale"] == factor]
+    for scale in (2, 4):
+        rows = ranking[ranking["scale"] == scale]
         ours = list(range(1, len(rows) + 1))  # no ties: ranks 1..n in row order
         theirs = rows["study_rank"].rank().astype(int).tolist()
         expected = spearman_without_ties(ours, theirs)
-        row = agreement[agreement["scale"] == factor].iloc[0]
+        row = agreement[agreement["scale"] == scale].iloc[0]
         assert row["n_models"] == len(rows)
         assert row["spearman"] == pytest.approx(expected)
     # the study's order, checked by hand: x2 1, 7, 11, 9 -> 0.8; x4 8, 7, 1 -> -1
@@ -126,9 +129,9 @@ def test_rank_correlation_matches_the_textbook_formula():
 def test_correlation_uses_only_models_both_rank():
     original = pd.DataFrame(
         [
-            dict(model=R4, scale=144, psnr=24.0),
-            dict(model="dts_model", scale=144, psnr=23.0),
-            dict(model="residual_block_model", scale=144, psnr=25.0),
+            dict(model=R4, scale=2, psnr=24.0),
+            dict(model="dts_model", scale=2, psnr=23.0),
+            dict(model="residual_block_model", scale=2, psnr=25.0),
         ]
     )
     ranking = records.margin_ranking(per_step_table(), original=original)
@@ -185,3 +188,101 @@ def test_a_run_without_models_gives_an_empty_ranking():
 def test_ranking_needs_the_step_column():
     with pytest.raises(ValueError, match="step"):
         records.margin_ranking(per_step_table().drop(columns="step"))
+
+
+# ---------------------------------------------------------------- old records
+
+
+def scores(scales, psnr: float) -> list[dict]:
+    return [
+        {"scale": scale, "mse": 0.01, "mae": 0.05, "psnr": psnr + i, "ssim": 0.7}
+        for i, scale in enumerate(scales)
+    ]
+
+
+def step_document(version: int, scales, step: str = "03") -> dict:
+    """A step's metrics.json as srkit writes it in one schema version.
+
+    Version 1 stored the output side in pixels (144, 288) as ``scale``; version 2
+    stores the factor (2, 4). Everything else is the same.
+    """
+    model = {key: None for key in records.INFO_KEYS}
+    model.update(model="multi_upsampling_model", n_images=4, loss="mae", steps=3)
+    model.update(metrics=scores(scales, 25.0), bicubic=scores(scales, 24.0))
+    return {
+        "schema_version": version,
+        "step": step,
+        "params": {"steps": 3},
+        "extra": {},
+        "models": [model],
+    }
+
+
+def old_run(folder: Path, version: int) -> Path:
+    """A run folder of steps 03, 12 (benchmarks) and 13 (summary) in one version."""
+    scales = (144, 288) if version == 1 else (2, 4)
+    steps = folder / "steps"
+    (steps / "03_multi_upsampling").mkdir(parents=True)
+    (steps / "03_multi_upsampling" / "metrics.json").write_text(
+        json.dumps(step_document(version, scales))
+    )
+    bench = step_document(version, scales, step="12")
+    bench["models"] = []
+    bench[records.BENCHMARKS_KEY] = [  # the factor in both versions
+        {
+            "set": "Set5",
+            "scale": 4,
+            "model": "bicubic",
+            "n_images": 5,
+            "psnr": 28.4,
+            "ssim": 0.81,
+            "psnr_margin": 0.0,
+            "ssim_margin": 0.0,
+        },
+    ]
+    (steps / "12_benchmarks").mkdir()
+    (steps / "12_benchmarks" / "metrics.json").write_text(json.dumps(bench))
+    summary = step_document(version, scales, step="13")
+    summary["models"] = []
+    summary["summary"] = [
+        {"model": "multi_upsampling_model", "scale": s} for s in scales
+    ]
+    (steps / "13_summary").mkdir()
+    (steps / "13_summary" / "metrics.json").write_text(json.dumps(summary))
+    return folder
+
+
+def test_version_1_records_are_read_with_the_factor(tmp_path):
+    old = old_run(tmp_path / "old", version=1)
+    document = records.read_metrics(old / "steps/03_multi_upsampling/metrics.json")
+    assert document["schema_version"] == records.SCHEMA_VERSION == 2
+    model = document["models"][0]
+    assert [s["scale"] for s in model["metrics"]] == [2, 4]
+    assert [s["scale"] for s in model["bicubic"]] == [2, 4]
+    assert model["metrics"][1]["psnr"] == 26.0  # only the scale changes
+    summary = records.read_metrics(old / "steps/13_summary/metrics.json")
+    assert [row["scale"] for row in summary["summary"]] == [2, 4]
+    assert records.read_benchmarks(old)["scale"].tolist() == [4]
+
+
+def test_an_old_run_collects_as_a_new_one(tmp_path):
+    old = old_run(tmp_path / "old", version=1)
+    new = old_run(tmp_path / "new", version=2)
+    for bicubic in ("last", "per_step"):
+        table = records.collect_metrics(old, bicubic=bicubic)
+        assert set(table["scale"]) == {2, 4}
+        pd.testing.assert_frame_equal(
+            table, records.collect_metrics(new, bicubic=bicubic)
+        )
+    pd.testing.assert_frame_equal(
+        records.margin_ranking(records.collect_metrics(old, bicubic="per_step")),
+        records.margin_ranking(records.collect_metrics(new, bicubic="per_step")),
+    )
+
+
+def test_a_version_1_scale_must_be_a_side(tmp_path):
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps(step_document(1, (2, 4))))
+    with pytest.raises(ValueError, match="schema_version 1.*scale 2") as error:
+        records.read_metrics(path)
+    assert str(path) in str(error.value)

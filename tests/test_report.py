@@ -24,7 +24,7 @@ from srkit import (
 
 def fake_evaluation(name: str, psnr: float, bicubic_psnr: float = 25.0):
     rows = []
-    for scale, shift in ((144, 0.0), (288, -2.0)):
+    for scale, shift in ((2, 0.0), (4, -2.0)):
         rows.append(
             dict(
                 model=name, scale=scale, mse=0.01, mae=0.05, psnr=psnr + shift, ssim=0.7
@@ -105,11 +105,13 @@ def test_results_table_has_ours_bicubic_and_original_rows():
     reference = records.load_original_results()
     expected = reference[reference["model"] == "dts_model"].sort_values("scale")
     assert np.allclose(original["psnr"], expected["psnr"].round(2))
+    assert list(original["output"]) == ["x2 (144 px)", "x4 (288 px)"]
 
 
 def test_takeaways_say_above_or_below_bicubic_with_the_numbers():
     above = report.takeaways(fake_evaluation("dts_model", 27.0, 25.0)).data
     assert "2.00 dB above bicubic" in above and "27.00 dB" in above
+    assert "At 144x144, `dts_model`" in above and "At 288x288, `dts_model`" in above
     below = report.takeaways(fake_evaluation("dts_model", 20.0, 25.0)).data
     assert "5.00 dB below bicubic" in below
     assert "original report gives 21.55 dB" in below  # dts_model at 144
@@ -155,33 +157,35 @@ def test_the_nearest_variant_without_skip_gets_no_budget_advice():
 def run_table():
     return pd.DataFrame(
         [
-            dict(model="dts_model", scale=288, mse=0.01, mae=0.05, psnr=22.0, ssim=0.6),
+            dict(model="dts_model", scale=4, mse=0.01, mae=0.05, psnr=22.0, ssim=0.6),
             dict(
                 model="residual_block_model",
-                scale=288,
+                scale=4,
                 mse=0.02,
                 mae=0.06,
                 psnr=23.0,
                 ssim=0.5,
             ),
-            dict(model="bicubic", scale=288, mse=0.005, mae=0.04, psnr=30.0, ssim=0.9),
+            dict(model="bicubic", scale=4, mse=0.005, mae=0.04, psnr=30.0, ssim=0.9),
         ]
     )
 
 
 def test_best_model_ignores_bicubic_and_respects_direction():
     table = run_table()
-    assert report.best_model(table, 288, "psnr") == "residual_block_model"
-    assert report.best_model(table, 288, "mse") == "dts_model"
-    with pytest.raises(ValueError, match="scale 144"):
-        report.best_model(table, 144)
+    assert report.best_model(table, 4, "psnr") == "residual_block_model"
+    assert report.best_model(table, 4, "mse") == "dts_model"
+    with pytest.raises(ValueError, match="scale 2"):
+        report.best_model(table, 2)
     with pytest.raises(ValueError, match="unknown metric"):
-        report.best_model(table, 288, "lpips")
+        report.best_model(table, 4, "lpips")
 
 
 def test_conclusions_count_models_beating_bicubic():
     text = summary_page.conclusions(run_table()).data
     assert "0 of 2 models beat bicubic interpolation (30.00 dB)" in text
+    assert text.startswith("- At 288x288, the highest PSNR is 23.00 dB")
+    assert "(`dts_dilated_conv_ext_block_ssim_psnr_model` at 288x288)" in text
     assert "`residual_block_model`" in text and "23.00 dB" in text
 
 
@@ -213,7 +217,7 @@ def test_markdown_table_escapes_pipes_and_newlines():
 
 def test_summary_table_sorts_by_scale_and_keeps_model_order():
     comparison = records.comparison_table(
-        pd.concat([run_table(), run_table().assign(scale=144)])
+        pd.concat([run_table(), run_table().assign(scale=2)])
     )
     table = summary_page.summary_table(comparison, ("psnr",))
     assert list(table.columns) == [
@@ -225,10 +229,10 @@ def test_summary_table_sorts_by_scale_and_keeps_model_order():
     assert scales == sorted(scales)
     ours = table[table["PSNR this run"].notna()]
     assert list(ours.index) == [
-        (144, "dts_model"),
-        (144, "residual_block_model"),
-        (288, "dts_model"),
-        (288, "residual_block_model"),
+        (2, "dts_model"),
+        (2, "residual_block_model"),
+        (4, "dts_model"),
+        (4, "residual_block_model"),
     ]
 
 
@@ -449,7 +453,7 @@ def test_model_pages_come_from_the_registry():
 
 def test_the_original_study_found_r4_best_at_both_scales():
     original = records.load_original_results()
-    for scale in (144, 288):
+    for scale in (2, 4):
         rows = original[original["scale"] == scale]
         assert rows.sort_values("psnr")["model"].iloc[-1] == summary_page.ORIGINAL_BEST
 
@@ -487,7 +491,7 @@ def test_headline_of_a_smoke_build_says_noise_first():
 def test_headline_falls_back_to_validation_and_can_agree():
     ours, original = summary_inputs()
     ours.loc[ours["model"] == "dts_model", "model"] = summary_page.ORIGINAL_BEST
-    ours = pd.concat([ours, ours.assign(scale=144)])
+    ours = pd.concat([ours, ours.assign(scale=2)])
     empty = benchmark_summary_table().iloc[0:0]
     text = summary_page.headline(empty, ours, original, "quick").data
     assert "validation images" in text
@@ -512,7 +516,7 @@ def test_margin_tables_are_narrow_with_flat_headers():
 
 def test_validation_tables_split_by_size_and_mark_the_study():
     comparison = records.comparison_table(
-        pd.concat([run_table(), run_table().assign(scale=144)]),
+        pd.concat([run_table(), run_table().assign(scale=2)]),
         records.load_original_results(),
     )
     text = summary_page.validation_tables(comparison, ("psnr", "ssim")).data
@@ -575,16 +579,16 @@ def ranking_inputs():
     """Per-step validation rows: x2 R4 +3.0, 07 +2.0, 02 nearest -1.0; x4 07 -1.0,
     R4 -1.5 (dB over the bicubic row of each model's own step)."""
     psnr = [
-        ("02_initial_model", "simple_model_nearest", 144, 24.0),
-        ("02_initial_model", "bicubic", 144, 25.0),
-        ("07_depth_to_space", "dts_model", 144, 26.0),
-        ("07_depth_to_space", "dts_model", 288, 22.0),
-        ("07_depth_to_space", "bicubic", 144, 24.0),
-        ("07_depth_to_space", "bicubic", 288, 23.0),
-        ("11_result_psnr_over_ssim", summary_page.ORIGINAL_BEST, 144, 27.0),
-        ("11_result_psnr_over_ssim", summary_page.ORIGINAL_BEST, 288, 21.5),
-        ("11_result_psnr_over_ssim", "bicubic", 144, 24.0),
-        ("11_result_psnr_over_ssim", "bicubic", 288, 23.0),
+        ("02_initial_model", "simple_model_nearest", 2, 24.0),
+        ("02_initial_model", "bicubic", 2, 25.0),
+        ("07_depth_to_space", "dts_model", 2, 26.0),
+        ("07_depth_to_space", "dts_model", 4, 22.0),
+        ("07_depth_to_space", "bicubic", 2, 24.0),
+        ("07_depth_to_space", "bicubic", 4, 23.0),
+        ("11_result_psnr_over_ssim", summary_page.ORIGINAL_BEST, 2, 27.0),
+        ("11_result_psnr_over_ssim", summary_page.ORIGINAL_BEST, 4, 21.5),
+        ("11_result_psnr_over_ssim", "bicubic", 2, 24.0),
+        ("11_result_psnr_over_ssim", "bicubic", 4, 23.0),
     ]
     rows = [dict(step=t, model=m, scale=s, psnr=p) for t, m, s, p in psnr]
     return pd.DataFrame(rows, columns=records.COLLECT_COLUMNS)
@@ -607,7 +611,7 @@ def test_ranking_tables_one_per_factor_with_the_study_rank():
     header = "| model | rank (val.) | dB (val.) | rank in the study |"
     assert text.count(header) == 2
     study = records.load_original_results()
-    at = study[study["scale"] == 144].sort_values("psnr", ascending=False)
+    at = study[study["scale"] == 2].sort_values("psnr", ascending=False)
     dts_rank = list(at["model"]).index("dts_model") + 1
     assert f"| {{doc}}`07 <07_depth_to_space>` | 2 | +2.00 | {dts_rank} |" in text
     assert "02 nearest" not in text.split("**x4**")[1]
