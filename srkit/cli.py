@@ -11,6 +11,7 @@ the traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import logging
 import os
@@ -45,13 +46,17 @@ examples:
   srkit run --profile quick -p steps=2000 --only 05
   srkit run -p 05.steps=8 -p batch_size=4    one step's value, then every step's
   srkit run --data folder:~/photos --no-book
-  srkit run --dry-run                        show which steps would run
+  srkit run --dry-run                        show each step's values, and which run
 
 Parameters are those of the notebooks' `parameters` cells; values are typed from
-their annotations (int, float, str, bool: true/false/1/0). A step is skipped
-(cached) when its source, parameters, srkit source and data are unchanged and its
-outputs exist. Outputs: RUN/params.yaml, RUN/run.json, RUN/models/, RUN/steps/,
-book/steps/NN_name.ipynb and _build/html/index.html.
+their annotations (int, float, str, bool: true/false/1/0). A profile file holds
+`defaults:` (every step that declares a name) and `per_step:` ("05": {name: value});
+an unknown section, step or name, or a value of the wrong type, is an error. A step
+is skipped (cached) when its source, parameters, srkit source and data are unchanged
+and its outputs exist in the run folder. Outputs: RUN/params.yaml, RUN/run.json,
+RUN/models/, RUN/steps/, RUN/pages/NN_name.ipynb (the executed notebooks, published
+to book/steps/ when the run ends well; a failed run leaves book/steps/ as it was) and
+_build/html/index.html.
 """
 
 
@@ -151,7 +156,8 @@ def _add_run_command(commands) -> None:
     run.add_argument(
         "--dry-run",
         action="store_true",
-        help="print the resolved plan (which steps would run) and stop",
+        help="print the resolved plan (which steps would run, each step's resolved "
+        "parameters) and stop",
     )
     run.add_argument(
         "--wait",
@@ -237,25 +243,52 @@ def _add_prepare_command(commands) -> None:
     )
 
 
+UPSCALE_DESCRIPTION = """\
+Apply a trained model (RUN/models/NAME/best.keras) to an image file, to several
+files or to the images of folders, and write the x2 or x4 results. It names the
+model file and its run (profile, training steps, validation PSNR) and warns
+about a model of a smoke run. Every output is written atomically and never
+replaces an input.
+
+One IN file: OUT is the file to write (or an existing folder), and an existing
+OUT is replaced only with --overwrite. Several IN or a folder: OUT is a folder,
+as with cp; a bad image is reported and the others are done, hidden files (._*,
+.*) are left alone, outputs that exist already are skipped (so a rerun resumes
+an interrupted batch), and a summary ends the run (exit status 1 if an image
+failed).
+
+Ctrl-C exits 130 and SIGTERM 143, each with one line and no partial file left.
+"""
+
+UPSCALE_EPILOG = """\
+examples:
+  srkit upscale photo.jpg big.png --model dts_model
+  srkit upscale a.jpg b.jpg c.png out/ --model dts_model --scale 4
+  srkit upscale photos/ out/ --model dts_model -r    subfolders too; rerun to resume
+"""
+
+
 def _add_upscale_command(commands) -> None:
-    """``srkit upscale``: apply a trained model to an image or a folder."""
+    """``srkit upscale``: apply a trained model to images or folders."""
     upscale = commands.add_parser(
         "upscale",
-        help="upscale an image with a trained model",
-        description="Apply a trained model (RUN/models/NAME/best.keras) to an image "
-        "file, or to every image of a folder, and write the x2 or x4 result. It "
-        "names the model file and its run (profile, training steps, validation "
-        "PSNR) and warns about a model of a smoke run. OUT is written atomically "
-        "and never replaces IN; an existing OUT is replaced only with --overwrite.",
+        help="upscale images with a trained model",
+        description=UPSCALE_DESCRIPTION,
+        epilog=UPSCALE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     upscale.add_argument(
-        "input", metavar="IN", help="image file to upscale, or a folder of images"
+        "input",
+        nargs="+",
+        metavar="IN",
+        help="image file (.png .jpg .jpeg .bmp .tif .tiff .webp .gif), or a folder "
+        "of images",
     )
     upscale.add_argument(
         "output",
         metavar="OUT",
-        help="image file to write (for a folder IN: the output folder, where each "
-        "image keeps its name)",
+        help="image file to write (its extension picks the format), or the output "
+        "folder: for a folder IN or several IN, where each image keeps its name",
     )
     upscale.add_argument("--model", required=True, metavar="NAME", help="zoo name")
     _add_project(upscale)
@@ -274,10 +307,18 @@ def _add_upscale_command(commands) -> None:
         "at once)",
     )
     upscale.add_argument(
+        "-r",
+        "--recursive",
+        action="store_true",
+        help="also the images of subfolders, mirrored under OUT (hidden folders "
+        "are left alone)",
+    )
+    upscale.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace OUT if it exists (refused without this flag; OUT may never "
-        "be IN, under any name or link)",
+        help="replace existing outputs (a single OUT is refused without it, a "
+        "folder's existing outputs are skipped); an input is never replaced, nor "
+        "a single OUT that is not an upscaled IN",
     )
 
 
@@ -366,26 +407,64 @@ def _prepare(args) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM ends the block like Ctrl-C (temporary files removed), as
+    :class:`RunInterrupted` (exit status 143)."""
+
+    def handler(signum, frame):
+        raise RunInterrupted(signal.Signals(signum).name)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave SIGTERM as it is
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _upscale(args) -> int:
     from srkit import upscale  # on demand: it loads Keras and its backend (seconds)
 
-    done = upscale.upscale(
-        args.input,
-        args.output,
-        args.model,
-        project=args.project,
-        run_dir=args.run_dir,
-        model_file=args.model_file,
-        scale=args.scale,
-        tile=args.tile,
-        overwrite=args.overwrite,
-    )
+    def report(status, path, text) -> None:
+        if status == "failed":
+            print(f"srkit: error: {describe_error(text)}", file=sys.stderr, flush=True)
+        elif status == "note":
+            print(f"srkit: warning: {text}", file=sys.stderr, flush=True)
+        elif status == "skipped":
+            _echo(f"skipped ({text}) {path}")
+        else:
+            _echo(f"wrote {path} ({text})")
+
+    with _sigterm_as_interrupt():
+        done = upscale.upscale(
+            args.input if len(args.input) > 1 else args.input[0],
+            args.output,
+            args.model,
+            project=args.project,
+            run_dir=args.run_dir,
+            model_file=args.model_file,
+            scale=args.scale,
+            tile=args.tile,
+            overwrite=args.overwrite,
+            recursive=args.recursive,
+            report=report,
+        )
     for note in done["warnings"]:
         print(f"srkit: warning: {note}", file=sys.stderr)
-    for path, (height, width, _) in done["written"]:
-        print(f"wrote {path} ({width}x{height})")
-    print(f"with {done['model']['text']}")
-    return 0
+    if done["model"] is not None:
+        print(f"with {done['model']['text']}")
+    if done["batch"]:
+        counts = [f"{len(done['written'])} written"]
+        counts.append(f"{len(done['skipped'])} skipped (exist)")
+        counts.append(f"{len(done['failed'])} failed")
+        if done["ignored"]:
+            counts.append(f"{done['ignored']} other or hidden files left alone")
+        print(f"srkit upscale: {', '.join(counts)}")
+    return 1 if done["failed"] else 0
 
 
 HANDLERS = {

@@ -84,16 +84,53 @@ class NotEnoughMemory(ValueError):
 def available_memory() -> int | None:
     """Bytes of memory available to a new allocation now, or None when unknown.
 
-    Linux's ``MemAvailable`` (free memory plus reclaimable caches), else the free
-    physical pages. Tests replace this function to simulate a small machine.
+    The smaller of the host's (Linux's ``MemAvailable``: free memory plus
+    reclaimable caches, else the free physical pages) and the container's: the
+    cgroup v2 limit ``/sys/fs/cgroup/memory.max`` minus ``memory.current``, or
+    cgroup v1's ``memory.limit_in_bytes`` minus ``memory.usage_in_bytes``. Tests
+    replace this function to simulate a small machine.
     """
+    host = None
     with contextlib.suppress(OSError, ValueError, IndexError):
         with open("/proc/meminfo", encoding="ascii") as meminfo:
             for line in meminfo:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    with contextlib.suppress(ValueError, OSError, AttributeError):
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+                    host = int(line.split()[1]) * 1024
+                    break
+    if host is None:
+        with contextlib.suppress(ValueError, OSError, AttributeError):
+            host = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    known = [value for value in (host, _cgroup_memory_left()) if value is not None]
+    return min(known) if known else None
+
+
+CGROUP_FILES = (  # (limit, usage): cgroup v2, then v1
+    ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+    (
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+        "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+    ),
+)
+# cgroup v1 writes "no limit" as a huge number (PAGE_COUNTER_MAX pages).
+_NO_CGROUP_LIMIT = 2**60
+
+
+def _cgroup_memory_left() -> int | None:
+    """Bytes the container's memory limit leaves, or None without a limit."""
+    for limit_file, usage_file in CGROUP_FILES:
+        with contextlib.suppress(OSError, ValueError):
+            with open(limit_file, encoding="ascii") as stream:
+                text = stream.read().strip()
+            if text == "max":
+                return None
+            limit = int(text)
+            if limit >= _NO_CGROUP_LIMIT:
+                return None
+            usage = 0
+            with contextlib.suppress(OSError, ValueError):
+                with open(usage_file, encoding="ascii") as stream:
+                    usage = int(stream.read().strip())
+            return max(limit - usage, 0)
     return None
 
 

@@ -1,14 +1,15 @@
 """Executing one step notebook: the kernel, papermill, the heartbeat, the failure.
 
 This module owns everything between a step's resolved parameters and its executed
-notebook ``book/steps/<stem>.ipynb``: the choice (or installation) of a Jupyter kernel
-that runs this interpreter, the kernel's environment (quiet TensorFlow, this srkit on
-``PYTHONPATH``, inline figures, its connection file in the run folder), executing the
-percent-format source with papermill (jupytext converts it), "still running" lines
-while a long step works, the kernel process's own output in a log file, and
-:class:`StepFailed`, which says where a step failed. It is the only module that
-knows about papermill and jupyter_client; they are imported inside functions so the
-command line starts fast. ``srkit.pipeline`` decides which steps run.
+notebook (the pipeline names it: ``RUN/pages/<stem>.ipynb``): the choice (or
+installation) of a Jupyter kernel that runs this interpreter, the kernel's
+environment (quiet TensorFlow, this srkit on ``PYTHONPATH``, inline figures, its
+connection file in the run folder), executing the percent-format source with
+papermill (jupytext converts it), "still running" lines while a long step works, the
+kernel process's own output in a log file, and :class:`StepFailed`, which says where
+a step failed. It is the only module that knows about papermill and jupyter_client;
+they are imported inside functions so the command line starts fast.
+``srkit.pipeline`` decides which steps run.
 """
 
 from __future__ import annotations

@@ -3,16 +3,17 @@
 This module owns the way between an image file and a float32 RGB array and back,
 and is the only place where OpenCV's BGR/uint8 convention exists. Reading decodes
 unchanged (8- and 16-bit samples, grayscale, alpha, palettes) and applies the EXIF
-orientation; writing makes 8-bit files atomically, whole or as a PNG streamed in
-strips for results too large to hold. Resizing follows MATLAB's ``imresize``
-bicubic convention (cubic kernel with a = -0.5, antialiasing by widening the kernel
-when downscaling, symmetric boundary), the degradation of the published
-super-resolution tables. Arrays are float32 RGB in [0, 1], shape (h, w, 3) or
+orientation; writing makes 8-bit (or 16-bit, RGBA) files atomically, whole or as
+an 8-bit PNG streamed in strips for results too large to hold. Resizing follows
+MATLAB's ``imresize`` bicubic convention (cubic kernel with a = -0.5, antialiasing
+by widening the kernel when downscaling, symmetric boundary), the degradation of the
+published super-resolution tables. Arrays are float32 RGB in [0, 1], shape (h, w, 3) or
 (n, h, w, 3), unless a function says otherwise.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
@@ -33,6 +34,8 @@ CUBIC_A = -0.5  # MATLAB's cubic kernel parameter (Keys 1981)
 # EXIF orientation (tag 274): how the stored pixels turn into the displayed image.
 EXIF_ORIENTATION_TAG = 0x0112
 _PIXEL_DIVISORS = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+# OpenCV's default CV_IO_MAX_IMAGE_PIXELS: larger images are not decoded.
+OPENCV_MAX_PIXELS = 2**30
 # Streamed PNG (write_png_strips): file signature, the "Up" row filter and the
 # deflate level (1, OpenCV's default for PNG: fast, a little larger).
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -132,10 +135,31 @@ def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
         with Image.open(path) as opened:
             width, height = opened.size
     except Exception:  # noqa: BLE001  (not an image Pillow knows: no estimate)
-        return None
+        return _tiff_size(path)  # Pillow opens no RGB float TIFF; its header tells
     finally:
         Image.MAX_IMAGE_PIXELS = guard
     return int(height), int(width)
+
+
+def _tiff_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(height, width) from a TIFF's first directory (tags 257 and 256), or None."""
+    with contextlib.suppress(OSError, struct.error, ValueError):
+        with open(path, "rb") as stream:
+            head = stream.read(8)
+            order = {b"II": "<", b"MM": ">"}.get(head[:2])
+            if order is None or struct.unpack(order + "H", head[2:4])[0] != 42:
+                return None
+            stream.seek(struct.unpack(order + "I", head[4:8])[0])
+            (count,) = struct.unpack(order + "H", stream.read(2))
+            sizes = {}
+            for _ in range(count):
+                tag, kind, _, value = struct.unpack(order + "HHI4s", stream.read(12))
+                if tag in (256, 257):
+                    form = order + ("H" if kind == 3 else "I")
+                    sizes[tag] = struct.unpack_from(form, value)[0]
+            if 256 in sizes and 257 in sizes:
+                return int(sizes[257]), int(sizes[256])
+    return None
 
 
 def _check_jpeg(data: bytes, path: Path) -> None:
@@ -163,7 +187,7 @@ def _check_jpeg(data: bytes, path: Path) -> None:
         ) from error
 
 
-def read_pixels(path: str | os.PathLike) -> np.ndarray:
+def read_pixels(path: str | os.PathLike, alpha: bool = False):
     """Read an image file's RGB samples as stored (uint8, uint16 or float).
 
     What :func:`read_image` reads, before the conversion to float32: OpenCV's
@@ -175,9 +199,13 @@ def read_pixels(path: str | os.PathLike) -> np.ndarray:
     Args:
         path: an image file OpenCV can decode (png, jpg, bmp, tif, webp, ...).
 
+        alpha: also return the alpha channel (transparency, palette
+            transparency included) or None when the file has none.
+
     Returns:
         array (h, w, 3) of the file's sample type, RGB; (w, h, 3) for a file
-        whose EXIF orientation turns it on its side.
+        whose EXIF orientation turns it on its side. With ``alpha``, a pair
+        (that array, alpha (h, w) of the same type or None).
 
     Raises:
         ValueError: naming the file and the reason when it is missing, a directory
@@ -209,13 +237,25 @@ def read_pixels(path: str | os.PathLike) -> np.ndarray:
     # imdecode on the bytes (rather than imread) also copes with non-ASCII paths.
     image = _decode(data)
     if image is None or image.size == 0:
+        size = image_size(path)
+        if size is not None and size[0] * size[1] > OPENCV_MAX_PIXELS:
+            raise ValueError(
+                f"cannot read image {str(path)!r}: {size[1]}x{size[0]} pixels is "
+                f"more than OpenCV decodes ({OPENCV_MAX_PIXELS} pixels); cut it into "
+                "parts"
+            )
         raise ValueError(
             f"cannot read image {str(path)!r}: OpenCV cannot decode it "
             "(not an image, truncated, or an unsupported format)"
         )
     orientation = _exif_orientation(data, path)
     del data
-    return _to_rgb(_orient(image, orientation), path)
+    image = _orient(image, orientation)
+    rgb = _to_rgb(image, path)
+    if not alpha:
+        return rgb
+    has_alpha = image.ndim == 3 and image.shape[2] == 4
+    return rgb, image[:, :, 3] if has_alpha else None
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -289,9 +329,12 @@ def _to_rgb(image: np.ndarray, path: Path) -> np.ndarray:
 
 
 def write_image(
-    path: str | os.PathLike, image: np.ndarray, overwrite: bool = True
+    path: str | os.PathLike,
+    image: np.ndarray,
+    overwrite: bool = True,
+    metadata: dict | None = None,
 ) -> Path:
-    """Write one RGB image to an 8-bit file; the format follows the extension.
+    """Write one RGB (or RGBA) image to a file; the format follows the extension.
 
     The file is encoded by OpenCV straight into a temporary file of
     :func:`srkit.atomic.atomic_path`: a failure (bad image, encoder error, full
@@ -303,9 +346,13 @@ def write_image(
     Args:
         path: target file (.png, .jpg, .bmp, .tif, .webp); parent folders are made.
         image: float (h, w, 3), RGB in [0, 1] (values are clipped and rounded to
-            1/255 steps), or uint8 (h, w, 3) RGB written as is.
+            1/255 steps), or uint8 (h, w, 3) RGB written as is; uint8 or uint16
+            (h, w, 4) RGBA and uint16 RGB are written as they are too (alpha in
+            PNG, WebP and TIFF; 16 bits in PNG and TIFF).
         overwrite: replace an existing file; with False an existing ``path`` (even
             one created while encoding) raises ``FileExistsError``.
+        metadata: ICC profile and EXIF (see :func:`read_metadata`), copied into
+            a PNG or JPEG.
 
     Returns:
         The path written.
@@ -318,14 +365,18 @@ def write_image(
     """
     path = Path(path)
     image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
+    if image.ndim != 3 or image.shape[2] not in (3, 4) or 0 in image.shape:
         raise ValueError(f"write_image expects an (h, w, 3) image, got {image.shape}")
+    if image.shape[2] == 4 and image.dtype not in (np.uint8, np.uint16):
+        raise ValueError(
+            f"write_image expects RGBA as uint8 or uint16, got {image.dtype}"
+        )
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
         raise ValueError(
             f"cannot write {str(path)!r}: extension {path.suffix!r} is not one of "
             f"{IMAGE_EXTENSIONS}"
         )
-    if image.dtype == np.uint8:
+    if image.dtype in (np.uint8, np.uint16):
         pixels = image
     else:
         # One float copy, scaled and rounded in place (a large image has no spare
@@ -351,6 +402,7 @@ def write_image(
                     f"cannot write {str(path)!r}: OpenCV failed to encode it as "
                     f"{path.suffix}"
                 )
+            _add_metadata(temporary, metadata)
     finally:
         if borrowed:
             _swap_red_blue(pixels)
@@ -362,6 +414,7 @@ def write_png_strips(
     height: int,
     strips: Iterable[np.ndarray],
     overwrite: bool = True,
+    metadata: dict | None = None,
 ) -> Path:
     """Write an 8-bit RGB PNG from horizontal strips, one strip in memory at a time.
 
@@ -378,6 +431,7 @@ def write_png_strips(
         strips: uint8 arrays (rows, width, 3), all of one width.
         overwrite: replace an existing file; with False an existing ``path``
             raises ``FileExistsError``.
+        metadata: ICC profile and EXIF (see :func:`read_metadata`) to copy.
 
     Returns:
         The path written.
@@ -405,6 +459,7 @@ def write_png_strips(
                     width = strip.shape[1]
                     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
                     stream.write(_PNG_SIGNATURE + _png_chunk(b"IHDR", header))
+                    stream.write(_png_metadata(metadata))
                     above = np.zeros(width * 3, np.uint8)
                 if strip.shape[1] != width or written + len(strip) > height:
                     raise ValueError(
@@ -431,6 +486,133 @@ def write_png_strips(
             stream.write(_png_chunk(b"IDAT", packer.flush()))
             stream.write(_png_chunk(b"IEND", b""))
     return path
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The ICC profile and EXIF block of an image file, to copy onto a result.
+
+    Returns:
+        dict with ``icc`` and ``exif`` (bytes, or None when absent); the EXIF
+        orientation is set to 1, since :func:`read_pixels` applies it.
+    """
+    from PIL import Image
+
+    found = {"icc": None, "exif": None}
+    if not Path(path).is_file():
+        return found
+    guard = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with Image.open(path) as opened:
+            found["icc"] = opened.info.get("icc_profile") or None
+            exif = opened.getexif()
+            if len(exif):
+                if EXIF_ORIENTATION_TAG in exif:
+                    exif[EXIF_ORIENTATION_TAG] = 1
+                block = exif.tobytes()
+                found["exif"] = block[6:] if block.startswith(b"Exif\0\0") else block
+    except Exception:  # noqa: BLE001  (unreadable metadata is not copied)
+        return {"icc": None, "exif": None}
+    finally:
+        Image.MAX_IMAGE_PIXELS = guard
+    return found
+
+
+def _png_metadata(metadata: dict | None) -> bytes:
+    """iCCP and eXIf chunks for a PNG (before its IDAT chunks)."""
+    chunks = b""
+    if metadata and metadata.get("icc"):
+        body = b"ICC Profile\0\0" + zlib.compress(metadata["icc"])
+        chunks += _png_chunk(b"iCCP", body)
+    if metadata and metadata.get("exif"):
+        chunks += _png_chunk(b"eXIf", metadata["exif"])
+    return chunks
+
+
+def _jpeg_metadata(metadata: dict | None) -> bytes:
+    """APP1 (EXIF) and APP2 (ICC, in chunks) segments for a JPEG."""
+    segments = b""
+    if metadata and metadata.get("exif"):
+        body = b"Exif\0\0" + metadata["exif"]
+        if len(body) <= 65533:
+            segments += b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body
+    icc = (metadata or {}).get("icc") or b""
+    parts = [icc[i : i + 65519] for i in range(0, len(icc), 65519)]
+    for number, part in enumerate(parts if len(parts) < 256 else [], 1):
+        body = b"ICC_PROFILE\0" + bytes([number, len(parts)]) + part
+        segments += b"\xff\xe2" + struct.pack(">H", len(body) + 2) + body
+    return segments
+
+
+def _add_metadata(temporary: Path, metadata: dict | None) -> None:
+    """Copy ICC and EXIF into a PNG or JPEG just encoded (other formats: as is).
+
+    The file is copied once, with the chunks or segments after its header.
+    """
+    suffix = temporary.suffix.lower()
+    if suffix == ".png":
+        extra, header = _png_metadata(metadata), len(_PNG_SIGNATURE) + 25  # IHDR
+    elif suffix in (".jpg", ".jpeg"):
+        extra, header = _jpeg_metadata(metadata), 2  # SOI
+    else:
+        return
+    if not extra:
+        return
+    staged = temporary.with_name(temporary.name + ".meta" + suffix)
+    try:
+        with open(temporary, "rb") as source, open(staged, "wb") as target:
+            head = source.read(header)
+            if suffix != ".png" and source.read(2) == b"\xff\xe0":  # JFIF first
+                (length,) = struct.unpack(">H", source.read(2))
+                head += b"\xff\xe0" + struct.pack(">H", length)
+                head += source.read(length - 2)
+            else:
+                source.seek(header)
+            target.write(head + extra)
+            while block := source.read(2**22):
+                target.write(block)
+        os.replace(staged, temporary)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+def frame_count(path: str | os.PathLike) -> int:
+    """Frames (or pages) of an image file: above 1 for an animated GIF or WebP or a
+    multi-page TIFF, of which OpenCV reads the first only; 1 when unknown."""
+    from PIL import Image
+
+    if not Path(path).is_file():  # never open a pipe or a device
+        return 1
+    guard = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with Image.open(path) as opened:
+            return int(getattr(opened, "n_frames", 1) or 1)
+    except Exception:  # noqa: BLE001  (not an image Pillow knows: one frame)
+        return 1
+    finally:
+        Image.MAX_IMAGE_PIXELS = guard
+
+
+def upscale_alpha(alpha: np.ndarray, factor: int) -> np.ndarray:
+    """An alpha channel (h, w) upscaled bicubically by ``factor``, same dtype.
+
+    uint8 and uint16 values are clipped and rounded back to their type.
+    """
+    divisor = _PIXEL_DIVISORS.get(alpha.dtype, 1.0)
+    wide = bicubic_upscale(pixels_to_float(alpha)[..., None], factor)[..., 0]
+    np.clip(wide, 0.0, 1.0, out=wide)
+    if alpha.dtype not in _PIXEL_DIVISORS:
+        return wide.astype(alpha.dtype)
+    wide *= divisor
+    return np.rint(wide, out=wide).astype(alpha.dtype)
+
+
+def to_uint16(images: np.ndarray) -> np.ndarray:
+    """The 16-bit samples of float values in [0, 1]: clipped, rounded, uint16."""
+    scaled = np.clip(images, 0.0, 1.0).astype(np.float32)
+    scaled *= 65535.0
+    return np.rint(scaled, out=scaled).astype(np.uint16)
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:

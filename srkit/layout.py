@@ -9,6 +9,8 @@ produces::
       book_build.log         output of the last book build
       run.lock               held by the running srkit run (its PID inside)
       .kernels/              kernel files of the running step (swept by the next run)
+      pages/<stem>.ipynb     the executed step notebooks of this run; a run that ends
+                             well publishes them to book/steps/
       data/<key>.npz         prepared data, shared by the steps
       steps/<stem>/metrics.json
       steps/<stem>/kernel.log  the step kernel's own output (TensorFlow's C++ log,
@@ -50,6 +52,7 @@ METRICS_FILE = "metrics.json"
 KERNEL_LOG = "kernel.log"  # in steps/<stem>: what the kernel process printed itself
 LOCK_FILE = "run.lock"  # held (flock) by the running srkit run, with its PID
 KERNEL_FILES_DIR = ".kernels"  # kernel connection files and temporary notebooks
+PAGES_DIR = "pages"  # the run's executed step notebooks, before they are published
 
 #: Files of a model folder (``RUN/models/<name>``).
 BEST_FILE = "best.keras"
@@ -195,13 +198,24 @@ def idle_runs(project: Path, also: Path | None = None, doing: str = "this"):
         yield
 
 
+def published_run(project: str | os.PathLike) -> Path | None:
+    """The run folder whose pages ``book/steps`` holds: what its marker names.
+
+    ``srkit run`` writes the marker when it publishes a run's pages (only a run
+    that ended well does); None when there is no marker.
+    """
+    try:
+        text = (Path(project) / STEPS_PAGE_DIR / RUN_MARKER).read_text().strip()
+    except OSError:
+        return None
+    return Path(text) if text else None
+
+
 def latest_run_dir(project: Path) -> Path | None:
     """The run folder of the pages in ``book/steps`` (else the newest run.json)."""
-    marker = Path(project) / STEPS_PAGE_DIR / RUN_MARKER
-    if marker.is_file():
-        folder = Path(marker.read_text().strip())
-        if (folder / RUN_RECORDS).is_file():
-            return folder
+    folder = published_run(project)
+    if folder is not None and (folder / RUN_RECORDS).is_file():
+        return folder
     candidates = sorted(
         (Path(project) / RUNS_DIR).glob(f"*/{RUN_RECORDS}"),
         key=lambda p: p.stat().st_mtime,
@@ -282,6 +296,15 @@ class RunFolder:
     @property
     def steps(self) -> Path:
         return self.root / "steps"
+
+    @property
+    def pages(self) -> Path:
+        """``pages/``: the executed step notebooks of this run."""
+        return self.root / PAGES_DIR
+
+    def page(self, stem: str) -> Path:
+        """``pages/<stem>.ipynb``: one step's executed notebook in this run."""
+        return self.pages / f"{stem}.ipynb"
 
     @property
     def models(self) -> Path:

@@ -3,11 +3,14 @@
 This module turns what the user asked for into a plan (the project's steps, their
 resolved parameters, the data they read and each step's cache key), and carries it
 out under the run folder's lock: it prepares the data once, executes each step whose
-key changed (``srkit.execute``), skips the others, keeps the run log ``RUN/run.json``
-true on every way out (``ok``, ``failed`` or ``interrupted``) and hands the book to
-``srkit.book``. A step's cache key covers its source, its parameters, the srkit
-source its notebook uses, its input data and folders and, for a step that reads
-earlier steps, their records. What a step is and which values it gets belong to
+key changed (``srkit.execute``) into the run's own ``RUN/pages/``, skips the others,
+keeps the run log ``RUN/run.json`` true on every way out (``ok``, ``failed`` or
+``interrupted``), publishes the run's pages to ``book/steps/`` only when the run
+ended well (so a failed or stopped run never replaces another run's pages) and
+hands the book to ``srkit.book``. A step's cache key covers its source, its
+parameters, the srkit source its notebook uses, its input data and folders and, for
+a step that reads earlier steps, their records; a step is cached only while the run
+folder holds its page and record. What a step is and which values it gets belong to
 ``srkit.steps``; how one step executes belongs to ``srkit.execute``. Nothing here
 imports TensorFlow.
 """
@@ -50,6 +53,7 @@ from srkit.layout import (
     default_run_dir,
     find_project,
     parse_folder,
+    published_run,
     read_records,
 )
 from srkit.steps import (
@@ -59,6 +63,7 @@ from srkit.steps import (
     RunSettings,
     Step,
     discover_steps,
+    parameter_lines,
     select_steps,
 )
 
@@ -282,9 +287,28 @@ class RunPlan:
         return RunFolder(self.run_dir)
 
     @property
-    def pages(self) -> Path:
-        """Where the executed notebooks go (``book/steps``)."""
+    def published(self) -> Path:
+        """Where the book's pages are published (``book/steps``)."""
         return self.project / STEPS_PAGE_DIR
+
+    def own_page(self, step: Step) -> Path | None:
+        """This run's executed notebook of a step, or None when it has none.
+
+        ``RUN/pages/<stem>.ipynb``; for a run folder from before ``RUN/pages``
+        (it has no such folder), the page in ``book/steps`` when the marker there
+        names this run folder.
+        """
+        page = self.folder.page(step.stem)
+        if page.is_file():
+            return page
+        legacy = self.published / f"{step.stem}.ipynb"
+        if (
+            not self.folder.pages.is_dir()
+            and legacy.is_file()
+            and published_run(self.project) == self.run_dir
+        ):
+            return legacy
+        return None
 
     def key(self, step: Step) -> str:
         """The step's cache key now (its upstream records as they are on disk)."""
@@ -298,13 +322,18 @@ class RunPlan:
         )
 
     def is_cached(self, step: Step, key: str, old_steps: dict) -> bool:
-        """Whether the step's last run succeeded with this key and left its files."""
+        """Whether the step's last run succeeded with this key and left its files.
+
+        The files are this run folder's own: its executed notebook
+        (:meth:`own_page`) and its ``metrics.json``; what another run published to
+        ``book/steps`` does not count.
+        """
         record = old_steps.get(step.stem, {})
         return (
             not self.force
             and record.get("ok") is True
             and record.get("key") == key
-            and (self.pages / f"{step.stem}.ipynb").is_file()
+            and self.own_page(step) is not None
             and self.folder.step_metrics(step.stem).is_file()
         )
 
@@ -547,6 +576,85 @@ def _terminate_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+# ---------------------------------------------------------------------- pages
+
+
+def _same_bytes(first: Path, second: Path) -> bool:
+    """Whether two files exist and hold the same bytes."""
+    try:
+        return first.read_bytes() == second.read_bytes()
+    except OSError:
+        return False
+
+
+def _copy_atomically(source: Path, target: Path) -> None:
+    """Copy a file so that readers of ``target`` see the old or the new one whole."""
+    with atomic_path(target) as temporary:
+        shutil.copyfile(source, temporary)
+
+
+def _adopt_published_pages(plan: RunPlan) -> None:
+    """Copy into ``RUN/pages`` the pages an older srkit published for this run.
+
+    Before ``RUN/pages`` existed a step's page lived only in ``book/steps``; a run
+    folder whose pages are still published there keeps its cached steps. Creates
+    ``RUN/pages``.
+    """
+    if plan.folder.pages.is_dir():
+        return
+    legacy = {step.stem: plan.own_page(step) for step in plan.steps}
+    plan.folder.pages.mkdir(parents=True)
+    for stem, page in legacy.items():
+        if page is not None:
+            _copy_atomically(page, plan.folder.page(stem))
+
+
+def publish_pages(plan: RunPlan, records: dict, echo: Echo = print) -> list[str]:
+    """Publish this run's pages to ``book/steps`` and mark them as this run's.
+
+    Called only when a run ended well: a failed or stopped run leaves the published
+    pages (and the marker that ``srkit upscale`` and ``srkit book`` read) as they
+    were. Each step whose record is ok and whose ``RUN/pages/<stem>.ipynb`` exists
+    is copied atomically, only when the published page differs (so a page that
+    another run published is put back, and an unchanged one keeps its time stamp).
+
+    Args:
+        plan: the run's plan.
+        records: the run's ``run.json`` content (the step records say which ended
+            ok).
+        echo: printer of the line naming the pages published and of a note naming
+            published pages this run has no successful page for.
+
+    Returns:
+        The stems whose pages were copied.
+    """
+    plan.published.mkdir(parents=True, exist_ok=True)
+    copied, others = [], []
+    for step in plan.steps:
+        page = plan.folder.page(step.stem)
+        target = plan.published / f"{step.stem}.ipynb"
+        if records["steps"].get(step.stem, {}).get("ok") is not True or not (
+            page.is_file()
+        ):
+            if target.is_file():
+                others.append(step.stem)
+            continue
+        if not _same_bytes(page, target):
+            _copy_atomically(page, target)
+            copied.append(step.stem)
+    if published_run(plan.project) != plan.run_dir:
+        with atomic_path(plan.published / RUN_MARKER) as temporary:
+            temporary.write_text(str(plan.run_dir) + "\n", encoding="utf-8")
+    if copied:
+        echo(f"pages: published to {STEPS_PAGE_DIR}/: {', '.join(copied)}")
+    if others:
+        echo(
+            f"note: {STEPS_PAGE_DIR}/ still shows pages of an earlier or another run "
+            f"for {', '.join(others)} (this run has no successful page of them)"
+        )
+    return copied
+
+
 # ------------------------------------------------------------------------ run
 
 
@@ -640,6 +748,10 @@ def run(
     echo(steps_table(log.records, [s.stem for s in plan.steps], log.seconds))
     result = RunResult(plan.run_dir, log.statuses, log.seconds, records=log.records)
     if failure is not None:
+        echo(
+            f"the pages in {plan.published} were left as they were; this run's "
+            f"pages are in {plan.folder.pages}"
+        )
         if book:
             echo(
                 "the book was NOT rebuilt: "
@@ -654,12 +766,14 @@ def run(
 
 
 def _dry_run(plan: RunPlan, echo: Echo) -> RunResult:
-    """Print whether each selected step would run or is cached; change nothing."""
+    """Print each selected step's state and resolved values; change nothing."""
     previous = read_records(plan.run_dir)
     to_run = plan.to_run(previous.get("steps", {}))
     for k, step in enumerate(plan.selected, 1):
         state = "would run" if to_run[step.stem] else "cached (unchanged)"
         echo(f"[{k}/{len(plan.selected)}] {step.stem} ... {state}")
+        for line in parameter_lines(plan.params[step.stem]):
+            echo(line)
     return RunResult(plan.run_dir, {}, {}, records=previous)
 
 
@@ -683,6 +797,7 @@ def _run_locked(
                 f"note: the previous run in {plan.run_dir} ended without a word "
                 "(killed); its finished steps are kept"
             )
+        _adopt_published_pages(plan)
         old_steps = previous.get("steps", {})
         to_run = plan.to_run(old_steps)
         _write_run_folder(plan)
@@ -695,14 +810,15 @@ def _run_locked(
             log.stop(error)
             raise
         log.finish(failed=failure is not None)
+        if failure is None:
+            publish_pages(plan, log.records, echo)
     return log, failure
 
 
 def _write_run_folder(plan: RunPlan) -> None:
-    """Create the run's folders, mark the pages' run, write ``params.yaml``."""
+    """Create the run's folders and write ``params.yaml``."""
     plan.folder.steps.mkdir(exist_ok=True)
-    plan.pages.mkdir(parents=True, exist_ok=True)
-    (plan.pages / RUN_MARKER).write_text(str(plan.run_dir) + "\n")
+    plan.folder.pages.mkdir(exist_ok=True)
     with atomic_path(plan.folder.params) as temporary:
         temporary.write_text(
             yaml.safe_dump(
@@ -794,7 +910,7 @@ def _execute_one(
     record.update(status="running", key=key, ok=False, started=_now(), finished=None)
     record.pop("error", None)
     log.save()
-    notebook_path = plan.pages / f"{step.stem}.ipynb"
+    notebook_path = plan.folder.page(step.stem)
     failure: StepFailed | None = None
     start = time.perf_counter()
     try:

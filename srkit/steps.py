@@ -3,18 +3,22 @@
 This module reads the project's step sources ``notebooks/NN_name.py`` (jupytext
 percent format): each one's ``parameters`` cell (literal, annotated assignments, the
 ``smoke`` values) and its ``# srkit:`` declarations (the data sets it reads, whether
-it reads earlier steps). It loads the profiles (``srkit/profiles/<name>.yaml`` or a
-YAML file: ``defaults`` for every step and a ``per_step`` section keyed by step
-number), parses the ``--data`` and ``-p`` choices of a run once (:class:`RunSettings`)
-and resolves them into every step's typed values. It executes nothing and writes
-nothing; ``srkit.pipeline`` plans and runs the steps. jupytext is imported inside
-:func:`read_source` so the command line starts fast.
+it reads earlier steps). It loads and checks the profiles
+(``srkit/profiles/<name>.yaml`` or a YAML file: ``defaults`` for every step and a
+``per_step`` section keyed by step number; an unknown section, step or name, or a
+value of the wrong type, is a one-line error naming the file, the step and the key,
+with the closest valid name), parses the ``--data`` and ``-p`` choices of a run once
+(:class:`RunSettings`), resolves them into every step's typed values and spells
+those values for ``--dry-run`` (:func:`parameter_lines`). It executes nothing and
+writes nothing; ``srkit.pipeline`` plans and runs the steps. jupytext is imported
+inside :func:`read_source` so the command line starts fast.
 """
 
 from __future__ import annotations
 
 import ast
 import contextlib
+import difflib
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -48,6 +52,7 @@ FOLDER_PARAMETERS = ("benchmarks",)
 # with a note, though "steps" is also a parameter (the training budget).
 PER_STEP_SECTION = "per_step"
 OLD_PER_STEP_SECTION = "steps"
+PROFILE_SECTIONS = ("defaults", PER_STEP_SECTION)
 
 Echo = Callable[[str], None]
 
@@ -217,6 +222,12 @@ def coerce(value: Any, type_name: str, name: str) -> Any:
     raise ValueError(f"parameter {name!r} has unsupported type {type_name!r}")
 
 
+def close_match(word: object, choices: Iterable[object]) -> str:
+    """``"; did you mean 'steps'?"`` for the closest of ``choices``, else ``""``."""
+    found = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
+    return f"; did you mean {found[0]!r}?" if found else ""
+
+
 def _check_range(name: str, value: Any, where: str) -> None:
     """Refuse a negative value for a parameter of :data:`NON_NEGATIVE`."""
     if name in NON_NEGATIVE and isinstance(value, int) and value < 0:
@@ -339,12 +350,86 @@ class Profile:
         path: the YAML file.
         defaults: name -> value for every step that declares the name.
         per_step: two-digit step number ("08") -> name -> value for that step.
+        section: the per-step section's name in the file (``per_step``, or the
+            old ``steps``), for messages.
+        packaged: a profile of ``srkit/profiles``. Its names are written for
+            srkit's own steps, so in another project a name or step it has and the
+            project lacks is passed over (a name with a note); in a profile file
+            they are errors. Values of the wrong type are errors in both.
     """
 
     name: str
     path: Path
     defaults: dict[str, Any]
     per_step: dict[str, dict[str, Any]]
+    section: str = PER_STEP_SECTION
+    packaged: bool = False
+
+    def where(self, section: str, step: str | None = None, key: str = "") -> str:
+        """``profile FILE, per_step 02, key 'steps'``: where a message points."""
+        text = f"profile {self.path}, {section}" + (f" {step}" if step else "")
+        return text + (f", key {key!r}" if key else "")
+
+    def check(self, steps: Sequence[Step]) -> None:
+        """Check a profile file's steps and names against the project's steps.
+
+        Args:
+            steps: every step of the project.
+
+        Raises:
+            ValueError: one line naming the file, the section, the step and the
+                key, with the closest valid name: a per-step section for no step,
+                a name no step declares (``defaults``) or the step does not declare
+                (per-step section), or a name the pipeline sets.
+        """
+        if self.packaged:
+            return
+        numbers = [step.number for step in steps]
+        declared = {name for step in steps for name in step.parameters}
+        for name in self.defaults:
+            _check_profile_name(self.where("defaults", key=name), name, declared)
+        for number, values in self.per_step.items():
+            matching = [step for step in steps if step.number == number]
+            if not matching:
+                raise ValueError(
+                    f"{self.where(self.section, number)}: no such step"
+                    f"{close_match(number, numbers)} (steps: {', '.join(numbers)})"
+                )
+            for name in values:
+                _check_profile_name(
+                    self.where(self.section, number, name),
+                    name,
+                    set(matching[0].parameters),
+                    matching[0].stem,
+                )
+
+
+def _check_profile_name(
+    where: str, name: str, known: set[str], stem: str | None = None
+) -> None:
+    """Refuse a profile key that is pipeline-owned or not among ``known`` names.
+
+    Args:
+        where: the message's start (file, section, step, key).
+        name: the key.
+        known: the parameter names it may be.
+        stem: the step of a per-step section (None: ``defaults``).
+
+    Raises:
+        ValueError: one line, with the closest valid name.
+    """
+    if name in PIPELINE_OWNED:
+        raise ValueError(
+            f"{where}: {name} is set by the pipeline; use --{name.replace('_', '-')}"
+        )
+    if name in known:
+        return
+    valid = sorted(known - set(PIPELINE_OWNED))
+    whose = f"step {stem} has no parameter" if stem else "no step declares parameter"
+    raise ValueError(
+        f"{where}: {whose} {name!r}{close_match(name, valid)} "
+        f"(valid names: {', '.join(valid)})"
+    )
 
 
 def profile_path(name: str) -> Path:
@@ -368,13 +453,29 @@ def load_profile(name: str, warn: Echo | None = None) -> Profile:
         The Profile, per-step keys normalised to two digits.
 
     Raises:
-        ValueError: for an unknown profile or a malformed file (sections that are
-            not mappings, or both ``per_step`` and ``steps``).
+        ValueError: one line naming the file (and the section and step) for an
+            unknown profile or a malformed file: a section other than
+            ``defaults`` and ``per_step`` (with the closest name), sections or
+            per-step entries that are not mappings, a per-step key that is no step
+            number, or both ``per_step`` and ``steps``.
     """
-    path = Path(name) if name.endswith((".yaml", ".yml")) else profile_path(name)
+    packaged = not name.endswith((".yaml", ".yml"))
+    path = profile_path(name) if packaged else Path(name)
     if not path.is_file():
         raise ValueError(f"unknown profile {name!r}; profiles: {', '.join(PROFILES)}")
     data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"profile {path}: holds a YAML {type(data).__name__}, not a mapping with "
+            f"'defaults' and '{PER_STEP_SECTION}'"
+        )
+    for key in data:
+        if key not in (*PROFILE_SECTIONS, OLD_PER_STEP_SECTION):
+            raise ValueError(
+                f"profile {path}: unknown section {key!r}"
+                f"{close_match(key, PROFILE_SECTIONS)} (sections: "
+                f"{', '.join(PROFILE_SECTIONS)})"
+            )
     section = PER_STEP_SECTION
     if OLD_PER_STEP_SECTION in data:
         if PER_STEP_SECTION in data:
@@ -392,11 +493,48 @@ def load_profile(name: str, warn: Echo | None = None) -> Profile:
             )
     defaults = data.get("defaults") or {}
     per_step = data.get(section) or {}
-    if not isinstance(defaults, dict) or not isinstance(per_step, dict):
-        raise ValueError(f"{path}: 'defaults' and '{section}' must be mappings")
-    # YAML reads 08 as a string but 10 as an int: normalise to two digits
-    per_step = {f"{int(str(k)):02d}": dict(v or {}) for k, v in per_step.items()}
-    return Profile(path.stem, path, defaults, per_step)
+    for key, content in (("defaults", defaults), (section, per_step)):
+        if not isinstance(content, dict):
+            raise ValueError(
+                f"profile {path}, {key}: expects a mapping, got {content!r}"
+            )
+    return Profile(
+        path.stem,
+        path,
+        defaults,
+        _per_step_sections(path, section, per_step),
+        section=section,
+        packaged=packaged,
+    )
+
+
+def _per_step_sections(path: Path, section: str, per_step: dict) -> dict:
+    """A profile's per-step section, its keys made two-digit step numbers.
+
+    YAML reads ``08`` as a string but ``10`` as an int; both become "08", "10".
+
+    Raises:
+        ValueError: naming the file, the section and the step for a key that is
+            no number, one step given twice, or an entry that is not a mapping of
+            names to values (``"02": fast``).
+    """
+    sections: dict[str, dict[str, Any]] = {}
+    for key, values in per_step.items():
+        if not str(key).strip().isdigit():
+            raise ValueError(
+                f"profile {path}, {section} {key!r}: a step is named by its number "
+                '(e.g. "05")'
+            )
+        number = f"{int(str(key)):02d}"
+        if number in sections:
+            raise ValueError(f"profile {path}, {section} {number}: given twice")
+        if values is not None and not isinstance(values, dict):
+            raise ValueError(
+                f"profile {path}, {section} {number}: expects a mapping of parameter "
+                f"names to values, got {values!r}"
+            )
+        sections[number] = dict(values or {})
+    return sections
 
 
 # ------------------------------------------------------------------- overrides
@@ -531,11 +669,14 @@ class RunSettings:
             dict stem -> dict name -> typed value.
 
         Raises:
-            ValueError: unknown name (listing the valid ones), bad value (naming
-                the parameter and its type), unknown step, or a pipeline-owned
-                name.
+            ValueError: unknown name (listing the valid ones, with the closest),
+                bad value (naming the parameter and its type), unknown step, or a
+                pipeline-owned name, in ``-p`` or in a profile file (then naming
+                the file, the section, the step and the key:
+                :meth:`Profile.check`).
         """
         profile = self.profile
+        profile.check(steps)
         declared = sorted(
             {n for s in steps for n in s.parameters} - set(PIPELINE_OWNED)
         )
@@ -568,15 +709,63 @@ class RunSettings:
         return resolved
 
     def _profile_values(self, step: Step) -> dict[str, Any]:
-        """A step's literal defaults, then the profile's defaults and its section."""
+        """A step's literal defaults, then the profile's defaults and its section.
+
+        Raises:
+            ValueError: a value of the wrong type or range, naming the file, the
+                section, the step and the key.
+        """
+        profile = self.profile
         values = {n: p.default for n, p in step.parameters.items()}
-        sections = (self.profile.defaults, self.profile.per_step.get(step.number, {}))
-        for section in sections:
-            for name, value in section.items():
-                if name in values and name not in PIPELINE_OWNED:
+        sections = (
+            (f"defaults (for step {step.stem})", None, profile.defaults),
+            (profile.section, step.number, profile.per_step.get(step.number, {})),
+        )
+        for section, number, content in sections:
+            for name, value in content.items():
+                if name not in values or name in PIPELINE_OWNED:
+                    continue
+                where = profile.where(section, number, name)
+                try:
                     values[name] = coerce(value, step.parameters[name].type, name)
-                    _check_range(name, values[name], f"profile {self.profile.name}")
+                except ValueError as error:
+                    raise ValueError(f"{where}: {error}") from None
+                _check_range(name, values[name], where)
         return values
+
+
+def _shown_value(value: Any) -> str:
+    """A resolved value as ``-p`` would spell it; an empty or spaced string quoted."""
+    if isinstance(value, str) and (not value or value != value.strip() or " " in value):
+        return repr(value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def parameter_lines(params: dict[str, Any], width: int = 88) -> list[str]:
+    """A step's resolved values as indented ``name=value`` lines for ``--dry-run``.
+
+    ``profile`` and ``run_dir`` are left out: the run's first line names both.
+
+    Args:
+        params: the step's resolved parameters.
+        width: the longest line (a single long value may exceed it).
+
+    Returns:
+        The lines, each starting with four spaces; none for a step without
+        parameters of its own.
+    """
+    words = [
+        f"{name}={_shown_value(value)}"
+        for name, value in params.items()
+        if name not in ("profile", "run_dir")
+    ]
+    lines: list[str] = []
+    for word in words:
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append("    " + word)
+    return lines
 
 
 def _override_targets(
@@ -595,7 +784,8 @@ def _override_targets(
     if override.step is None:
         if name not in declared:
             raise ValueError(
-                f"unknown parameter {name!r}; valid names: {', '.join(declared)}"
+                f"unknown parameter {name!r}{close_match(name, declared)}; "
+                f"valid names: {', '.join(declared)}"
             )
         return [s for s in steps if name in s.parameters]
     try:
@@ -609,8 +799,8 @@ def _override_targets(
         if name not in step.parameters:
             valid = sorted(set(step.parameters) - set(PIPELINE_OWNED))
             raise ValueError(
-                f"step {step.stem} has no parameter {name!r}; "
-                f"valid names: {', '.join(valid)}"
+                f"step {step.stem} has no parameter {name!r}"
+                f"{close_match(name, valid)}; valid names: {', '.join(valid)}"
             )
     return targets
 

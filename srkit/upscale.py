@@ -1,14 +1,19 @@
-"""``srkit upscale``: apply a trained model to an image file or a folder of images.
+"""``srkit upscale``: apply a trained model to image files or folders of images.
 
 Finds the model (``RUN/models/NAME/best.keras`` of a run, or an explicit
 ``.keras`` file), says where it comes from (its run's profile, training steps and
-validation PSNR, read from the run's records), checks that nothing would be lost
-(the output is never an input and replaces an existing file only when asked) and
-that the image fits in memory, then predicts in tiles from the image's 8-bit (or
-16-bit) samples, each tile converted to float32 alone. A PNG output is streamed:
-each strip of tiles is written as it is predicted (``srkit.images.write_png_strips``),
-so the result is never whole in memory; other formats are predicted into one
-8-bit result that ``srkit.images.write_image`` writes. Both writes are atomic.
+validation PSNR, read from the run's records), and plans the work before doing any
+(:func:`plan_jobs`): one file, or folders and several files written into an output
+folder as ``cp`` does, where no output may be an input or the output of two
+inputs. A batch goes on past a bad image, leaves hidden files and srkit's own
+temporary files alone and skips outputs that exist already (every write is
+atomic, so an existing output is complete and a rerun resumes). Each image is
+checked against the available memory, then predicted in tiles from its samples,
+each tile converted to float32 alone; a prediction with NaN or infinite values is
+an error naming the model. An 8-bit PNG output without alpha is streamed: each
+strip of tiles is written as it is predicted (``srkit.images.write_png_strips``);
+other outputs are predicted whole: 8-bit, or 16-bit for a 16-bit input written as
+PNG or TIFF, with the input's alpha upscaled bicubically beside them.
 """
 
 from __future__ import annotations
@@ -19,11 +24,14 @@ import json
 import math
 import os
 import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from srkit import data, images, models, tiles
+from srkit.atomic import TMP_MARKER
 from srkit.layout import (
     ProjectNotFound,
     RunFolder,
@@ -177,72 +185,16 @@ def model_provenance(path: Path, output: str) -> dict:
     return info
 
 
-def _check_upscale_paths(input_path, output_path, overwrite: bool) -> None:
-    """Refuse an output that would destroy the input or an existing file."""
-    source, target = Path(input_path).expanduser(), Path(output_path).expanduser()
-    shown = repr(os.fspath(output_path))  # the user's own spelling
-    if target.suffix.lower() not in images.IMAGE_EXTENSIONS:
-        raise ValueError(
-            f"cannot write {shown}: extension {target.suffix!r} is not an "
-            f"image format; end OUT with one of {', '.join(images.IMAGE_EXTENSIONS)}"
-        )
-    # The same file through any spelling: ./a.png, a symlink, a hard link, or a
-    # case-insensitive file system.
-    same = source.resolve() == target.resolve()
-    if not same and source.exists() and target.exists():
-        with contextlib.suppress(OSError):
-            same = os.path.samefile(source, target)
-    if same:
-        raise ValueError(
-            f"output {shown} is the input image {os.fspath(input_path)!r}: writing it "
-            "would destroy the input; choose another OUT file"
-        )
-    if target.is_dir():
-        raise ValueError(
-            f"output {shown} is a directory: give a file name, e.g. "
-            f"{str(target / ('upscaled' + source.suffix))!r}"
-        )
-    if (target.exists() or target.is_symlink()) and not overwrite:
-        raise ValueError(
-            f"output {shown} exists already: pass --overwrite to replace it, "
-            "or choose another OUT file"
-        )
-
-
-def _pairs(input_path, output_path) -> list[tuple]:
-    """(input, output) files: one pair, or one per image of an input folder."""
-    source, target = Path(input_path).expanduser(), Path(output_path).expanduser()
-    if not source.is_dir():
-        return [(input_path, output_path)]  # the user's spelling, for messages
-    if target.exists() and not target.is_dir():
-        raise ValueError(
-            f"input {os.fspath(input_path)!r} is a folder, so OUT must be a folder "
-            f"too, but {os.fspath(output_path)!r} is a file"
-        )
-    files = sorted(
-        path
-        for path in source.iterdir()
-        if path.suffix.lower() in images.IMAGE_EXTENSIONS and path.is_file()
-    )
-    if not files:
-        raise ValueError(
-            f"input folder {os.fspath(input_path)!r} holds no image files "
-            f"({', '.join(images.IMAGE_EXTENSIONS)})"
-        )
-    if target.resolve() == source.resolve():
-        raise ValueError(
-            f"output folder {os.fspath(output_path)!r} is the input folder: its "
-            "images would be replaced; choose another OUT folder"
-        )
-    return [(image, target / image.name) for image in files]
-
-
-def check_image_memory(path: Path, scale: int, streamed: bool = False) -> None:
+def check_image_memory(
+    path: Path, scale: int, streamed: bool = False, bytes_per_value: int = 1
+) -> None:
     """Refuse an image whose upscaling would not fit in the available memory.
 
     The size is read from the file's header (no decoding); formats whose header
-    Pillow cannot read are not checked here. The 8-bit result counts unless it
-    is ``streamed`` (a PNG output, written strip by strip).
+    Pillow cannot read are not checked here (a float TIFF's header is read by
+    ``srkit.images.image_size``). The result (``bytes_per_value`` per sample: 1
+    for 8 bits, more for a 16-bit result made from float32, or with alpha)
+    counts unless it is ``streamed`` (a PNG output, written strip by strip).
 
     Raises:
         srkit.data.NotEnoughMemory: naming the file, its size and the estimate.
@@ -252,7 +204,7 @@ def check_image_memory(path: Path, scale: int, streamed: bool = False) -> None:
         return
     height, width = size
     pixels = height * width
-    result = 0 if streamed else 3 * scale * scale
+    result = 0 if streamed else 3 * scale * scale * bytes_per_value
     needed = pixels * (BYTES_PER_INPUT_PIXEL + result) + BASE_BYTES
     data.check_memory(
         needed,
@@ -283,6 +235,384 @@ def _load(path: Path):
         ) from error
 
 
+# ------------------------------------------------------------------ the plan
+
+# What srkit reads as an image, in a folder and given alone alike (OpenCV decodes
+# GIF; its first frame is used). Outputs are written in srkit.images' formats.
+READ_EXTENSIONS = (*images.IMAGE_EXTENSIONS, ".gif")
+# The longest side each format can hold (WebP's 14-bit sizes, JPEG's 16-bit).
+MAX_SIDE = {".webp": 16383, ".jpg": 65535, ".jpeg": 65535}
+NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
+# atomic_path's temporary name adds ".", ".tmp-", 12 hex digits and the suffix.
+TEMPORARY_EXTRA = 1 + len(TMP_MARKER) + 12
+
+
+class BadPrediction(ValueError):
+    """The model predicted NaN or infinite values: the model itself is broken."""
+
+
+@dataclass
+class Job:
+    """One image to upscale: where it is read and where its result goes."""
+
+    source: Path
+    target: Path
+    shown: str = ""  # the output as the user spelt it, for messages
+
+    def __post_init__(self):
+        self.shown = self.shown or str(self.target)
+
+
+@dataclass
+class Plan:
+    """What ``srkit upscale`` will do, checked before any work.
+
+    Attributes:
+        jobs: the images, in order.
+        batch: several inputs or a folder: a bad image is reported and skipped,
+            an existing output is skipped (resumed), a summary ends the run.
+        ignored: files of the input folders that are not images, hidden files
+            (``._*`` of macOS, ``.*``) and srkit's own temporary leftovers.
+    """
+
+    jobs: list[Job]
+    batch: bool
+    ignored: int = 0
+
+
+def _hidden(name: str) -> bool:
+    """A hidden file or folder, macOS' ``._*`` and srkit's temporary files included."""
+    return name.startswith(".") or TMP_MARKER in name
+
+
+def _output_name(source: Path) -> str:
+    """The output file name of an input in a folder: its own, or .png where srkit
+    cannot write the input's format."""
+    if source.suffix.lower() in images.IMAGE_EXTENSIONS:
+        return source.name
+    return source.stem + ".png"
+
+
+def _folder_images(folder: Path, recursive: bool) -> tuple[list[Path], int]:
+    """The image files of a folder (sorted; subfolders with ``recursive``), and the
+    count of other files left alone (hidden, temporary, not an image)."""
+    found, ignored = [], 0
+    for root, folders, names in os.walk(folder):
+        folders[:] = sorted(name for name in folders if not _hidden(name))
+        if not recursive:
+            folders[:] = []
+        for name in sorted(names):
+            path = Path(root) / name
+            if _hidden(name) or path.suffix.lower() not in READ_EXTENSIONS:
+                ignored += 1
+            elif path.is_file():
+                found.append(path)
+    return found, ignored
+
+
+def _check_readable_extension(source: Path) -> None:
+    """Refuse a single input file in a format srkit does not read."""
+    if source.suffix.lower() not in READ_EXTENSIONS:
+        raise ValueError(
+            f"cannot read {str(source)!r}: {source.suffix or 'no extension'!r} is "
+            f"not an image format srkit reads ({', '.join(READ_EXTENSIONS)}); "
+            "convert it to PNG first"
+        )
+
+
+def _check_target(job: Job, scale: int) -> None:
+    """Refuse an output name or size its format or file system cannot hold."""
+    target, suffix = job.target, job.target.suffix.lower()
+    if suffix not in images.IMAGE_EXTENSIONS:
+        raise ValueError(
+            f"cannot write {str(target)!r}: extension {target.suffix!r} is not an "
+            f"image format; end OUT with one of {', '.join(images.IMAGE_EXTENSIONS)}"
+        )
+    longest = NAME_MAX - TEMPORARY_EXTRA - len(os.fsencode(target.suffix))
+    if len(os.fsencode(target.name)) > longest:
+        raise ValueError(
+            f"cannot write {str(target)!r}: its name has "
+            f"{len(os.fsencode(target.name))} bytes, srkit can write at most "
+            f"{longest} (with its temporary name); choose a shorter OUT name"
+        )
+    size = images.image_size(job.source) if suffix in MAX_SIDE else None
+    if size is not None and max(size) * scale > MAX_SIDE[suffix]:
+        raise ValueError(
+            f"cannot write {str(target)!r}: the x{scale} result of "
+            f"{str(job.source)!r} ({size[1] * scale}x{size[0] * scale}) exceeds "
+            f"the {MAX_SIDE[suffix]} px {suffix} limit; write a .png or .tif"
+        )
+
+
+def _stat_key(path: Path):
+    with contextlib.suppress(OSError):
+        info = path.stat()
+        return info.st_dev, info.st_ino
+    return None
+
+
+def _looks_like_a_result(source: Path, target: Path) -> bool:
+    """Whether an existing image ``target`` is ``source`` upscaled x2 or x4 (an
+    earlier result), rather than another photo (e.g. a glob's second file)."""
+    size, before = images.image_size(target), images.image_size(source)
+    if size is None or before is None:
+        return True  # not an image: nothing of value is lost
+    return any(
+        size in ((before[0] * s, before[1] * s), (before[1] * s, before[0] * s))
+        for s in FACTOR_OUTPUTS
+    )
+
+
+def _check_single(job: Job, overwrite: bool) -> None:
+    """Refuse one output that would destroy its input or another photo."""
+    source, target, shown = job.source, job.target, job.shown
+    same = source.resolve() == target.resolve()
+    if not same and target.exists():
+        same = _stat_key(source) == _stat_key(target)
+    if same:
+        raise ValueError(
+            f"output {shown!r} is the input image {str(source)!r}: writing it "
+            "would destroy the input; choose another OUT file"
+        )
+    if not (target.exists() or target.is_symlink()):
+        return
+    if not _looks_like_a_result(source, target):
+        raise ValueError(
+            f"output {shown!r} exists and is not an upscaled "
+            f"{source.name!r}: it may be another photo (did a pattern like *.jpg "
+            "give several files? then end the command with an output folder: "
+            "srkit upscale IN... OUTDIR); delete it first or choose another OUT"
+        )
+    if not overwrite:
+        raise ValueError(
+            f"output {shown!r} exists already: pass --overwrite to replace it, "
+            "or choose another OUT file"
+        )
+
+
+def _batch_jobs(sources: list[Path], out: Path, recursive: bool) -> Plan:
+    """The jobs of several inputs or folders written into the folder ``out``."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(
+            f"{len(sources)} input(s) with folders or several files need an output "
+            f"folder as the last argument, but {str(out)!r} is a file"
+        )
+    jobs, ignored = [], 0
+    for source in sources:
+        if not source.is_dir():
+            _check_readable_extension(source)
+            jobs.append(Job(source, out / _output_name(source)))
+            continue
+        if out.resolve() == source.resolve():
+            raise ValueError(
+                f"output folder {str(out)!r} is the input folder: its images would "
+                "be replaced; choose another OUT folder"
+            )
+        if recursive and source.resolve() in out.resolve().parents:
+            raise ValueError(
+                f"output folder {str(out)!r} is inside the input folder "
+                f"{str(source)!r}: with --recursive a later run would read the "
+                "results as inputs; choose an OUT folder outside it"
+            )
+        files, skipped = _folder_images(source, recursive)
+        ignored += skipped
+        if not files and len(sources) == 1:
+            raise ValueError(
+                f"input folder {str(source)!r} holds no image files "
+                f"({', '.join(READ_EXTENSIONS)})"
+            )
+        for path in files:
+            relative = path.relative_to(source).parent / _output_name(path)
+            jobs.append(Job(path, out / relative))
+    return Plan(jobs, batch=True, ignored=ignored)
+
+
+def plan_jobs(
+    inputs, output, overwrite: bool = False, recursive: bool = False, scale: int = 2
+) -> Plan:
+    """Check the paths of ``srkit upscale IN... OUT`` before any work.
+
+    One input file: OUT is the file to write (or an existing folder to write it
+    into, under its own name). Folders or several inputs: OUT is a folder (made
+    when missing), as with ``cp``; a folder's images keep their names (their
+    relative paths with ``recursive``). Refused, naming the paths: an output that
+    is an input (any spelling, link or hard link), two inputs with one output, a
+    single OUT that is another photo (not an earlier result of this input), an
+    existing single OUT without ``overwrite``, a name or size the output format
+    cannot hold.
+    """
+    if isinstance(inputs, str | os.PathLike):
+        inputs = [inputs]
+    sources = [Path(path).expanduser() for path in inputs]
+    out = Path(output).expanduser()
+    if not sources:
+        raise ValueError("no input given: srkit upscale IN... OUT")
+    if len(sources) == 1 and not sources[0].is_dir():
+        source = sources[0]
+        if source.exists():
+            _check_readable_extension(source)
+        if out.is_dir():
+            job = Job(source, out / _output_name(source))
+        else:
+            job = Job(source, out, os.fspath(output))
+        _check_target(job, scale)
+        _check_single(job, overwrite)
+        return Plan([job], batch=False)
+    plan = _batch_jobs(sources, out, recursive)
+    inputs_by_key = {_stat_key(job.source): job.source for job in plan.jobs}
+    inputs_by_path = {job.source.resolve(): job.source for job in plan.jobs}
+    seen: dict[Path, Path] = {}
+    for job in plan.jobs:
+        resolved = job.target.resolve()
+        other = inputs_by_path.get(resolved) or (
+            inputs_by_key.get(_stat_key(job.target)) if job.target.exists() else None
+        )
+        if other is not None:
+            raise ValueError(
+                f"output {str(job.target)!r} is the input image {str(other)!r}: "
+                "writing it would destroy the input; choose another OUT folder"
+            )
+        if resolved in seen:
+            raise ValueError(
+                f"inputs {str(seen[resolved])!r} and {str(job.source)!r} would both "
+                f"be written to {str(job.target)!r}: rename one, or upscale them "
+                "into different folders"
+            )
+        seen[resolved] = job.source
+    return plan
+
+
+# ------------------------------------------------------------------- the work
+
+
+class _FiniteOutput:
+    """A model of one output that refuses NaN or infinite predictions.
+
+    Called as Keras models are (``srkit.tiles.predict_batch``); a non-finite value
+    would otherwise be clipped to black and written as a picture.
+    """
+
+    def __init__(self, network, output: str, label: str):
+        import keras
+
+        names = tiles.output_names(network)
+        if names != [output] and getattr(network, "outputs", None):
+            tensor = network.outputs[names.index(output)]
+            network = keras.Model(network.input, tensor, name=network.name)
+        self.network, self.output_names, self.label = network, [output], label
+        self.name = network.name
+        self.source = None  # the image being predicted, for the message
+
+    def __call__(self, batch, training=False):
+        import keras
+
+        outputs = self.network(batch, training=training)
+        if isinstance(outputs, list | tuple):
+            outputs = outputs[0]
+        if isinstance(outputs, dict):
+            outputs = next(iter(outputs.values()))
+        values = np.asarray(keras.ops.convert_to_numpy(outputs), dtype=np.float32)
+        if not np.isfinite(values).all():
+            raise BadPrediction(
+                f"model {self.label} predicted NaN or infinite values for "
+                f"{str(self.source)!r}: the model is broken (e.g. its training "
+                "diverged); use another model (--run-dir or --model-file)"
+            )
+        return values
+
+
+def _check_output(network, output: str, scale: int, model: str, path: Path) -> None:
+    """Refuse a model without the output of the requested scale."""
+    names = list(getattr(network, "output_names", None) or [])
+    if names and output not in names:
+        other = [s for s, name in FACTOR_OUTPUTS.items() if name in names]
+        advice = f"use --scale {other[0]}" if other else "pass an srkit model"
+        raise ValueError(
+            f"model {model} ({path}) has no {output} output (x{scale}); it has "
+            f"{', '.join(names)}: {advice}"
+        )
+
+
+# Formats that keep an alpha channel, and those that keep 16-bit samples.
+ALPHA_EXTENSIONS = (".png", ".webp", ".tif", ".tiff")
+DEEP_EXTENSIONS = (".png", ".tif", ".tiff")
+
+
+def _read_single_frame(source: Path):
+    """The RGB samples and alpha (or None) of an image of one frame."""
+    frames = images.frame_count(source)
+    if frames > 1:
+        raise ValueError(
+            f"cannot upscale {str(source)!r}: it has {frames} frames (an animation "
+            "or a multi-page file) and srkit upscales single pictures; save the "
+            "frame you want as a PNG first"
+        )
+    return images.read_pixels(source, alpha=True)
+
+
+def _flatten_on_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """RGB composited over white (what a viewer shows), in place, band by band."""
+    top_value = float(np.iinfo(rgb.dtype).max)
+    for top in range(0, rgb.shape[0], 256):
+        band = rgb[top : top + 256].astype(np.float32)
+        weight = alpha[top : top + 256, :, None].astype(np.float32) / top_value
+        band = band * weight + top_value * (1.0 - weight)
+        rgb[top : top + 256] = np.rint(band)
+    return rgb
+
+
+def _upscale_one(predictor, job: Job, scale: int, tile, overwrite: bool, read=None):
+    """Predict one image and write it atomically.
+
+    Returns:
+        (the result's shape, a note for the user or None).
+    """
+    check_image_memory(job.source, scale, _streamed(job.target))
+    image, alpha = read if read is not None else _read_single_frame(job.source)
+    suffix = job.target.suffix.lower()
+    metadata = images.read_metadata(job.source)  # ICC and EXIF, for PNG and JPEG
+    deep = image.dtype == np.uint16 and suffix in DEEP_EXTENSIONS
+    output = predictor.output_names[0]
+    predictor.source = job.source
+    core = tile
+    if tile is None:
+        limit = MAX_TILE_X4 if scale == 4 else tiles.MAX_TILE
+        core = tiles.choose_tile(*image.shape[:2], max_tile=limit)
+    shape = (image.shape[0] * scale, image.shape[1] * scale, 3)
+    if _streamed(job.target) and alpha is None and not deep:
+        strips = tiles.predict_strips(
+            predictor, image, output=output, tile=core, dtype=np.uint8
+        )
+        images.write_png_strips(
+            job.target, shape[0], strips, overwrite=overwrite, metadata=metadata
+        )
+        return tuple(shape), None
+    if _streamed(job.target) or deep or alpha is not None:  # a larger result
+        extra = (6 if deep else 1) + (0 if alpha is None else 2)
+        check_image_memory(job.source, scale, bytes_per_value=extra)
+    dtype = np.float32 if deep else np.uint8
+    result = tiles.predict_full(predictor, image, output=output, tile=core, dtype=dtype)
+    if deep:
+        result = images.to_uint16(result)
+    note = None
+    if alpha is not None:
+        wide = images.upscale_alpha(alpha, scale)
+        if deep or wide.dtype != result.dtype:
+            wide = images.to_uint16(images.pixels_to_float(wide))
+            wide = wide if deep else (wide // 257).astype(np.uint8)
+        if suffix in ALPHA_EXTENSIONS:
+            result = np.concatenate([result, wide[..., None]], axis=2)
+        else:
+            result = _flatten_on_white(result, wide)
+            note = (
+                f"{str(job.source)!r} has transparency, which {suffix} cannot keep: "
+                f"written over white in {str(job.target)!r} (write a .png, .webp "
+                "or .tif to keep it)"
+            )
+    images.write_image(job.target, result, overwrite=overwrite, metadata=metadata)
+    return tuple(result.shape[:2]) + (3,), note
+
+
 def upscale(
     input_path,
     output_path,
@@ -293,23 +623,27 @@ def upscale(
     scale: int = 2,
     tile: int | None = None,
     overwrite: bool = False,
+    recursive: bool = False,
+    report: Callable[[str, Path, str], None] | None = None,
 ) -> dict:
-    """Upscale one image file, or every image of a folder, with a trained model.
+    """Upscale image files, or the images of folders, with a trained model.
 
-    Nothing is lost: an output may not be an input (under any spelling, symlink
-    or hard link), an existing output is replaced only with ``overwrite``, and
-    each file is written atomically, so a failure leaves the old one intact. Every
-    output is checked before the first is written. Each image is predicted in
-    tiles from its stored samples (see ``srkit.tiles.predict_strips``): a PNG
-    output is written strip by strip as it is predicted, other formats from one
-    8-bit result. An image is refused beforehand when its estimated memory
-    exceeds what is available.
+    Nothing is lost: the paths are checked before any work (see
+    :func:`plan_jobs`), and each file is written atomically, so a failure or an
+    interruption leaves no partial file. One input file fails as a whole on any
+    error. A batch (folders or several files) goes on past a bad image (reported,
+    counted as failed), skips an output that exists already (a complete result of
+    an earlier run, since every write is atomic) unless ``overwrite``, and loads
+    the model only when an image needs it, so a rerun resumes an interrupted
+    batch. Each image is predicted in tiles (``srkit.tiles.predict_strips``): a
+    PNG output strip by strip, other formats from one 8-bit result. An image is
+    refused beforehand when its estimated memory exceeds what is available, and a
+    prediction with NaN or infinite values stops everything (the model is
+    broken).
 
     Args:
-        input_path: an image file (read with ``srkit.images.read_pixels``), or a
-            folder whose image files (not its subfolders) are all upscaled.
-        output_path: the file to write (its extension picks the format), or for
-            an input folder the output folder (created; files keep their names).
+        input_path: an image file, a folder, or a list of both.
+        output_path: the file to write, or the output folder (see plan_jobs).
         model: zoo name of the model (its folder under ``RUN/models``).
         project, run_dir, model_file: where the model is (see ``find_model_file``).
         scale: 2 (output ``low_upsample``) or 4 (``high_upsample``).
@@ -317,71 +651,83 @@ def upscale(
             (at most ``srkit.tiles.MAX_TILE`` at x2 and :data:`MAX_TILE_X4` at
             x4), 0 (``srkit.tiles.WHOLE``) predicts the whole image at once.
         overwrite: replace existing output files.
+        recursive: folders' subfolders too, mirrored under the output folder.
+        report: called as each image ends with ("wrote", target, "WxH"),
+            ("skipped", target, "exists") or ("failed", source, error), and
+            ("note", source, text) for something the user should know (alpha
+            flattened for a format without it).
 
     Returns:
-        dict with ``model`` (see :func:`model_provenance`), ``warnings`` (lines
-        for the user, e.g. a model from a smoke run) and ``written``: one
-        ``(output path, (height, width, 3))`` per image.
+        dict with ``model`` (see :func:`model_provenance`; None when no image
+        needed it), ``warnings``, ``batch``, ``ignored`` (files left alone),
+        ``written`` (``(output path, (height, width, 3))`` per image),
+        ``skipped`` (existing outputs) and ``failed`` (``(input, message)``).
 
     Raises:
-        ValueError: bad scale or tile, an output that is an input, an existing
-            output without ``overwrite``, an unsupported output extension, an
-            unreadable image, a model name outside the zoo, a model file Keras
-            cannot load, or a model without the requested output.
-        srkit.data.NotEnoughMemory: an image too large for the available memory.
+        ValueError: bad scale or tile, refused paths (see plan_jobs), and for one
+            input file an unreadable image; a model name outside the zoo, a model
+            file Keras cannot load, a model without the requested output, or one
+            that predicts NaN (:class:`BadPrediction`).
+        srkit.data.NotEnoughMemory: one input image too large for the memory.
         ModelNotFound: missing model file.
-        OSError: an output cannot be written (the old file is kept).
+        OSError: one output cannot be written (the old file is kept).
     """
     if scale not in FACTOR_OUTPUTS:
         raise ValueError(f"scale must be 2 or 4, got {scale!r}")
     if tile is not None and (isinstance(tile, bool) or tile < 0):
         raise ValueError(f"tile must be a pixel count >= 0, got {tile!r}")
-    pairs = _pairs(input_path, output_path)
-    for source, target in pairs:
-        _check_upscale_paths(source, target, overwrite)
+    plan = plan_jobs(input_path, output_path, overwrite, recursive, scale)
     path = find_model_file(model, project, run_dir, model_file)
     output = FACTOR_OUTPUTS[scale]
+    done = {"model": None, "warnings": [], "batch": plan.batch}
+    done.update(ignored=plan.ignored, written=[], skipped=[], failed=[])
+    report = report or (lambda status, where, text: None)
+    first, predictor = None, None
+    if not plan.batch:  # a bad single image fails before the model loads
+        check_image_memory(plan.jobs[0].source, scale, _streamed(plan.jobs[0].target))
+        first = _read_single_frame(plan.jobs[0].source)
+    for job in plan.jobs:
+        if (
+            plan.batch
+            and not overwrite
+            and (job.target.exists() or job.target.is_symlink())
+        ):
+            done["skipped"].append(job.target)
+            report("skipped", job.target, "exists")
+            continue
+        if predictor is None:  # a model error stops everything
+            predictor = _predictor(path, model, output, scale, done)
+        try:
+            if plan.batch:
+                _check_target(job, scale)
+            shape, note = _upscale_one(predictor, job, scale, tile, overwrite, first)
+        except BadPrediction:
+            raise
+        except (ValueError, OSError) as error:
+            if not plan.batch:
+                raise
+            done["failed"].append((job.source, error))
+            report("failed", job.source, error)
+            continue
+        finally:
+            first = None
+        if note:
+            report("note", job.source, note)
+        done["written"].append((job.target, shape))
+        report("wrote", job.target, f"{shape[1]}x{shape[0]}")
+    return done
+
+
+def _predictor(path: Path, model: str, output: str, scale: int, done: dict):
+    """Load the model once, name its provenance and warn about a smoke run."""
     provenance = model_provenance(path, output)
-    notes = []
+    done["model"] = provenance
     if provenance["profile"] == SMOKE_PROFILE:
-        notes.append(
+        done["warnings"].append(
             f"the model comes from a smoke run ({provenance['run_dir']}): a few "
             "training steps to test the pipeline, so expect a poor picture; use a "
             "model of a quick or full run (--run-dir)"
         )
-    # A bad first image fails before the model loads.
-    check_image_memory(pairs[0][0], scale, _streamed(pairs[0][1]))
-    first = images.read_pixels(pairs[0][0])
     network = _load(path)
-    names = list(getattr(network, "output_names", None) or [])
-    if names and output not in names:
-        raise ValueError(
-            f"model {model} ({path}) has no {output} output (x{scale}); it has "
-            f"{', '.join(names)}: use --scale 2"
-        )
-    written = []
-    for index, (source, target) in enumerate(pairs):
-        if index:
-            check_image_memory(source, scale, _streamed(target))
-        image = first if index == 0 else images.read_pixels(source)
-        first = None
-        core = tile
-        if tile is None:
-            limit = MAX_TILE_X4 if scale == 4 else tiles.MAX_TILE
-            core = tiles.choose_tile(*image.shape[:2], max_tile=limit)
-        shape = (image.shape[0] * scale, image.shape[1] * scale, 3)
-        if _streamed(target):
-            strips = tiles.predict_strips(
-                network, image, output=output, tile=core, dtype=np.uint8
-            )
-            images.write_png_strips(target, shape[0], strips, overwrite=overwrite)
-        else:
-            result = tiles.predict_full(
-                network, image, output=output, tile=core, dtype=np.uint8
-            )
-            images.write_image(target, result, overwrite=overwrite)
-            shape = result.shape
-            del result
-        del image
-        written.append((target, tuple(shape)))
-    return {"model": provenance, "warnings": notes, "written": written}
+    _check_output(network, output, scale, model, path)
+    return _FiniteOutput(network, output, f"{model} ({path})")

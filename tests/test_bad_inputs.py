@@ -147,9 +147,11 @@ class Case:
     step_failure: bool = False
 
 
-def output_shape(expected: tuple[int, int, int]) -> Callable[[Path], None]:
+def output_shape(
+    expected: tuple[int, int, int], name: str = "out.png"
+) -> Callable[[Path], None]:
     def check(folder: Path) -> None:
-        assert images.read_image(folder / "out.png").shape == expected
+        assert images.read_image(folder / name).shape == expected
 
     return check
 
@@ -409,7 +411,9 @@ CASES = [
         "output_is_a_directory",
         lambda f: (write(f, "in.png", png_bytes()), (f / "out.png").mkdir()),
         upscale("in.png", "out.png"),
-        culprit="'out.png'",
+        code=0,
+        written={"out.png/in.png"},
+        check=output_shape((12, 16, 3), "out.png/in.png"),
     ),
     Case(
         "output_is_input",
@@ -590,6 +594,35 @@ CASES = [
         code=0,
         written={"out", "out/a.png", "out/b.jpg"},
         check=folder_output,
+    ),
+    Case(
+        "folder_with_a_bad_file_and_mac_leftovers",
+        lambda f: (
+            image_folder(f),
+            write(f, "in/._a.png", b"\x00\x05\x16\x07AppleDouble"),
+            write(f, "in/c.png", b"not a picture"),
+        ),
+        upscale("in", "out"),
+        culprit="cannot read image 'in/c.png'",
+        written={"out", "out/a.png", "out/b.jpg"},
+        check=folder_output,
+    ),
+    Case(
+        "glob_without_an_output_folder",
+        lambda f: (
+            write(f, "a.jpg", pillow_bytes(Image.fromarray(rgb(4, 5, 2)), "JPEG")),
+            write(f, "b.jpg", pillow_bytes(Image.fromarray(rgb(6, 8, 1)), "JPEG")),
+        ),
+        upscale("a.jpg", "b.jpg", "--overwrite"),
+        culprit="'b.jpg' exists and is not an upscaled 'a.jpg'",
+    ),
+    Case(
+        "several_files_into_a_folder",
+        lambda f: (write(f, "a.png", png_bytes()), write(f, "b.png", png_bytes())),
+        ["upscale", "a.png", "b.png", "out", "--model", "simple_model_bilinear"],
+        code=0,
+        written={"out", "out/a.png", "out/b.png"},
+        stdout="2 written, 0 skipped (exist), 0 failed",
     ),
     Case(
         "folder_into_a_file",

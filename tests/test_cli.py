@@ -117,7 +117,9 @@ def test_run_failure_exits_non_zero(project, capsys):
     captured = capsys.readouterr()
     assert "step 01_a failed at cell 3" in captured.err
     assert "ValueError: bad 01_a" in captured.err
-    assert str(project / "book" / "steps" / "01_a.ipynb") in captured.err
+    page = project / "runs" / "default" / "pages" / "01_a.ipynb"
+    assert str(page) in captured.err and page.is_file()
+    assert not (project / "book" / "steps" / "01_a.ipynb").exists()  # not published
     assert "NOT rebuilt" in captured.out
     assert "02_b ... running" not in captured.out
 
@@ -348,3 +350,43 @@ def test_describe_error_joins_lines():
     assert cli.describe_error(ValueError("first\n  second\n")) == "first; second"
     error = FileNotFoundError(2, "No such file or directory", "a.png")
     assert cli.describe_error(error) == "'a.png': No such file or directory"
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("default:\n  epochs: 2\n", ["bad.yaml", "did you mean 'defaults'?"]),
+        (
+            'per_step:\n  "02":\n    epoch: 2\n',
+            ["bad.yaml", "per_step 02", "key 'epoch'", "did you mean 'epochs'?"],
+        ),
+        ('per_step:\n  "02": fast\n', ["bad.yaml", "per_step 02", "got 'fast'"]),
+        ('per_step:\n  "07":\n    epochs: 2\n', ["bad.yaml", "07: no such step"]),
+        ("defaults:\n  fail: maybe\n", ["bad.yaml", "01_a", "key 'fail'", "bool"]),
+    ],
+)
+def test_a_bad_profile_is_one_line_naming_file_step_and_key(
+    project, capsys, text, words
+):
+    profile = project / "bad.yaml"
+    profile.write_text(text)
+    args = ["run", "--project", str(project), "--profile", str(profile), "--dry-run"]
+    assert cli.main(args) == 1
+    err = one_error_line(capsys)
+    for word in words:
+        assert word in err, err
+
+
+def test_dry_run_shows_each_steps_resolved_parameters(project, capsys):
+    profile = project / "mine.yaml"
+    profile.write_text('defaults:\n  epochs: 3\nper_step:\n  "02":\n    fail: true\n')
+    args = ["run", "--project", str(project), "--profile", str(profile), "--dry-run"]
+    assert cli.main([*args, "-p", "01.epochs=4"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1:] == [
+        "[1/2] 01_a ... would run",
+        "    epochs=4 fail=false",
+        "[2/2] 02_b ... would run",
+        "    epochs=3 fail=true",
+    ]
+    assert not (project / "runs").exists()

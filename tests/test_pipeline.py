@@ -342,10 +342,73 @@ def test_a_run_with_an_old_profile_prints_the_note(project, tmp_path):
     assert len(notes) == 1 and str(old) in notes[0]
 
 
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "default:\n  steps: 3\n",
+            "unknown section 'default'; did you mean 'defaults'?",
+        ),
+        (
+            "defaults:\n  stepz: 3\n",
+            "defaults, key 'stepz': no step declares parameter 'stepz'; "
+            "did you mean 'steps'?",
+        ),
+        ('per_step:\n  "99":\n    steps: 3\n', "per_step 99: no such step"),
+        (
+            'per_step:\n  "5":\n    step: 3\n',
+            "per_step 05, key 'step': step "
+            "05_step has no parameter 'step'; did you mean 'steps'?",
+        ),
+        (
+            'per_step:\n  "02": fast\n',
+            "per_step 02: expects a mapping of parameter names to values, got 'fast'",
+        ),
+        (
+            'per_step:\n  "08":\n    steps: many\n',
+            "per_step 08, key 'steps': parameter 'steps' expects int, got 'many'",
+        ),
+        (
+            "defaults:\n  learning_rate: fast\n",
+            r"defaults \(for step 01_step\), key 'learning_rate': parameter "
+            "'learning_rate' expects float",
+        ),
+        ("defaults:\n  seed: -1\n", "key 'seed': parameter 'seed' must be"),
+        ("defaults:\n  run_dir: /x\n", "key 'run_dir': run_dir is set by the"),
+        ("per_step:\n  two:\n    steps: 3\n", "per_step 'two': a step is named"),
+        ('steps:\n  "01": [1]\n', "steps 01: expects a mapping"),
+        ("defaults: [1]\n", "defaults: expects a mapping, got \\[1\\]"),
+        ("- 1\n", "holds a YAML list, not a mapping"),
+    ],
+)
+def test_each_profile_error_is_one_line_naming_file_step_and_key(
+    tmp_path, text, message
+):
+    profile = tmp_path / "bad.yaml"
+    profile.write_text(text)
+    with pytest.raises(ValueError, match=message) as caught:
+        srkit_steps.resolve_parameters(
+            fake_steps(("01", "02", "05", "08")), str(profile)
+        )
+    assert str(caught.value).startswith(f"profile {profile}")
+    assert "\n" not in str(caught.value)
+
+
+def test_packaged_profiles_are_valid_for_the_srkit_notebooks():
+    # In another project a packaged profile passes over names and steps it lacks;
+    # for srkit's own notebooks every section, step and name must be known.
+    steps = srkit_steps.discover_steps(Path(srkit_steps.__file__).parents[1])
+    for name in srkit_steps.PROFILES:
+        path = srkit_steps.profile_path(name)
+        resolved = srkit_steps.resolve_parameters(steps, str(path))  # a file: strict
+        assert set(resolved) == {step.stem for step in steps}
+
+
 def test_unknown_parameter_lists_valid_names():
     with pytest.raises(ValueError, match="unknown parameter 'step'") as error:
         srkit_steps.resolve_parameters(fake_steps(), "smoke", overrides=["step=3"])
     assert "steps" in str(error.value) and "retrain_steps" in str(error.value)
+    assert "did you mean 'steps'?" in str(error.value)
 
 
 def test_bad_value_names_parameter_and_type():
@@ -471,7 +534,11 @@ def test_cache_misses_on_each_kind_of_change(project, fakes):
     assert rerun(overrides=["01.epochs=3"]) == ["01_a", "02_b"], "data changed"
     (run_dir / "steps" / "01_a" / "metrics.json").unlink()
     assert rerun(overrides=["01.epochs=3"]) == ["01_a"], "missing metrics"
-    (project / "book" / "steps" / "02_b.ipynb").unlink()
+    published = project / "book" / "steps" / "02_b.ipynb"
+    published.unlink()
+    assert rerun(overrides=["01.epochs=3"]) == [], "the run's own page is there"
+    assert published.read_bytes() == (run_dir / "pages" / "02_b.ipynb").read_bytes()
+    (run_dir / "pages" / "02_b.ipynb").unlink()
     assert rerun(overrides=["01.epochs=3"]) == ["02_b"], "missing notebook"
     assert rerun(overrides=["01.epochs=3"], force=True) == ["01_a", "02_b"]
     assert rerun(overrides=["01.epochs=3"], force=True, only=["02"]) == ["02_b"]
@@ -590,6 +657,84 @@ def test_run_dir_option_and_dry_run(project):
     assert result.statuses == {}
 
 
+def test_dry_run_prints_each_steps_resolved_parameters(project):
+    lines = []
+    run_quiet(
+        project,
+        lines,
+        dry_run=True,
+        overrides=["02.epochs=5", "learning_rate=0.01"],
+        data="folder:/photos",
+    )
+    first = lines.index("[1/2] 01_a ... would run")
+    second = lines.index("[2/2] 02_b ... would run")
+    assert lines[first + 1 : second] == [
+        "    data_source=folder:/photos n_images=0 seed=0 epochs=1 "
+        "learning_rate=0.01 fail=false"
+    ]
+    assert lines[second + 1] == (
+        "    data_source=folder:/photos n_images=0 seed=0 epochs=5 "
+        "learning_rate=0.01 fail=false"
+    )
+    assert srkit_steps.parameter_lines({"a": "", "b": "x y", "run_dir": "/r"}) == [
+        "    a='' b='x y'"
+    ]
+    wrapped = srkit_steps.parameter_lines({f"name{i}": i for i in range(20)}, width=40)
+    assert len(wrapped) > 1 and all(len(line) <= 40 for line in wrapped)
+
+
+def test_a_failed_run_elsewhere_leaves_the_good_runs_pages(project):
+    # A failed run in another run folder never replaces the published pages, so
+    # the good run's pages, its cache status and `srkit upscale`'s run stay right.
+    good = project / "runs" / "smoke"
+    other = project / "other"
+    published = project / "book" / "steps"
+    run_quiet(project)
+    pages = {p.name: p.read_bytes() for p in published.glob("*.ipynb")}
+    assert sorted(pages) == ["01_a.ipynb", "02_b.ipynb"]
+    assert pages["02_b.ipynb"] == (good / "pages" / "02_b.ipynb").read_bytes()
+    with pytest.raises(execute.StepFailed) as caught:
+        run_quiet(project, run_dir=other, overrides=["02.fail=true"])
+    assert str(other / "pages" / "02_b.ipynb") in str(caught.value)
+    assert {p.name: p.read_bytes() for p in published.glob("*.ipynb")} == pages
+    assert layout.latest_run_dir(project) == good
+    count = len(executions(good))
+    lines = []
+    result = run_quiet(project, lines)
+    assert result.statuses == {"01_a": "cached", "02_b": "cached"}
+    assert len(executions(good)) == count
+    # a run elsewhere that ends well publishes its pages; the good run, cached,
+    # then puts its own back instead of calling another run's pages its own
+    run_quiet(project, run_dir=other)
+    assert layout.latest_run_dir(project) == other.resolve()
+    assert (published / "02_b.ipynb").read_bytes() != pages["02_b.ipynb"]
+    lines.clear()
+    result = run_quiet(project, lines)
+    assert result.statuses == {"01_a": "cached", "02_b": "cached"}
+    assert len(executions(good)) == count
+    assert {p.name: p.read_bytes() for p in published.glob("*.ipynb")} == pages
+    assert layout.latest_run_dir(project) == good
+    assert "pages: published to book/steps/: 01_a, 02_b" in lines
+
+
+def test_a_run_folder_from_before_pages_keeps_its_cache(project):
+    good = project / "runs" / "smoke"
+    run_quiet(project)
+    count = len(executions(good))
+    for page in (good / "pages").iterdir():
+        page.unlink()
+    (good / "pages").rmdir()  # as an older srkit left it: pages in book/steps only
+    lines = []
+    run_quiet(project, lines, dry_run=True)
+    assert "[2/2] 02_b ... cached (unchanged)" in lines
+    result = run_quiet(project)
+    assert result.statuses == {"01_a": "cached", "02_b": "cached"}
+    assert len(executions(good)) == count
+    assert (good / "pages" / "02_b.ipynb").read_bytes() == (
+        project / "book" / "steps" / "02_b.ipynb"
+    ).read_bytes()
+
+
 def test_failure_stops_the_run(tmp_path, fakes):
     project = make_project(tmp_path / "p", stems=("01_a", "02_b", "03_c"))
     run_dir = project / "runs" / "smoke"
@@ -603,12 +748,15 @@ def test_failure_stops_the_run(tmp_path, fakes):
             book=True,
         )
     error = caught.value
-    notebook = project / "book" / "steps" / "02_b.ipynb"
+    notebook = run_dir / "pages" / "02_b.ipynb"
     message = str(error)
     assert "02_b" in message and "RuntimeError" in message and "boom in 02_b" in message
     # cells: title, parameters, injected-parameters, work, the raising one
     assert error.cell_index == 4 and "cell 4" in message
     assert str(notebook) in message and notebook.is_file()
+    # a failed run publishes nothing: book/steps is as it was (empty here)
+    assert not list((project / "book" / "steps").glob("*"))
+    assert any("were left as they were" in line for line in lines)
     assert executed_since(run_dir, 0) == ["01_a", "02_b"]  # 03_c never ran
     assert "[2/3] 02_b ... FAILED after" in " ".join(lines)
     assert any("NOT rebuilt" in line for line in lines)

@@ -79,17 +79,22 @@ def test_upscale_names_its_model_and_warns_about_smoke_runs(
     assert ("srkit: warning: the model comes from a smoke run" in err) == warned
 
 
-def test_a_folder_is_refused_whole_before_anything_is_written(tmp_path):
+def test_a_folder_rerun_skips_existing_outputs_and_keeps_them(tmp_path):
     model_file = tiny_model(tmp_path / "tiny.keras")
     for name in ("a.png", "b.png", "c.png"):
         images.write_image(tmp_path / "in" / name, np.zeros((4, 4, 3), np.float32))
     images.write_image(tmp_path / "out" / "b.png", np.ones((2, 2, 3), np.float32))
     before = (tmp_path / "out" / "b.png").read_bytes()
-    with pytest.raises(ValueError, match="b.png.*exists already"):
-        upscale.upscale(
-            tmp_path / "in", tmp_path / "out", "tiny", model_file=model_file
-        )
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b.png"]
+    done = upscale.upscale(
+        tmp_path / "in", tmp_path / "out", "tiny", model_file=model_file
+    )
+    assert done["skipped"] == [tmp_path / "out" / "b.png"]
+    assert [path.name for path, _ in done["written"]] == ["a.png", "c.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "a.png",
+        "b.png",
+        "c.png",
+    ]
     assert (tmp_path / "out" / "b.png").read_bytes() == before
 
 
