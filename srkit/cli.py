@@ -1,7 +1,8 @@
 """The ``srkit`` command line: argument parsing and printing only.
 
-Subcommands ``run``, ``book``, ``clean``, ``models``, ``prepare`` and ``upscale``
-call ``srkit.pipeline`` (and ``srkit.data``/``srkit.models``) for the work. Heavy
+Subcommands ``run``, ``book``, ``clean``, ``models``, ``prepare``, ``upscale``
+and ``export`` call ``srkit.pipeline`` (and ``srkit.data``/``srkit.models``, or
+``srkit.upscale``/``srkit.export``) for the work. Heavy
 packages are imported inside the handlers so ``srkit --help`` answers at once.
 ``main(argv)`` returns the exit status (0 ok, 1 failure, 2 usage error); a failure
 is one line ``srkit: error: ...`` naming the file at fault, or with ``--debug``
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_models_command(commands)
     _add_prepare_command(commands)
     _add_upscale_command(commands)
+    _add_export_command(commands)
     for command in commands.choices.values():
         _add_debug(command)
     return parser
@@ -244,8 +246,10 @@ def _add_prepare_command(commands) -> None:
 
 
 UPSCALE_DESCRIPTION = """\
-Apply a trained model (RUN/models/NAME/best.keras) to an image file, to several
-files or to the images of folders, and write the x2 or x4 results. It names the
+Apply a trained model to an image file, to several files or to the images of
+folders, and write the x2 or x4 results. The model is --model-file PATH, else
+--model NAME of a run (RUN/models/NAME/best.keras of --run-dir or of the
+project's latest run), else the model shipped inside srkit (below). It names the
 model file and its run (profile, training steps, validation PSNR) and warns
 about a model of a smoke run. Every output is written atomically and never
 replaces an input.
@@ -262,7 +266,8 @@ Ctrl-C exits 130 and SIGTERM 143, each with one line and no partial file left.
 
 UPSCALE_EPILOG = """\
 examples:
-  srkit upscale photo.jpg big.png --model dts_model
+  srkit upscale photo.jpg big.png                     the shipped model
+  srkit upscale photo.jpg big.png --model dts_model   dts_model of your latest run
   srkit upscale a.jpg b.jpg c.png out/ --model dts_model --scale 4
   srkit upscale photos/ out/ --model dts_model -r    subfolders too; rerun to resume
 """
@@ -270,10 +275,12 @@ examples:
 
 def _add_upscale_command(commands) -> None:
     """``srkit upscale``: apply a trained model to images or folders."""
+    from srkit import shipped  # standard library only: its record's scores for help
+
     upscale = commands.add_parser(
         "upscale",
         help="upscale images with a trained model",
-        description=UPSCALE_DESCRIPTION,
+        description=f"{UPSCALE_DESCRIPTION}\n{shipped.help_text()}",
         epilog=UPSCALE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -290,7 +297,12 @@ def _add_upscale_command(commands) -> None:
         help="image file to write (its extension picks the format), or the output "
         "folder: for a folder IN or several IN, where each image keeps its name",
     )
-    upscale.add_argument("--model", required=True, metavar="NAME", help="zoo name")
+    upscale.add_argument(
+        "--model",
+        metavar="NAME",
+        help="zoo name of a model trained in a run, or 'shipped' (default: the "
+        "shipped model)",
+    )
     _add_project(upscale)
     source = upscale.add_mutually_exclusive_group()
     source.add_argument(
@@ -320,6 +332,81 @@ def _add_upscale_command(commands) -> None:
         "folder's existing outputs are skipped); an input is never replaced, nor "
         "a single OUT that is not an upscaled IN",
     )
+
+
+EXPORT_DESCRIPTION = """\
+Write a trained model for another runtime, through Keras' own export:
+savedmodel (a TensorFlow SavedModel folder; load it with tf.saved_model.load and
+call its `serve`) or onnx (one .onnx file for ONNX Runtime; needs the extra
+srkit[onnx]: tf2onnx and onnx). The model is found as `srkit upscale` finds it:
+--model NAME in --run-dir (default: the latest run), or --model-file PATH.
+
+The exported model takes float32 RGB in [0, 1] of any size, shape (batch,
+height, width, 3), and returns the model's outputs by name (low_upsample x2,
+high_upsample x4), unclipped; srkit's layers become plain operations, so it needs
+neither srkit nor Keras. Runs on the TensorFlow backend.
+"""
+
+EXPORT_EPILOG = """\
+examples:
+  srkit export dts_model_saved --model dts_model --format savedmodel
+  srkit export dts.onnx --model-file RUN/models/dts_model/best.keras --format onnx
+"""
+
+
+def _add_export_command(commands) -> None:
+    """``srkit export``: write a trained model as ONNX or a TF SavedModel."""
+    export = commands.add_parser(
+        "export",
+        help="export a trained model as ONNX or a TensorFlow SavedModel",
+        description=EXPORT_DESCRIPTION,
+        epilog=EXPORT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    export.add_argument(
+        "output",
+        metavar="OUT",
+        help="folder to write (savedmodel) or file ending in .onnx (onnx)",
+    )
+    export.add_argument(
+        "--format",
+        required=True,
+        choices=("savedmodel", "onnx"),
+        dest="fmt",
+        help="savedmodel: a TensorFlow SavedModel folder; onnx: a .onnx file "
+        "(needs srkit[onnx])",
+    )
+    export.add_argument("--model", metavar="NAME", help="zoo name (with --run-dir)")
+    _add_project(export)
+    source = export.add_mutually_exclusive_group()
+    source.add_argument(
+        "--run-dir", metavar="DIR", help="run folder (default: the latest run)"
+    )
+    source.add_argument("--model-file", metavar="PATH", help="a .keras file instead")
+    export.add_argument(
+        "--overwrite", action="store_true", help="replace an existing OUT"
+    )
+
+
+def _export(args) -> int:
+    from srkit import export  # on demand: it loads Keras and its backend (seconds)
+
+    if args.model is None and args.model_file is None:
+        raise ValueError("name the model: --model NAME or --model-file PATH")
+    done = export.export(
+        args.output,
+        args.fmt,
+        model_file=args.model_file,
+        name=args.model,
+        project=args.project,
+        run_dir=args.run_dir,
+        overwrite=args.overwrite,
+    )
+    print(
+        f"wrote {done['target']} ({done['format']}, outputs "
+        f"{', '.join(done['outputs'])}) from {done['model_file']}"
+    )
+    return 0
 
 
 def _check_profile_file(profile: str) -> None:
@@ -474,6 +561,7 @@ HANDLERS = {
     "models": _models,
     "prepare": _prepare,
     "upscale": _upscale,
+    "export": _export,
 }
 
 

@@ -3,7 +3,8 @@
 This module owns how srkit calls a trained model on images outside training.
 :func:`predict_batch` runs one batch and returns numpy outputs by name. A large
 image is cut into square cores (:func:`choose_tile`), each predicted with enough
-context around it (the model's :func:`receptive_radius`) that no seam shows, and
+context around it (the model's :func:`receptive_radius`, read from its layers, or
+else measured by :func:`measure_radius`) that no seam shows, and
 the cores are written into one result (:func:`predict_full`) or streamed strip by
 strip (:func:`predict_strips`), so memory holds one tile's activations.
 
@@ -15,7 +16,9 @@ input pixels.
 
 from __future__ import annotations
 
+import contextlib
 import numbers
+import weakref
 from collections.abc import Iterator, Mapping
 from math import ceil
 
@@ -29,8 +32,20 @@ WHOLE = 0
 #: Largest tile core (input pixels per side) of the automatic tiling: a 256 px
 #: window at x4 keeps a 64-channel float32 activation near 270 MB.
 MAX_TILE = 256
-#: Tile context (input pixels) when a model's receptive field cannot be read.
-DEFAULT_OVERLAP = 16
+#: Sides (input pixels) of the random images :func:`measure_radius` probes a model
+#: with, smallest first; the largest bounds the radius it can measure (63 px, more
+#: than the zoo's widest model, 59 px) and its cost (two 129 px predictions).
+PROBE_SIDES = (33, 65, 129)
+#: Extra context beyond a measured radius: the probe sees where one pixel's change
+#: reaches on random images, and a ReLU may hide its faintest reach.
+PROBE_MARGIN = 2
+#: An output change above this (times the output's largest value, at least 1)
+#: counts as reached by the probe; float32 rounding stays far below it.
+PROBE_TOLERANCE = 1e-5
+#: Largest image (input pixels) predicted whole when a model's receptive field can
+#: neither be read nor measured (e.g. a normalization over the whole image, where
+#: tiles would differ from the whole image): four automatic tiles' worth.
+UNBOUNDED_MAX_PIXELS = 4 * MAX_TILE * MAX_TILE
 #: Extra context beyond the receptive field: the fractional pixel alignment of
 #: upsampling layers, so tiled and whole-image predictions stay equal.
 OVERLAP_SLACK = 1
@@ -53,6 +68,8 @@ _POINTWISE_LAYERS = {
     "Rescaling",
     "VGGPreprocess",
 }
+# Normalizations that are per pixel in inference when they act on channels only.
+_CHANNEL_NORMALIZATIONS = {"BatchNormalization", "LayerNormalization"}
 _CONV_LAYERS = {"Conv2D", "DepthwiseConv2D", "SeparableConv2D"}
 _VGG_CONV_RADIUS = 2  # srkit.layers.VGGFeatures: two 3x3 convolutions
 _BICUBIC_RADIUS = 2  # srkit.layers.BicubicUpSampling2D: the cubic kernel's support
@@ -67,6 +84,11 @@ def output_names(model) -> list[str]:
     Returns:
         e.g. ``["low_upsample", "high_upsample"]``.
     """
+    structure = None
+    with contextlib.suppress(AttributeError, ValueError, TypeError):
+        structure = model.output  # a dict for a model built with dict outputs
+    if isinstance(structure, Mapping):
+        return [str(name) for name in structure]
     names = getattr(model, "output_names", None)
     if names:
         return [str(name) for name in names]
@@ -121,6 +143,8 @@ def _one_output(model, output: str):
     if names == [output] or not getattr(model, "outputs", None):
         return model
     tensor = model.outputs[names.index(output)]
+    if isinstance(model.output, Mapping):  # keep the output's name
+        tensor = {output: tensor}
     return keras.Model(model.input, tensor, name=f"{model.name}_{output}")
 
 
@@ -135,6 +159,10 @@ def _layer_step(layer: dict) -> tuple[float, int] | None:
     kind, config = layer.get("class_name"), layer.get("config") or {}
     if kind in _POINTWISE_LAYERS:
         return 0.0, 1
+    if kind in _CHANNEL_NORMALIZATIONS:  # inference: a per-channel affine map
+        axes = config.get("axis", -1)
+        axes = axes if isinstance(axes, list | tuple) else [axes]
+        return (0.0, 1) if all(axis in (-1, 3) for axis in axes) else None
     if kind in _CONV_LAYERS:
         if _pair(config.get("strides", 1)) != (1, 1):
             return None
@@ -188,6 +216,8 @@ def receptive_radius(model) -> float | None:
         config = model.get_config()
         layers = config["layers"]
         entries = config["output_layers"]
+        if isinstance(entries, dict):  # dict outputs: name -> [layer, node, index]
+            entries = list(entries.values())
         if entries and isinstance(entries[0], str):  # one output: [name, node, index]
             entries = [entries]
         outputs = [str(entry[0]) for entry in entries]
@@ -210,6 +240,86 @@ def receptive_radius(model) -> float | None:
     if any(name not in reached for name in outputs):
         return None
     return max(reached[name][0] for name in outputs)
+
+
+def measure_radius(model, output: str | None = None) -> float | None:
+    """Measure how far (in input pixels) one input pixel changes a model's output.
+
+    For a model whose layers :func:`receptive_radius` cannot read (an unknown or
+    custom layer, a nested model). Two random images of each side of
+    :data:`PROBE_SIDES` are predicted as they are and with their centre pixel
+    changed by 0.5; the radius is the farthest output pixel (in input pixels, the
+    upscaling undone) that changed by more than :data:`PROBE_TOLERANCE`. A change
+    that reaches the image's border means a wider field: the next side is tried.
+
+    Args:
+        model: a fully convolutional Keras model.
+        output: the output to measure (default: every output, the largest radius).
+
+    Returns:
+        The radius, or None when the change reaches the border of the largest
+        probe (an unbounded field, e.g. a normalization over the whole image) or an
+        output is not an integer upscaling of its input.
+    """
+    part = model if output is None else _one_output(model, output)
+    rng = np.random.default_rng(0)
+    for side in PROBE_SIDES:
+        centre = side // 2
+        base = rng.random((2, side, side, 3), dtype=np.float32)
+        changed = base.copy()
+        changed[:, centre, centre] = (changed[:, centre, centre] + 0.5) % 1.0
+        before, after = predict_batch(part, base), predict_batch(part, changed)
+        radius = 0.0
+        for name, values in before.items():
+            if values.ndim != 4 or values.shape[1:3] != values.shape[1:3][::-1]:
+                return None
+            factor = values.shape[1] // side
+            if factor < 1 or values.shape[1] != side * factor:
+                return None
+            limit = PROBE_TOLERANCE * max(1.0, float(np.abs(values).max()))
+            moved = np.abs(after[name] - values).max(axis=(0, 3)) > limit
+            rows, cols = np.nonzero(moved)
+            if rows.size == 0:
+                continue
+            edge = values.shape[1] - 1
+            if min(rows.min(), cols.min()) == 0 or max(rows.max(), cols.max()) == edge:
+                radius = None  # reached the border: the field may be wider
+                break
+            reach = np.maximum(
+                np.abs(rows + 0.5 - (centre + 0.5) * factor),
+                np.abs(cols + 0.5 - (centre + 0.5) * factor),
+            )
+            radius = max(radius, float(reach.max()) / factor)
+        if radius is not None:
+            return radius
+    return None
+
+
+_MEASURED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def context_overlap(model, output: str) -> int | None:
+    """The tile context (input pixels) that makes tiles equal the whole image.
+
+    The :func:`receptive_radius` read from the layers plus :data:`OVERLAP_SLACK`;
+    for a model whose layers cannot be read, the :func:`measure_radius` (measured
+    once per model and output) plus :data:`PROBE_MARGIN` as well.
+
+    Returns:
+        The overlap, or None when the receptive field is unbounded or unknown.
+    """
+    radius = receptive_radius(model)
+    if radius is not None:
+        return ceil(radius) + OVERLAP_SLACK
+    try:
+        known = _MEASURED.setdefault(model, {})
+    except TypeError:  # not weakly referable: measure every time
+        known = {}
+    if output not in known:
+        known[output] = measure_radius(model, output)
+    if known[output] is None:
+        return None
+    return ceil(known[output]) + OVERLAP_SLACK + PROBE_MARGIN
 
 
 def choose_tile(height: int, width: int, max_tile: int | None = None) -> int:
@@ -286,8 +396,11 @@ def predict_full(
             :data:`MAX_TILE` px; the whole image when it fits); :data:`WHOLE` (0)
             predicts the whole image at once.
         overlap: context in input pixels added around each tile (>= 0); None
-            (default) uses the model's :func:`receptive_radius` plus
-            :data:`OVERLAP_SLACK`, or :data:`DEFAULT_OVERLAP` when unknown.
+            (default) uses :func:`context_overlap`: the model's
+            :func:`receptive_radius` plus :data:`OVERLAP_SLACK`, or else its
+            measured radius (:func:`measure_radius`) plus :data:`PROBE_MARGIN`
+            too; a model whose field is unbounded or unknown is predicted whole
+            up to :data:`UNBOUNDED_MAX_PIXELS` and refused above.
         dtype: ``np.float32`` (values in [0, 1]) or ``np.uint8`` (values rounded to
             0..255, as an 8-bit file stores them).
 
@@ -363,8 +476,19 @@ def predict_strips(
     if tile == WHOLE or (tile >= height and tile >= width):
         tile, overlap = max(height, width), 0  # one window: the whole image
     elif overlap is None:
-        radius = receptive_radius(model)
-        overlap = DEFAULT_OVERLAP if radius is None else ceil(radius) + OVERLAP_SLACK
+        overlap = context_overlap(model, output)
+        if overlap is None and height * width > UNBOUNDED_MAX_PIXELS:
+            raise ValueError(
+                f"model {model.name!r}: how far its output looks around each pixel "
+                "could not be read from its layers nor measured (beyond "
+                f"{(PROBE_SIDES[-1] - 1) // 2 - 1} px, e.g. a normalization over the "
+                "whole image), so tiles would show seams, and the image "
+                f"({width}x{height}) is too large to predict whole (at most "
+                f"{UNBOUNDED_MAX_PIXELS} pixels); pass tile=0 (--tile 0) to "
+                "predict it whole anyway, or a smaller image"
+            )
+        if overlap is None:
+            tile, overlap = max(height, width), 0  # one window: the whole image
     return _strips(model, image, output, int(tile), overlap, dtype)
 
 

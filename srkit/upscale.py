@@ -1,8 +1,10 @@
 """``srkit upscale``: apply a trained model to image files or folders of images.
 
-Finds the model (``RUN/models/NAME/best.keras`` of a run, or an explicit
-``.keras`` file), says where it comes from (its run's profile, training steps and
-validation PSNR, read from the run's records), and plans the work before doing any
+Finds the model (``RUN/models/NAME/best.keras`` of a run, an explicit ``.keras``
+file, or, when no model is named, the one shipped inside the package, see
+:mod:`srkit.shipped`), says where it comes from (its run's profile, training steps
+and validation PSNR read from the run's records, or the shipped model's record),
+and plans the work before doing any
 (:func:`plan_jobs`): one file, or folders and several files written into an output
 folder as ``cp`` does, where no output may be an input or the output of two
 inputs. A batch goes on past a bad image, leaves hidden files and srkit's own
@@ -30,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from srkit import data, images, models, tiles
+from srkit import data, images, models, shipped, tiles
 from srkit.atomic import TMP_MARKER
 from srkit.layout import (
     ProjectNotFound,
@@ -71,22 +73,30 @@ def _step_of_model(name: str) -> str:
 
 
 def find_model_file(
-    name: str,
+    name: str | None,
     project: str | os.PathLike | None = None,
     run_dir: str | os.PathLike | None = None,
     model_file: str | os.PathLike | None = None,
 ) -> Path:
-    """Locate ``RUN/models/<name>/best.keras``.
+    """Locate the model: ``model_file`` first, else ``RUN/models/<name>/best.keras``
+    of ``run_dir`` or the project's latest run, else (no ``name``, or
+    ``srkit.shipped.SHIPPED``) the model shipped inside the package.
+
+    The shipped model is the default whenever no model is named, inside a
+    project too: the same command gives the same picture everywhere, and a run's
+    model is asked for by name (``--model NAME``).
 
     Args:
-        name: the model's zoo name.
+        name: the model's zoo name; None or ``"shipped"`` for the shipped model.
         project: project folder (searched for runs when run_dir is None).
         run_dir: the run folder (default: the latest run of the project).
         model_file: an explicit file, used as is (``name`` is then only a label).
 
     Raises:
-        ValueError: ``name`` is not a zoo model (without ``model_file``).
+        ValueError: ``name`` is not a zoo model (without ``model_file``), or a
+            run folder without a model name.
         ModelNotFound: naming the folder searched and the command that trains it.
+        srkit.shipped.NoShippedModel: no model named and none shipped.
     """
     if model_file is not None:
         path = Path(model_file).expanduser()
@@ -96,6 +106,13 @@ def find_model_file(
                 f"path of a .keras file, or --run-dir a run that trained {name}"
             )
         return path
+    if name in (None, shipped.SHIPPED):
+        if run_dir is not None:
+            raise ValueError(
+                f"--run-dir {run_dir} needs --model NAME, the model of that run to "
+                "use (`srkit models` lists the zoo)"
+            )
+        return shipped.find()
     if name not in models.MODEL_INFO:
         raise ValueError(
             f"unknown model {name!r}: the zoo has {', '.join(models.MODEL_INFO)} "
@@ -110,8 +127,9 @@ def find_model_file(
         run_dir = latest_run_dir(found_project)
     if run_dir is None:
         raise ModelNotFound(
-            "no run folder found: pass --run-dir DIR or --model-file PATH, or train "
-            f"the model with `srkit run --only {step}`"
+            "no run folder found: pass --run-dir DIR or --model-file PATH, train "
+            f"the model with `srkit run --only {step}`, or leave out --model to use "
+            "the model shipped inside srkit"
         )
     path = RunFolder(run_dir).best_model(name)
     if not path.is_file():
@@ -150,6 +168,18 @@ def model_provenance(path: Path, output: str) -> dict:
         ``val_psnr`` (None where unknown), and ``text``: one line saying all that.
     """
     path = Path(path).absolute()
+    record = shipped.read_record(path)
+    if record is not None:  # the shipped model (or a copy with its record)
+        run = record.get("run") or {}
+        return {
+            "model_file": str(path),
+            "run_dir": None,
+            "profile": run.get("profile"),
+            "training_steps": (record.get("training") or {}).get("steps"),
+            "val_psnr": None,
+            "shipped": record,
+            "text": shipped.describe(record, path),
+        }
     folder = path.parent
     run_dir = folder.parent.parent if folder.parent.name == "models" else None
     files = model_files(folder)
@@ -616,7 +646,7 @@ def _upscale_one(predictor, job: Job, scale: int, tile, overwrite: bool, read=No
 def upscale(
     input_path,
     output_path,
-    model: str,
+    model: str | None = None,
     project=None,
     run_dir=None,
     model_file=None,
@@ -644,7 +674,8 @@ def upscale(
     Args:
         input_path: an image file, a folder, or a list of both.
         output_path: the file to write, or the output folder (see plan_jobs).
-        model: zoo name of the model (its folder under ``RUN/models``).
+        model: zoo name of the model (its folder under ``RUN/models``); None or
+            ``"shipped"``: the model shipped inside srkit.
         project, run_dir, model_file: where the model is (see ``find_model_file``).
         scale: 2 (output ``low_upsample``) or 4 (``high_upsample``).
         tile: tile core size in input pixels; None picks it from the image size
@@ -678,6 +709,8 @@ def upscale(
         raise ValueError(f"tile must be a pixel count >= 0, got {tile!r}")
     plan = plan_jobs(input_path, output_path, overwrite, recursive, scale)
     path = find_model_file(model, project, run_dir, model_file)
+    if model in (None, shipped.SHIPPED):
+        model = path.stem
     output = FACTOR_OUTPUTS[scale]
     done = {"model": None, "warnings": [], "batch": plan.batch}
     done.update(ignored=plan.ignored, written=[], skipped=[], failed=[])

@@ -390,3 +390,48 @@ def test_dry_run_shows_each_steps_resolved_parameters(project, capsys):
         "    epochs=3 fail=true",
     ]
     assert not (project / "runs").exists()
+
+
+def test_export_help_and_a_savedmodel(tmp_path, capsys):
+    import keras
+    import tensorflow as tf
+
+    from srkit import models
+
+    with pytest.raises(SystemExit):
+        cli.main(["export", "--help"])
+    out = capsys.readouterr().out
+    for word in ("--format", "savedmodel", "onnx", "srkit[onnx]", "--model-file"):
+        assert word in out
+    model = models.build("simple_model_bilinear", seed=1)
+    model_file = tmp_path / "m.keras"
+    model.save(model_file)
+    target = tmp_path / "saved"
+    args = ["export", str(target), "--format", "savedmodel"]
+    assert cli.main([*args, "--model-file", str(model_file)]) == 0
+    assert (
+        f"wrote {target} (savedmodel, outputs low_upsample)" in capsys.readouterr().out
+    )
+    image = np.random.default_rng(2).random((1, 9, 11, 3)).astype("float32")
+    loaded = tf.saved_model.load(str(target))  # kept: it owns the variables
+    served = loaded.serve(tf.constant(image))
+    expected = keras.ops.convert_to_numpy(model(image))
+    np.testing.assert_allclose(np.asarray(served), expected, atol=1e-4)
+    assert cli.main([*args, "--model-file", str(model_file)]) == 1
+    assert "--overwrite" in one_error_line(capsys)
+    assert cli.main(args) == 1
+    assert "--model NAME or --model-file PATH" in one_error_line(capsys)
+
+
+def test_export_onnx_without_its_packages_is_one_line(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *rest: None if name == "tf2onnx" else real(name, *rest),
+    )
+    args = ["export", str(tmp_path / "m.onnx"), "--format", "onnx"]
+    assert cli.main([*args, "--model-file", str(tmp_path / "none.keras")]) == 1
+    assert "install srkit[onnx]" in one_error_line(capsys)

@@ -117,3 +117,125 @@ def test_8bit_input_is_converted_window_by_window_to_the_same_prediction():
         np.concatenate(strips),
         tiles.predict_full(model, floats, "high_upsample", tile=8, dtype=np.uint8),
     )
+
+
+# ------------------------------------------------ context of unread or wide models
+# Issue 23 item 3: models whose receptive field the layers did not tell were tiled
+# with a fixed 16 px context, and showed seams. These reach 8 + 8 + 1 + 0.5 px.
+
+
+def wider_body(inputs, normalize=False):
+    x = keras.layers.Conv2D(8, 3, dilation_rate=8, padding="same", activation="relu")(
+        inputs
+    )
+    if normalize:
+        x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Conv2D(8, 3, dilation_rate=8, padding="same")(x)
+    x = keras.layers.UpSampling2D(2, interpolation="bilinear")(x)
+    return keras.layers.Conv2D(3, 3, padding="same")(x)
+
+
+def batchnorm_model():
+    keras.utils.set_random_seed(7)
+    inputs = keras.Input((None, None, 3))
+    x = wider_body(inputs, normalize=True)
+    low = keras.layers.Activation("sigmoid", name="low_upsample")(x)
+    model = keras.Model(inputs, low)
+    norm = next(
+        layer
+        for layer in model.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    )  # statistics far from the initial ones, as after training
+    norm.set_weights([np.full(8, 2.0), np.full(8, 0.1), np.full(8, 0.3), np.ones(8)])
+    return model
+
+
+def dict_model():
+    keras.utils.set_random_seed(8)
+    inputs = keras.Input((None, None, 3))
+    low = keras.layers.Activation("sigmoid")(wider_body(inputs))
+    high = keras.layers.UpSampling2D(2, interpolation="bilinear")(low)
+    return keras.Model(inputs, {"low_upsample": low, "high_upsample": high})
+
+
+def nested_model():
+    """The wide model used as a layer: its layers cannot be read, only measured."""
+    inputs = keras.Input((None, None, 3))
+    inner = dict_model()
+    outputs = inner(inputs)
+    low = keras.layers.Identity(name="low_upsample")(outputs["low_upsample"])
+    return keras.Model(inputs, low)
+
+
+def seams(model, output, **kwargs):
+    """Largest difference between the default tiles and the whole image."""
+    image = np.random.default_rng(9).random((70, 83, 3), dtype=np.float32)
+    whole = tiles.predict_full(model, image, output, tile=tiles.WHOLE)
+    tiled = tiles.predict_full(model, image, output, tile=20, **kwargs)
+    return float(np.abs(tiled - whole).max())
+
+
+def test_batchnorm_and_dict_outputs_are_read():
+    assert tiles.receptive_radius(batchnorm_model()) == 17.5
+    model = dict_model()
+    assert tiles.output_names(model) == ["low_upsample", "high_upsample"]
+    assert tiles.receptive_radius(model) == 18.0
+    part = tiles._one_output(model, "high_upsample")
+    assert tiles.output_names(part) == ["high_upsample"]
+
+
+@pytest.mark.parametrize(
+    "build, output",
+    [
+        (batchnorm_model, "low_upsample"),
+        (dict_model, "low_upsample"),
+        (dict_model, "high_upsample"),
+        (nested_model, "low_upsample"),
+    ],
+)
+def test_tiles_equal_the_whole_image_within_one_level(build, output):
+    model = build()
+    difference = seams(model, output)
+    narrow = seams(model, output, overlap=16)  # the old guess: too little context
+    print(f"{build.__name__} {output}: {difference:.2e}, 16 px: {narrow:.2e}")
+    assert difference <= 1 / 255
+    assert narrow > difference
+
+
+def test_a_measured_radius_bounds_the_read_one():
+    for model in (batchnorm_model(), dict_model()):
+        read = tiles.receptive_radius(model)
+        measured = tiles.measure_radius(model)
+        assert read - 2.5 <= measured <= read
+    assert tiles.receptive_radius(nested_model()) is None
+    assert 15 <= tiles.measure_radius(nested_model()) <= 17.5
+    assert tiles.context_overlap(nested_model(), "low_upsample") >= 18
+
+
+def global_model():
+    """Subtracts the image's mean: every output pixel sees the whole image."""
+    inputs = keras.Input((None, None, 3))
+    centred = keras.layers.Lambda(
+        lambda t: t - keras.ops.mean(t, axis=(1, 2), keepdims=True)
+    )(inputs)
+    low = keras.layers.UpSampling2D(2, name="low_upsample")(centred)
+    return keras.Model(inputs, low)
+
+
+def test_an_unbounded_field_is_predicted_whole_or_refused(monkeypatch):
+    model = global_model()
+    assert tiles.measure_radius(model) is None
+    image = np.random.default_rng(10).random((40, 50, 3), dtype=np.float32)
+    whole = tiles.predict_full(model, image, "low_upsample", tile=tiles.WHOLE)
+    monkeypatch.setattr(tiles, "MAX_TILE", 16)  # would tile, but may not
+    np.testing.assert_array_equal(
+        tiles.predict_full(model, image, "low_upsample"), whole
+    )
+    monkeypatch.setattr(tiles, "UNBOUNDED_MAX_PIXELS", 1000)
+    with pytest.raises(ValueError, match=r"could not be read.*--tile 0"):
+        tiles.predict_full(model, image, "low_upsample")
+    assert tiles.predict_full(model, image, "low_upsample", tile=0).shape == (
+        80,
+        100,
+        3,
+    )
