@@ -33,6 +33,9 @@ def _check_format(fmt: str) -> None:
         raise ValueError(
             f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}"
         )
+
+
+def _check_runtime(fmt: str) -> None:
     import keras  # deferred: `srkit --help` needs no Keras
 
     backend = keras.backend.backend()
@@ -133,6 +136,7 @@ def export_model(model, target, fmt: str, overwrite: bool = False) -> Path:
     _check_format(fmt)
     target = Path(target).expanduser()
     _check_target(target, fmt, overwrite)
+    _check_runtime(fmt)
     import tensorflow as tf
 
     model = dynamic_model(model)
@@ -186,6 +190,7 @@ def export(
     """
     _check_format(fmt)
     _check_target(Path(target).expanduser(), fmt, overwrite)
+    _check_runtime(fmt)
     path = find_model_file(
         name or "model", project=project, run_dir=run_dir, model_file=model_file
     )
