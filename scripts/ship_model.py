@@ -133,6 +133,14 @@ def _run(records: dict) -> dict:
     return run
 
 
+def _training(settings: dict) -> dict:
+    """The model's settings.json, its data folder shown without a machine's layout."""
+    training = {k: v for k, v in settings.items() if k != "versions"}
+    if isinstance(training.get("data_source"), str):
+        training["data_source"] = shown_path(training["data_source"], None)
+    return training
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
@@ -226,7 +234,7 @@ def ship(
         ),
         "run": _run(records),
         "data": _data(records, settings),
-        "training": {k: v for k, v in settings.items() if k != "versions"},
+        "training": _training(settings),
         "validation": validation,
         "benchmarks": scores or None,
     }

@@ -169,6 +169,7 @@ def test_ship_writes_the_model_without_optimizer_and_its_record(tmp_path, ship_m
     assert record["data"]["source"] == "folder:.../data/train"  # no machine paths
     assert record["data"]["n_train"] == 179 and "cache_path" not in record["data"]
     assert record["training"]["steps"] == 1500 and "versions" not in record["training"]
+    assert "/home/someone" not in json.dumps(record)  # no machine paths anywhere
     validation = record["validation"]
     assert validation["step"] == "07_depth_to_space" and validation["n_images"] == 37
     assert [score["scale"] for score in validation["scores"]] == [2, 4]  # factors
