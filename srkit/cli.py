@@ -614,6 +614,15 @@ def _echo(line: str) -> None:
     print(line, flush=True)
 
 
+# A Keras backend missing from the environment -> what to install (the extras of
+# pyproject.toml; KERAS_BACKEND chooses among installed ones).
+BACKEND_EXTRAS = {
+    "tensorflow": "pip install 'srkit[tensorflow]' (the default backend), or "
+    "pip install 'srkit[jax]' and set KERAS_BACKEND=jax",
+    "jax": "pip install 'srkit[jax]', or unset KERAS_BACKEND to use TensorFlow",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``srkit`` and ``python -m srkit``.
 
@@ -640,6 +649,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         else:
             print(f"srkit: error: {describe_error(error)}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as error:
+        if args.debug or error.name not in BACKEND_EXTRAS:
+            raise
+        print(
+            f"srkit: error: Keras' backend {error.name!r} is not installed: "
+            f"{BACKEND_EXTRAS[error.name]}",
+            file=sys.stderr,
+        )
         return 1
     except RunInterrupted as error:
         print(f"srkit {args.command}: stopped by {error}", file=sys.stderr)

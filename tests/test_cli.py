@@ -435,3 +435,14 @@ def test_export_onnx_without_its_packages_is_one_line(tmp_path, capsys, monkeypa
     args = ["export", str(tmp_path / "m.onnx"), "--format", "onnx"]
     assert cli.main([*args, "--model-file", str(tmp_path / "none.keras")]) == 1
     assert "install srkit[onnx]" in one_error_line(capsys)
+
+
+def test_a_missing_keras_backend_is_one_line_naming_the_extra(monkeypatch, capsys):
+    def no_backend(args):
+        raise ModuleNotFoundError("No module named 'tensorflow'", name="tensorflow")
+
+    monkeypatch.setitem(cli.HANDLERS, "models", no_backend)
+    assert cli.main(["models"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "backend 'tensorflow' is not installed" in err and "srkit[tensorflow]" in err
