@@ -392,6 +392,13 @@ def test_dry_run_shows_each_steps_resolved_parameters(project, capsys):
     assert not (project / "runs").exists()
 
 
+on_tensorflow = pytest.mark.skipif(
+    os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow",
+    reason="srkit export runs on the TensorFlow backend",
+)
+
+
+@on_tensorflow
 def test_export_help_and_a_savedmodel(tmp_path, capsys):
     import keras
     import tensorflow as tf
@@ -423,6 +430,7 @@ def test_export_help_and_a_savedmodel(tmp_path, capsys):
     assert "--model NAME or --model-file PATH" in one_error_line(capsys)
 
 
+@on_tensorflow
 def test_export_onnx_without_its_packages_is_one_line(tmp_path, capsys, monkeypatch):
     import importlib.util
 

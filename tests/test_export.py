@@ -2,12 +2,17 @@
 
 import importlib.util
 
+import keras
 import numpy as np
 import pytest
 
 from srkit import export, models, tiles
 
 SIZES = [(13, 17), (24, 20)]  # two input sizes through one export: dynamic shape
+BACKEND = keras.backend.backend()
+on_tensorflow = pytest.mark.skipif(
+    BACKEND != "tensorflow", reason="srkit export runs on the TensorFlow backend"
+)
 
 
 def keras_outputs(model, image):
@@ -21,8 +26,6 @@ def images():
 
 def dict_model():
     """Dict outputs whose sorted order is not theirs: the export keeps names."""
-    import keras
-
     keras.utils.set_random_seed(4)
     inputs = keras.Input((None, None, 3))
     low = keras.layers.Conv2D(3, 3, padding="same")(
@@ -43,6 +46,7 @@ def model(request):
     return models.build(request.param, seed=3)
 
 
+@on_tensorflow
 def test_savedmodel_gives_keras_output(model, tmp_path):
     import tensorflow as tf
 
@@ -60,6 +64,7 @@ def test_savedmodel_gives_keras_output(model, tmp_path):
             assert difference <= 1e-4
 
 
+@on_tensorflow
 def test_onnx_gives_keras_output(model, tmp_path):
     if not all(importlib.util.find_spec(n) for n in ("onnxruntime", "tf2onnx")):
         pytest.skip("onnxruntime or tf2onnx is not installed (srkit[onnx])")
@@ -82,6 +87,7 @@ def test_onnx_gives_keras_output(model, tmp_path):
             assert difference <= 1e-4
 
 
+@on_tensorflow
 def test_refusals(tmp_path):
     model = models.build("simple_model_bilinear")
     with pytest.raises(ValueError, match="unknown export format"):
@@ -91,3 +97,10 @@ def test_refusals(tmp_path):
     (tmp_path / "taken").mkdir()
     with pytest.raises(ValueError, match="--overwrite"):
         export.export_model(model, tmp_path / "taken", "savedmodel")
+
+
+@pytest.mark.skipif(BACKEND == "tensorflow", reason="the refusal of other backends")
+def test_other_backends_are_refused_in_one_line(tmp_path):
+    model = models.build("simple_model_bilinear")
+    with pytest.raises(ValueError, match="KERAS_BACKEND=tensorflow"):
+        export.export_model(model, tmp_path / "saved", "savedmodel")
