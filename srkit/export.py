@@ -19,8 +19,8 @@ import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
-from srkit import models, tiles
-from srkit.upscale import find_model_file
+from srkit import tiles
+from srkit.upscale import find_model_file, load_model
 
 #: ``--format`` value -> Keras' ``export`` format.
 FORMATS = {"savedmodel": "tf_saved_model", "onnx": "onnx"}
@@ -194,14 +194,7 @@ def export(
     path = find_model_file(
         name or "model", project=project, run_dir=run_dir, model_file=model_file
     )
-    try:
-        model = models.load(path)
-    except Exception as error:  # Keras raises many kinds for a file it cannot read
-        reason = " ".join(str(error).split()) or type(error).__name__
-        raise ValueError(
-            f"cannot load model file {str(path)!r}: {reason}; pass a .keras file "
-            "written by srkit (RUN/models/NAME/best.keras)"
-        ) from error
+    model = load_model(path)
     written = export_model(model, target, fmt, overwrite=overwrite)
     return {
         "model_file": str(path),

@@ -248,7 +248,7 @@ def _streamed(target) -> bool:
     return Path(target).suffix.lower() in STREAMED_EXTENSIONS
 
 
-def _load(path: Path):
+def load_model(path: Path):
     """The Keras model in ``path``, or a ValueError naming the file and the fix."""
     if not zipfile.is_zipfile(path):  # Keras would call it "File not found"
         raise ValueError(
@@ -761,6 +761,6 @@ def _predictor(path: Path, model: str, output: str, scale: int, done: dict):
             "training steps to test the pipeline, so expect a poor picture; use a "
             "model of a quick or full run (--run-dir)"
         )
-    network = _load(path)
+    network = load_model(path)
     _check_output(network, output, scale, model, path)
     return _FiniteOutput(network, output, f"{model} ({path})")

@@ -144,7 +144,7 @@ def test_upscale_writes_the_tiled_8bit_prediction(tmp_path, suffix):
     upscale.upscale(
         tmp_path / "in.png", out, "x", model_file=model_file, scale=4, tile=8
     )
-    network = upscale._load(model_file)
+    network = upscale.load_model(model_file)
     expected = tiles.predict_full(
         network, pixels, "high_upsample", tile=8, dtype=np.uint8
     )
