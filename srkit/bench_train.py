@@ -1,4 +1,4 @@
-"""Training throughput of the zoo, float32 vs mixed bfloat16 (``-m srkit.bench_train``).
+"""Training throughput of the zoo (``python -m srkit.bench_train``).
 
 This module owns one question: on this machine, how many training images per
 second does each zoo model reach when compiled exactly as :func:`srkit.train.fit`
@@ -8,7 +8,15 @@ budget (one untimed warm-up batch that traces the graph, then ``--steps`` timed
 batches) on the bundled sample data, and prints one table with both precisions side
 by side, together with the CPU flags that decide whether bfloat16 is computed by
 hardware (``avx512_bf16``, ``amx_bf16``) or emulated. The weights are random and the
-budget tiny: the numbers describe speed only. ``srkit.bench`` measures raw
+budget tiny: the numbers describe speed only.
+
+With ``--fit`` it answers a second question: how much does a step cost inside
+:func:`srkit.train.fit` (the batch stream, callbacks, Keras' per-step work) beside
+``train_on_batch`` on the same batches? Each model trains twice in float32 in the
+profiles' regime (bicubic skip, ``--window`` px windows): once through ``fit`` for
+two intervals of ``--steps`` steps (the second interval's training time is the
+figure; the first holds the tracing), once by ``train_on_batch`` on the batches the
+second interval drew. ``srkit.bench`` measures raw
 train/inference speed and FLOP rates on random data; this benchmark measures the
 training step that ``fit`` runs.
 """
@@ -28,7 +36,7 @@ import pandas as pd
 from srkit import data, environment, models, train
 from srkit.vocab import OUTPUT_TARGETS
 
-__all__ = ["cpu_flags", "main", "measure", "run"]
+__all__ = ["cpu_flags", "main", "measure", "measure_fit", "run", "run_fit"]
 
 # CPU features relevant to bfloat16 and to the float32 kernels, as /proc/cpuinfo
 # spells them (Linux); avx512_bf16 / amx_bf16 mean hardware bfloat16 arithmetic.
@@ -38,6 +46,7 @@ PROG = "srkit.bench_train"
 DEFAULT_STEPS = 3
 DEFAULT_BATCH = 8
 DEFAULT_IMAGES = 24
+DEFAULT_WINDOW = 24  # --fit: the profiles' training windows
 PRECISIONS = ("float32", "mixed_bfloat16")
 
 
@@ -99,6 +108,86 @@ def measure(
     gc.collect()
     # The median step resists a stray slow step (another process, a GC pause).
     return batch_size / float(np.median(seconds))
+
+
+def measure_fit(
+    name: str, split, steps: int, batch_size: int, window: int, xla: bool
+) -> dict[str, float]:
+    """Seconds per float32 training step inside ``fit`` and by ``train_on_batch``.
+
+    Args:
+        name: a name from ``srkit.models.MODEL_NAMES`` (built with the bicubic skip).
+        split: a ``srkit.data.Split``.
+        steps: steps per interval; ``fit`` runs two intervals and the second is
+            timed, ``train_on_batch`` repeats the second interval's batches.
+        batch_size: images per batch (>= 1).
+        window: training window side in pixels.
+        xla: compile the step with XLA, as the profiles' ``xla`` parameter does.
+
+    Returns:
+        ``{"fit s/step", "train_on_batch s/step", "fit/train_on_batch"}``.
+    """
+    import tempfile
+
+    import keras
+
+    loss = models.MODEL_INFO[name]["loss"]
+    settings = train.Settings(
+        loss=loss,
+        steps=2 * steps,
+        eval_every=steps,
+        batch_size=batch_size,
+        window=window,
+        xla=xla,
+        precision="float32",
+        seed=0,
+    )
+    keras.backend.clear_session()
+    model = models.build(name, vgg_weights="random", seed=0, skip="bicubic")
+    with tempfile.TemporaryDirectory(prefix="srkit-bench-fit-") as folder:
+        result = train.fit(model, split, settings, run_dir=folder, verbose=0, gif=False)
+    fit_seconds = float(result.history["train_time_s"].iloc[-1]) / steps
+
+    keras.backend.clear_session()
+    model = models.build(name, vgg_weights="random", seed=0, skip="bicubic")
+    trained = train.prepare_model(model, loss, 1e-3, "float32", xla=xla)
+    outputs = list(trained.output_names)
+    stream = train.batches(split.train, batch_size, 0, steps, window)
+    batches = [next(stream) for _ in range(steps)]
+    for x, targets in batches[:2]:  # tracing, untimed
+        trained.train_on_batch(x, _targets(targets, outputs))
+    started = time.perf_counter()
+    for x, targets in batches:
+        trained.train_on_batch(x, _targets(targets, outputs))
+    batch_seconds = (time.perf_counter() - started) / steps
+    gc.collect()
+    return {
+        "fit s/step": fit_seconds,
+        "train_on_batch s/step": batch_seconds,
+        "fit/train_on_batch": fit_seconds / batch_seconds,
+    }
+
+
+def run_fit(
+    names: Sequence[str],
+    split,
+    steps: int,
+    batch_size: int,
+    window: int = DEFAULT_WINDOW,
+    xla: bool = True,
+    progress=None,
+) -> pd.DataFrame:
+    """:func:`measure_fit` for every model; a DataFrame indexed by model."""
+    rows = []
+    for name in names:
+        row = measure_fit(name, split, steps, batch_size, window, xla)
+        rows.append({"model": name, "params": models.MODEL_INFO[name]["params"], **row})
+        if progress:
+            progress(
+                f"{name:<45} fit {row['fit s/step']:.4f} s/step, train_on_batch "
+                f"{row['train_on_batch s/step']:.4f} s/step"
+            )
+    return pd.DataFrame(rows).set_index("model")
 
 
 def run(
@@ -165,6 +254,23 @@ def _parser() -> argparse.ArgumentParser:
         "--precisions",
         default=",".join(PRECISIONS),
         help="comma-separated subset of float32,mixed_bfloat16",
+    )
+    parser.add_argument(
+        "--fit",
+        action="store_true",
+        help="compare seconds per step inside srkit.train.fit with train_on_batch "
+        "on the same batches (float32, bicubic skip; two intervals of --steps)",
+    )
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=DEFAULT_WINDOW,
+        help=f"--fit: training window side in pixels (default {DEFAULT_WINDOW})",
+    )
+    parser.add_argument(
+        "--no-xla",
+        action="store_true",
+        help="--fit: compile without XLA (the result models' setting in the profiles)",
     )
     parser.add_argument("--cache-dir", default=None, help="srkit.data cache folder")
     parser.add_argument("--csv", default=None, help="also write the table to this CSV")
@@ -248,23 +354,40 @@ def _run(arguments: argparse.Namespace) -> int:
         cache_dir=arguments.cache_dir,
         progress=False,
     )
-    print(
-        f"data: sample, fresh random windows (72 px inputs) of {len(split.train)} "
-        f"training photos; batch "
-        f"{arguments.batch_size}, 1 warm-up batch + {arguments.steps} timed batches "
-        "(img/s from the median batch time)"
-    )
     started = time.perf_counter()
-    table = run(
-        names,
-        split,
-        arguments.steps,
-        arguments.batch_size,
-        precisions,
-        progress=lambda line: print(line, file=sys.stderr, flush=True),
-    )
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    if arguments.fit:
+        print(
+            f"data: sample, fresh random windows ({arguments.window} px inputs) of "
+            f"{len(split.train)} training photos; batch {arguments.batch_size}, "
+            f"float32, XLA {'off' if arguments.no_xla else 'on'}; fit: 2 intervals "
+            f"of {arguments.steps} steps, the second timed; train_on_batch: the "
+            "same batches after 2 untimed ones"
+        )
+        table = run_fit(
+            names,
+            split,
+            arguments.steps,
+            arguments.batch_size,
+            arguments.window,
+            not arguments.no_xla,
+            progress=progress,
+        )
+    else:
+        print(
+            f"data: sample, fresh random windows (72 px inputs) of "
+            f"{len(split.train)} training photos; batch {arguments.batch_size}, "
+            f"1 warm-up batch + {arguments.steps} timed batches (img/s from the "
+            "median batch time)"
+        )
+        table = run(
+            names, split, arguments.steps, arguments.batch_size, precisions, progress
+        )
     print()
-    print(table.to_string(float_format=lambda value: f"{value:.2f}"))
+    print(table.to_string(float_format=lambda value: f"{value:.4g}"))
     print(
         f"\ntotal {time.perf_counter() - started:.0f} s, "
         f"load average {environment.load_average()}"

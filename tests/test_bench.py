@@ -96,3 +96,17 @@ def test_bench_train_runs_on_the_default_patch_source(tmp_path, capsys):
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("simple_model"))
     assert row.split()[1] == "38915" and float(row.split()[2]) > 0
+
+
+def test_bench_train_fit_compares_fit_with_train_on_batch(tmp_path, capsys):
+    argv = ["--fit", "--models", "simple_model_nearest", "--steps", "2"]
+    argv += ["--batch-size", "2", "--window", "16", "--cache-dir", str(tmp_path)]
+    assert bench_train.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "16 px inputs" in out
+    header = next(line for line in out.splitlines() if "fit s/step" in line)
+    assert "train_on_batch s/step" in header and "fit/train_on_batch" in header
+    row = next(line for line in out.splitlines() if line.startswith("simple_model"))
+    fit_seconds, batch_seconds, ratio = (float(v) for v in row.split()[2:5])
+    assert fit_seconds > 0 and batch_seconds > 0
+    assert abs(ratio - fit_seconds / batch_seconds) <= 0.01 * ratio
