@@ -40,8 +40,42 @@ def test_about_page_from_records():
 
 def test_about_page_states_compute_time_of_cached_steps_and_the_total():
     page = book.about_page(RECORDS)
-    assert "| 02_b | cached | 2.0 s |" in page
+    assert "| 02_b | 02_b | cached | 2.0 s |" in page
     assert "| compute time of all steps | 1 min 17 s |" in page
+
+
+def test_step_labels_come_from_page_titles():
+    assert book.step_label("08_r", "08 · R1: dilated blocks, loss −PSNR") == (
+        "R1",
+        "dilated blocks, loss −PSNR",
+    )
+    assert book.step_label("02_a", "02 · A first model") == ("02", "A first model")
+    assert book.step_label("02_a", "") == ("02_a", "")
+    assert book.step_label("02_a", "Summary") == ("02_a", "")
+
+
+def test_about_page_links_step_labels_to_existing_pages():
+    page = book.about_page(RECORDS, {"02_b": "08 · R1: dilated blocks"})
+    assert "| {doc}`R1 <steps/02_b>` | Dilated blocks | cached |" in page
+    assert "| {doc}`R1 <steps/02_b>` | epochs=5 |" in page  # parameter table
+    assert "| 01_a | 01_a | ran |" in page  # no page: no link
+
+
+def test_write_about_page_links_the_pages_in_book_steps(tmp_path):
+    run_dir = tmp_path / "runs" / "smoke"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_text(json.dumps(RECORDS))
+    steps = tmp_path / "book" / "steps"
+    steps.mkdir(parents=True)
+    cells = [
+        {"cell_type": "code", "source": ["# not a title\n"]},
+        {"cell_type": "markdown", "source": ["# 02 · B, a page\n", "\n", "Text."]},
+    ]
+    (steps / "02_b.ipynb").write_text(json.dumps({"cells": cells}))
+    (steps / "broken.ipynb").write_text("{not json")
+    assert book.page_titles(tmp_path) == {"02_b": "02 · B, a page"}
+    page = book.write_about_page(tmp_path, run_dir).read_text()
+    assert "| {doc}`02 <steps/02_b>` | B, a page | cached |" in page
 
 
 def test_about_page_has_no_empty_headers_nor_absolute_paths():
@@ -85,9 +119,11 @@ class FakeApp:
     def __init__(self, srcdir):
         self.srcdir = srcdir
         self.hooks = {}
+        self.priorities = {}
 
-    def connect(self, event, function):
+    def connect(self, event, function, priority=500):
         self.hooks[event] = function
+        self.priorities[function.__name__] = priority
 
 
 def test_sphinx_extension_sets_the_announcement(tmp_path):
@@ -102,6 +138,60 @@ def test_sphinx_extension_sets_the_announcement(tmp_path):
     app.hooks["config-inited"](app, config)
     assert config.html_theme_options["announcement"].startswith("<b>Smoke build")
     assert config.html_theme_options["use_download_button"] is False
+    # the download menu is rewritten after the theme (priority 501) made it
+    assert app.priorities["offer_small_sources"] > 501
+
+
+def download_context(tmp_path):
+    def pathto(name, resource=0):
+        return f"../../{name}"
+
+    menu = {
+        "type": "group",
+        "label": "download-buttons",
+        "buttons": [
+            {"label": "download-notebook-button", "url": "../../_sources/x.ipynb"},
+            {"label": "download-source-button", "url": "../../_sources/x.ipynb"},
+            {"label": "download-pdf-button", "type": "javascript"},
+        ],
+    }
+    return {"pathto": pathto, "header_buttons": [menu, {"label": "fullscreen"}]}
+
+
+def test_download_menu_offers_the_step_source_not_the_executed_notebook(tmp_path):
+    project = tmp_path / "project"
+    (project / "notebooks").mkdir(parents=True)
+    (project / "notebooks" / "02_b.py").write_text("# %% [markdown]\n# # 02 · B\n")
+    (project / "book").mkdir()
+    (project / "book" / "intro.md").write_text("# Intro\n")
+    app = FakeApp(str(project))
+    app.outdir = str(tmp_path / "html")
+    context = download_context(tmp_path)
+    book.offer_small_sources(app, "book/steps/02_b", "page.html", context, None)
+    menu = context["header_buttons"][0]["buttons"]
+    assert [b["label"] for b in menu] == [
+        "download-source-button",
+        "download-pdf-button",
+    ]
+    assert menu[0]["url"] == "../../_sources/book/steps/02_b.py"
+    assert menu[0]["text"] == ".py" and "jupytext" in menu[0]["tooltip"]
+    copied = tmp_path / "html" / "_sources" / "book" / "steps" / "02_b.py"
+    assert copied.read_text().startswith("# %% [markdown]")
+
+    context = download_context(tmp_path)
+    book.offer_small_sources(app, "book/intro", "page.html", context, None)
+    assert context["header_buttons"][0]["buttons"][0]["text"] == ".md"
+    assert (tmp_path / "html" / "_sources" / "book" / "intro.md").is_file()
+
+    # no source on disk: only the print entry; no menu: nothing changes
+    context = download_context(tmp_path)
+    book.offer_small_sources(app, "book/steps/99_gone", "page.html", context, None)
+    assert [b["label"] for b in context["header_buttons"][0]["buttons"]] == [
+        "download-pdf-button"
+    ]
+    context = {"header_buttons": [{"label": "fullscreen"}]}
+    book.offer_small_sources(app, "book/intro", "page.html", context, None)
+    assert context == {"header_buttons": [{"label": "fullscreen"}]}
 
 
 def test_clean_removes_generated_outputs(tmp_path):
