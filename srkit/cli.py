@@ -261,7 +261,8 @@ as with cp; a bad image is reported and the others are done, hidden files (._*,
 an interrupted batch), and a summary ends the run (exit status 1 if an image
 failed).
 
-Ctrl-C exits 130 and SIGTERM 143, each with one line and no partial file left.
+Ctrl-C exits 130 and SIGTERM 143, with no partial file left; a batch first
+counts what it wrote, skipped and failed, and what was not started.
 """
 
 UPSCALE_EPILOG = """\
@@ -527,31 +528,50 @@ def _upscale(args) -> int:
             _echo(f"wrote {path} ({text})")
 
     with _sigterm_as_interrupt():
-        done = upscale.upscale(
-            args.input if len(args.input) > 1 else args.input[0],
-            args.output,
-            args.model,
-            project=args.project,
-            run_dir=args.run_dir,
-            model_file=args.model_file,
-            scale=args.scale,
-            tile=args.tile,
-            overwrite=args.overwrite,
-            recursive=args.recursive,
-            report=report,
-        )
+        try:
+            done = upscale.upscale(
+                args.input if len(args.input) > 1 else args.input[0],
+                args.output,
+                args.model,
+                project=args.project,
+                run_dir=args.run_dir,
+                model_file=args.model_file,
+                scale=args.scale,
+                tile=args.tile,
+                overwrite=args.overwrite,
+                recursive=args.recursive,
+                report=report,
+            )
+        except KeyboardInterrupt as stop:  # main() prints the last line, the status
+            done = getattr(stop, "done", None)
+            if done is not None and done["batch"]:
+                print(f"srkit upscale: {_batch_counts(done)}", file=sys.stderr)
+            raise
     for note in done["warnings"]:
         print(f"srkit: warning: {note}", file=sys.stderr)
     if done["model"] is not None:
         print(f"with {done['model']['text']}")
     if done["batch"]:
-        counts = [f"{len(done['written'])} written"]
-        counts.append(f"{len(done['skipped'])} skipped (exist)")
-        counts.append(f"{len(done['failed'])} failed")
-        if done["ignored"]:
-            counts.append(f"{done['ignored']} other or hidden files left alone")
-        print(f"srkit upscale: {', '.join(counts)}")
+        print(f"srkit upscale: {_batch_counts(done)}")
     return 1 if done["failed"] else 0
+
+
+def _batch_counts(done: dict) -> str:
+    """The summary of a batch: written, skipped, failed, and after an interruption
+    what was not done (see :func:`srkit.upscale.upscale`)."""
+    counts = [f"{len(done['written'])} written"]
+    counts.append(f"{len(done['skipped'])} skipped (exist)")
+    counts.append(f"{len(done['failed'])} failed")
+    if "not_started" in done:
+        if done["stopped"] is not None:
+            counts.append(f"1 stopped midway ({str(done['stopped'])!r}, no file left)")
+        counts.append(f"{done['not_started']} not started")
+    if done["ignored"]:
+        counts.append(f"{done['ignored']} other or hidden files left alone")
+    text = ", ".join(counts)
+    if "not_started" in done:
+        text += "; the same command again resumes (written files are skipped)"
+    return text
 
 
 HANDLERS = {

@@ -694,6 +694,11 @@ def upscale(
         ``written`` (``(output path, (height, width, 3))`` per image),
         ``skipped`` (existing outputs) and ``failed`` (``(input, message)``).
 
+    An interruption (``KeyboardInterrupt``: Ctrl-C, or SIGTERM as
+    ``srkit.pipeline.RunInterrupted``) propagates carrying this dict as its
+    ``done`` attribute, with ``stopped`` (the input under way, whose partial
+    output is removed, or None) and ``not_started`` (a count) added.
+
     Raises:
         ValueError: bad scale or tile, refused paths (see plan_jobs), and for one
             input file an unreadable image; a model name outside the zoo, a model
@@ -711,14 +716,29 @@ def upscale(
     path = find_model_file(model, project, run_dir, model_file)
     if model in (None, shipped.SHIPPED):
         model = path.stem
-    output = FACTOR_OUTPUTS[scale]
     done = {"model": None, "warnings": [], "batch": plan.batch}
     done.update(ignored=plan.ignored, written=[], skipped=[], failed=[])
     report = report or (lambda status, where, text: None)
-    first, predictor = None, None
+    first = None
     if not plan.batch:  # a bad single image fails before the model loads
         check_image_memory(plan.jobs[0].source, scale, _streamed(plan.jobs[0].target))
         first = _read_single_frame(plan.jobs[0].source)
+    try:
+        _upscale_jobs(plan, path, model, scale, tile, overwrite, first, done, report)
+    except KeyboardInterrupt as stop:  # Ctrl-C, and SIGTERM as RunInterrupted
+        finished = len(done["written"]) + len(done["skipped"]) + len(done["failed"])
+        done["stopped"] = done.pop("current", None)
+        done["not_started"] = len(plan.jobs) - finished - (done["stopped"] is not None)
+        stop.done = done  # what was done before it, for the summary
+        raise
+    done.pop("current", None)
+    return done
+
+
+def _upscale_jobs(plan, path, model, scale, tile, overwrite, first, done, report):
+    """The loop of :func:`upscale`: each job in turn, recorded in ``done``
+    (``done["current"]`` is the job under way)."""
+    predictor, output = None, FACTOR_OUTPUTS[scale]
     for job in plan.jobs:
         if (
             plan.batch
@@ -730,6 +750,7 @@ def upscale(
             continue
         if predictor is None:  # a model error stops everything
             predictor = _predictor(path, model, output, scale, done)
+        done["current"] = job.source
         try:
             if plan.batch:
                 _check_target(job, scale)
@@ -740,15 +761,16 @@ def upscale(
             if not plan.batch:
                 raise
             done["failed"].append((job.source, error))
+            done["current"] = None
             report("failed", job.source, error)
             continue
         finally:
             first = None
+        done["written"].append((job.target, shape))
+        done["current"] = None
         if note:
             report("note", job.source, note)
-        done["written"].append((job.target, shape))
         report("wrote", job.target, f"{shape[1]}x{shape[0]}")
-    return done
 
 
 def _predictor(path: Path, model: str, output: str, scale: int, done: dict):

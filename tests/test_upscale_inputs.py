@@ -214,6 +214,57 @@ def test_sigterm_exits_143_with_one_line_and_no_temporary_file(tmp_path, model_f
     assert list(out.iterdir()) == []
 
 
+SLOW_SECOND_IMAGE = """
+import signal, sys, time
+from srkit import cli, tiles
+signal.signal(signal.SIGINT, signal.default_int_handler)  # the parent may ignore it
+real = tiles.predict_batch
+def slow(model, batch):
+    if str(getattr(model, "source", "")).endswith("c.png"):
+        print("predicting c.png", flush=True)
+        time.sleep(30)
+    return real(model, batch)
+tiles.predict_batch = slow
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("signum", "status", "last"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "stopped by SIGTERM")],
+)
+def test_an_interrupted_batch_counts_what_it_did_and_did_not(
+    tmp_path, model_file, signum, status, last
+):
+    source = tmp_path / "in"
+    for seed, name in enumerate(("a.png", "b.png", "c.png", "d.png")):
+        photo(source / name, seed=seed)
+    out = tmp_path / "out"
+    photo(out / "a.png", height=8, width=10)  # an earlier result: skipped
+    argv = ["upscale", str(source), str(out), "--model", "m"]
+    argv += ["--model-file", str(model_file)]
+    process = subprocess.Popen(
+        [sys.executable, "-c", SLOW_SECOND_IMAGE, *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    lines = [process.stdout.readline().strip() for _ in range(3)]
+    assert lines[0] == f"skipped (exists) {out / 'a.png'}"
+    assert lines[1:] == [f"wrote {out / 'b.png'} (10x8)", "predicting c.png"]
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == status
+    *_, summary, end = err.splitlines()
+    assert summary.startswith(
+        "srkit upscale: 1 written, 1 skipped (exist), 0 failed, 1 stopped midway "
+        f"({str(source / 'c.png')!r}, no file left), 1 not started;"
+    )
+    assert end == f"srkit upscale: {last}"
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+
+
 def test_alpha_is_upscaled_and_kept_or_flattened_with_a_note(
     tmp_path, model_file, capsys
 ):
