@@ -18,6 +18,9 @@ import functools
 import io
 import os
 import struct
+import sys
+import tempfile
+import threading
 import warnings
 import zlib
 from collections.abc import Iterable
@@ -109,16 +112,79 @@ def _orient(image: np.ndarray, orientation: int) -> np.ndarray:
 
 
 def _decode(data: bytes) -> np.ndarray | None:
-    """OpenCV's unchanged decode, without its own log lines (we raise instead)."""
+    """OpenCV's unchanged decode, without its own log lines nor libpng's (we raise
+    instead)."""
     logging = cv2.utils.logging
     level = logging.getLogLevel()
     logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    quiet = _without_libpng_lines if data.startswith(_PNG_SIGNATURE) else _as_is
     try:
-        return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        with quiet():
+            return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error:
         return None
     finally:
         logging.setLogLevel(level)
+
+
+# One redirection of file descriptor 2 at a time: a second thread's would save
+# the first one's temporary file as "the terminal" and never put it back.
+_STDERR_LOCK = threading.Lock()
+_LIBPNG_PREFIX = b"libpng "  # "libpng error: ...", "libpng warning: ..."
+
+
+@contextlib.contextmanager
+def _without_libpng_lines():
+    """Hide libpng's own lines for the block (``libpng error: PNG input buffer is
+    incomplete`` beside srkit's message naming the file).
+
+    libpng writes them to file descriptor 2 itself, past OpenCV's log level and
+    Python's ``sys.stderr``, so the descriptor is sent to a temporary file for
+    the block; whatever else reached it meanwhile is written back afterwards.
+    """
+    with _STDERR_LOCK:
+        try:
+            if sys.stderr is not None:
+                sys.stderr.flush()  # Python's pending text goes out first
+            saved = os.dup(2)
+        except (OSError, ValueError):  # no descriptor 2: nothing reaches a terminal
+            yield
+            return
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                sink.seek(0)
+                lines = sink.read().splitlines(keepends=True)
+                others = [line for line in lines if not line.startswith(_LIBPNG_PREFIX)]
+                if others:
+                    os.write(2, b"".join(others))
+
+
+@contextlib.contextmanager
+def _as_is():
+    yield
+
+
+@contextlib.contextmanager
+def _pillow_open(path):
+    """Pillow's image of a file, past its decompression guard (we check sizes
+    ourselves) and without its warnings (e.g. "Corrupt EXIF data" of a truncated
+    TIFF, beside srkit's own message)."""
+    from PIL import Image
+
+    guard = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as opened:
+                yield opened
+    finally:
+        Image.MAX_IMAGE_PIXELS = guard
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
@@ -126,19 +192,13 @@ def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
 
     Returns None when Pillow cannot read the header (the decode then reports it).
     """
-    from PIL import Image
-
     if not Path(path).is_file():  # never open a pipe or a device
         return None
-    guard = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None  # the size is what we want to check ourselves
     try:
-        with Image.open(path) as opened:
+        with _pillow_open(path) as opened:  # the size is what we check ourselves
             width, height = opened.size
     except Exception:  # noqa: BLE001  (not an image Pillow knows: no estimate)
         return _tiff_size(path)  # Pillow opens no RGB float TIFF; its header tells
-    finally:
-        Image.MAX_IMAGE_PIXELS = guard
     return int(height), int(width)
 
 
@@ -496,15 +556,11 @@ def read_metadata(path: str | os.PathLike) -> dict:
         dict with ``icc`` and ``exif`` (bytes, or None when absent); the EXIF
         orientation is set to 1, since :func:`read_pixels` applies it.
     """
-    from PIL import Image
-
     found = {"icc": None, "exif": None}
     if not Path(path).is_file():
         return found
-    guard = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None
     try:
-        with Image.open(path) as opened:
+        with _pillow_open(path) as opened:
             found["icc"] = opened.info.get("icc_profile") or None
             exif = opened.getexif()
             if len(exif):
@@ -514,8 +570,6 @@ def read_metadata(path: str | os.PathLike) -> dict:
                 found["exif"] = block[6:] if block.startswith(b"Exif\0\0") else block
     except Exception:  # noqa: BLE001  (unreadable metadata is not copied)
         return {"icc": None, "exif": None}
-    finally:
-        Image.MAX_IMAGE_PIXELS = guard
     return found
 
 
@@ -580,19 +634,13 @@ def _add_metadata(temporary: Path, metadata: dict | None) -> None:
 def frame_count(path: str | os.PathLike) -> int:
     """Frames (or pages) of an image file: above 1 for an animated GIF or WebP or a
     multi-page TIFF, of which OpenCV reads the first only; 1 when unknown."""
-    from PIL import Image
-
     if not Path(path).is_file():  # never open a pipe or a device
         return 1
-    guard = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None
     try:
-        with Image.open(path) as opened:
+        with _pillow_open(path) as opened:
             return int(getattr(opened, "n_frames", 1) or 1)
     except Exception:  # noqa: BLE001  (not an image Pillow knows: one frame)
         return 1
-    finally:
-        Image.MAX_IMAGE_PIXELS = guard
 
 
 def upscale_alpha(alpha: np.ndarray, factor: int) -> np.ndarray:

@@ -84,6 +84,17 @@ def png_bytes(pixels: np.ndarray | None = None) -> bytes:
     return encoded.tobytes()
 
 
+def tiff_bytes(pixels: np.ndarray) -> bytes:
+    ok, encoded = cv2.imencode(".tif", pixels)
+    assert ok
+    return encoded.tobytes()
+
+
+def cut(content: bytes, kept: float) -> bytes:
+    """The first ``kept`` fraction of a file's bytes: a copy that was cut short."""
+    return content[: int(len(content) * kept)]
+
+
 def write(folder: Path, name: str, content: bytes) -> Path:
     path = folder / name
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -375,6 +386,18 @@ CASES = [
         lambda f: write(f, "in.png", png_bytes(rgb(40, 40))[:300]),
         upscale("in.png"),
         culprit="'in.png'",
+    ),
+    Case(  # libpng writes "libpng error: ..." to fd 2 itself
+        "png_cut_in_its_pixel_data",
+        lambda f: write(f, "in.png", cut(png_bytes(rgb(60, 70)), 0.9)),
+        upscale("in.png"),
+        culprit="'in.png'",
+    ),
+    Case(  # Pillow warns "Corrupt EXIF data" while srkit measures the file
+        "tiff_cut_short",
+        lambda f: write(f, "in.tif", cut(tiff_bytes(rgb(60, 70)), 0.5)),
+        upscale("in.tif"),
+        culprit="'in.tif'",
     ),
     Case(
         "truncated_jpeg",
@@ -896,3 +919,11 @@ def test_bad_input(case, tmp_path, monkeypatch, capfd, model_file):
     assert all(allowed(name, case.written) for name in new), "unexpected new files"
     if case.check is not None:
         case.check(folder)
+
+
+def test_only_libpngs_own_lines_are_hidden(capfd):
+    # What else reaches file descriptor 2 during a PNG decode is written back.
+    with images._without_libpng_lines():
+        os.write(2, b"libpng warning: iCCP: known incorrect sRGB profile\n")
+        os.write(2, b"another library's line\n")
+    assert capfd.readouterr().err == "another library's line\n"
