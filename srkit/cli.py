@@ -340,7 +340,9 @@ Write a trained model for another runtime, through Keras' own export:
 savedmodel (a TensorFlow SavedModel folder; load it with tf.saved_model.load and
 call its `serve`) or onnx (one .onnx file for ONNX Runtime; needs the extra
 srkit[onnx]: tf2onnx and onnx). The model is found as `srkit upscale` finds it:
---model NAME in --run-dir (default: the latest run), or --model-file PATH.
+--model-file PATH, else --model NAME in --run-dir (default: the latest run),
+else the model shipped inside srkit (srkit/pretrained/dts_model.keras, see
+`srkit upscale --help`).
 
 The exported model takes float32 RGB in [0, 1] of any size, shape (batch,
 height, width, 3), and returns the model's outputs by name (low_upsample x2,
@@ -350,6 +352,7 @@ neither srkit nor Keras. Runs on the TensorFlow backend.
 
 EXPORT_EPILOG = """\
 examples:
+  srkit export shipped.onnx --format onnx             the shipped model
   srkit export dts_model_saved --model dts_model --format savedmodel
   srkit export dts.onnx --model-file RUN/models/dts_model/best.keras --format onnx
 """
@@ -377,7 +380,12 @@ def _add_export_command(commands) -> None:
         help="savedmodel: a TensorFlow SavedModel folder; onnx: a .onnx file "
         "(needs srkit[onnx])",
     )
-    export.add_argument("--model", metavar="NAME", help="zoo name (with --run-dir)")
+    export.add_argument(
+        "--model",
+        metavar="NAME",
+        help="zoo name of a model trained in a run, or 'shipped' (default: the "
+        "shipped model)",
+    )
     _add_project(export)
     source = export.add_mutually_exclusive_group()
     source.add_argument(
@@ -390,10 +398,8 @@ def _add_export_command(commands) -> None:
 
 
 def _export(args) -> int:
-    from srkit import export  # on demand: it loads Keras and its backend (seconds)
+    from srkit import export, shipped  # on demand: Keras and its backend (seconds)
 
-    if args.model is None and args.model_file is None:
-        raise ValueError("name the model: --model NAME or --model-file PATH")
     done = export.export(
         args.output,
         args.fmt,
@@ -403,9 +409,13 @@ def _export(args) -> int:
         run_dir=args.run_dir,
         overwrite=args.overwrite,
     )
+    record = shipped.read_record(done["model_file"])
+    origin = done["model_file"]
+    if record is not None:
+        origin = shipped.describe(record, done["model_file"])
     print(
         f"wrote {done['target']} ({done['format']}, outputs "
-        f"{', '.join(done['outputs'])}) from {done['model_file']}"
+        f"{', '.join(done['outputs'])}) from {origin}"
     )
     return 0
 

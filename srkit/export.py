@@ -181,7 +181,9 @@ def export(
         target: output folder (savedmodel) or ``.onnx`` file.
         fmt: ``savedmodel`` or ``onnx``.
         model_file: a ``.keras`` file; else ``name`` in ``run_dir`` (default: the
-            project's latest run), as :func:`srkit.upscale.find_model_file`.
+            project's latest run); else, with neither, the model shipped inside
+            srkit, as :func:`srkit.upscale.find_model_file` finds it for
+            ``srkit upscale``.
         name, project, run_dir: where the model is found without ``model_file``.
         overwrite: replace an existing ``target``.
 
@@ -192,7 +194,10 @@ def export(
     _check_target(Path(target).expanduser(), fmt, overwrite)
     _check_runtime(fmt)
     path = find_model_file(
-        name or "model", project=project, run_dir=run_dir, model_file=model_file
+        name if name or model_file is None else "model",  # "model": only a label
+        project=project,
+        run_dir=run_dir,
+        model_file=model_file,
     )
     model = load_model(path)
     written = export_model(model, target, fmt, overwrite=overwrite)

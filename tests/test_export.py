@@ -104,3 +104,34 @@ def test_other_backends_are_refused_in_one_line(tmp_path):
     model = models.build("simple_model_bilinear")
     with pytest.raises(ValueError, match="KERAS_BACKEND=tensorflow"):
         export.export_model(model, tmp_path / "saved", "savedmodel")
+
+
+@on_tensorflow
+def test_without_a_model_the_shipped_one_is_exported(tmp_path, monkeypatch, capsys):
+    import tensorflow as tf
+
+    from srkit import cli, shipped, upscale
+
+    monkeypatch.chdir(tmp_path)  # no project, no run folder: as on a fresh install
+    code = cli.main(["export", "saved", "--format", "savedmodel"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "from the shipped model dts_model (trained by srkit run" in out
+    keras_model = upscale.load_model(shipped.find())
+    image = images()[0]
+    expected = keras_outputs(keras_model, image)
+    served = tf.saved_model.load(str(tmp_path / "saved"))  # kept: serve needs it
+    got = served.serve(tf.constant(image[None]))
+    got = dict(zip(tiles.output_names(keras_model), got, strict=True))
+    for name, value in expected.items():
+        assert float(np.abs(np.asarray(got[name]) - value).max()) <= 1e-4
+
+
+def test_export_help_names_the_shipped_model_as_the_default(capsys):
+    from srkit import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["export", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "else the model shipped inside srkit (srkit/pretrained/" in text
+    assert "(default: the shipped model)" in text
