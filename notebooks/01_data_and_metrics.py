@@ -21,7 +21,7 @@
 # It writes the prepared data to the run's cache and the bicubic baseline of the
 # validation images to `metrics.json`.
 
-# %% tags=["parameters", "hide-cell"]
+# %% tags=["parameters", "remove-cell"]
 # srkit: data-sets n_images
 profile: str = "smoke"  # parameter profile this page ran with
 run_dir: str = ""  # run folder (absolute); empty means <project>/runs/notebook

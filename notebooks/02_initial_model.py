@@ -21,7 +21,7 @@
 # The step reads the prepared images from the run's data cache and writes both trained
 # models, their histories, GIFs and `metrics.json` into the run folder.
 
-# %% tags=["parameters", "hide-cell"]
+# %% tags=["parameters", "remove-cell"]
 # srkit: data-sets n_images
 profile: str = "smoke"  # parameter profile this page ran with
 run_dir: str = ""  # run folder (absolute); empty means <project>/runs/notebook
@@ -109,6 +109,10 @@ report.model_table(built["simple_model_nearest"])
 #
 # Each variant minimises the mean squared error of its output with Adam, on the same
 # images and with the same seed. The tables list each evaluation interval.
+#
+# Validation PSNR during training is Keras' metric on the raw outputs of each interval;
+# the results below score the weights of the best interval with each output clipped
+# to [0, 1], so the two can differ ({ref}`why <two-validation-numbers>`).
 
 # %% tags=["scroll-output"]
 # papermill_description=train

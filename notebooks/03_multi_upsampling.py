@@ -21,7 +21,7 @@
 # The step reads the prepared images from the run's data cache and writes the trained
 # model, its history, the training GIFs and `metrics.json` into the run folder.
 
-# %% tags=["parameters", "hide-cell"]
+# %% tags=["parameters", "remove-cell"]
 # srkit: data-sets n_images
 profile: str = "smoke"  # parameter profile this page ran with
 run_dir: str = ""  # run folder (absolute); empty means <project>/runs/notebook
@@ -81,7 +81,7 @@ plots.sample_grid(split.val, n=3)
 # Two 3x3 convolutions with 64 filters, a bilinear upsampling that feeds the
 # `low_upsample` head (a 1x1 convolution to three colour channels), and a second
 # bilinear upsampling that feeds the `high_upsample` head. From here on the fixed
-# upsampling layers are bilinear, the variant the original study preferred in step 02.
+# upsampling layers are bilinear, the variant the study found less pixelated in step 02.
 # The only new parameters are the 195 of the second head. As in step 02, each head
 # runs before the upsamplings it feeds (the same function, see there), so the table
 # shows `high_upsample_head` followed by two x2 upsamplings of its three channels.
@@ -98,6 +98,10 @@ report.model_table(model)
 # updates the weights. The table after training lists each evaluation interval: the
 # training and validation loss, the validation PSNR of each output, the learning rate
 # and the seconds it took.
+#
+# Validation PSNR during training is Keras' metric on the raw outputs of each interval;
+# the results below score the weights of the best interval with each output clipped
+# to [0, 1], so the two can differ ({ref}`why <two-validation-numbers>`).
 
 # %% tags=["scroll-output"]
 # papermill_description=train

@@ -21,7 +21,7 @@
 # The step reads the prepared images from the run's data cache and writes the trained
 # model, its history, the training GIFs and `metrics.json` into the run folder.
 
-# %% tags=["parameters", "hide-cell"]
+# %% tags=["parameters", "remove-cell"]
 # srkit: data-sets n_images
 profile: str = "smoke"  # parameter profile this page ran with
 run_dir: str = ""  # run folder (absolute); empty means <project>/runs/notebook
@@ -93,6 +93,10 @@ report.model_table(model)
 #
 # MSE per output, summed, with Adam. The dilated blocks triple the parameter count of
 # step 04, so each step takes longer.
+#
+# Validation PSNR during training is Keras' metric on the raw outputs of each interval;
+# the results below score the weights of the best interval with each output clipped
+# to [0, 1], so the two can differ ({ref}`why <two-validation-numbers>`).
 
 # %% tags=["scroll-output"]
 # papermill_description=train

@@ -18,15 +18,16 @@
 # convolutions with 64 filters), concatenate both feature maps and upsample them to the
 # two outputs. The VGG16 block is frozen.
 #
-# The study used VGG16 with its ImageNet weights. Those weights are a download, so an
-# offline build (the smoke, default and quick profiles) gives the frozen block random,
-# untrained weights instead: its features are then fixed random projections, and this
-# page measures that variant. The banner states which weights this run used.
+# The study used a pretrained VGG16. Pretrained weights (Keras offers those trained on
+# ImageNet) are a download, so an offline build (the smoke, default and quick
+# profiles) gives the frozen block random, untrained weights instead: its features are
+# then fixed random projections, and this page measures that variant. The banner
+# states which weights this run used.
 #
 # The step reads the prepared images from the run's data cache and writes the trained
 # model, its history, the training GIFs and `metrics.json` into the run folder.
 
-# %% tags=["parameters", "hide-cell"]
+# %% tags=["parameters", "remove-cell"]
 # srkit: data-sets n_images
 profile: str = "smoke"  # parameter profile this page ran with
 run_dir: str = ""  # run folder (absolute); empty means <project>/runs/notebook
@@ -100,6 +101,10 @@ report.model_table(model)
 # ## Training
 #
 # MSE per output, summed, with Adam. Only the 1x1 convolutions and the two heads learn.
+#
+# Validation PSNR during training is Keras' metric on the raw outputs of each interval;
+# the results below score the weights of the best interval with each output clipped
+# to [0, 1], so the two can differ ({ref}`why <two-validation-numbers>`).
 
 # %% tags=["scroll-output"]
 # papermill_description=train

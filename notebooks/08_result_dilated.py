@@ -19,7 +19,7 @@
 # PSNR is the training goal.
 #
 # Its VGG16 block is frozen. The smoke, default and quick profiles build offline, and
-# then that block holds random, untrained weights rather than the ImageNet ones of the
+# then that block holds random, untrained weights rather than pretrained ones as in the
 # study; the banner states which weights this run used.
 #
 # The step reads the prepared images from the run's data cache and writes the trained
@@ -27,7 +27,7 @@
 # second copy of the model trained in the other regime of the bicubic skip into a
 # subfolder of the model's folder.
 
-# %% tags=["parameters", "hide-cell"]
+# %% tags=["parameters", "remove-cell"]
 # srkit: data-sets n_images
 profile: str = "smoke"  # parameter profile this page ran with
 run_dir: str = ""  # run folder (absolute); empty means <project>/runs/notebook
@@ -103,6 +103,10 @@ report.model_table(model)
 # Loss −PSNR per output, summed, with Adam. PSNR is a logarithm of the MSE, so this loss
 # weighs an improvement on an already good image as much as the same relative
 # improvement on a bad one.
+#
+# Validation PSNR during training is Keras' metric on the raw outputs of each interval;
+# the results below score the weights of the best interval with each output clipped
+# to [0, 1], so the two can differ ({ref}`why <two-validation-numbers>`).
 
 # %% tags=["scroll-output"]
 # papermill_description=train

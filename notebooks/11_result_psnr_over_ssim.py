@@ -21,13 +21,13 @@
 # learning rate.
 #
 # Its VGG16 block is frozen. The smoke, default and quick profiles build offline, and
-# then that block holds random, untrained weights rather than the ImageNet ones of the
+# then that block holds random, untrained weights rather than pretrained ones as in the
 # study; the banner states which weights this run used.
 #
 # The step reads the prepared images from the run's data cache and writes both training
 # rounds, their histories and GIFs, and `metrics.json` into the run folder.
 
-# %% tags=["parameters", "hide-cell"]
+# %% tags=["parameters", "remove-cell"]
 # srkit: data-sets n_images retrain_n_images
 profile: str = "smoke"  # parameter profile this page ran with
 run_dir: str = ""  # run folder (absolute); empty means <project>/runs/notebook
@@ -122,8 +122,12 @@ report.model_table(model)
 # interpolation already renders almost perfectly, would then outweigh the rest of its
 # batch many times over, and the network would learn to change nothing. We therefore
 # floor 1−SSIM at `srkit.losses.SSIM_GAP_FLOOR` (0.05): below it an image trains on its
-# PSNR alone. The study's 288 px targets hold far fewer wholly flat images than our
-# small training windows.
+# PSNR alone. A whole image resized to 288 px, as the study's targets were, is rarely
+# flat throughout; a small training window often is.
+#
+# Validation PSNR during training is Keras' metric on the raw outputs of each interval;
+# the results below score the weights of the best interval with each output clipped
+# to [0, 1], so the two can differ ({ref}`why <two-validation-numbers>`).
 
 # %% tags=["scroll-output"]
 # papermill_description=train

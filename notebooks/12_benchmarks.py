@@ -17,13 +17,14 @@
 # validation crops of the earlier pages come from our own photographs; here we score
 # each trained model of the run on public benchmark sets such as Set5 and Set14,
 # with the protocol of the published tables, and put bicubic interpolation and a few
-# published numbers beside them.
+# published numbers beside them. The published rows are shown even when this run
+# scored nothing; the box below says what was scored and how to score.
 #
 # The step reads the trained models of the run folder and a folder of benchmark
 # images, and writes the means, the margins over bicubic and the per-image scores to
 # its `metrics.json`, where the summary page finds them.
 
-# %% tags=["parameters", "hide-cell"]
+# %% tags=["parameters", "remove-cell"]
 profile: str = "smoke"  # parameter profile this page ran with
 run_dir: str = ""  # run folder (absolute); empty means <project>/runs/notebook
 seed: int = 0  # seed of the run (scoring draws no random numbers)
@@ -58,7 +59,7 @@ benchmark_page.benchmark_banner(profile, SETS, trained)
 # tables. A network with only an x2 output is scored at x2 alone.
 
 # %%
-benchmark_page.benchmark_status(benchmarks, FOLDER, SETS, trained)
+benchmark_page.benchmark_status(benchmarks, FOLDER, SETS, trained, profile)
 
 # %% tags=["scroll-output"]
 # papermill_description=benchmark
@@ -72,7 +73,8 @@ published = records.load_published_benchmarks()
 # Mean PSNR (in dB) and SSIM over the images of each set, and the margin over bicubic
 # interpolation of the same inputs: positive means the network adds something that
 # interpolation cannot. The rows marked as quoted come from the papers; they were not
-# measured here, and their margins are over the same paper's bicubic row.
+# measured here, and their margins are over the same paper's bicubic row. A table
+# without a row measured here holds the quoted rows alone.
 
 # %%
 benchmark_page.benchmark_tables(summary, published)
@@ -80,11 +82,11 @@ benchmark_page.benchmark_tables(summary, published)
 # %% [markdown]
 # ## Margins at a glance
 #
-# One panel per set and scale. A green bar to the right of zero beats bicubic; a red
-# bar to the left falls short of it.
+# Each scored model's PSNR margin over bicubic, drawn as bars when there is one.
 
 # %%
-if SETS and trained:
+display(benchmark_page.margin_figure_intro(summary))
+if not summary.empty and (summary["model"] != "bicubic").any():
     display(plots.margin_bars(summary, metric="psnr"))
 
 # %% [markdown]
@@ -93,12 +95,15 @@ if SETS and trained:
 # For each set, the model with the highest PSNR at the largest scale it was scored at,
 # beside bicubic and the original. We pick the image on which that model's gain over
 # bicubic is the median of the set, so the picture is typical rather than flattering.
-# The box marks where bicubic errs most; the second row magnifies it.
+# The box marks where bicubic errs most; the second row magnifies it. Without a scored
+# model there is no figure.
 
 # %%
-if trained:
+if trained and SETS:
     for name, folder in SETS.items():
         display(benchmark_page.benchmark_figure(trained, per_image, name, folder))
+else:
+    display(report.markdown("No model was scored, so there is no figure."))
 
 # %% [markdown]
 # ## Takeaways

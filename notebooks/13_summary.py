@@ -17,15 +17,15 @@
 # the best model at each scale and how far it lands from bicubic interpolation on the
 # public benchmark sets of step 12, the best training loss, and whether the original
 # study's finding holds here. The sections after it show the numbers behind the
-# answer: the ranking of all eleven models beside the study's ranking, the margins
-# over bicubic per benchmark set, every model on our validation images beside
-# bicubic and the original study's record, a chart per metric, the best
+# answer: the ranking of all eleven models, the margins over bicubic per benchmark
+# set, every model on our validation images beside bicubic, a chart per metric, the
+# study's own numbers apart from ours with the orders that can be compared, the best
 # reconstruction of the best model and the training GIFs.
 #
 # Models carry their step labels (02 to 07, R1 to R4), each linked to its page. The
 # page reads only the run folder and writes the combined table to `metrics.json`.
 
-# %% tags=["parameters", "hide-cell"]
+# %% tags=["parameters", "remove-cell"]
 # srkit: data-sets n_images
 profile: str = "smoke"  # parameter profile this page ran with
 run_dir: str = ""  # run folder (absolute); empty means <project>/runs/notebook
@@ -67,18 +67,20 @@ summary_page.headline(bench, ours, original, profile, pages)
 # interpolation on the same inputs, separately at x2 and x4; the two models of step
 # 02 have no x4 output and appear at x2 only. One order comes from our validation
 # images, each model against bicubic on its own step's images; when step 12 scored
-# the benchmark sets, a second order uses the margin averaged over those sets. The
-# last column gives the rank of the same model among all the original study's
-# models at the same size, by the study's validation PSNR. The study measured on
-# its own images, which its text does not name, so we compare where the models land
-# in the two orders, not our decibels with its decibels. The sentences below
-# summarise the agreement with Spearman's rank correlation: 1 means the same order,
-# -1 the reverse, values near 0 no relation.
+# the benchmark sets, a second order uses the margin averaged over those sets.
+#
+# For a run that trained, the last column gives the rank of the same model among all
+# the original study's models at the same size, by the study's validation PSNR. The
+# study measured on its own images, so we compare where the models land in the two
+# orders, not our decibels with its decibels; the sentences below summarise the
+# agreement with Spearman's rank correlation (1: the same order, -1: the reverse, near
+# 0: no relation). A smoke build's order is noise, so it is not set beside the study's.
 
 # %% tags=["hide-input"]
+trained_run = profile != "smoke"
 ranking = summary_page.model_ranking(per_step, bench, original)
-display(summary_page.ranking_tables(ranking, pages))
-summary_page.ranking_sentences(ranking, pages)
+display(summary_page.ranking_tables(ranking, pages, with_study=trained_run))
+summary_page.ranking_sentences(ranking, pages, with_study=trained_run)
 
 # %% [markdown]
 # ## Margins over bicubic on the benchmark sets
@@ -99,12 +101,9 @@ summary_page.margin_takeaways(bench, pages)
 # ## All models at both scales
 #
 # Mean validation PSNR (dB) and SSIM of every model of this run, each beside bicubic
-# interpolation on the same step's validation images. The columns marked "study" are
-# the original study's values for the same model and size: it measured them on its
-# own images (its text does not name them), not on ours, so they are a record of
-# that study and not a score to subtract from ours. Steps 02 to 07 and the result
+# interpolation on the same step's validation images. Steps 02 to 07 and the result
 # models may have used different image sets (see each page's banner), so compare
-# rows of the same group.
+# rows of the same group. The study's numbers are in a section of their own below.
 
 # %%
 comparison = records.comparison_table(per_step, original)
@@ -119,18 +118,37 @@ summary_page.validation_tables(comparison, ("mse", "mae"), pages)
 # %% [markdown]
 # ## Each metric across models
 #
-# Our value for every model, grouped by output size, with the original report's value
-# (measured on the study's own images, not ours) beside it; the dashed line is bicubic
-# interpolation on our validation images.
+# Our value for every model, grouped by output size; the dashed line is bicubic
+# interpolation on our validation images. Only this run's numbers are drawn.
 
 # %%
-plots.metric_bars(ours, metric="psnr", original=original)
+plots.metric_bars(ours, metric="psnr")
 
 # %%
-plots.metric_bars(ours, metric="ssim", original=original)
+plots.metric_bars(ours, metric="ssim")
 
 # %%
-plots.metric_bars(ours, metric="mae", original=original)
+plots.metric_bars(ours, metric="mae")
+
+# %% [markdown]
+# ## The original study's numbers
+#
+# The mean metrics of the original report, as its final table gives them, for each
+# model and output size. They are a record of that study, kept apart from ours.
+
+# %% tags=["hide-input"]
+display(summary_page.study_tables(original, pages))
+report.markdown(summary_page.NOT_COMPARABLE)
+
+# %% [markdown]
+# ### Does one model beat another in both?
+#
+# For each model and the model it changes (its control), and for R4 against R1: the
+# PSNR difference in the study and in this run, and whether the first model comes out
+# higher in both, lower in both, or not. Only the signs are compared.
+
+# %% tags=["hide-input"]
+summary_page.study_orderings(ranking, original, profile, pages)
 
 # %% [markdown]
 # ## The best model's best reconstruction
@@ -147,8 +165,8 @@ plots.best_worst_figure(best_model, split.val, best_eval.per_image, scale=4, k=1
 # %% [markdown]
 # ## Training GIFs
 #
-# The predictions of each model for three fixed validation images over the epochs, at
-# the largest output the model has.
+# The predictions of each model for three fixed validation images after each
+# evaluation interval, at the largest output the model has.
 
 # %%
 for gif in report.training_gifs(RUN):

@@ -116,7 +116,7 @@ def benchmark_banner(profile: str, sets, model_names):
     return report.banner(profile, None, extra=extra)
 
 
-def benchmark_status(benchmarks: str, folder, sets, model_names):
+def benchmark_status(benchmarks: str, folder, sets, model_names, profile: str = ""):
     """Say plainly what the benchmark page scores, or why it scores nothing.
 
     Args:
@@ -124,6 +124,7 @@ def benchmark_status(benchmarks: str, folder, sets, model_names):
         folder: its resolved folder (:func:`benchmark_folder`), or None.
         sets: set name -> folder (``srkit.evaluate.benchmark_sets``).
         model_names: the trained models found in the run folder.
+        profile: the run's parameter profile, named in the command that scores.
 
     Returns:
         An ``IPython.display.Markdown`` paragraph.
@@ -132,17 +133,16 @@ def benchmark_status(benchmarks: str, folder, sets, model_names):
     if folder is None:
         text = (
             "**No benchmark sets.** The `benchmarks` parameter is empty, so nothing "
-            "is scored on this page. Set it to `folder:PATH`, a folder whose "
-            "subfolders (`Set5/`, `Set14/`, ...) hold high-resolution images, to "
-            "score the models. The step still writes its record, and the summary "
-            "falls back to the validation table."
+            "is scored on this page: the tables below hold the rows quoted from the "
+            "papers alone, and the summary relies on the validation images. "
+            + how_to_score(profile)
         )
     elif not sets:
         text = (
             f"**No benchmark sets.** The folder `{folder}` (from `{benchmarks}`) has "
-            "no subfolder holding images, so nothing is scored on this page. The "
-            "step still writes its record, and the summary falls back to the "
-            "validation table."
+            "no subfolder holding images, so nothing is scored on this page: the "
+            "tables below hold the rows quoted from the papers alone. "
+            + how_to_score(profile)
         )
     else:
         scored = ", ".join(f"`{name}`" for name in model_names) or "no trained model"
@@ -169,21 +169,23 @@ def benchmark_tables(summary: pd.DataFrame, published: pd.DataFrame | None = Non
     Columns: method, source, PSNR (dB), SSIM, and the margins over bicubic. Our rows
     are labelled "measured here"; published rows "quoted from the paper, not
     measured here", and their margins are over the same paper's bicubic row. The
-    sources of the quoted rows are listed below the tables.
+    sources of the quoted rows are listed below the tables. When nothing was
+    scored, the tables hold the quoted rows alone, one per set and scale of
+    ``published``.
 
     Args:
-        summary: ``srkit.evaluate.benchmark_summary`` output.
+        summary: ``srkit.evaluate.benchmark_summary`` output (may be empty).
         published: ``srkit.records.load_published_benchmarks`` output; loaded when
             None.
 
     Returns:
-        An ``IPython.display.Markdown`` object (a sentence when ``summary`` is
-        empty).
+        An ``IPython.display.Markdown`` object (a sentence when there is neither a
+        measured nor a quoted row).
     """
-    if summary.empty:
-        return report.markdown("No benchmark results to show.")
     if published is None:
         published = records.load_published_benchmarks()
+    if summary.empty and published.empty:
+        return report.markdown("No benchmark results to show.")
     header = [
         "method",
         "source",
@@ -192,8 +194,15 @@ def benchmark_tables(summary: pd.DataFrame, published: pd.DataFrame | None = Non
         "PSNR margin over bicubic (dB)",
         "SSIM margin over bicubic",
     ]
+    source = published if summary.empty else summary
+    places = list(
+        dict.fromkeys(zip(source["set"], source["scale"].astype(int), strict=True))
+    )
     lines, cited = [], {}
-    for (set_name, scale), rows in summary.groupby(["set", "scale"], sort=False):
+    for set_name, scale in places:
+        rows = summary
+        if not summary.empty:
+            rows = summary[(summary["set"] == set_name) & (summary["scale"] == scale)]
         body = [
             [
                 model_label(row.model),
@@ -224,8 +233,13 @@ def benchmark_tables(summary: pd.DataFrame, published: pd.DataFrame | None = Non
                     report.signed(ssim_margin, 4),
                 ]
             )
-        count = int(rows["n_images"].iloc[0])
-        lines.append(f"**{set_name}, x{scale}** (mean over {count} images)")
+        if len(rows):
+            count = int(rows["n_images"].iloc[0])
+            lines.append(f"**{set_name}, x{scale}** (mean over {count} images)")
+        else:
+            lines.append(
+                f"**{set_name}, x{scale}** (quoted rows only: not scored here)"
+            )
         lines.append("")
         lines += report.table_lines(header, body)
         lines.append("")
@@ -238,6 +252,47 @@ def benchmark_tables(summary: pd.DataFrame, published: pd.DataFrame | None = Non
         lines.append("")
         lines += [f"- {method}: {text}" for method, text in cited]
     return report.markdown("\n".join(lines))
+
+
+def how_to_score(profile: str = "") -> str:
+    """The sentence that says how to score a run's models on benchmark sets.
+
+    Args:
+        profile: the run's parameter profile, named in the command; empty leaves
+            the ``--profile`` option as a placeholder.
+
+    Returns:
+        Markdown text: the folder layout and the ``srkit run`` command.
+    """
+    option = f"--profile {profile}" if profile else "--profile PROFILE"
+    return (
+        "To score the models, put the high-resolution images of each set in a "
+        "subfolder of one folder (`Set5/`, `Set14/`, ...) and run "
+        f"`srkit run {option} -p benchmarks=folder:PATH` with that folder as PATH "
+        "(a relative path is taken from the project folder)."
+    )
+
+
+def margin_figure_intro(summary: pd.DataFrame):
+    """The sentence above the margin bars, or why there are none.
+
+    Args:
+        summary: ``srkit.evaluate.benchmark_summary`` output (may be empty).
+
+    Returns:
+        An ``IPython.display.Markdown`` paragraph: what the bars of
+        ``srkit.plots.margin_bars`` show when a model was scored, else that no bar
+        is drawn.
+    """
+    if summary.empty or (summary["model"] == BICUBIC).all():
+        return report.markdown(
+            "No model was scored on a benchmark set in this run, so there are no "
+            "margins to draw."
+        )
+    return report.markdown(
+        "One panel per set and scale. A green bar to the right of zero beats "
+        "bicubic; a red bar to the left falls short of it."
+    )
 
 
 def best_benchmark_model(summary: pd.DataFrame, set_name: str, scale: int) -> str:

@@ -5,9 +5,10 @@ This module owns what compares the models of a whole run: each model's reader la
 model registry, ``srkit.models.MODEL_INFO[name]["page"]``), the headline that
 answers the study's question from the run, the margins over bicubic on the
 benchmark sets (tables and sentences, shown by the benchmark page too), the
-validation tables beside bicubic and the original study, the ranking of the models
-beside the study's, the legend of labels and the conclusions. Built on
-``srkit.report`` (Markdown).
+validation tables beside bicubic, the ranking of the models beside the study's,
+the study's own numbers in tables apart from ours, why the two cannot be compared
+and what can (the order of pairs of models), the legend of labels and the
+conclusions. Built on ``srkit.report`` (Markdown).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import pandas as pd
 from srkit import models, records, report
 from srkit.vocab import output_side
 
-#: The data behind the original report's numbers: its own validation images, 288 px
-#: photos that its text does not name (our full profile's VOC 2007 is our choice).
-ORIGINAL_DATA = "288 px images that its text does not name"
+#: The data behind the original report's numbers (``srkit.report.STUDY_IMAGES``):
+#: its own validation images; its text names no image collection (the ``voc2007``
+#: source of our full profile is our choice, not the study's).
+ORIGINAL_DATA = report.STUDY_IMAGES
 
 #: What the original study found, in the words of its own table (checked
 #: against ``srkit.records.load_original_results`` by the tests).
@@ -164,15 +166,17 @@ def headline(
         )
     shared = [s for s in study if s in best]
     agree = [s for s in shared if best[s][0] == study[s][0]]
-    if shared and len(agree) == len(shared):
+    if profile == "smoke":
+        verdict = "A smoke build trains too little to test that."
+    elif shared and len(agree) == len(shared):
         verdict = "This run agrees."
     elif agree:
         verdict = "This run agrees at " + ", ".join(f"x{s}" for s in agree) + " only."
     else:
         verdict = "This run does not agree."
     bullets.append(
-        f"- **The original study** found {study_text}, measured in PSNR on its own "
-        f"data ({ORIGINAL_DATA}). {verdict}"
+        f"- **The original study** found {study_text}, measured in PSNR on "
+        f"{ORIGINAL_DATA}. {verdict}"
     )
     kind = "warning" if profile == "smoke" else "important"
     body = "\n\n".join([*lines, "\n".join(bullets)])
@@ -219,7 +223,8 @@ def validation_tables(
     """:func:`summary_table` as one narrow Markdown table per output size.
 
     Each metric has two columns, this run and bicubic on the same validation
-    images; the original study's values (other data) come last, marked "study".
+    images. The original study's values (other data) are not set beside them:
+    :func:`study_tables` shows them in tables of their own.
 
     Args:
         comparison: ``srkit.records.comparison_table`` output.
@@ -229,7 +234,6 @@ def validation_tables(
     Returns:
         An ``IPython.display.Markdown`` with a bold title and a table per size.
     """
-    decimals = {"mse": 5, "mae": 4, "psnr": 2, "ssim": 3}
     blocks = []
     for scale in sorted(comparison["scale"].unique()):
         rows = comparison[comparison["scale"] == scale]
@@ -237,7 +241,6 @@ def validation_tables(
         header = ["model"]
         for metric in metrics:
             header += [metric.upper(), "bicubic"]
-        header += [f"{metric.upper()} study" for metric in metrics]
         lines = [
             f"**{side}x{side}** (x{scale}), validation images",
             "",
@@ -249,14 +252,184 @@ def validation_tables(
             for metric in metrics:
                 for source in ("ours", "bicubic"):
                     value = getattr(row, f"{metric}_{source}")
-                    cells.append(
-                        "" if pd.isna(value) else f"{value:.{decimals[metric]}f}"
-                    )
-            for metric in metrics:
-                value = getattr(row, f"{metric}_original")
-                cells.append("" if pd.isna(value) else f"{value:.{decimals[metric]}f}")
+                    cells.append(_decimal(value, metric))
             lines.append("| " + " | ".join(cells) + " |")
         blocks.append("\n".join(lines))
+    return report.markdown("\n\n".join(blocks))
+
+
+#: Decimals of each metric in the summary's tables.
+DECIMALS = {"mse": 5, "mae": 4, "psnr": 2, "ssim": 3}
+
+
+def _decimal(value, metric: str) -> str:
+    return "" if pd.isna(value) else f"{value:.{DECIMALS[metric]}f}"
+
+
+def study_tables(
+    original: pd.DataFrame | None = None, pages: dict[str, str] | None = None
+):
+    """The original report's own numbers, one Markdown table per output size.
+
+    A record of that study, kept apart from this run's tables: its numbers were
+    measured on other images (:data:`ORIGINAL_DATA`) after another degradation and
+    budget, so no column of ours sits beside them.
+
+    Args:
+        original: ``srkit.records.load_original_results`` output; loaded when None.
+        pages: model -> step page stem, for linked labels.
+
+    Returns:
+        An ``IPython.display.Markdown``: per size a bold title and a table with the
+        columns ``model``, ``PSNR``, ``SSIM``, ``MSE``, ``MAE``, models in zoo
+        order.
+    """
+    if original is None:
+        original = records.load_original_results()
+    rows = original[original["model"] != "bicubic"]
+    order = {name: i for i, name in enumerate(models.MODEL_NAMES)}
+    blocks = []
+    for scale in sorted(rows["scale"].unique()):
+        side = output_side(scale)
+        at = rows[rows["scale"] == scale]
+        at = at.sort_values("model", key=lambda c: c.map(order), kind="stable")
+        lines = [
+            f"**{side}x{side}** (x{scale}), the study's own images",
+            "",
+            "| model | PSNR | SSIM | MSE | MAE |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for row in at.itertuples(index=False):
+            cells = [linked_label(str(row.model), pages)]
+            cells += [
+                _decimal(getattr(row, m), m) for m in ("psnr", "ssim", "mse", "mae")
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+        blocks.append("\n".join(lines))
+    return report.markdown("\n\n".join(blocks))
+
+
+#: Why this run's numbers and the study's cannot be compared, in one paragraph. Each
+#: fact about the study is stated in its text (``../shared/reference``).
+NOT_COMPARABLE = (
+    "**Why the numbers cannot be compared.** "
+    "*Data:* the study's text names no image collection; ours are named in the "
+    "banner of each page (the `voc2007` source of the full profile is our choice, "
+    "not the study's). "
+    "*Degradation:* the study resized each image to 72, 144 and 288 px squares and "
+    "does not say with which interpolation; we cut windows and shrink them by bicubic "
+    "interpolation with antialiasing, then clip and round the input to 8 bits. "
+    "*Budgets:* the study trained steps 2 to 7 on 100 images and the result models on "
+    "2,500, retraining R4 for 10 more epochs on 5,000, and counted epochs; we count "
+    "optimizer steps, set by the profile, and may add the bicubic skip, which its "
+    "networks do not have. "
+    "*Validation split:* the study validated on 20 % of the images it loaded, so its "
+    "own rows come from different validation sets (small ones for steps 2 to 7); "
+    "ours are split by photograph with a fixed seed and scored on fixed windows. "
+    "What can be compared is the order of the models: whether one model beats "
+    "another in both."
+)
+
+#: Pairs of models whose order the summary compares with the study's: each
+#: architecture or result model against the model it changes (its control), and
+#: the last result model against the first.
+STUDY_PAIRS = (
+    ("multi_upsampling_model", "simple_model_bilinear"),
+    ("residual_block_model", "multi_upsampling_model"),
+    ("dilated_conv_block_model", "residual_block_model"),
+    ("vgg_feature_extract_model", "multi_upsampling_model"),
+    ("dts_model", "vgg_feature_extract_model"),
+    ("dts_dilated_conv_ext_block_model", "dts_dilated_conv_block_model"),
+    ("dts_dilated_conv_ext_block_ssim_model", "dts_dilated_conv_ext_block_model"),
+    (ORIGINAL_BEST, "dts_dilated_conv_ext_block_ssim_model"),
+    (ORIGINAL_BEST, "dts_dilated_conv_block_model"),
+)
+
+#: What the orderings section says for a smoke build.
+SMOKE_NO_ORDER = (
+    "A smoke build trains every model for a handful of steps, so its order is "
+    "noise; the orders are compared with the study's only for runs that trained."
+)
+
+
+def _order_word(difference: float) -> str:
+    rounded = round(difference, 2) + 0.0  # no "-0.00"
+    return "tie" if rounded == 0 else ("higher" if rounded > 0 else "lower")
+
+
+def study_orderings(
+    ranking: pd.DataFrame,
+    original: pd.DataFrame | None = None,
+    profile: str = "",
+    pages: dict[str, str] | None = None,
+):
+    """Does a model beat its control in the study and in this run? One table per size.
+
+    For each pair of :data:`STUDY_PAIRS` that both have at a size: the study's PSNR
+    difference (its rows, its images) and ours, the difference of the two models'
+    PSNR margins over bicubic (the benchmark ranking when there is one, else the
+    validation ranking, each model against bicubic on its own step's images); and
+    whether the first model is higher in both, lower in both, or the orders differ.
+    Only the signs are compared: the decibels come from other images.
+
+    Args:
+        ranking: :func:`model_ranking` (or ``records.margin_ranking``) output.
+        original: the original report's table; loaded when None.
+        profile: the run's parameter profile; a smoke build gets a sentence only.
+        pages: model -> step page stem, for linked labels.
+
+    Returns:
+        An ``IPython.display.Markdown``: tables and a sentence counting the pairs in
+        the same order, or a sentence when there is nothing to compare.
+    """
+    if profile == "smoke":
+        return report.markdown(SMOKE_NO_ORDER)
+    if original is None:
+        original = records.load_original_results()
+    if ranking.empty:
+        return report.markdown(NO_RANKING)
+    names = list(dict.fromkeys(ranking["ranking"]))
+    blocks, counts = [], []
+    for scale in sorted(ranking["scale"].unique()):
+        at = ranking[ranking["scale"] == scale]
+        main = next(n for n in names if (at["ranking"] == n).any())
+        ours = at[at["ranking"] == main].set_index("model")["psnr_margin"]
+        study = original[original["scale"] == scale].set_index("model")["psnr"]
+        lines = [
+            f"**x{scale}**: PSNR of the first model minus the second (dB); ours from "
+            f"the margins over bicubic ({RANKING_WORDS.get(main, main)})",
+            "",
+            "| pair | study | this run | order |",
+            "|---|---:|---:|---|",
+        ]
+        same = total = 0
+        for first, second in STUDY_PAIRS:
+            if not {first, second} <= set(ours.index) & set(study.index):
+                continue
+            theirs = float(study[first] - study[second])
+            here = float(ours[first] - ours[second])
+            words = (_order_word(theirs), _order_word(here))
+            agree = words[0] == words[1]
+            same += agree
+            total += 1
+            verdict = f"same ({words[0]})" if agree else "differs"
+            pair = f"{linked_label(first, pages)} vs {linked_label(second, pages)}"
+            lines.append(
+                f"| {pair} | {report.signed(theirs, 2)} | {report.signed(here, 2)} "
+                f"| {verdict} |"
+            )
+        if total:
+            blocks.append("\n".join(lines))
+            counts.append(f"{same} of {total} pairs at x{scale}")
+    if not blocks:
+        return report.markdown(
+            "No pair of models has a result both here and in the study, so there is "
+            "no order to compare."
+        )
+    blocks.append(
+        "The first model of a pair is higher or lower in the same order in the "
+        "study and in this run for " + " and ".join(counts) + "."
+    )
     return report.markdown("\n\n".join(blocks))
 
 
@@ -452,7 +625,11 @@ NO_RANKING = (
 )
 
 
-def ranking_tables(ranking: pd.DataFrame, pages: dict[str, str] | None = None):
+def ranking_tables(
+    ranking: pd.DataFrame,
+    pages: dict[str, str] | None = None,
+    with_study: bool = True,
+):
     """The ranking as one Markdown table per upscaling factor.
 
     Rows follow the benchmark ranking when there is one, else the validation
@@ -462,6 +639,8 @@ def ranking_tables(ranking: pd.DataFrame, pages: dict[str, str] | None = None):
     Args:
         ranking: :func:`model_ranking` (or ``records.margin_ranking``) output.
         pages: model -> step page stem, for linked labels.
+        with_study: whether to add the study's rank (False for a smoke build,
+            whose order is noise).
 
     Returns:
         An ``IPython.display.Markdown``; a sentence when nothing is ranked.
@@ -480,7 +659,8 @@ def ranking_tables(ranking: pd.DataFrame, pages: dict[str, str] | None = None):
                 f"rank ({short.get(name, name)})",
                 f"dB ({short.get(name, name)})",
             ]
-        header.append("rank in the study")
+        if with_study:
+            header.append("rank in the study")
         sources = "; ".join(
             f"{short.get(n, n)}: {RANKING_WORDS.get(n, n)}" for n in names
         )
@@ -499,14 +679,19 @@ def ranking_tables(ranking: pd.DataFrame, pages: dict[str, str] | None = None):
                     cells += [str(int(row["rank"])), f"{row['psnr_margin']:+.2f}"]
                 else:
                     cells += ["", ""]
-            study = rows["study_rank"].dropna()
-            cells.append(str(int(study.iloc[0])) if len(study) else "")
+            if with_study:
+                study = rows["study_rank"].dropna()
+                cells.append(str(int(study.iloc[0])) if len(study) else "")
             lines.append("| " + " | ".join(cells) + " |")
         blocks.append("\n".join(lines))
     return report.markdown("\n\n".join(blocks))
 
 
-def ranking_sentences(ranking: pd.DataFrame, pages: dict[str, str] | None = None):
+def ranking_sentences(
+    ranking: pd.DataFrame,
+    pages: dict[str, str] | None = None,
+    with_study: bool = True,
+):
     """Sentences on the ranking: best model, the study's best, rank correlation.
 
     Per upscaling factor, from the benchmark ranking when there is one (else the
@@ -519,6 +704,8 @@ def ranking_sentences(ranking: pd.DataFrame, pages: dict[str, str] | None = None
     Args:
         ranking: :func:`model_ranking` (or ``records.margin_ranking``) output.
         pages: model -> step page stem, for linked labels.
+        with_study: whether to set the order beside the study's; False (a smoke
+            build) names the model ranked first and says why there is no more.
 
     Returns:
         An ``IPython.display.Markdown`` bullet list (one bullet per factor); a
@@ -545,6 +732,9 @@ def ranking_sentences(ranking: pd.DataFrame, pages: dict[str, str] | None = None
             f"{linked_label(str(first['model']), pages)} {place}, "
             f"{first['psnr_margin']:+.2f} dB against bicubic in PSNR"
         )
+        if not with_study:
+            bullets.append(text + ".")
+            continue
         best_rows = rows[rows["model"] == ORIGINAL_BEST]
         if str(first["model"]) == ORIGINAL_BEST:
             text += f"; {study_best} is the study's best model too."
@@ -578,6 +768,8 @@ def ranking_sentences(ranking: pd.DataFrame, pages: dict[str, str] | None = None
                     )
             text += "."
         bullets.append(text)
+    if not with_study:
+        bullets.append("- " + SMOKE_NO_ORDER)
     return report.markdown("\n".join(bullets))
 
 
@@ -628,8 +820,8 @@ def conclusions(
     if len(original):
         best = original.sort_values("psnr", ascending=False).iloc[0]
         bullets.append(
-            f"- The original study measured its models on other data ({ORIGINAL_DATA})"
-            f"; its best PSNR there was {best['psnr']:.2f} dB "
+            f"- The original study measured its models on {ORIGINAL_DATA}; its "
+            f"best PSNR there was {best['psnr']:.2f} dB "
             f"({_name(best['model'], pages)} at "
             f"{output_side(best['scale'])}x{output_side(best['scale'])}). Those "
             "numbers are a record "

@@ -132,8 +132,9 @@ def test_takeaways_state_the_budget_of_a_model_below_bicubic():
     ).data
     # 300 steps x 16 windows at 8 windows/s: 10 minutes; ten times: 100 minutes
     assert "300 optimizer steps of 16 windows" in below
-    assert "10.0 min of training" in below and "about 100 min" in below
+    assert "(10 min of training" in below and "about 100 min" in below
     assert "-p steps=3000" in below
+    assert "this run does not show" in below and "needs a longer budget" not in below
     above = report.takeaways(
         fake_evaluation("dts_model", 27.0, 25.0), results={"dts_model": FakeFit()}
     ).data
@@ -152,6 +153,34 @@ def test_the_nearest_variant_without_skip_gets_no_budget_advice():
     assert "no training budget" in without and "-p steps=" not in without
     with_skip = report.takeaways(evaluation, results=NearestWithSkip()).data
     assert "no training budget" not in with_skip and "-p steps=3000" in with_skip
+    assert "started as bicubic interpolation itself, so it can pass" in with_skip
+
+
+def test_a_short_budget_is_stated_in_seconds():
+    class Short(FakeFit):
+        steps = 2
+        train_images_per_s = 0.3
+        settings = {"model": "dts_model", "batch_size": 2, "skip": "bicubic"}
+
+    evaluation = fake_evaluation("dts_model", 20.0, 25.0)
+    text = report.takeaways(evaluation, results=Short()).data
+    # 2 steps x 2 windows at 0.3 windows/s: 13 s; ten times: 133 s
+    assert "(13 s of training" in text and "about 2 min 13 s there" in text
+    assert "0 min" not in text and "0.0 min" not in text
+
+
+def test_duration_uses_seconds_below_a_minute():
+    assert report.duration(0.04) == "0.0 s"
+    assert report.duration(7.25) == "7.2 s"
+    assert report.duration(13.3) == "13 s"
+    assert report.duration(59.4) == "59 s"
+    assert report.duration(59.6) == "1 min 00 s"
+    assert report.duration(133.3) == "2 min 13 s"
+    assert report.duration(600) == "10 min"
+    assert report.duration(6000) == "100 min"
+    assert report.duration(9000) == "2.5 h"
+    with pytest.raises(ValueError, match="-1"):
+        report.duration(-1)
 
 
 def run_table():
@@ -310,8 +339,11 @@ def test_benchmark_folder_is_relative_to_the_project(tmp_path, monkeypatch):
 
 
 def test_benchmark_status_says_why_nothing_is_scored(tmp_path):
-    empty = benchmark_page.benchmark_status("", None, {}, []).data
+    empty = benchmark_page.benchmark_status("", None, {}, [], "smoke").data
     assert "No benchmark sets" in empty and "`benchmarks` parameter is empty" in empty
+    assert "quoted from the papers alone" in empty
+    assert "`srkit run --profile smoke -p benchmarks=folder:PATH`" in empty
+    assert "`Set5/`, `Set14/`" in empty
     bare = benchmark_page.benchmark_status("folder:x", tmp_path, {}, ["dts_model"]).data
     assert "No benchmark sets" in bare and "no subfolder holding images" in bare
     (tmp_path / "Set5").mkdir()
@@ -339,10 +371,31 @@ def test_benchmark_tables_label_measured_and_quoted_rows():
     assert any("36.66" in line and "+3.00" in line for line in quoted)
     assert "Dong" in text and "Shi" in text  # the sources are listed
     assert "- SRCNN: C. Dong" in text and "Table 3 (Set14)" in text
-    assert (
-        "No benchmark results"
-        in benchmark_page.benchmark_tables(benchmark_summary_table().iloc[0:0]).data
-    )
+
+
+def test_benchmark_tables_show_the_published_rows_when_nothing_was_scored():
+    published = records.load_published_benchmarks()
+    for empty in (benchmark_summary_table().iloc[0:0], pd.DataFrame()):
+        text = benchmark_page.benchmark_tables(empty, published).data
+        assert "| measured here |" not in text
+        for set_name, scale in {("Set5", 2), ("Set5", 4), ("Set14", 2), ("Set14", 4)}:
+            assert f"**{set_name}, x{scale}** (quoted rows only" in text
+        assert "[SRCNN](https://arxiv.org/abs/1501.00092)" in text
+        assert "36.66" in text and "+3.00" in text  # SRCNN Set5 x2 over bicubic
+        assert "- ESPCN: W. Shi" in text
+    none = benchmark_page.benchmark_tables(pd.DataFrame(), published.iloc[0:0]).data
+    assert none == "No benchmark results to show."
+
+
+def test_margin_figure_intro_describes_only_drawn_bars():
+    drawn = benchmark_page.margin_figure_intro(benchmark_summary_table()).data
+    assert "green bar" in drawn
+    for summary in (
+        benchmark_summary_table().iloc[0:0],
+        benchmark_summary_table().query("model == 'bicubic'"),
+    ):
+        text = benchmark_page.margin_figure_intro(summary).data
+        assert "green" not in text and "no margins to draw" in text
 
 
 def test_best_benchmark_model():
@@ -486,6 +539,7 @@ def test_headline_of_a_smoke_build_says_noise_first():
     ).data
     first = text.splitlines()[3]
     assert ":class: warning" in text and "smoke build" in first and "noise" in first
+    assert "trains too little to test that" in text and "agree" not in text
 
 
 def test_headline_falls_back_to_validation_and_can_agree():
@@ -521,11 +575,59 @@ def test_validation_tables_split_by_size_and_mark_the_study():
     )
     text = summary_page.validation_tables(comparison, ("psnr", "ssim")).data
     assert text.index("**144x144**") < text.index("**288x288**")
-    header = "| model | PSNR | bicubic | SSIM | bicubic | PSNR study | SSIM study |"
+    header = "| model | PSNR | bicubic | SSIM | bicubic |"
     assert text.count(header) == 2
-    assert "| 07 | 22.00 | 30.00 | 0.600 | 0.900 | 21.83 | 0.587 |" in text
+    assert "| 07 | 22.00 | 30.00 | 0.600 | 0.900 |" in text
+    assert "study" not in text and "21.83" not in text  # the study's: a table apart
     for line in text.splitlines():
         assert len(line) < 200 and "dts_model" not in line
+
+
+def test_study_tables_hold_the_study_alone():
+    text = summary_page.study_tables().data
+    assert text.index("**144x144**") < text.index("**288x288**")
+    assert text.count("| model | PSNR | SSIM | MSE | MAE |") == 2
+    x4 = text.split("**288x288**")[1]
+    assert "| 07 | 21.83 | 0.587 | 0.00746 | 0.0540 |" in x4
+    assert "| R4 | 24.42 | 0.745 | 0.00456 | 0.0363 |" in x4
+    assert "02 nearest" not in x4 and "bicubic" not in text
+
+
+def orderings_inputs(r4_margin: float):
+    margins = {
+        "dts_dilated_conv_block_model": 1.0,  # R1
+        summary_page.ORIGINAL_BEST: r4_margin,  # R4
+        "dts_model": 0.5,  # 07
+        "vgg_feature_extract_model": 0.2,  # 06
+    }
+    rows = []
+    for scale in (2, 4):
+        for model, margin in margins.items():
+            rows.append(dict(step="x", model=model, scale=scale, psnr=25.0 + margin))
+        rows.append(dict(step="x", model="bicubic", scale=scale, psnr=25.0))
+    return summary_page.model_ranking(pd.DataFrame(rows))
+
+
+def test_study_orderings_compare_signs_for_trained_runs():
+    # the study: R4 above R1 at both sizes; 07 below 06 at 144 px, below at 288 px
+    text = summary_page.study_orderings(orderings_inputs(2.0), profile="quick").data
+    assert text.index("**x2**") < text.index("**x4**")
+    assert "| pair | study | this run | order |" in text
+    assert "| R4 vs R1 | +0.49 | +1.00 | same (higher) |" in text
+    assert "| R4 vs R1 | +0.60 | +1.00 | same (higher) |" in text
+    assert "| 07 vs 06 | -0.31 | +0.30 | differs |" in text
+    assert "in the same order in the study and in this run for 1 of 2 pairs" in text
+    lower = summary_page.study_orderings(orderings_inputs(0.0), profile="quick").data
+    assert "| R4 vs R1 | +0.49 | -1.00 | differs |" in lower
+    smoke = summary_page.study_orderings(orderings_inputs(2.0), profile="smoke").data
+    assert smoke == summary_page.SMOKE_NO_ORDER
+
+
+def test_the_paragraph_on_comparability_names_the_four_reasons():
+    text = summary_page.NOT_COMPARABLE
+    for reason in ("*Data:*", "*Degradation:*", "*Budgets:*", "*Validation split:*"):
+        assert reason in text
+    assert "names no image collection" in text
 
 
 def test_training_table_is_compact():
@@ -646,6 +748,16 @@ def test_ranking_sentences_with_benchmarks_and_without_r4():
     )
     text = summary_page.ranking_sentences(without).data
     assert "R4, has no x2 result on our validation images in this run" in text
+
+
+def test_a_smoke_ranking_is_not_set_beside_the_study():
+    ranking = summary_page.model_ranking(ranking_inputs())
+    table = summary_page.ranking_tables(ranking, with_study=False).data
+    assert "rank in the study" not in table
+    assert "| 07 | 2 | +2.00 |" in table
+    text = summary_page.ranking_sentences(ranking, with_study=False).data
+    assert "R4 ranks first of 3, +3.00 dB against bicubic in PSNR." in text
+    assert "Spearman" not in text and summary_page.SMOKE_NO_ORDER in text
 
 
 def test_ranking_of_an_empty_run_says_so():
