@@ -369,8 +369,9 @@ def study_orderings(
     difference (its rows, its images) and ours, the difference of the two models'
     PSNR margins over bicubic (the benchmark ranking when there is one, else the
     validation ranking, each model against bicubic on its own step's images); and
-    whether the first model is higher in both, lower in both, or the orders differ.
-    Only the signs are compared: the decibels come from other images.
+    whether the first model is higher in both, lower in both, level (a difference
+    below 0.005 dB) in one of them, or the orders differ. Only the signs are
+    compared: the decibels come from other images.
 
     Args:
         ranking: :func:`model_ranking` (or ``records.margin_ranking``) output.
@@ -412,12 +413,15 @@ def study_orderings(
             agree = words[0] == words[1]
             same += agree
             total += 1
-            verdict = f"same ({words[0]})" if agree else "differs"
+            if agree:
+                verdict = f"same ({words[0]})"
+            elif "tie" in words:
+                verdict = "tie " + ("in the study" if words[0] == "tie" else "here")
+            else:
+                verdict = "differs"
             pair = f"{linked_label(first, pages)} vs {linked_label(second, pages)}"
-            lines.append(
-                f"| {pair} | {report.signed(theirs, 2)} | {report.signed(here, 2)} "
-                f"| {verdict} |"
-            )
+            shown = [report.signed(round(v, 2) + 0.0, 2) for v in (theirs, here)]
+            lines.append(f"| {pair} | {shown[0]} | {shown[1]} | {verdict} |")
         if total:
             blocks.append("\n".join(lines))
             counts.append(f"{same} of {total} pairs at x{scale}")

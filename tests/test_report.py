@@ -619,6 +619,8 @@ def test_study_orderings_compare_signs_for_trained_runs():
     assert "in the same order in the study and in this run for 1 of 2 pairs" in text
     lower = summary_page.study_orderings(orderings_inputs(0.0), profile="quick").data
     assert "| R4 vs R1 | +0.49 | -1.00 | differs |" in lower
+    level = summary_page.study_orderings(orderings_inputs(1.0), profile="quick").data
+    assert "| R4 vs R1 | +0.49 | +0.00 | tie here |" in level
     smoke = summary_page.study_orderings(orderings_inputs(2.0), profile="smoke").data
     assert smoke == summary_page.SMOKE_NO_ORDER
 
