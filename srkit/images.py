@@ -413,7 +413,8 @@ def write_image(
         overwrite: replace an existing file; with False an existing ``path`` (even
             one created while encoding) raises ``FileExistsError``.
         metadata: ICC profile and EXIF (see :func:`read_metadata`), copied into
-            a PNG or JPEG.
+            a PNG, JPEG, WebP or TIFF (:data:`METADATA_EXTENSIONS`; a BMP cannot
+            hold them).
 
     Returns:
         The path written.
@@ -554,7 +555,8 @@ def read_metadata(path: str | os.PathLike) -> dict:
 
     Returns:
         dict with ``icc`` and ``exif`` (bytes, or None when absent); the EXIF
-        orientation is set to 1, since :func:`read_pixels` applies it.
+        orientation is set to 1, since :func:`read_pixels` applies it, and a
+        TIFF's tags of its own layout (sizes, strips) are left out.
     """
     found = {"icc": None, "exif": None}
     if not Path(path).is_file():
@@ -563,6 +565,8 @@ def read_metadata(path: str | os.PathLike) -> dict:
         with _pillow_open(path) as opened:
             found["icc"] = opened.info.get("icc_profile") or None
             exif = opened.getexif()
+            for tag in (_TIFF_STRUCTURE | {_TIFF_ICC_TAG}) & set(exif):
+                del exif[tag]  # a TIFF's own layout (its IFD0 is its EXIF), its ICC
             if len(exif):
                 if EXIF_ORIENTATION_TAG in exif:
                     exif[EXIF_ORIENTATION_TAG] = 1
@@ -600,11 +604,20 @@ def _jpeg_metadata(metadata: dict | None) -> bytes:
 
 
 def _add_metadata(temporary: Path, metadata: dict | None) -> None:
-    """Copy ICC and EXIF into a PNG or JPEG just encoded (other formats: as is).
+    """Copy ICC and EXIF into a PNG, JPEG, WebP or TIFF just encoded (BMP: as is).
 
-    The file is copied once, with the chunks or segments after its header.
+    A PNG, JPEG or WebP is copied once, with the chunks or segments after its
+    header; a TIFF gets a new first directory appended.
     """
     suffix = temporary.suffix.lower()
+    if not metadata or not (metadata.get("icc") or metadata.get("exif")):
+        return
+    if suffix == ".webp":
+        _add_webp_metadata(temporary, metadata)
+        return
+    if suffix in (".tif", ".tiff"):
+        _add_tiff_metadata(temporary, metadata)
+        return
     if suffix == ".png":
         extra, header = _png_metadata(metadata), len(_PNG_SIGNATURE) + 25  # IHDR
     elif suffix in (".jpg", ".jpeg"):
@@ -629,6 +642,133 @@ def _add_metadata(temporary: Path, metadata: dict | None) -> None:
         os.replace(staged, temporary)
     finally:
         staged.unlink(missing_ok=True)
+
+
+# Formats that hold an ICC profile and EXIF (a BMP holds neither).
+METADATA_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")
+# WebP's extended header (VP8X) flags: ICC profile, alpha, EXIF.
+_VP8X_ICC, _VP8X_ALPHA, _VP8X_EXIF = 0x20, 0x10, 0x08
+
+
+def _riff_chunk(kind: bytes, body: bytes) -> bytes:
+    """One RIFF chunk: type, little-endian length, body padded to an even length."""
+    return kind + struct.pack("<I", len(body)) + body + b"\0" * (len(body) % 2)
+
+
+def _add_webp_metadata(temporary: Path, metadata: dict) -> None:
+    """ICCP and EXIF chunks into a WebP (the extended format, VP8X, made from a
+    simple VP8 or VP8L file), the image data copied as is."""
+    staged = temporary.with_name(temporary.name + ".meta.webp")
+    try:
+        with open(temporary, "rb") as source, open(staged, "wb") as target:
+            head = source.read(12)
+            kind, length = struct.unpack("<4sI", source.read(8))
+            first = source.read(length + length % 2)
+            if kind == b"VP8X":
+                flags, extended, image = first[0], first, b""
+            else:  # a simple file: the canvas size is in the bitstream's header
+                width, height, alpha = _webp_size(kind, first)
+                flags = _VP8X_ALPHA if alpha else 0
+                extended = bytes(4) + struct.pack("<I", width - 1)[:3]
+                extended += struct.pack("<I", height - 1)[:3]
+                image = kind + struct.pack("<I", length) + first
+            if metadata.get("icc"):
+                flags |= _VP8X_ICC
+            if metadata.get("exif"):
+                flags |= _VP8X_EXIF
+            # Order: VP8X, ICCP, the image (ALPH, VP8/VP8L), EXIF (the WebP spec).
+            target.write(head + _riff_chunk(b"VP8X", bytes([flags]) + extended[1:]))
+            if metadata.get("icc"):
+                target.write(_riff_chunk(b"ICCP", metadata["icc"]))
+            target.write(image)
+            while block := source.read(2**22):
+                target.write(block)
+            if metadata.get("exif"):
+                target.write(_riff_chunk(b"EXIF", metadata["exif"]))
+            size = target.tell() - 8
+            target.seek(4)
+            target.write(struct.pack("<I", size))
+        os.replace(staged, temporary)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+def _webp_size(kind: bytes, body: bytes) -> tuple[int, int, bool]:
+    """(width, height, has alpha) from a VP8L or VP8 bitstream's header."""
+    if kind == b"VP8L":  # signature 0x2f, then 14 + 14 bits of size, 1 of alpha
+        bits = int.from_bytes(body[1:5], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1, bool(bits >> 28 & 1)
+    # VP8: a 3-byte frame tag, the start code 9d 01 2a, then 14-bit sizes
+    width, height = struct.unpack("<HH", body[6:10])
+    return width & 0x3FFF, height & 0x3FFF, False
+
+
+# TIFF tags of the image's own structure (sizes, samples, strips, compression):
+# an EXIF block's values for them describe another file and are not copied.
+_TIFF_STRUCTURE = frozenset(
+    (254, 256, 257, 258, 259, 262, 273, 277, 278, 279, 284, 317, 338, 339)
+    + (513, 514, 530, 531)  # the thumbnail and YCbCr tags of a JPEG's EXIF
+)
+_TIFF_ICC_TAG = 34675
+_EXIF_POINTERS = (0x8769, 0x8825)  # the Exif and GPS directories
+_EXIF_INTEROPERABILITY = 0xA005  # a pointer inside the Exif directory
+
+
+def _add_tiff_metadata(temporary: Path, metadata: dict) -> None:
+    """ICC profile (tag 34675) and EXIF into a TIFF (the classic format).
+
+    A new first directory is appended: the encoder's entries as they are (their
+    values and strips stay where they are) and the metadata's, serialised by
+    Pillow in the file's byte order. The old directory stays, unreferenced.
+    """
+    from PIL import Image, TiffImagePlugin, TiffTags
+
+    with open(temporary, "r+b") as stream:
+        header = stream.read(8)
+        order = {b"II": "<", b"MM": ">"}.get(header[:2])
+        if order is None or struct.unpack(order + "H", header[2:4])[0] != 42:
+            return  # BigTIFF (over 4 GB): left as encoded
+        first = struct.unpack(order + "I", header[4:8])[0]
+        stream.seek(first)
+        (count,) = struct.unpack(order + "H", stream.read(2))
+        entries = [stream.read(12) for _ in range(count)]
+        (following,) = struct.unpack(order + "I", stream.read(4))
+        own = {struct.unpack(order + "H", entry[:2])[0] for entry in entries}
+        added = TiffImagePlugin.ImageFileDirectory_v2(header)
+        if metadata.get("icc"):
+            added[_TIFF_ICC_TAG] = metadata["icc"]
+            added.tagtype[_TIFF_ICC_TAG] = TiffTags.UNDEFINED
+        if metadata.get("exif"):
+            exif = Image.Exif()
+            exif.load(metadata["exif"])
+            for tag, value in exif.items():
+                if tag not in _TIFF_STRUCTURE and tag not in _EXIF_POINTERS:
+                    added[tag] = value
+            for pointer in _EXIF_POINTERS:
+                inner = dict(exif.get_ifd(pointer))
+                inner.pop(_EXIF_INTEROPERABILITY, None)  # would point nowhere
+                if inner:
+                    added[pointer] = inner
+        for tag in own:
+            if tag in added:
+                del added[tag]
+        stream.seek(0, os.SEEK_END)
+        if stream.tell() % 2:
+            stream.write(b"\0")  # directories start on a word boundary
+        place = stream.tell()
+        # Pillow places the values after its own entries; ours come first.
+        serialised = added.tobytes(place + 12 * count)
+        number = len(added)
+        new_entries = [serialised[2 + 12 * k : 14 + 12 * k] for k in range(number)]
+        values = serialised[2 + 12 * number + 4 :]
+        merged = sorted(
+            entries + new_entries,
+            key=lambda entry: struct.unpack(order + "H", entry[:2])[0],  # by tag
+        )
+        stream.write(struct.pack(order + "H", len(merged)) + b"".join(merged))
+        stream.write(struct.pack(order + "I", following) + values)
+        stream.seek(4)
+        stream.write(struct.pack(order + "I", place))
 
 
 def frame_count(path: str | os.PathLike) -> int:

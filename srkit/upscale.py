@@ -15,7 +15,9 @@ each tile converted to float32 alone; a prediction with NaN or infinite values i
 an error naming the model. An 8-bit PNG output without alpha is streamed: each
 strip of tiles is written as it is predicted (``srkit.images.write_png_strips``);
 other outputs are predicted whole: 8-bit, or 16-bit for a 16-bit input written as
-PNG or TIFF, with the input's alpha upscaled bicubically beside them.
+PNG or TIFF, with the input's alpha upscaled bicubically beside them. The input's
+ICC profile and EXIF are copied into PNG, JPEG, WebP and TIFF outputs; a BMP
+cannot hold them, which a note says once.
 """
 
 from __future__ import annotations
@@ -563,6 +565,8 @@ def _check_output(network, output: str, scale: int, model: str, path: Path) -> N
         )
 
 
+# The metadata srkit copies, as a note names it.
+METADATA_NAMES = {"icc": "the ICC profile", "exif": "the EXIF"}
 # Formats that keep an alpha channel, and those that keep 16-bit samples.
 ALPHA_EXTENSIONS = (".png", ".webp", ".tif", ".tiff")
 DEEP_EXTENSIONS = (".png", ".tif", ".tiff")
@@ -595,12 +599,25 @@ def _upscale_one(predictor, job: Job, scale: int, tile, overwrite: bool, read=No
     """Predict one image and write it atomically.
 
     Returns:
-        (the result's shape, a note for the user or None).
+        (the result's shape, notes for the user: (kind, text) pairs, kind
+        ``alpha`` or ``metadata``).
     """
     check_image_memory(job.source, scale, _streamed(job.target))
     image, alpha = read if read is not None else _read_single_frame(job.source)
     suffix = job.target.suffix.lower()
-    metadata = images.read_metadata(job.source)  # ICC and EXIF, for PNG and JPEG
+    metadata = images.read_metadata(job.source)  # ICC and EXIF, copied as they fit
+    notes = []
+    held = [name for name in ("icc", "exif") if metadata.get(name)]
+    if held and suffix not in images.METADATA_EXTENSIONS:  # a BMP
+        what = " and ".join(METADATA_NAMES[name] for name in held)
+        notes.append(
+            (
+                "metadata",
+                f"a {suffix} file cannot hold an ICC profile or EXIF: {what} of "
+                f"{str(job.source)!r} not copied into {str(job.target)!r} (write "
+                ".png, .jpg, .webp or .tif to keep them)",
+            )
+        )
     deep = image.dtype == np.uint16 and suffix in DEEP_EXTENSIONS
     output = predictor.output_names[0]
     predictor.source = job.source
@@ -616,7 +633,7 @@ def _upscale_one(predictor, job: Job, scale: int, tile, overwrite: bool, read=No
         images.write_png_strips(
             job.target, shape[0], strips, overwrite=overwrite, metadata=metadata
         )
-        return tuple(shape), None
+        return tuple(shape), notes
     if _streamed(job.target) or deep or alpha is not None:  # a larger result
         extra = (6 if deep else 1) + (0 if alpha is None else 2)
         check_image_memory(job.source, scale, bytes_per_value=extra)
@@ -624,7 +641,6 @@ def _upscale_one(predictor, job: Job, scale: int, tile, overwrite: bool, read=No
     result = tiles.predict_full(predictor, image, output=output, tile=core, dtype=dtype)
     if deep:
         result = images.to_uint16(result)
-    note = None
     if alpha is not None:
         wide = images.upscale_alpha(alpha, scale)
         if deep or wide.dtype != result.dtype:
@@ -634,13 +650,16 @@ def _upscale_one(predictor, job: Job, scale: int, tile, overwrite: bool, read=No
             result = np.concatenate([result, wide[..., None]], axis=2)
         else:
             result = _flatten_on_white(result, wide)
-            note = (
-                f"{str(job.source)!r} has transparency, which {suffix} cannot keep: "
-                f"written over white in {str(job.target)!r} (write a .png, .webp "
-                "or .tif to keep it)"
+            notes.append(
+                (
+                    "alpha",
+                    f"{str(job.source)!r} has transparency, which {suffix} cannot "
+                    f"keep: written over white in {str(job.target)!r} (write a "
+                    ".png, .webp or .tif to keep it)",
+                )
             )
     images.write_image(job.target, result, overwrite=overwrite, metadata=metadata)
-    return tuple(result.shape[:2]) + (3,), note
+    return tuple(result.shape[:2]) + (3,), notes
 
 
 def upscale(
@@ -686,7 +705,8 @@ def upscale(
         report: called as each image ends with ("wrote", target, "WxH"),
             ("skipped", target, "exists") or ("failed", source, error), and
             ("note", source, text) for something the user should know (alpha
-            flattened for a format without it).
+            flattened for a format without it; an ICC profile or EXIF that a BMP
+            cannot hold, said once).
 
     Returns:
         dict with ``model`` (see :func:`model_provenance`; None when no image
@@ -739,6 +759,7 @@ def _upscale_jobs(plan, path, model, scale, tile, overwrite, first, done, report
     """The loop of :func:`upscale`: each job in turn, recorded in ``done``
     (``done["current"]`` is the job under way)."""
     predictor, output = None, FACTOR_OUTPUTS[scale]
+    said = set()  # a note on metadata is said once a run, one on alpha per image
     for job in plan.jobs:
         if (
             plan.batch
@@ -754,7 +775,7 @@ def _upscale_jobs(plan, path, model, scale, tile, overwrite, first, done, report
         try:
             if plan.batch:
                 _check_target(job, scale)
-            shape, note = _upscale_one(predictor, job, scale, tile, overwrite, first)
+            shape, notes = _upscale_one(predictor, job, scale, tile, overwrite, first)
         except BadPrediction:
             raise
         except (ValueError, OSError) as error:
@@ -768,8 +789,11 @@ def _upscale_jobs(plan, path, model, scale, tile, overwrite, first, done, report
             first = None
         done["written"].append((job.target, shape))
         done["current"] = None
-        if note:
-            report("note", job.source, note)
+        for kind, text in notes:
+            if kind not in said:
+                report("note", job.source, text)
+            if kind == "metadata":
+                said.add(kind)
         report("wrote", job.target, f"{shape[1]}x{shape[0]}")
 
 

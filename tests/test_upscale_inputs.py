@@ -333,27 +333,67 @@ def test_a_float_tiff_is_measured_for_the_memory_check(tmp_path):
     assert images.image_size(tmp_path / "f.tiff") == (30, 40)
 
 
-@pytest.mark.parametrize("suffix", [".png", ".jpg", ".tif"])
-def test_icc_profile_and_exif_are_copied_into_png_and_jpeg(
-    tmp_path, model_file, capsys, suffix
-):
+def photo_with_metadata(path):
+    """A 5x4 JPEG on its side (EXIF orientation 6) with an ICC profile and EXIF."""
     from PIL import Image, ImageCms
 
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     exif = Image.Exif()
     exif[0x010F] = "Camera maker"  # Make
     exif[0x0112] = 6  # on its side: applied to the pixels, then reset to 1
-    Image.new("RGB", (5, 4), "teal").save(
-        tmp_path / "a.jpg", icc_profile=icc, exif=exif.tobytes()
-    )
+    exif.get_ifd(0x8769)[0x9003] = "2020:01:02 03:04:05"  # DateTimeOriginal
+    Image.new("RGB", (5, 4), "teal").save(path, icc_profile=icc, exif=exif.tobytes())
+    return icc
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp", ".tif"])
+def test_icc_profile_and_exif_are_copied_where_the_format_holds_them(
+    tmp_path, model_file, capsys, suffix
+):
+    from PIL import Image
+
+    icc = photo_with_metadata(tmp_path / "a.jpg")
     out = tmp_path / f"big{suffix}"
     code, _, err = run([tmp_path / "a.jpg", out], model_file, capsys)
-    assert code == 0, err
+    assert code == 0 and err == "", err
     with Image.open(out) as written:
         assert written.size == (8, 10)
-        if suffix == ".tif":
-            return  # TIFF: pixels only
         assert written.info.get("icc_profile") == icc
-        assert written.getexif().get(0x010F) == "Camera maker"
-        assert written.getexif().get(0x0112) == 1
+        exif = written.getexif()
+        assert exif.get(0x010F) == "Camera maker"
+        assert exif.get(0x0112) == 1
+        assert exif.get_ifd(0x8769).get(0x9003) == "2020:01:02 03:04:05"
     assert images.read_pixels(out).shape == (10, 8, 3)
+
+
+def test_sixteen_bit_tiff_keeps_its_samples_beside_the_metadata(tmp_path):
+    pixels = np.random.default_rng(5).integers(0, 65536, (6, 7, 4)).astype(np.uint16)
+    photo_with_metadata(tmp_path / "a.jpg")
+    metadata = images.read_metadata(tmp_path / "a.jpg")
+    images.write_image(tmp_path / "b.tif", pixels, metadata=metadata)
+    rgb, alpha = images.read_pixels(tmp_path / "b.tif", alpha=True)
+    np.testing.assert_array_equal(rgb, pixels[..., :3])
+    np.testing.assert_array_equal(alpha, pixels[..., 3])
+    again = images.read_metadata(tmp_path / "b.tif")  # read back, layout tags left
+    assert again["icc"] == metadata["icc"] and b"Camera maker" in again["exif"]
+    assert images.read_metadata(write_jpeg(tmp_path / "c.jpg", again)) == again
+
+
+def write_jpeg(path, metadata):
+    images.write_image(path, np.zeros((2, 3, 3), np.uint8), metadata=metadata)
+    return path
+
+
+def test_a_bmp_output_says_once_that_it_drops_the_metadata(
+    tmp_path, model_file, capsys
+):
+    photo_with_metadata(tmp_path / "a.jpg")
+    code, _, err = run([tmp_path / "a.jpg", tmp_path / "big.bmp"], model_file, capsys)
+    assert code == 0
+    assert err.splitlines() == [
+        "srkit: warning: a .bmp file cannot hold an ICC profile or EXIF: the ICC "
+        f"profile and the EXIF of {str(tmp_path / 'a.jpg')!r} not copied into "
+        f"{str(tmp_path / 'big.bmp')!r} (write .png, .jpg, .webp or .tif to keep "
+        "them)"
+    ]
+    assert images.read_pixels(tmp_path / "big.bmp").shape == (10, 8, 3)
