@@ -609,6 +609,27 @@ def _adopt_published_pages(plan: RunPlan) -> None:
             _copy_atomically(page, plan.folder.page(stem))
 
 
+PUBLISH_LOCK = ".publish.lock"  # in book/steps: one run publishes at a time
+
+
+@contextlib.contextmanager
+def publish_lock(folder: Path):
+    """Hold ``folder/.publish.lock`` (an ``flock``) for the block, waiting for it.
+
+    Two runs in different run folders that end at the same moment publish one
+    after the other, so ``book/steps`` never shows one run's 02 beside the other's
+    03. Publishing takes a fraction of a second; the operating system releases
+    the lock of a killed process.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / PUBLISH_LOCK, "a", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def publish_pages(plan: RunPlan, records: dict, echo: Echo = print) -> list[str]:
     """Publish this run's pages to ``book/steps`` and mark them as this run's.
 
@@ -617,6 +638,7 @@ def publish_pages(plan: RunPlan, records: dict, echo: Echo = print) -> list[str]
     were. Each step whose record is ok and whose ``RUN/pages/<stem>.ipynb`` exists
     is copied atomically, only when the published page differs (so a page that
     another run published is put back, and an unchanged one keeps its time stamp).
+    The pages and the marker are published together under :func:`publish_lock`.
 
     Args:
         plan: the run's plan.
@@ -628,7 +650,21 @@ def publish_pages(plan: RunPlan, records: dict, echo: Echo = print) -> list[str]
     Returns:
         The stems whose pages were copied.
     """
-    plan.published.mkdir(parents=True, exist_ok=True)
+    with publish_lock(plan.published):
+        copied, others = _publish_locked(plan, records)
+    if copied:
+        echo(f"pages: published to {STEPS_PAGE_DIR}/: {', '.join(copied)}")
+    if others:
+        echo(
+            f"note: {STEPS_PAGE_DIR}/ still shows pages of an earlier or another run "
+            f"for {', '.join(others)} (this run has no successful page of them)"
+        )
+    return copied
+
+
+def _publish_locked(plan: RunPlan, records: dict) -> tuple[list[str], list[str]]:
+    """The copies of :func:`publish_pages`, under its lock: the stems copied, and
+    those left showing another run's page."""
     copied, others = [], []
     for step in plan.steps:
         page = plan.folder.page(step.stem)
@@ -645,14 +681,7 @@ def publish_pages(plan: RunPlan, records: dict, echo: Echo = print) -> list[str]
     if published_run(plan.project) != plan.run_dir:
         with atomic_path(plan.published / RUN_MARKER) as temporary:
             temporary.write_text(str(plan.run_dir) + "\n", encoding="utf-8")
-    if copied:
-        echo(f"pages: published to {STEPS_PAGE_DIR}/: {', '.join(copied)}")
-    if others:
-        echo(
-            f"note: {STEPS_PAGE_DIR}/ still shows pages of an earlier or another run "
-            f"for {', '.join(others)} (this run has no successful page of them)"
-        )
-    return copied
+    return copied, others
 
 
 # ------------------------------------------------------------------------ run

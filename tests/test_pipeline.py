@@ -717,6 +717,51 @@ def test_a_failed_run_elsewhere_leaves_the_good_runs_pages(project):
     assert "pages: published to book/steps/: 01_a, 02_b" in lines
 
 
+def test_two_runs_publishing_at_once_never_mix_their_pages(project, monkeypatch):
+    # Run A pauses between its pages (a slow disk); run B publishes meanwhile.
+    # Without a lock book/steps ends with B's 01 beside A's 02.
+    folders = {"A": project / "runs" / "smoke", "B": project / "other"}
+    for run_dir in folders.values():
+        run_quiet(project, run_dir=run_dir)
+    request = pipeline.RunRequest
+    plans = {
+        name: pipeline.make_plan(request(project, run_dir=run_dir), lambda _: None)
+        for name, run_dir in folders.items()
+    }
+    pages = {
+        name: {p.name: p.read_bytes() for p in plan.folder.pages.glob("*.ipynb")}
+        for name, plan in plans.items()
+    }
+    assert all(pages["A"][page] != pages["B"][page] for page in pages["A"])
+    published = project / "book" / "steps"
+    for page in published.glob("*.ipynb"):
+        page.unlink()
+    copy, first_copied = pipeline._copy_atomically, threading.Event()
+
+    def copy_slowly_in_a(source, target):
+        copy(source, target)
+        if threading.current_thread().name == "A":
+            first_copied.set()
+            time.sleep(0.5)
+
+    monkeypatch.setattr(pipeline, "_copy_atomically", copy_slowly_in_a)
+
+    def publish(name):
+        if name == "B":
+            first_copied.wait(10)
+        records = layout.read_records(folders[name])
+        pipeline.publish_pages(plans[name], records, echo=lambda _: None)
+
+    threads = [threading.Thread(target=publish, args=(n,), name=n) for n in "AB"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    shown = {p.name: p.read_bytes() for p in published.glob("*.ipynb")}
+    assert shown == pages["B"]  # B waited for A, then published all of its own
+    assert layout.published_run(project) == plans["B"].run_dir
+
+
 def test_a_run_folder_from_before_pages_keeps_its_cache(project):
     good = project / "runs" / "smoke"
     run_quiet(project)
