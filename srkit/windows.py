@@ -25,6 +25,12 @@ FACTOR_X4 = HIGH_SIZE // LOW_SIZE
 # Smallest training window (input side in pixels): below it the 3x3 convolutions
 # and the bicubic skip see mostly padding.
 MIN_WINDOW = 8
+# A drawn training window whose 8-bit pixels vary by less than this standard
+# deviation (a flat colour, such as the black corners of a retina photograph) is drawn
+# again, up to FLAT_TRIES times: bicubic interpolation reproduces it almost exactly,
+# and a PSNR loss, unbounded as the error goes to 0, lets it outweigh its batch.
+FLAT_STD = 2.0
+FLAT_TRIES = 8
 
 
 @dataclass
@@ -152,12 +158,19 @@ class PatchSource:
         return len(self.names)
 
     def window(self, rng: np.random.Generator, size: int = HIGH_SIZE) -> np.ndarray:
-        """One random ``size`` px uint8 window with a random flip and rotation."""
-        image = self.images[int(rng.integers(len(self.images)))]
-        height, width = image.shape[:2]
-        top = int(rng.integers(0, height - size + 1))
-        left = int(rng.integers(0, width - size + 1))
-        window = image[top : top + size, left : left + size]
+        """One random ``size`` px uint8 window with a random flip and rotation.
+
+        A flat window (8-bit standard deviation under :data:`FLAT_STD`) is drawn
+        again, at most :data:`FLAT_TRIES` times in all.
+        """
+        for _ in range(FLAT_TRIES):
+            image = self.images[int(rng.integers(len(self.images)))]
+            height, width = image.shape[:2]
+            top = int(rng.integers(0, height - size + 1))
+            left = int(rng.integers(0, width - size + 1))
+            window = image[top : top + size, left : left + size]
+            if window.std() >= FLAT_STD:
+                break
         if rng.random() < 0.5:
             window = window[:, ::-1]
         return np.rot90(window, k=int(rng.integers(4)))

@@ -846,6 +846,22 @@ def test_patch_source_draws_fresh_8bit_windows_and_repeats(tmp_path):
     np.testing.assert_array_equal(redrawn.y4, first.y4)
 
 
+def test_patch_source_draws_flat_windows_again():
+    # Three quarters of this photo are one black field: without the redraw about
+    # half of the 96 px windows would be flat; with it, a flat window needs eight
+    # flat draws in a row.
+    rng = np.random.default_rng(0)
+    photo = np.zeros((600, 600, 3), np.uint8)
+    photo[:300, :300] = rng.integers(0, 256, (300, 300, 3), dtype=np.uint8)
+    source = windows.PatchSource([photo], ["half_flat"])
+    drawn = source.draw(200, np.random.default_rng(1), window=24)
+    stds = (drawn.y4 * 255).std(axis=(1, 2, 3))
+    assert np.mean(stds < windows.FLAT_STD) < 0.05
+    # A photo of one colour still gives windows (the redraw gives up).
+    flat = windows.PatchSource([np.full((300, 300, 3), 7, np.uint8)], ["flat"])
+    assert flat.draw(4, np.random.default_rng(0), window=24).y4.shape[0] == 4
+
+
 def test_patch_source_refuses_small_or_float_images():
     with pytest.raises(ValueError, match="smaller than one 288"):
         windows.PatchSource([np.zeros((100, 400, 3), np.uint8)], ["tiny"])
