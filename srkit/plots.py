@@ -11,7 +11,10 @@ figures behind. :func:`show_gif` is the single place that decides how an animate
 GIF reaches the HTML book. The benchmark page uses :func:`margin_bars` (margins over
 bicubic) and :func:`zoom_comparison` (one image, zoomed, beside its
 reconstructions); :func:`regime_curves` sets the validation curves of one model
-trained with and without the bicubic skip beside bicubic's line.
+trained with and without the bicubic skip beside bicubic's line. A step page opens
+with :func:`answer_figure`: one region of a typical validation image (median PSNR,
+busiest region, :func:`choose_crop`) magnified, input | bicubic | model | target |
+error change (:func:`compare_crops`), drawn at its own pixel size.
 
 Images follow the package convention: float RGB in [0, 1], shape (h, w, 3). Small
 images are drawn with nearest-neighbour interpolation so their pixels stay visible.
@@ -406,6 +409,324 @@ def zoom_comparison(
     if title:
         figure.suptitle(title)
     return figure
+
+
+# ------------------------------------------------------------------------ the answer
+
+#: Side in target pixels of the crop of :func:`compare_crops` (a sixth of the x4
+#: target, a third of the x2 one).
+CROP_SIZE = 48
+#: Magnification of that crop: each target pixel becomes CROP_ZOOM x CROP_ZOOM screen
+#: pixels (the house style's 3-4x), so five panels fit a book column of about 800 px.
+CROP_ZOOM = 3
+#: Margins of :func:`compare_crops` in figure pixels: around the figure, between
+#: panels, above the panels (figure title and panel titles) and below them (metrics).
+_CROP_MARGIN, _CROP_GAP, _CROP_TOP, _CROP_BOTTOM = 10, 12, 62, 44
+#: Error-change colours: blue where the model is closer to the target than bicubic.
+_ERROR_CMAP = "RdBu"
+
+
+class CropChoice:
+    """The validation image and region that :func:`answer_figure` shows, and why.
+
+    Attributes:
+        index: the image's position in the subset.
+        name: the image's name.
+        scale: the upscaling factor (2 or 4).
+        top, left, size: the square region in target pixels.
+        n_images: validation images the median was taken over.
+        psnr, bicubic_psnr: the whole image's PSNR (dB) with the model and bicubic.
+    """
+
+    def __init__(self, index, name, scale, top, left, size, n_images, psnr, bicubic):
+        self.index, self.name, self.scale = int(index), str(name), int(scale)
+        self.top, self.left, self.size = int(top), int(left), int(size)
+        self.n_images = int(n_images)
+        self.psnr, self.bicubic_psnr = float(psnr), float(bicubic)
+
+    def __repr__(self) -> str:
+        return (
+            f"CropChoice({self.name!r}, x{self.scale}, top={self.top}, "
+            f"left={self.left}, size={self.size})"
+        )
+
+
+def busiest_window(image: np.ndarray, size: int, step: int = 1) -> tuple[int, int]:
+    """(top, left) of the size x size square with the largest luminance variance.
+
+    Flat regions look the same under every method; the busiest one (edges, texture)
+    is where an upscaler can add or lose detail.
+
+    Args:
+        image: float (h, w, 3), RGB in [0, 1].
+        size: side of the square in pixels, at most the image's shorter side.
+        step: the square's corner is a multiple of ``step`` (the upscaling factor, so
+            the region covers whole input pixels).
+
+    Returns:
+        The corner (top, left) in pixels; the first one on ties.
+
+    Raises:
+        ValueError: for a size or step below 1 or a size larger than the image.
+    """
+    image = _as_image(image, "image")
+    height, width = image.shape[:2]
+    if size < 1 or step < 1 or size > min(height, width):
+        raise ValueError(
+            f"size {size} and step {step} must be >= 1, size at most the "
+            f"{height}x{width} image's shorter side"
+        )
+    luma = image.mean(axis=-1, dtype=np.float64)
+
+    def window_sums(values: np.ndarray) -> np.ndarray:
+        summed = np.pad(values.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+        return (
+            summed[size:, size:]
+            - summed[:-size, size:]
+            - summed[size:, :-size]
+            + summed[:-size, :-size]
+        )
+
+    area = float(size * size)
+    mean = window_sums(luma) / area
+    variance = window_sums(luma * luma) / area - mean * mean
+    variance = variance[::step, ::step]
+    top, left = np.unravel_index(int(np.argmax(variance)), variance.shape)
+    return int(top) * step, int(left) * step
+
+
+def choose_crop(evaluation, subset, scale: int, size: int = CROP_SIZE) -> CropChoice:
+    """The median-PSNR validation image of a model and its busiest region.
+
+    The median image is typical of the model, neither its best nor its worst (with
+    an even count the lower of the two middle ones). Its region is the square of the
+    target where the luminance varies most (:func:`busiest_window`), its corner on
+    a multiple of ``scale``; the choice never looks at the model's output.
+
+    Args:
+        evaluation: the model's ``srkit.evaluate.Evaluation`` on ``subset``.
+        subset: the :class:`srkit.windows.Subset` it scored.
+        scale: the upscaling factor, 2 or 4.
+        size: side of the region in target pixels (capped at the target's side,
+            rounded down to a multiple of ``scale``).
+
+    Returns:
+        A :class:`CropChoice`.
+
+    Raises:
+        ValueError: for a scale the evaluation has no rows for.
+    """
+    if scale not in FACTOR_OUTPUTS:
+        raise ValueError(
+            f"scale must be one of {sorted(FACTOR_OUTPUTS)}, got {scale!r}"
+        )
+    rows = evaluation.per_image[evaluation.per_image["scale"] == scale]
+    if rows.empty:
+        raise ValueError(
+            f"{evaluation.model_name} has no per-image rows at x{scale}: "
+            f"its outputs are {list(evaluation.outputs)}"
+        )
+    ranked = rows.sort_values(["psnr", "index"], kind="stable")
+    row = ranked.iloc[(len(ranked) - 1) // 2]
+    index = int(row["index"])
+    target = np.asarray(getattr(subset, OUTPUT_TARGETS[FACTOR_OUTPUTS[scale]]))[index]
+    side = min(int(size), *target.shape[:2])
+    side = max(side - side % scale, scale)
+    top, left = busiest_window(target, side, step=scale)
+    bicubic = evaluation.bicubic_per_image
+    bicubic = bicubic[(bicubic["scale"] == scale) & (bicubic["index"] == index)]
+    return CropChoice(
+        index,
+        row.get("name", index),
+        scale,
+        top,
+        left,
+        side,
+        len(ranked),
+        row["psnr"],
+        bicubic["psnr"].iloc[0] if len(bicubic) else np.nan,
+    )
+
+
+def compare_crops(
+    low_res,
+    prediction,
+    target,
+    box: tuple[int, int, int],
+    scale: int,
+    model_name: str = "model",
+    zoom: int = CROP_ZOOM,
+    title: str | None = None,
+) -> Figure:
+    """One region of one image, magnified: input, bicubic, model, target, error change.
+
+    Five panels in a row, each the same square region of the target grid drawn with
+    nearest-neighbour interpolation at ``zoom`` screen pixels per target pixel: the
+    input enlarged by pixel repetition (what the network sees), bicubic
+    interpolation of the input, the model's output, the target, and the change of
+    the absolute error from bicubic to the model (per pixel, mean over the colour
+    channels: blue where the model is closer to the target, red where bicubic is).
+    Under the three reconstructions: PSNR and SSIM of the crop against the target's
+    crop (SSIM only for crops of at least 11 pixels). The figure's size follows the
+    pixels (at :data:`DPI`), so a page that shows the PNG at its own size shows each
+    target pixel as ``zoom`` x ``zoom`` pixels.
+
+    Args:
+        low_res: float (h, w, 3) in [0, 1], the network input.
+        prediction: float (h * scale, w * scale, 3), the model's output.
+        target: float, same shape, the high-resolution target.
+        box: (top, left, size) of the square in target pixels.
+        scale: the upscaling factor (2 or 4).
+        model_name: title of the model's panel.
+        zoom: screen pixels per target pixel (3 or 4 in the book).
+        title: the figure title; None for none.
+
+    Returns:
+        A Figure of five panels.
+
+    Raises:
+        ValueError: on mismatched shapes, a box outside the target or a zoom
+            below 1.
+    """
+    low_res = _as_image(low_res, "low_res")
+    prediction = _as_image(prediction, "prediction")
+    target = _as_image(target, "target")
+    expected = (low_res.shape[0] * scale, low_res.shape[1] * scale, 3)
+    for what, image in (("prediction", prediction), ("target", target)):
+        if image.shape != expected:
+            raise ValueError(
+                f"{what} has shape {image.shape}; a {low_res.shape[:2]} input at "
+                f"x{scale} gives {expected}"
+            )
+    if int(zoom) < 1:
+        raise ValueError(f"zoom must be >= 1, got {zoom}")
+    top, left, size = _zoom_box(box, min(target.shape[:2]))
+    nearest = np.repeat(np.repeat(low_res, scale, axis=0), scale, axis=1)
+    bicubic = np.clip(bicubic_upscale(low_res, scale), 0.0, 1.0)
+
+    def crop(image: np.ndarray) -> np.ndarray:
+        return image[top : top + size, left : left + size]
+
+    truth = crop(target)
+    panels = [
+        (f"input, nearest x{scale}", crop(nearest)),
+        (f"bicubic x{scale}", crop(bicubic)),
+        (f"{model_name}", crop(prediction)),
+        ("target (HR)", truth),
+    ]
+    texts = {}
+    for number in (1, 2):
+        texts[number] = _crop_metric_text(truth, panels[number][1])
+    change = np.abs(panels[1][1] - truth).mean(-1) - np.abs(panels[2][1] - truth).mean(
+        -1
+    )
+    reach = max(float(np.percentile(np.abs(change), 99)), 1.0 / 255.0)
+
+    panel = size * int(zoom)
+    width = 2 * _CROP_MARGIN + 5 * panel + 4 * _CROP_GAP
+    height = _CROP_TOP + panel + _CROP_BOTTOM
+    figure = BookFigure(figsize=(width / DPI, height / DPI), dpi=DPI)
+    for number in range(5):
+        x = _CROP_MARGIN + number * (panel + _CROP_GAP)
+        axes = figure.add_axes(
+            (x / width, _CROP_BOTTOM / height, panel / width, panel / height)
+        )
+        if number < 4:
+            name, image = panels[number]
+            _show(axes, image, name)
+        else:
+            axes.imshow(
+                change,
+                cmap=_ERROR_CMAP,
+                vmin=-reach,
+                vmax=reach,
+                interpolation="nearest",
+            )
+            axes.set_xticks([])
+            axes.set_yticks([])
+            axes.set_title("error change", fontsize=9)
+            texts[4] = f"blue: model closer\n±{reach:.3f} at full colour"
+        if number in texts:
+            axes.set_xlabel(texts[number], fontsize=8)
+    if title:
+        figure.suptitle(title, fontsize=10, y=1 - 8 / height, va="top")
+    return figure
+
+
+def _crop_metric_text(truth: np.ndarray, image: np.ndarray) -> str:
+    """PSNR (and SSIM when the crop is large enough) of a crop, for a panel label."""
+    if min(truth.shape[:2]) < 11:  # the SSIM window
+        error = float(np.mean((image.astype(np.float64) - truth) ** 2))
+        return f"PSNR {10 * np.log10(1.0 / max(error, 1e-10)):.2f} dB"
+    return _metric_text(metrics.image_metrics(truth, image).iloc[0], "\n")
+
+
+def answer_figure(
+    model, subset, evaluation, scale: int, zoom: int = CROP_ZOOM
+) -> BookFigure:
+    """A step page's top figure: :func:`compare_crops` of a region chosen honestly.
+
+    The image and region are chosen by :func:`choose_crop` (the median-PSNR
+    validation image, its busiest region), so the figure shows a typical image,
+    neither a best case nor a worst case.
+
+    Args:
+        model: the trained Keras model.
+        subset: the validation :class:`srkit.windows.Subset` it was evaluated on.
+        evaluation: its ``srkit.evaluate.Evaluation`` on ``subset``.
+        scale: the upscaling factor shown (the largest the model outputs).
+        zoom: screen pixels per target pixel.
+
+    Returns:
+        The figure, with two more attributes: ``choice`` (the :class:`CropChoice`)
+        and ``caption`` (Markdown: which image and region, how they were chosen,
+        what the numbers under the panels are).
+
+    Raises:
+        ValueError: for a scale the model does not output.
+    """
+    choice = choose_crop(evaluation, subset, scale)
+    output = FACTOR_OUTPUTS[scale]
+    predictions = evaluate.predict_images(model, subset, [choice.index])
+    if output not in predictions:
+        raise ValueError(
+            f"model {model.name!r} has no output {output!r} for x{scale}; "
+            f"its outputs are {sorted(predictions)}"
+        )
+    target = np.asarray(getattr(subset, OUTPUT_TARGETS[output]))[choice.index]
+    figure = compare_crops(
+        np.asarray(subset.x)[choice.index],
+        predictions[output][0],
+        target,
+        (choice.top, choice.left, choice.size),
+        scale,
+        model_name=model.name,
+        zoom=zoom,
+        title=f"{choice.name}, x{scale}: a {choice.size} px region magnified {zoom}x",
+    )
+    figure.choice = choice
+    figure.caption = crop_caption(choice, zoom)
+    return figure
+
+
+def crop_caption(choice: CropChoice, zoom: int = CROP_ZOOM) -> str:
+    """The Markdown caption of :func:`answer_figure` for a :class:`CropChoice`."""
+    median = (
+        "the only validation image"
+        if choice.n_images == 1
+        else f"the validation image of median PSNR among {choice.n_images}"
+    )
+    return (
+        f"Validation image `{choice.name}`, {median} at x{choice.scale} (so neither "
+        f"a best nor a worst case), and its {choice.size}x{choice.size} px region "
+        f"(in target pixels, from row {choice.top}, column {choice.left}) where the "
+        f"target's brightness varies most, magnified {zoom} times. From the left: "
+        "the input with each pixel repeated, bicubic interpolation, the model, the "
+        "target, and where the model's error is smaller (blue) or larger (red) "
+        "than bicubic's. PSNR and SSIM under the panels are of the crop; the whole "
+        f"image scores {choice.psnr:.2f} dB with the model and "
+        f"{choice.bicubic_psnr:.2f} dB with bicubic."
+    )
 
 
 # ------------------------------------------------------------------------ training

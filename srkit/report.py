@@ -4,7 +4,7 @@ Every step page of the book shows the same run banner, the same results table la
 (our model, the bicubic baseline and the original report's numbers) and sentences whose
 numbers come from the run. Those pieces live here so that a notebook stays a sequence
 of short calls: the run folder, the banner (with the machine facts of
-``srkit.environment``), the parameter check, the results, training and model tables,
+``srkit.environment``), the parameter check, the results, training and model tables, the answer that opens a step page,
 the takeaways and budget sentences of a training step, the metric agreement of the
 data page, the best model and the training GIFs of a run, and the Markdown helpers
 (:func:`markdown`, :func:`markdown_table`) that the benchmark and summary pages
@@ -479,6 +479,162 @@ def takeaways(evaluations, original: pd.DataFrame | None = None, results=None):
                 )
             bullets.append("- " + sentence)
     return markdown("\n".join(bullets))
+
+
+# ---------------------------------------------------------------- the page's answer
+
+#: Bicubic PSNRs (dB) further apart than this mean two steps scored other
+#: validation images (bicubic interpolation of the same images gives the same
+#: number to rounding).
+SAME_IMAGES_DB = 0.005
+
+
+def _step_name(stem: str) -> str:
+    """How a sentence names a step: ``step 04`` or ``R1`` (by the zoo's labels)."""
+    labels = {
+        str(info["step"])
+        for info in models.MODEL_INFO.values()
+        if info.get("page") == stem
+    }
+    label = labels.pop() if len(labels) == 1 else stem[:2]
+    return label if label.startswith("R") else f"step {label}"
+
+
+def _scores(table: pd.DataFrame) -> dict[str, dict[int, float]]:
+    """Model -> scale -> mean PSNR (dB), bicubic included, in table order."""
+    scores: dict[str, dict[int, float]] = {}
+    for row in table.to_dict("records"):
+        scores.setdefault(str(row["model"]), {})[int(row["scale"])] = float(row["psnr"])
+    return scores
+
+
+def _leader(scores: dict[str, dict[int, float]]) -> str | None:
+    """The model with the highest PSNR at its largest scale (the first on ties)."""
+    best, best_key = None, None
+    for model, by_scale in scores.items():
+        if model == BICUBIC or not by_scale:
+            continue
+        key = (max(by_scale), by_scale[max(by_scale)])
+        if best_key is None or key > best_key:
+            best, best_key = model, key
+    return best
+
+
+def _control_scores(control) -> tuple[str, dict | None]:
+    """(the control step's stem, its record as model -> scale -> PSNR, or None)."""
+    if isinstance(control, str | os.PathLike):
+        path = Path(control)
+        stem = path.parent.name
+        if not path.is_file():
+            return stem, None
+        control = records.read_metrics(path)
+    else:
+        stem = str(control.get("step", "?"))
+    scores: dict[str, dict[int, float]] = {}
+    for record in control.get("models", []):
+        for key, rows in (("metrics", record["model"]), ("bicubic", BICUBIC)):
+            for score in record[key]:
+                scores.setdefault(rows, {})[int(score["scale"])] = float(score["psnr"])
+    has_model = any(model != BICUBIC for model in scores)
+    return stem, scores if has_model else None
+
+
+def _db(value: float) -> str:
+    """A signed margin in dB, bold, never ``-0.00``."""
+    return f"**{signed(round(value, 2) + 0.0, 2)} dB**"
+
+
+def answer(evaluations, control=None, profile: str = ""):
+    """The sentence that opens a step page: the measured margins of its model.
+
+    The page's model (with several, the one with the highest PSNR at its largest
+    output) is set against bicubic interpolation of the same validation images and
+    against the page's control step (DESIGN: 03 against 02, 04 against 03, ...), in
+    signed dB of mean validation PSNR, at each scale the model outputs. The other
+    models of the page (step 02's two variants) are compared with it too. The
+    control's model is the best of its step (highest PSNR at its largest output).
+    When the control scored other validation images (its bicubic PSNR differs by
+    more than :data:`SAME_IMAGES_DB`), the comparison is of margins over each one's
+    own bicubic, and the sentence says so; on the same images the two are equal.
+
+    Args:
+        evaluations: the page's ``srkit.evaluate.Evaluation`` (or a list of them),
+            or anything with a ``table`` of columns ``model, scale, psnr`` holding
+            ``bicubic`` rows.
+        control: the control step's ``metrics.json`` path (``RUN.step_metrics(
+            stem)``; a missing file is a step this run did not record, e.g. one
+            left out with ``--only``), its document as ``srkit.records.
+            read_metrics`` returns it, or None for a page without a control.
+        profile: the run's profile; ``smoke`` adds that the margins are noise.
+
+    Returns:
+        An ``IPython.display.Markdown`` paragraph (MyST).
+
+    Raises:
+        ValueError: when the evaluations hold no model rows, or a model scale has
+            no bicubic row.
+    """
+    if not isinstance(evaluations, list | tuple):
+        evaluations = [evaluations]
+    scores: dict[str, dict[int, float]] = {}
+    for evaluation in evaluations:
+        for model, by_scale in _scores(evaluation.table).items():
+            scores.setdefault(model, {}).update(by_scale)
+    leader = _leader(scores)
+    if leader is None:
+        raise ValueError("the evaluations hold no model rows, only bicubic")
+    bicubic = scores.get(BICUBIC, {})
+    missing = sorted(set(scores[leader]) - set(bicubic))
+    if missing:
+        raise ValueError(f"no bicubic row at scales {missing}")
+    others = [m for m in scores if m not in (leader, BICUBIC)]
+    if control is not None:
+        stem, theirs = _control_scores(control)
+        name = _step_name(stem)
+    else:
+        stem, theirs, name = "", None, ""
+    rival = _leader(theirs) if theirs else None
+    other_images = False
+    clauses = []
+    for number, scale in enumerate(sorted(scores[leader])):
+        ours = scores[leader][scale]
+        margin = ours - bicubic[scale]
+        against = "against bicubic interpolation" if number == 0 else "against bicubic"
+        parts = [f"{_db(margin)} {against}"]
+        for other in others:
+            if scale in scores[other]:
+                parts.append(f"{_db(ours - scores[other][scale])} against `{other}`")
+        if rival is not None:
+            if scale in theirs[rival] and scale in theirs.get(BICUBIC, {}):
+                base = theirs[BICUBIC][scale]
+                other_images |= abs(base - bicubic[scale]) > SAME_IMAGES_DB
+                change = margin - (theirs[rival][scale] - base)
+                who = f"{name}'s `{rival}`" if number == 0 else name
+                parts.append(f"{_db(change)} against {who}")
+            else:
+                parts[-1] += f" ({name} has no x{scale} output)"
+        clauses.append(
+            f"{ours:.2f} dB PSNR at {scale_label(scale)}: " + ", ".join(parts)
+        )
+    text = f"On the validation images, `{leader}` reaches " + "; ".join(clauses) + "."
+    if control is not None and rival is None:
+        text += (
+            f" {name.capitalize()} has no record in this run folder (this run left "
+            "it out, e.g. with `--only`), so this page has no comparison with its "
+            "control."
+        )
+    elif other_images:
+        text += (
+            f" {name.capitalize()} scored other validation images (its bicubic PSNR "
+            "differs), so the comparison with it is of margins over each one's own "
+            "bicubic."
+        )
+    if profile == "smoke":
+        text += (
+            " This is a smoke run: a handful of optimizer steps, so these margins "
+            "are noise, not results about the architecture."
+        )
+    return markdown(text)
 
 
 def regime_takeaways(histories, bicubic):

@@ -438,3 +438,67 @@ def test_regime_sentences_give_signed_margins_over_bicubic():
     # a margin that rounds to zero reads +0.00, never -0.00
     level = {"bicubic": regime_history([24.999], [22.0001])}
     assert "-0.00" not in report.regime_takeaways(level, BICUBIC_PSNR).data
+
+
+# ------------------------------------------------------------------------ the answer
+
+
+def test_busiest_window_finds_the_textured_square_on_the_grid():
+    image = np.full((40, 40, 3), 0.5, np.float32)
+    image[20:30, 8:18] = RNG.random((10, 10, 1), dtype=np.float32)
+    assert plots.busiest_window(image, 10) == (20, 8)
+    top, left = plots.busiest_window(image, 10, step=4)
+    assert top % 4 == 0 and left % 4 == 0
+    assert abs(top - 20) <= 2 and abs(left - 8) <= 2
+    with pytest.raises(ValueError, match="size"):
+        plots.busiest_window(image, 41)
+
+
+def test_compare_crops_draws_five_panels_at_the_zoomed_pixel_size():
+    low_res = RNG.random((24, 24, 3), dtype=np.float32)
+    target = RNG.random((96, 96, 3), dtype=np.float32)
+    prediction = np.clip(target + 0.05, 0, 1)
+    figure = rendered(
+        plots.compare_crops(low_res, prediction, target, (8, 12, 32), 4, "m", zoom=3)
+    )
+    titles = [axes.get_title() for axes in figure.axes]
+    assert titles == [
+        "input, nearest x4",
+        "bicubic x4",
+        "m",
+        "target (HR)",
+        "error change",
+    ]
+    for axes in figure.axes:  # every panel exactly 32 x 3 pixels on the PNG
+        box = axes.get_window_extent()
+        assert round(box.width) == 96 and round(box.height) == 96
+    # the input panel repeats each input pixel 4x4 (nearest), the crop starts at 8, 12
+    shown = figure.axes[0].get_images()[0].get_array()
+    assert np.allclose(shown[0, 0], low_res[2, 3]) and np.allclose(
+        shown[3, 3], shown[0, 0]
+    )
+    assert figure.axes[2].get_xlabel().startswith("PSNR ")
+    assert "SSIM" in figure.axes[2].get_xlabel()
+    change = figure.axes[4].get_images()[0].get_array()
+    assert change.shape == (32, 32)
+    with pytest.raises(ValueError, match="shape"):
+        plots.compare_crops(low_res, target[:48], target, (0, 0, 8), 4)
+    with pytest.raises(ValueError, match="inside"):
+        plots.compare_crops(low_res, prediction, target, (80, 0, 32), 4)
+
+
+def test_answer_figure_shows_the_median_image_and_says_how_it_was_chosen():
+    subset = tiny_subset(3)
+    model = tiny_model()
+    evaluation = evaluate.evaluate(model, subset)
+    figure = rendered(plots.answer_figure(model, subset, evaluation, scale=4))
+    rows = evaluation.per_image[evaluation.per_image["scale"] == 4]
+    median = rows.sort_values("psnr").iloc[1]
+    choice = figure.choice
+    assert choice.index == int(median["index"]) and choice.name == median["name"]
+    assert choice.size == plots.CROP_SIZE and choice.top % 4 == 0
+    assert figure.axes[2].get_title() == "tiny"
+    caption = figure.caption
+    assert f"`{choice.name}`" in caption and "median PSNR among 3" in caption
+    assert f"{choice.psnr:.2f} dB with the model" in caption
+    assert "of the crop" in caption

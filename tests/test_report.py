@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -781,3 +782,109 @@ def test_ordinals():
         "21st",
         "22nd",
     ]
+
+
+# ---------------------------------------------------------------- the page's answer
+
+
+def control_record(step, model, x2, x4=None, bicubic=(25.0, 23.0)):
+    """A hand-made metrics.json document of a control step."""
+    other = {"mse": 0.01, "mae": 0.05, "ssim": 0.7}
+    metrics = [{"scale": 2, "psnr": x2, **other}]
+    base = [{"scale": 2, "psnr": bicubic[0], **other}]
+    if x4 is not None:
+        metrics.append({"scale": 4, "psnr": x4, **other})
+        base.append({"scale": 4, "psnr": bicubic[1], **other})
+    return {
+        "schema_version": 2,
+        "step": step,
+        "models": [{"model": model, "metrics": metrics, "bicubic": base}],
+    }
+
+
+def test_answer_gives_signed_margins_against_bicubic_and_the_control():
+    control = control_record(
+        "03_multi_upsampling", "multi_upsampling_model", 25.5, 23.4
+    )
+    text = report.answer(
+        fake_evaluation("residual_block_model", 25.85), control, "quick"
+    ).data
+    assert text.startswith("On the validation images, `residual_block_model` reaches")
+    assert "25.85 dB PSNR at x2 (144 px): **+0.85 dB** against bicubic" in text
+    assert "**+0.35 dB** against step 03's `multi_upsampling_model`" in text
+    assert "23.85 dB PSNR at x4 (288 px): **+0.85 dB** against bicubic" in text
+    assert "**+0.45 dB** against step 03." in text
+    assert "smoke" not in text and "other validation images" not in text
+
+
+def test_answer_losing_to_the_control_is_negative_and_never_minus_zero():
+    control = control_record(
+        "10_result_mse_ssim", "dts_dilated_conv_ext_block_ssim_model", 26.0, 22.801
+    )
+    text = report.answer(
+        fake_evaluation("dts_dilated_conv_ext_block_ssim_psnr_model", 24.8), control
+    ).data
+    assert "**-0.20 dB** against bicubic interpolation" in text
+    assert "**-1.20 dB** against R3's `dts_dilated_conv_ext_block_ssim_model`" in text
+    assert "**+0.00 dB** against R3." in text  # -0.200 - (-0.199) rounds to zero
+    assert "-0.00" not in text
+
+
+def test_answer_control_without_the_scale_and_best_variant():
+    control = control_record("02_initial_model", "simple_model_nearest", 24.0)
+    control["models"].append(
+        control_record("02_initial_model", "simple_model_bilinear", 25.2)["models"][0]
+    )
+    text = report.answer(fake_evaluation("multi_upsampling_model", 25.3), control).data
+    assert "**+0.10 dB** against step 02's `simple_model_bilinear`" in text
+    assert "**+0.30 dB** against bicubic (step 02 has no x4 output)." in text
+
+
+def test_answer_on_other_validation_images_compares_margins(tmp_path):
+    control = control_record(
+        "10_result_mse_ssim",
+        "dts_dilated_conv_ext_block_ssim_model",
+        26.5,
+        24.4,
+        bicubic=(26.0, 24.0),
+    )
+    path = tmp_path / "steps" / "10_result_mse_ssim" / "metrics.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(control))
+    ours = fake_evaluation("dts_dilated_conv_ext_block_ssim_psnr_model", 25.3)
+    text = report.answer(ours, path, "quick").data
+    # margin +0.30 here against +0.50 / +0.40 there
+    assert "**-0.20 dB** against R3's" in text and "**-0.10 dB** against R3." in text
+    assert "R3 scored other validation images" in text
+
+
+def test_answer_without_the_control_record_says_so(tmp_path):
+    missing = tmp_path / "steps" / "07_depth_to_space" / "metrics.json"
+    ours = fake_evaluation("dts_dilated_conv_block_model", 25.3)
+    text = report.answer(ours, missing, "smoke").data
+    assert "**+0.30 dB** against bicubic interpolation;" in text
+    assert "against step 07" not in text
+    assert "Step 07 has no record in this run folder" in text
+    assert "--only" in text
+    assert text.endswith("noise, not results about the architecture.")
+
+
+def test_answer_of_a_page_with_two_models_and_no_control():
+    evaluations = [
+        fake_evaluation("simple_model_nearest", 24.7),
+        fake_evaluation("simple_model_bilinear", 25.1),
+    ]
+    for evaluation in evaluations:
+        evaluation.table = evaluation.table[evaluation.table["scale"] == 2]
+    text = report.answer(evaluations).data
+    assert "`simple_model_bilinear` reaches 25.10 dB PSNR at x2 (144 px)" in text
+    assert "**+0.10 dB** against bicubic interpolation" in text
+    assert "**+0.40 dB** against `simple_model_nearest`." in text
+    assert "x4" not in text and "control" not in text
+
+
+def test_answer_rejects_bicubic_only_tables():
+    only_bicubic = fake_evaluation("x", 25.0)
+    only_bicubic.table = only_bicubic.table[only_bicubic.table["model"] == "bicubic"]
+    with pytest.raises(ValueError, match="no model rows"):
+        report.answer(only_bicubic)
