@@ -4,10 +4,11 @@ Every step page of the book shows the same run banner, the same results table la
 (our model, the bicubic baseline and the original report's numbers) and sentences whose
 numbers come from the run. Those pieces live here so that a notebook stays a sequence
 of short calls: the run folder, the banner (with the machine facts of
-``srkit.environment``), the parameter check, the results, training and model tables, the answer that opens a step page,
-the takeaways and budget sentences of a training step, the metric agreement of the
-data page, the best model and the training GIFs of a run, and the Markdown helpers
-(:func:`markdown`, :func:`markdown_table`) that the benchmark and summary pages
+``srkit.environment``), the parameter check, the answer that opens a step page
+(:func:`answer`), the results, training and model tables, the takeaways and budget
+sentences of a training step, the metric agreement of the data page, the best
+model and the training GIFs of a run, and the Markdown helpers (:func:`markdown`,
+:func:`markdown_table`) that the benchmark and summary pages
 (``srkit.benchmark_page``, ``srkit.summary_page``) build on. It may use every srkit
 module below it, and it knows nothing about papermill or jupyter-book.
 """
