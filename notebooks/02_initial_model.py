@@ -42,6 +42,7 @@ xla: bool = False  # compile training steps with XLA
 
 # %% tags=["hide-input"]
 from IPython.display import Markdown, display
+from myst_nb import glue
 
 from srkit import data, evaluate, models, plots, records, report, train
 
@@ -68,14 +69,27 @@ report.banner(
 )
 
 # %% [markdown]
+# ```{glue:md} answer
+# :format: myst
+# ```
+#
+# ```{glue:md} answer_caption
+# :format: myst
+# ```
+#
+# ```{glue:figure} answer_figure
+# :alt: Input, bicubic, model, target and error change of one region, magnified
+# :name: answer-02
+# ```
+
+# %% [markdown]
 # ## Data
 #
-# Three validation images at the network's input size (72 px) and at the two target
-# sizes. This step predicts only the 144 px version; the 288 px targets appear from step
-# 03 on.
-
-# %%
-plots.sample_grid(split.val, n=3)
+# The step reads the run's prepared images (the banner counts them). Every number and
+# figure on this page is measured on the validation images, which come from
+# photographs the network never sees during training. Page 01 shows samples of the
+# 72 px inputs and of their targets; this step predicts only the 144 px ones, the
+# 288 px targets appear from step 03 on.
 
 # %% [markdown]
 # ## Model
@@ -98,7 +112,7 @@ plots.sample_grid(split.val, n=3)
 # (`low_upsample`). The head starts at zero, so each untrained variant is then exactly
 # bicubic interpolation.
 
-# %% tags=["scroll-output"]
+# %% tags=["scroll-output", "hide-input"]
 built = {name: models.build(name, seed=seed, skip=skip) for name in MODELS}
 for model in built.values():
     print(report.check_params(model))
@@ -114,7 +128,7 @@ report.model_table(built["simple_model_nearest"])
 # the results below score the weights of the best interval with each output clipped
 # to [0, 1], so the two can differ ({ref}`why <two-validation-numbers>`).
 
-# %% tags=["scroll-output"]
+# %% tags=["scroll-output", "hide-input"]
 # papermill_description=train
 # The full profile trains these models longer on a GPU (srkit/profiles/full.yaml).
 # The training settings are this page's parameters (steps, eval_every, batch_size,
@@ -139,24 +153,32 @@ for result in results.values():
 # Mean validation metrics of both variants next to bicubic interpolation and the
 # original report. Higher is better for PSNR (dB) and SSIM, lower for MSE and MAE.
 
-# %%
+# %% tags=["hide-input"]
 evaluations = [evaluate.evaluate(r.model, split.val) for r in results.values()]
 report.results_table(evaluations)
+
+# %% tags=["remove-cell"]
+# The page's answer, pasted at its top by myst-nb's glue: the better variant.
+lead = report.leading(evaluations)
+figure = plots.answer_figure(results[lead.model_name].model, split.val, lead, scale=2)
+glue("answer", report.answer(evaluations, profile=profile), display=False)
+glue("answer_figure", figure, display=False)
+glue("answer_caption", report.markdown(figure.caption), display=False)
 
 # %% [markdown]
 # Learning curves of the nearest-neighbour variant, then of the bilinear one.
 
-# %%
+# %% tags=["hide-input"]
 plots.learning_curves(results["simple_model_nearest"].history)
 
-# %%
+# %% tags=["hide-input"]
 plots.learning_curves(results["simple_model_bilinear"].history)
 
 # %% [markdown]
 # The best and worst reconstructed validation images of the bilinear variant, ranked
 # by PSNR, with a magnified crop of the same region in prediction and target.
 
-# %%
+# %% tags=["hide-input"]
 plots.best_worst_figure(
     results["simple_model_bilinear"].model,
     split.val,
@@ -169,10 +191,10 @@ plots.best_worst_figure(
 # Predictions for three fixed validation images after each evaluation interval,
 # nearest-neighbour first, then bilinear (the first frame is the untrained network):
 
-# %%
+# %% tags=["hide-input"]
 plots.show_gif(results["simple_model_nearest"].paths["gif_low_upsample"])
 
-# %%
+# %% tags=["hide-input"]
 plots.show_gif(results["simple_model_bilinear"].paths["gif_low_upsample"])
 
 # %% [markdown]
@@ -205,7 +227,7 @@ Markdown(
     "either beats bicubic interpolation, is stated below."
 )
 
-# %%
+# %% tags=["hide-input"]
 report.takeaways(evaluations, results=results)
 
 # %% tags=["remove-cell"]

@@ -48,10 +48,13 @@ precision: str = "float32"  # auto | float32 | mixed_bfloat16
 xla: bool = False  # compile training steps with XLA
 
 # %% tags=["hide-input"]
+from myst_nb import glue
+
 from srkit import data, evaluate, models, plots, records, report, train
 
 STEP = "08_result_dilated"
 MODEL = "dts_dilated_conv_block_model"
+CONTROL = "07_depth_to_space"  # the step this one is set against
 RUN = report.run_folder(run_dir)
 split = data.prepare(
     data_source,
@@ -74,14 +77,26 @@ report.banner(
 )
 
 # %% [markdown]
+# ```{glue:md} answer
+# :format: myst
+# ```
+#
+# ```{glue:md} answer_caption
+# :format: myst
+# ```
+#
+# ```{glue:figure} answer_figure
+# :alt: Input, bicubic, model, target and error change of one region, magnified
+# :name: answer-08
+# ```
+
+# %% [markdown]
 # ## Data
 #
-# Three validation images at the network's input size (72 px) and at the two target
-# sizes (144 px and 288 px). The validation images come from photographs the network
-# never sees during training.
-
-# %%
-plots.sample_grid(split.val, n=3)
+# The step reads the run's prepared images (the banner counts them). Every number and
+# figure on this page is measured on the validation images, which come from
+# photographs the network never sees during training. Page 01 shows samples of the
+# 72 px inputs and of their 144 px and 288 px targets.
 
 # %% [markdown]
 # ## Model
@@ -92,7 +107,7 @@ plots.sample_grid(split.val, n=3)
 # the x2 image; another convolution, one more dilated residual block and depth-to-space
 # produce the x4 image. About two million parameters, fifty times step 07.
 
-# %% tags=["scroll-output"]
+# %% tags=["scroll-output", "hide-input"]
 model = models.build(MODEL, vgg_weights=vgg_weights, seed=seed, skip=skip)
 print(report.check_params(model))
 report.model_table(model)
@@ -108,7 +123,7 @@ report.model_table(model)
 # the results below score the weights of the best interval with each output clipped
 # to [0, 1], so the two can differ ({ref}`why <two-validation-numbers>`).
 
-# %% tags=["scroll-output"]
+# %% tags=["scroll-output", "hide-input"]
 # papermill_description=train
 # The full profile trains this model for longer on a GPU (srkit/profiles/full.yaml).
 # The training settings are this page's parameters (steps, eval_every, batch_size,
@@ -125,29 +140,37 @@ report.training_table(result)
 # interpolation of the same inputs and to the numbers of the original report. Higher is
 # better for PSNR (in dB) and SSIM, lower for MSE and MAE.
 
-# %%
+# %% tags=["hide-input"]
 evaluation = evaluate.evaluate(result.model, split.val)
 report.results_table(evaluation)
+
+# %% tags=["remove-cell"]
+# The page's answer, pasted at its top by myst-nb's glue.
+figure = plots.answer_figure(result.model, split.val, evaluation, scale=4)
+answer = report.answer(evaluation, RUN.step_metrics(CONTROL), profile)
+glue("answer", answer, display=False)
+glue("answer_figure", figure, display=False)
+glue("answer_caption", report.markdown(figure.caption), display=False)
 
 # %% [markdown]
 # Learning curves: the loss and each metric per evaluation interval, on training and
 # validation images.
 
-# %%
+# %% tags=["hide-input"]
 plots.learning_curves(result.history)
 
 # %% [markdown]
 # The validation images the model reconstructs best and worst at 288 px, ranked by PSNR,
 # with a magnified crop of the same region in the prediction and in the target.
 
-# %%
+# %% tags=["hide-input"]
 plots.best_worst_figure(result.model, split.val, evaluation.per_image, scale=4, k=2)
 
 # %% [markdown]
 # The predictions for three fixed validation images after each evaluation interval
 # (the first frame is the untrained network):
 
-# %%
+# %% tags=["hide-input"]
 plots.show_gif(result.paths["gif_high_upsample"])
 
 # %% [markdown]
@@ -167,7 +190,7 @@ plots.show_gif(result.paths["gif_high_upsample"])
 # models. The figure draws the validation PSNR of both copies at each evaluation, with
 # bicubic interpolation of the same validation images as a dashed line.
 
-# %% tags=["scroll-output"]
+# %% tags=["scroll-output", "hide-input"]
 # papermill_description=train_other_regime
 other_skip = "none" if skip == "bicubic" else "bicubic"
 other = train.fit(
@@ -180,14 +203,14 @@ other = train.fit(
 )
 print(report.fit_summary(other))
 
-# %%
+# %% tags=["hide-input"]
 regimes = {skip: result.history, other_skip: other.history}
 plots.regime_curves(regimes, evaluation.table)
 
 # %% [markdown]
 # Where the two copies end, against bicubic interpolation (positive: above it):
 
-# %%
+# %% tags=["hide-input"]
 report.regime_takeaways(regimes, evaluation.table)
 
 # %% [markdown]
@@ -197,7 +220,7 @@ report.regime_takeaways(regimes, evaluation.table)
 # above all on its budget (the banner's steps and regime). The comparison with bicubic
 # and with the original report is below.
 
-# %%
+# %% tags=["hide-input"]
 report.takeaways(evaluation, results=result)
 
 # %% tags=["remove-cell"]

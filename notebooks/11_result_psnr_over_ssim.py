@@ -53,10 +53,13 @@ retrain_eval_every: int = 2  # steps between validations in the second round
 retrain_learning_rate: float = 0.0001  # lower step size for the second round
 
 # %% tags=["hide-input"]
+from myst_nb import glue
+
 from srkit import data, evaluate, models, plots, records, report, train
 
 STEP = "11_result_psnr_over_ssim"
 MODEL = "dts_dilated_conv_ext_block_ssim_psnr_model"
+CONTROL = "10_result_mse_ssim"  # the step this one is set against
 RUN = report.run_folder(run_dir)
 split = data.prepare(
     data_source,
@@ -90,12 +93,28 @@ report.banner(
 )
 
 # %% [markdown]
+# ```{glue:md} answer
+# :format: myst
+# ```
+#
+# ```{glue:md} answer_caption
+# :format: myst
+# ```
+#
+# ```{glue:figure} answer_figure
+# :alt: Input, bicubic, model, target and error change of one region, magnified
+# :name: answer-11
+# ```
+
+# %% [markdown]
 # ## Data
 #
-# Three validation images of the first round at 72, 144 and 288 px.
-
-# %%
-plots.sample_grid(split.val, n=3)
+# The step reads the run's prepared images twice: the first round's set and the
+# second round's, which can hold more photographs (the banner counts both). Every
+# number and figure below the training section is measured on the second round's
+# validation images, which come from photographs the network never sees during
+# training. Page 01 shows samples of the 72 px inputs and of their 144 px and 288 px
+# targets.
 
 # %% [markdown]
 # ## Model
@@ -106,7 +125,7 @@ plots.sample_grid(split.val, n=3)
 # gives the x2 image. The x4 branch adds an extended block with a skip connection and
 # one more convolution before its depth-to-space. 2.97 million parameters.
 
-# %% tags=["scroll-output"]
+# %% tags=["scroll-output", "hide-input"]
 model = models.build(MODEL, vgg_weights=vgg_weights, seed=seed, skip=skip)
 print(report.check_params(model))
 report.model_table(model)
@@ -129,7 +148,7 @@ report.model_table(model)
 # the results below score the weights of the best interval with each output clipped
 # to [0, 1], so the two can differ ({ref}`why <two-validation-numbers>`).
 
-# %% tags=["scroll-output"]
+# %% tags=["scroll-output", "hide-input"]
 # papermill_description=train
 # The full profile trains this model for longer on a GPU (srkit/profiles/full.yaml).
 # The training settings are this page's parameters (steps, eval_every, batch_size,
@@ -146,7 +165,7 @@ report.training_table(first)
 # with a ten times smaller step size. The original study needed that lower rate because
 # the default one made training diverge once more data was added.
 
-# %% tags=["scroll-output"]
+# %% tags=["scroll-output", "hide-input"]
 # papermill_description=retrain
 # This page's settings again, with the second round's steps, interval and learning rate.
 retrain = train.Settings.from_params(
@@ -166,30 +185,38 @@ report.training_table(result)
 # Mean validation metrics after the second round, next to bicubic interpolation and the
 # original report (whose numbers are also after retraining).
 
-# %%
+# %% tags=["hide-input"]
 evaluation = evaluate.evaluate(result.model, more.val)
 report.results_table(evaluation)
+
+# %% tags=["remove-cell"]
+# The page's answer, pasted at its top by myst-nb's glue.
+figure = plots.answer_figure(result.model, more.val, evaluation, scale=4)
+answer = report.answer(evaluation, RUN.step_metrics(CONTROL), profile)
+glue("answer", answer, display=False)
+glue("answer_figure", figure, display=False)
+glue("answer_caption", report.markdown(figure.caption), display=False)
 
 # %% [markdown]
 # Learning curves of the first round, then of the second.
 
-# %%
+# %% tags=["hide-input"]
 plots.learning_curves(first.history)
 
-# %%
+# %% tags=["hide-input"]
 plots.learning_curves(result.history)
 
 # %% [markdown]
 # The best and worst reconstructed validation images at 288 px after the second round,
 # ranked by PSNR, with magnified crops.
 
-# %%
+# %% tags=["hide-input"]
 plots.best_worst_figure(result.model, more.val, evaluation.per_image, scale=4, k=2)
 
 # %% [markdown]
 # Predictions for three fixed validation images during the second round:
 
-# %%
+# %% tags=["hide-input"]
 plots.show_gif(result.paths["gif_high_upsample"])
 
 # %% [markdown]
@@ -198,7 +225,7 @@ plots.show_gif(result.paths["gif_high_upsample"])
 # This page closes the sequence of result models; the summary compares all of them.
 # For this run:
 
-# %%
+# %% tags=["hide-input"]
 report.takeaways(evaluation, results=result)
 
 # %% tags=["remove-cell"]

@@ -540,6 +540,32 @@ def _control_scores(control) -> tuple[str, dict | None]:
     return stem, scores if has_model else None
 
 
+def leading(evaluations):
+    """The evaluation whose model :func:`answer` puts first on a page.
+
+    Args:
+        evaluations: one ``srkit.evaluate.Evaluation`` or a list of them.
+
+    Returns:
+        The one whose model has the highest mean PSNR at its largest scale (the
+        first on ties): the model of the page's top figure.
+
+    Raises:
+        ValueError: when none holds a model row.
+    """
+    if not isinstance(evaluations, list | tuple):
+        evaluations = [evaluations]
+    scores = {}
+    for evaluation in evaluations:
+        for model, by_scale in _scores(evaluation.table).items():
+            if model != BICUBIC:
+                scores.setdefault(model, (evaluation, {}))[1].update(by_scale)
+    leader = _leader({model: by_scale for model, (_, by_scale) in scores.items()})
+    if leader is None:
+        raise ValueError("the evaluations hold no model rows, only bicubic")
+    return scores[leader][0]
+
+
 def _db(value: float) -> str:
     """A signed margin in dB, bold, never ``-0.00``."""
     return f"**{signed(round(value, 2) + 0.0, 2)} dB**"

@@ -100,6 +100,73 @@ def test_steps_that_read_earlier_steps_declare_it(path):
     assert step.reads_earlier_steps == (path.stem in READERS_OF_EARLIER_STEPS)
 
 
+#: Training steps 02-11: each opens with its answer (issue 22).
+TRAINING_STEPS = [path for path in STEPS if "02" <= path.name[:2] <= "11"]
+#: Each training step's control (DESIGN's order of questions); 02 has none.
+CONTROLS = {
+    "03": "02_initial_model",
+    "04": "03_multi_upsampling",
+    "05": "04_residual_blocks",
+    "06": "03_multi_upsampling",
+    "07": "06_vgg_features",
+    "08": "07_depth_to_space",
+    "09": "08_result_dilated",
+    "10": "09_result_dilated_ext",
+    "11": "10_result_mse_ssim",
+}
+GLUE_KEY = re.compile(r'glue\(\s*"(\w+)"')
+GLUE_REFERENCE = re.compile(r"```\{glue(?::\w+)?\}\s+(\w+)")
+
+
+def tags(cell) -> list[str]:
+    return cell.metadata.get("tags", [])
+
+
+@pytest.mark.parametrize("path", TRAINING_STEPS, ids=lambda p: p.stem)
+def test_step_opens_with_its_answer(path):
+    notebook, cells = code_cells(path)
+    setup = notebook.cells.index(cells[1])  # after the parameters cell
+    top = notebook.cells[setup + 1]
+    assert top.cell_type == "markdown", path.name
+    references = GLUE_REFERENCE.findall(top.source)
+    assert references == ["answer", "answer_caption", "answer_figure"], path.name
+    assert ":alt:" in top.source  # the figure has words for a reader without it
+    glued = [key for cell in cells for key in GLUE_KEY.findall(cell.source)]
+    assert sorted(glued) == sorted(references), path.name  # each glued once
+    text = path.read_text()
+    assert text.index("{glue:figure}") < text.index("# ## Data")
+    glue_cell = next(cell for cell in cells if "glue(" in cell.source)
+    assert "remove-cell" in tags(glue_cell)
+    assert "report.answer(" in glue_cell.source
+    assert "plots.answer_figure(" in glue_cell.source
+
+
+@pytest.mark.parametrize("path", TRAINING_STEPS, ids=lambda p: p.stem)
+def test_step_is_set_against_its_control(path):
+    text = path.read_text()
+    control = CONTROLS.get(path.name[:2])
+    if control is None:
+        assert "CONTROL" not in text
+        return
+    assert f'CONTROL = "{control}"' in text
+    assert (PROJECT / "notebooks" / f"{control}.py").is_file()
+    assert "RUN.step_metrics(CONTROL)" in text
+
+
+@pytest.mark.parametrize("path", TRAINING_STEPS, ids=lambda p: p.stem)
+def test_step_hides_code_and_leaves_samples_to_page_01(path):
+    _, cells = code_cells(path)
+    for cell in cells:
+        hidden = {"hide-input", "remove-input", "remove-cell"} & set(tags(cell))
+        assert hidden, f"{path.name}: code shown in {cell.source[:60]!r}"
+    assert "sample_grid" not in path.read_text()
+
+
+def test_data_page_keeps_the_samples():
+    data_page = PROJECT / "notebooks" / "01_data_and_metrics.py"
+    assert "plots.sample_grid(" in data_page.read_text()
+
+
 def test_benchmark_step_parameters_and_record():
     path = PROJECT / "notebooks" / "12_benchmarks.py"
     names = parameters(path)

@@ -888,3 +888,14 @@ def test_answer_rejects_bicubic_only_tables():
     only_bicubic.table = only_bicubic.table[only_bicubic.table["model"] == "bicubic"]
     with pytest.raises(ValueError, match="no model rows"):
         report.answer(only_bicubic)
+
+
+def test_leading_is_the_evaluation_the_answer_puts_first():
+    nearest = fake_evaluation("simple_model_nearest", 25.4)
+    bilinear = fake_evaluation("simple_model_bilinear", 25.1)
+    assert report.leading([nearest, bilinear]) is nearest
+    assert report.leading(bilinear) is bilinear
+    text = report.answer([nearest, bilinear]).data
+    assert "`simple_model_nearest` reaches 25.40 dB" in text
+    with pytest.raises(ValueError, match="no model rows"):
+        report.leading(SimpleNamespace(table=nearest.table.iloc[1:2]))
