@@ -169,10 +169,14 @@ glue("answer_caption", report.markdown(figure.caption), display=False)
 # Learning curves of the nearest-neighbour variant, then of the bilinear one.
 
 # %% tags=["hide-input"]
-plots.learning_curves(results["simple_model_nearest"].history)
+plots.learning_curves(
+    results["simple_model_nearest"].history, title="simple_model_nearest"
+)
 
 # %% tags=["hide-input"]
-plots.learning_curves(results["simple_model_bilinear"].history)
+plots.learning_curves(
+    results["simple_model_bilinear"].history, title="simple_model_bilinear"
+)
 
 # %% [markdown]
 # The best and worst reconstructed validation images of the bilinear variant, ranked
@@ -192,10 +196,16 @@ plots.best_worst_figure(
 # nearest-neighbour first, then bilinear (the first frame is the untrained network):
 
 # %% tags=["hide-input"]
-plots.show_gif(results["simple_model_nearest"].paths["gif_low_upsample"])
+plots.show_gif(
+    results["simple_model_nearest"].paths["gif_low_upsample"],
+    title="simple_model_nearest",
+)
 
 # %% tags=["hide-input"]
-plots.show_gif(results["simple_model_bilinear"].paths["gif_low_upsample"])
+plots.show_gif(
+    results["simple_model_bilinear"].paths["gif_low_upsample"],
+    title="simple_model_bilinear",
+)
 
 # %% [markdown]
 # ## Takeaways

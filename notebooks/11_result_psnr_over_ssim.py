@@ -201,10 +201,10 @@ glue("answer_caption", report.markdown(figure.caption), display=False)
 # Learning curves of the first round, then of the second.
 
 # %% tags=["hide-input"]
-plots.learning_curves(first.history)
+plots.learning_curves(first.history, title="First round")
 
 # %% tags=["hide-input"]
-plots.learning_curves(result.history)
+plots.learning_curves(result.history, title="Second round")
 
 # %% [markdown]
 # The best and worst reconstructed validation images at 288 px after the second round,
