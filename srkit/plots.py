@@ -24,6 +24,7 @@ imported when called, so the rest of the module needs no Keras.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 from collections.abc import Mapping
@@ -426,6 +427,7 @@ _CROP_MARGIN, _CROP_GAP, _CROP_TOP, _CROP_BOTTOM = 10, 12, 62, 44
 _ERROR_CMAP = "RdBu"
 
 
+@dataclasses.dataclass(frozen=True)
 class CropChoice:
     """The validation image and region that :func:`answer_figure` shows, and why.
 
@@ -438,17 +440,15 @@ class CropChoice:
         psnr, bicubic_psnr: the whole image's PSNR (dB) with the model and bicubic.
     """
 
-    def __init__(self, index, name, scale, top, left, size, n_images, psnr, bicubic):
-        self.index, self.name, self.scale = int(index), str(name), int(scale)
-        self.top, self.left, self.size = int(top), int(left), int(size)
-        self.n_images = int(n_images)
-        self.psnr, self.bicubic_psnr = float(psnr), float(bicubic)
-
-    def __repr__(self) -> str:
-        return (
-            f"CropChoice({self.name!r}, x{self.scale}, top={self.top}, "
-            f"left={self.left}, size={self.size})"
-        )
+    index: int
+    name: str
+    scale: int
+    top: int
+    left: int
+    size: int
+    n_images: int
+    psnr: float
+    bicubic_psnr: float
 
 
 def busiest_window(image: np.ndarray, size: int, step: int = 1) -> tuple[int, int]:
@@ -501,7 +501,8 @@ def choose_crop(evaluation, subset, scale: int, size: int = CROP_SIZE) -> CropCh
     The median image is typical of the model, neither its best nor its worst (with
     an even count the lower of the two middle ones). Its region is the square of the
     target where the luminance varies most (:func:`busiest_window`), its corner on
-    a multiple of ``scale``; the choice never looks at the model's output.
+    a multiple of ``scale``: the region is chosen on the target alone, never on the
+    model's output.
 
     Args:
         evaluation: the model's ``srkit.evaluate.Evaluation`` on ``subset``.
@@ -536,15 +537,15 @@ def choose_crop(evaluation, subset, scale: int, size: int = CROP_SIZE) -> CropCh
     bicubic = evaluation.bicubic_per_image
     bicubic = bicubic[(bicubic["scale"] == scale) & (bicubic["index"] == index)]
     return CropChoice(
-        index,
-        row.get("name", index),
-        scale,
-        top,
-        left,
-        side,
-        len(ranked),
-        row["psnr"],
-        bicubic["psnr"].iloc[0] if len(bicubic) else np.nan,
+        index=index,
+        name=str(row.get("name", index)),
+        scale=int(scale),
+        top=top,
+        left=left,
+        size=side,
+        n_images=len(ranked),
+        psnr=float(row["psnr"]),
+        bicubic_psnr=float(bicubic["psnr"].iloc[0]) if len(bicubic) else np.nan,
     )
 
 
