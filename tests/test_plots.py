@@ -502,3 +502,16 @@ def test_answer_figure_shows_the_median_image_and_says_how_it_was_chosen():
     assert f"`{choice.name}`" in caption and "median PSNR among 3" in caption
     assert f"{choice.psnr:.2f} dB with the model" in caption
     assert "of the crop" in caption
+
+
+def test_choose_crop_at_x2_and_with_one_image():
+    subset = tiny_subset(1)
+    model = tiny_model()
+    evaluation = evaluate.evaluate(model, subset)
+    choice = plots.choose_crop(evaluation, subset, scale=2, size=47)
+    assert choice.index == 0 and choice.n_images == 1
+    assert choice.size == 46 and choice.top % 2 == 0 and choice.left % 2 == 0
+    assert choice.top + choice.size <= 144 and choice.left + choice.size <= 144
+    assert "the only validation image" in plots.crop_caption(choice)
+    with pytest.raises(ValueError, match="scale must be"):
+        plots.choose_crop(evaluation, subset, scale=3)
