@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import errno
 import logging
+import math
 import os
 import signal
 import sys
@@ -102,6 +103,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _heartbeat_seconds(text: str) -> float:
+    """``--heartbeat``: finite seconds >= 0 (argparse reports anything else)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise argparse.ArgumentTypeError(
+            f"expected seconds >= 0 (0: no 'still running' lines), got {text!r}"
+        )
+    return seconds
+
+
 def _add_run_command(commands) -> None:
     """``srkit run``: execute the step notebooks, then build the book."""
     run = commands.add_parser(
@@ -169,7 +183,7 @@ def _add_run_command(commands) -> None:
     )
     run.add_argument(
         "--heartbeat",
-        type=float,
+        type=_heartbeat_seconds,
         default=30.0,
         metavar="SECONDS",
         help="seconds between 'still running' lines of a long step (0: none)",

@@ -454,3 +454,13 @@ def test_a_missing_keras_backend_is_one_line_naming_the_extra(monkeypatch, capsy
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
     assert "backend 'tensorflow' is not installed" in err and "srkit[tensorflow]" in err
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-1", "soon"])
+def test_a_heartbeat_that_is_no_time_is_refused_by_the_parser(project, capsys, value):
+    args = ["run", "--project", str(project), "--dry-run", "--heartbeat", value]
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(args)
+    assert stopped.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--heartbeat" in last and repr(value) in last and "Traceback" not in last
