@@ -418,11 +418,14 @@ def zoom_comparison(
 #: target, a third of the x2 one).
 CROP_SIZE = 48
 #: Magnification of that crop: each target pixel becomes CROP_ZOOM x CROP_ZOOM screen
-#: pixels (the house style's 3-4x), so five panels fit a book column of about 800 px.
+#: pixels (the house style's 3-4x), so five panels fit the book's column (about
+#: 780 px at a 1400 px window) at their own size.
 CROP_ZOOM = 3
 #: Margins of :func:`compare_crops` in figure pixels: around the figure, between
 #: panels, above the panels (figure title and panel titles) and below them (metrics).
-_CROP_MARGIN, _CROP_GAP, _CROP_TOP, _CROP_BOTTOM = 10, 12, 62, 44
+_CROP_MARGIN, _CROP_GAP, _CROP_TOP, _CROP_BOTTOM = 4, 6, 72, 44
+#: Longest panel title line of :func:`compare_crops`, in characters (fits 144 px).
+_CROP_TITLE_CHARS = 22
 #: Error-change colours: blue where the model is closer to the target than bicubic.
 _ERROR_CMAP = "RdBu"
 
@@ -612,7 +615,7 @@ def compare_crops(
     panels = [
         (f"input, nearest x{scale}", crop(nearest)),
         (f"bicubic x{scale}", crop(bicubic)),
-        (f"{model_name}", crop(prediction)),
+        (_wrap_name(model_name, _CROP_TITLE_CHARS), crop(prediction)),
         ("target (HR)", truth),
     ]
     texts = {}
@@ -652,6 +655,19 @@ def compare_crops(
     if title:
         figure.suptitle(title, fontsize=10, y=1 - 8 / height, va="top")
     return figure
+
+
+def _wrap_name(name: str, width: int) -> str:
+    """A registry name broken after underscores into lines of at most ``width``."""
+    lines, current = [], ""
+    for part in str(name).split("_"):
+        joined = f"{current}_{part}" if current else part
+        if len(joined) > width and current:
+            lines.append(current + "_")
+            current = part
+        else:
+            current = joined
+    return "\n".join([*lines, current])
 
 
 def _crop_metric_text(truth: np.ndarray, image: np.ndarray) -> str:

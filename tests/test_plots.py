@@ -14,6 +14,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from srkit import evaluate, plots, records, windows  # noqa: E402
@@ -515,3 +516,22 @@ def test_choose_crop_at_x2_and_with_one_image():
     assert "the only validation image" in plots.crop_caption(choice)
     with pytest.raises(ValueError, match="scale must be"):
         plots.choose_crop(evaluation, subset, scale=3)
+
+
+def test_compare_crops_fits_the_column_and_wraps_long_model_names():
+    low_res = RNG.random((72, 72, 3), dtype=np.float32)
+    target = RNG.random((288, 288, 3), dtype=np.float32)
+    name = "dts_dilated_conv_ext_block_ssim_psnr_model"
+    figure = rendered(
+        plots.compare_crops(low_res, target, target, (0, 0, plots.CROP_SIZE), 4, name)
+    )
+    width = figure.get_size_inches()[0] * plots.DPI
+    assert width <= 760  # the book's column is about 780 px wide at 1400 px
+    title = figure.axes[2].get_title()
+    assert title == "dts_dilated_conv_ext_\nblock_ssim_psnr_model"
+    assert max(len(line) for line in title.splitlines()) <= 22
+    # titles stay inside their panel: no overlap with the neighbours
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    boxes = [axes.title.get_window_extent(renderer) for axes in figure.axes]
+    for left, right in zip(boxes[:-1], boxes[1:], strict=True):
+        assert left.x1 < right.x0
