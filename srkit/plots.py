@@ -727,21 +727,24 @@ def answer_figure(
 
 
 def crop_caption(choice: CropChoice, zoom: int = CROP_ZOOM) -> str:
-    """The Markdown caption of :func:`answer_figure` for a :class:`CropChoice`."""
+    """The Markdown caption of :func:`answer_figure` for a :class:`CropChoice`.
+
+    Short enough (three lines of the book's column) that the figure starts on a
+    page's first screen.
+    """
     median = (
         "the only validation image"
         if choice.n_images == 1
         else f"the validation image of median PSNR among {choice.n_images}"
     )
     return (
-        f"Validation image `{choice.name}`, {median} at x{choice.scale} (so neither "
-        f"a best nor a worst case), and its {choice.size}x{choice.size} px region "
-        f"(in target pixels, from row {choice.top}, column {choice.left}) where the "
-        f"target's brightness varies most, magnified {zoom} times. From the left: "
-        "the input with each pixel repeated, bicubic interpolation, the model, the "
-        "target, and where the model's error is smaller (blue) or larger (red) "
-        "than bicubic's. PSNR and SSIM under the panels are of the crop; the whole "
-        f"image scores {choice.psnr:.2f} dB with the model and "
+        f"`{choice.name}`, {median} at x{choice.scale}: the {choice.size} px "
+        "square of its target where brightness varies most (row "
+        f"{choice.top}, column {choice.left}), magnified {zoom}x. Left to right: "
+        "input (pixels "
+        "repeated), bicubic, model, target, and the change of error from bicubic to "
+        "the model (blue: model closer). PSNR and SSIM under the panels are of the "
+        f"crop; the whole image scores {choice.psnr:.2f} dB with the model and "
         f"{choice.bicubic_psnr:.2f} dB with bicubic."
     )
 
