@@ -288,6 +288,23 @@ examples:
 """
 
 
+def _add_model_source(parser: argparse.ArgumentParser) -> None:
+    """``--model``, ``--project`` and ``--run-dir`` | ``--model-file``: where
+    ``upscale`` and ``export`` find their model (``upscale.load_model``)."""
+    parser.add_argument(
+        "--model",
+        metavar="NAME",
+        help="zoo name of a model trained in a run, or 'shipped' (default: the "
+        "shipped model)",
+    )
+    _add_project(parser)
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--run-dir", metavar="DIR", help="run folder (default: the latest run)"
+    )
+    source.add_argument("--model-file", metavar="PATH", help="a .keras file instead")
+
+
 def _add_upscale_command(commands) -> None:
     """``srkit upscale``: apply a trained model to images or folders."""
     from srkit import shipped  # standard library only: its record's scores for help
@@ -312,18 +329,7 @@ def _add_upscale_command(commands) -> None:
         help="image file to write (its extension picks the format), or the output "
         "folder: for a folder IN or several IN, where each image keeps its name",
     )
-    upscale.add_argument(
-        "--model",
-        metavar="NAME",
-        help="zoo name of a model trained in a run, or 'shipped' (default: the "
-        "shipped model)",
-    )
-    _add_project(upscale)
-    source = upscale.add_mutually_exclusive_group()
-    source.add_argument(
-        "--run-dir", metavar="DIR", help="run folder (default: the latest run)"
-    )
-    source.add_argument("--model-file", metavar="PATH", help="a .keras file instead")
+    _add_model_source(upscale)
     upscale.add_argument("--scale", type=int, choices=(2, 4), default=2)
     upscale.add_argument(
         "--tile",
@@ -394,18 +400,7 @@ def _add_export_command(commands) -> None:
         help="savedmodel: a TensorFlow SavedModel folder; onnx: a .onnx file "
         "(needs srkit[onnx])",
     )
-    export.add_argument(
-        "--model",
-        metavar="NAME",
-        help="zoo name of a model trained in a run, or 'shipped' (default: the "
-        "shipped model)",
-    )
-    _add_project(export)
-    source = export.add_mutually_exclusive_group()
-    source.add_argument(
-        "--run-dir", metavar="DIR", help="run folder (default: the latest run)"
-    )
-    source.add_argument("--model-file", metavar="PATH", help="a .keras file instead")
+    _add_model_source(export)
     export.add_argument(
         "--overwrite", action="store_true", help="replace an existing OUT"
     )
