@@ -434,24 +434,27 @@ def _(tmp):
     return ok, f"exit {result.returncode}, sub/b.png {'written' if ok else 'missing'}"
 
 
-@case("two_jpegs_overwrite", "two inputs and a file as OUT: refused, nothing lost")
-def _(tmp):
-    first = save(photo(), tmp / "a.jpg", quality=95)
-    second = save(photo(seed=1), tmp / "b.jpg", quality=95)
-    before = digest(second)
-    result = srkit("upscale", first, second, "--overwrite", cwd=tmp)
-    ok, outcome = refused(result)
-    return ok and digest(second) == before, outcome
+def _photo_as_out(extension: str):
+    """`srkit upscale a.EXT b.EXT --overwrite`, as a shell glob gives two photos:
+    b is another photo, never replaced."""
+
+    def check(tmp):
+        source = save(photo(), tmp / f"a{extension}")
+        other = save(photo(seed=1), tmp / f"b{extension}")
+        before = digest(other)
+        result = srkit("upscale", source, other, "--overwrite", cwd=tmp)
+        ok, outcome = refused(result)
+        return ok and digest(other) == before, outcome
+
+    return check
 
 
-@case("photo_as_out_overwrite", "a photo srkit did not write is never replaced")
-def _(tmp):
-    source = save(photo(), tmp / "a.png")
-    other = save(photo(seed=1), tmp / "b.png")
-    before = digest(other)
-    result = srkit("upscale", source, other, "--overwrite", cwd=tmp)
-    ok, outcome = refused(result)
-    return ok and digest(other) == before, outcome
+case("two_jpegs_overwrite", "a photo as OUT is refused, nothing lost")(
+    _photo_as_out(".jpg")
+)
+case("two_pngs_overwrite", "a photo as OUT is refused, nothing lost")(
+    _photo_as_out(".png")
+)
 
 
 @case("folder_as_out", "an existing folder as OUT receives the file")
