@@ -47,6 +47,7 @@ from srkit import data, evaluate, models, plots, records, report, train
 
 STEP = "03_multi_upsampling"
 MODEL = "multi_upsampling_model"
+# srkit: reads-steps 02_initial_model
 CONTROL = "02_initial_model"  # the step this one is set against
 RUN = report.run_folder(run_dir)
 split = data.prepare(

@@ -48,6 +48,7 @@ from srkit import data, evaluate, models, plots, records, report, train
 
 STEP = "04_residual_blocks"
 MODEL = "residual_block_model"
+# srkit: reads-steps 03_multi_upsampling
 CONTROL = "03_multi_upsampling"  # the step this one is set against
 RUN = report.run_folder(run_dir)
 split = data.prepare(

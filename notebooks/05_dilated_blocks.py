@@ -47,6 +47,7 @@ from srkit import data, evaluate, models, plots, records, report, train
 
 STEP = "05_dilated_blocks"
 MODEL = "dilated_conv_block_model"
+# srkit: reads-steps 04_residual_blocks
 CONTROL = "04_residual_blocks"  # the step this one is set against
 RUN = report.run_folder(run_dir)
 split = data.prepare(

@@ -54,6 +54,7 @@ from srkit import data, evaluate, models, plots, records, report, train
 
 STEP = "06_vgg_features"
 MODEL = "vgg_feature_extract_model"
+# srkit: reads-steps 03_multi_upsampling
 CONTROL = "03_multi_upsampling"  # the step this one is set against
 RUN = report.run_folder(run_dir)
 split = data.prepare(

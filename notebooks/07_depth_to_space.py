@@ -49,6 +49,7 @@ from srkit import data, evaluate, models, plots, records, report, train
 
 STEP = "07_depth_to_space"
 MODEL = "dts_model"
+# srkit: reads-steps 06_vgg_features
 CONTROL = "06_vgg_features"  # the step this one is set against
 RUN = report.run_folder(run_dir)
 split = data.prepare(

@@ -54,6 +54,7 @@ from srkit import data, evaluate, models, plots, records, report, train
 
 STEP = "08_result_dilated"
 MODEL = "dts_dilated_conv_block_model"
+# srkit: reads-steps 07_depth_to_space
 CONTROL = "07_depth_to_space"  # the step this one is set against
 RUN = report.run_folder(run_dir)
 split = data.prepare(

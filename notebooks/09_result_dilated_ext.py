@@ -51,6 +51,7 @@ from srkit import data, evaluate, models, plots, records, report, train
 
 STEP = "09_result_dilated_ext"
 MODEL = "dts_dilated_conv_ext_block_model"
+# srkit: reads-steps 08_result_dilated
 CONTROL = "08_result_dilated"  # the step this one is set against
 RUN = report.run_folder(run_dir)
 split = data.prepare(

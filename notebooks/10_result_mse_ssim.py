@@ -51,6 +51,7 @@ from srkit import data, evaluate, models, plots, records, report, train
 
 STEP = "10_result_mse_ssim"
 MODEL = "dts_dilated_conv_ext_block_ssim_model"
+# srkit: reads-steps 09_result_dilated_ext
 CONTROL = "09_result_dilated_ext"  # the step this one is set against
 RUN = report.run_folder(run_dir)
 split = data.prepare(

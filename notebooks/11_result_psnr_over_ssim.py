@@ -59,6 +59,7 @@ from srkit import data, evaluate, models, plots, records, report, train
 
 STEP = "11_result_psnr_over_ssim"
 MODEL = "dts_dilated_conv_ext_block_ssim_psnr_model"
+# srkit: reads-steps 10_result_mse_ssim
 CONTROL = "10_result_mse_ssim"  # the step this one is set against
 RUN = report.run_folder(run_dir)
 split = data.prepare(

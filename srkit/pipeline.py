@@ -206,12 +206,16 @@ def folder_keys(params: dict[str, Any], project: Path) -> list[str]:
 
 
 def _upstream_hashes(step: Step, steps: Sequence[Step], run_dir: Path) -> dict:
-    """For a step that reads earlier steps: hashes of their metrics.json files."""
-    if not step.reads_earlier_steps:
-        return {}
+    """For a step that reads earlier steps: hashes of their metrics.json files.
+
+    Every earlier step for a ``reads-earlier-steps`` step, the named ones for a
+    ``reads-steps`` step (a page set against its control), none otherwise.
+    """
     hashes = {}
     for other in steps:
         if other.stem >= step.stem:
+            continue
+        if not (step.reads_earlier_steps or other.stem in step.reads_steps):
             continue
         path = RunFolder(run_dir).step_metrics(other.stem)
         hashes[other.stem] = _sha256(path.read_bytes())[:16] if path.is_file() else ""

@@ -41,6 +41,10 @@ NON_NEGATIVE = ("seed",)  # integer parameters that may not be negative
 # A step whose source has this comment line reads the records of every earlier step
 # (the benchmark and summary pages), so their metrics.json are part of its cache key.
 READS_EARLIER_STEPS = re.compile(r"^#\s*srkit:\s*reads-earlier-steps\b", re.MULTILINE)
+# A step that reads the records of some earlier steps names them on this comment line,
+# e.g. "# srkit: reads-steps 02_initial_model" (a page set against its control step);
+# their metrics.json are then part of its cache key.
+READS_STEPS = re.compile(r"^#\s*srkit:\s*reads-steps\b(?P<stems>[ \w]*)", re.MULTILINE)
 # A step that reads prepared data names, on this comment line, the parameters that
 # each count the images of one data set of its ``data_source``, e.g.
 # "# srkit: data-sets n_images retrain_n_images"; the pipeline prepares those sets.
@@ -98,6 +102,9 @@ class Step:
         reads_earlier_steps: whether the source declares, with the comment line
             ``# srkit: reads-earlier-steps``, that it reads the outputs of every
             earlier step; it then re-runs when their ``metrics.json`` change.
+        reads_steps: the earlier steps (stems) whose records it reads, declared
+            with ``# srkit: reads-steps STEM ...``; it re-runs when their
+            ``metrics.json`` change.
         data_sets: the parameters that each count the images of one data set the
             step reads (``# srkit: data-sets n_images ...``); empty for none.
     """
@@ -107,6 +114,7 @@ class Step:
     path: Path
     parameters: dict[str, Parameter] = field(default_factory=dict)
     reads_earlier_steps: bool = False
+    reads_steps: tuple[str, ...] = ()
     data_sets: tuple[str, ...] = ()
 
 
@@ -255,7 +263,8 @@ def read_step(path: Path) -> Step:
     Returns:
         Step with the parameters of the first code cell tagged ``parameters``
         (none if the notebook has no such cell), ``reads_earlier_steps`` set
-        when a code cell holds the line ``# srkit: reads-earlier-steps``, and the
+        when a code cell holds the line ``# srkit: reads-earlier-steps``, the
+        ``reads_steps`` named by ``# srkit: reads-steps ...`` lines, and the
         ``data_sets`` named by a ``# srkit: data-sets ...`` line.
 
     Raises:
@@ -272,6 +281,13 @@ def read_step(path: Path) -> Step:
     reads_earlier = any(
         cell.cell_type == "code" and READS_EARLIER_STEPS.search(cell.source)
         for cell in notebook.cells
+    )
+    reads_steps = tuple(
+        stem
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for found in READS_STEPS.finditer(cell.source)
+        for stem in found.group("stems").split()
     )
     data_sets: tuple[str, ...] = ()
     for cell in notebook.cells:
@@ -293,6 +309,7 @@ def read_step(path: Path) -> Step:
         path=path,
         parameters=parameters,
         reads_earlier_steps=reads_earlier,
+        reads_steps=reads_steps,
         data_sets=data_sets,
     )
 
@@ -301,13 +318,24 @@ def discover_steps(project: Path) -> list[Step]:
     """List the step notebooks ``notebooks/NN_*.py`` of a project, in order.
 
     Raises:
-        PipelineError: when there is none.
+        PipelineError: when there is none, or a ``reads-steps`` line names a step
+            that is not an earlier one.
     """
     folder = Path(project) / NOTEBOOK_DIR
     paths = sorted(p for p in folder.glob("[0-9][0-9]_*.py") if STEP_FILE.match(p.name))
     if not paths:
         raise PipelineError(f"no step notebooks (NN_name.py) in {folder}")
-    return [read_step(path) for path in paths]
+    steps = [read_step(path) for path in paths]
+    for k, step in enumerate(steps):
+        earlier = {other.stem for other in steps[:k]}
+        unknown = [stem for stem in step.reads_steps if stem not in earlier]
+        if unknown:
+            raise PipelineError(
+                f"{step.path}: the line '# srkit: reads-steps' names "
+                f"{', '.join(unknown)}, which is not an earlier step of {folder}; "
+                "name earlier steps by their file stem, e.g. 02_initial_model"
+            )
+    return steps
 
 
 def select_steps(steps: Sequence[Step], only: Iterable[str] | None) -> list[Step]:

@@ -100,6 +100,15 @@ def test_steps_that_read_earlier_steps_declare_it(path):
     assert step.reads_earlier_steps == (path.stem in READERS_OF_EARLIER_STEPS)
 
 
+@pytest.mark.parametrize("path", STEPS, ids=lambda p: p.stem)
+def test_a_page_set_against_a_control_declares_that_it_reads_it(path):
+    # the opening sentence quotes the control's record: when the control reruns,
+    # this page must rerun too, so the control is part of its cache key
+    control = re.search(r'^CONTROL = "(\w+)"', path.read_text(), re.MULTILINE)
+    step = steps.read_step(path)
+    assert step.reads_steps == ((control.group(1),) if control else ())
+
+
 #: Training steps 02-11: each opens with its answer (issue 22).
 TRAINING_STEPS = [path for path in STEPS if "02" <= path.name[:2] <= "11"]
 #: Each training step's control (DESIGN's order of questions); 02 has none.

@@ -602,6 +602,35 @@ def test_declared_reader_depends_on_earlier_metrics(tmp_path, fakes):
     assert executed_since(run_dir, 3) == ["01_a", "03_c"]
 
 
+def test_a_step_reads_the_steps_it_names(tmp_path, fakes):
+    project = make_project(tmp_path / "p", stems=("01_a", "02_b", "03_c"))
+    page = project / "notebooks" / "03_c.py"
+    page.write_text(
+        page.read_text().replace(
+            "import json\n", "# srkit: reads-steps 01_a\nimport json\n", 1
+        )
+    )
+    run_dir = project / "runs" / "smoke"
+    run_quiet(project)
+    assert srkit_steps.discover_steps(project)[2].reads_steps == ("01_a",)
+    run_quiet(project, only=["02"], force=True, overrides=["02.epochs=5"])
+    run_quiet(project, overrides=["02.epochs=5"])  # 02's metrics changed: 03 cached
+    assert executed_since(run_dir, 3) == ["02_b"]
+    run_quiet(project, only=["01"], force=True, overrides=["01.epochs=5"])
+    run_quiet(project, overrides=["01.epochs=5", "02.epochs=5"])  # 01's did: 03 runs
+    assert executed_since(run_dir, 4) == ["01_a", "03_c"]
+
+
+def test_a_step_may_read_earlier_steps_only(tmp_path):
+    project = make_project(tmp_path / "p", stems=("01_a", "02_b"))
+    page = project / "notebooks" / "01_a.py"
+    page.write_text("# srkit: reads-steps 02_b\n" + page.read_text())
+    with pytest.raises(
+        srkit_steps.PipelineError, match="names 02_b, which is not an earlier"
+    ):
+        srkit_steps.discover_steps(project)
+
+
 def test_a_step_named_summary_is_no_reader_without_the_marker(tmp_path, fakes):
     project = make_project(tmp_path / "p", stems=("01_a", "02_summary"))
     run_dir = project / "runs" / "smoke"
