@@ -21,6 +21,23 @@
 # The step reads the prepared images from the run's data cache and writes both trained
 # models, their histories, GIFs and `metrics.json` into the run folder.
 
+# %% [markdown]
+# ```{glue:md} answer
+# :format: myst
+# ```
+#
+# ```{glue:figure} answer_figure
+# :alt: Input, bicubic, model, target and error change of one region, magnified
+# :name: answer-02
+# ```
+#
+# ```{glue:md} answer_caption
+# :format: myst
+# ```
+#
+# ```{glue} answer_slider
+# ```
+
 # %% tags=["parameters", "remove-cell"]
 # srkit: data-sets n_images
 profile: str = "smoke"  # parameter profile this page ran with
@@ -39,6 +56,7 @@ batch_size: int = 8  # images per gradient step
 learning_rate: float = 0.001  # Adam step size
 precision: str = "float32"  # auto | float32 | mixed_bfloat16
 xla: bool = False  # compile training steps with XLA
+devices: str = "1"  # devices to train on: 1, N or all (several: JAX backend)
 
 # %% tags=["hide-input"]
 from IPython.display import Markdown, display
@@ -67,20 +85,6 @@ report.banner(
     warmup_steps=warmup_steps,
     precision=train.choose_precision(precision),
 )
-
-# %% [markdown]
-# ```{glue:md} answer
-# :format: myst
-# ```
-#
-# ```{glue:md} answer_caption
-# :format: myst
-# ```
-#
-# ```{glue:figure} answer_figure
-# :alt: Input, bicubic, model, target and error change of one region, magnified
-# :name: answer-02
-# ```
 
 # %% [markdown]
 # ## Data
@@ -164,16 +168,20 @@ figure = plots.answer_figure(results[lead.model_name].model, split.val, lead, sc
 glue("answer", report.answer(evaluations, profile=profile), display=False)
 glue("answer_figure", figure, display=False)
 glue("answer_caption", report.markdown(figure.caption), display=False)
+slider = report.before_after(
+    results[lead.model_name].model, split.val, figure.choice, profile
+)
+glue("answer_slider", slider, display=False)
 
 # %% [markdown]
 # Learning curves of the nearest-neighbour variant, then of the bilinear one.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Learning curves of model 02 nearest: loss and metrics per evaluation interval on training and validation images"}}
 plots.learning_curves(
     results["simple_model_nearest"].history, title="simple_model_nearest"
 )
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Learning curves of model 02 bilinear: loss and metrics per evaluation interval on training and validation images"}}
 plots.learning_curves(
     results["simple_model_bilinear"].history, title="simple_model_bilinear"
 )
@@ -182,7 +190,7 @@ plots.learning_curves(
 # The best and worst reconstructed validation images of the bilinear variant, ranked
 # by PSNR, with a magnified crop of the same region in prediction and target.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "The best and the worst reconstructed validation images of model 02 bilinear at 144 px, ranked by PSNR, each prediction beside its target with a magnified region"}}
 plots.best_worst_figure(
     results["simple_model_bilinear"].model,
     split.val,
@@ -191,21 +199,23 @@ plots.best_worst_figure(
     k=2,
 )
 
-# %% [markdown]
-# Predictions for three fixed validation images after each evaluation interval,
-# nearest-neighbour first, then bilinear (the first frame is the untrained network):
-
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Animation of model 02 nearest's x2 prediction along training between bicubic interpolation and the high-resolution target, each frame labelled with the training steps and the PSNR", "classes": "srkit-screen-only"}}
 plots.show_gif(
     results["simple_model_nearest"].paths["gif_low_upsample"],
-    title="simple_model_nearest",
+    caption=plots.gif_caption("low_upsample", "02 nearest"),
 )
 
-# %% tags=["hide-input"]
+# %% tags=["remove-input"] mystnb={"image": {"alt": "Still frames of model 02 nearest's x2 prediction at four moments of training, then bicubic interpolation and the high-resolution target, each labelled with the training steps and the PSNR", "classes": "srkit-print-only"}}
+plots.show_strip(results["simple_model_nearest"].paths["gif_low_upsample"])
+
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Animation of model 02 bilinear's x2 prediction along training between bicubic interpolation and the high-resolution target, each frame labelled with the training steps and the PSNR", "classes": "srkit-screen-only"}}
 plots.show_gif(
     results["simple_model_bilinear"].paths["gif_low_upsample"],
-    title="simple_model_bilinear",
+    caption=plots.gif_caption("low_upsample", "02 bilinear"),
 )
+
+# %% tags=["remove-input"] mystnb={"image": {"alt": "Still frames of model 02 bilinear's x2 prediction at four moments of training, then bicubic interpolation and the high-resolution target, each labelled with the training steps and the PSNR", "classes": "srkit-print-only"}}
+plots.show_strip(results["simple_model_bilinear"].paths["gif_low_upsample"])
 
 # %% [markdown]
 # ## Takeaways

@@ -24,6 +24,23 @@
 # The step reads the prepared images from the run's data cache and writes the trained
 # model, its history, the training GIFs and `metrics.json` into the run folder.
 
+# %% [markdown]
+# ```{glue:md} answer
+# :format: myst
+# ```
+#
+# ```{glue:figure} answer_figure
+# :alt: Input, bicubic, model, target and error change of one region, magnified
+# :name: answer-10
+# ```
+#
+# ```{glue:md} answer_caption
+# :format: myst
+# ```
+#
+# ```{glue} answer_slider
+# ```
+
 # %% tags=["parameters", "remove-cell"]
 # srkit: data-sets n_images
 profile: str = "smoke"  # parameter profile this page ran with
@@ -43,6 +60,7 @@ learning_rate: float = 0.001  # Adam step size
 vgg_weights: str = "random"  # VGG16 block-1 weights: random | imagenet | PATH
 precision: str = "float32"  # auto | float32 | mixed_bfloat16
 xla: bool = False  # compile training steps with XLA
+devices: str = "1"  # devices to train on: 1, N or all (several: JAX backend)
 
 # %% tags=["hide-input"]
 from myst_nb import glue
@@ -73,20 +91,6 @@ report.banner(
     vgg_weights=vgg_weights,
     precision=train.choose_precision(precision),
 )
-
-# %% [markdown]
-# ```{glue:md} answer
-# :format: myst
-# ```
-#
-# ```{glue:md} answer_caption
-# :format: myst
-# ```
-#
-# ```{glue:figure} answer_figure
-# :alt: Input, bicubic, model, target and error change of one region, magnified
-# :name: answer-10
-# ```
 
 # %% [markdown]
 # ## Data
@@ -144,27 +148,31 @@ answer = report.answer(evaluation, RUN.step_metrics(CONTROL), profile)
 glue("answer", answer, display=False)
 glue("answer_figure", figure, display=False)
 glue("answer_caption", report.markdown(figure.caption), display=False)
+slider = report.before_after(result.model, split.val, figure.choice, profile)
+glue("answer_slider", slider, display=False)
 
 # %% [markdown]
 # Learning curves: the loss and each metric per evaluation interval, on training and
 # validation images.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Learning curves of model R3: loss and metrics per evaluation interval on training and validation images"}}
 plots.learning_curves(result.history)
 
 # %% [markdown]
 # The validation images the model reconstructs best and worst at 288 px, ranked by PSNR,
 # with a magnified crop of the same region in the prediction and in the target.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "The best and the worst reconstructed validation images of model R3 at 288 px, ranked by PSNR, each prediction beside its target with a magnified region"}}
 plots.best_worst_figure(result.model, split.val, evaluation.per_image, scale=4, k=2)
 
-# %% [markdown]
-# The predictions for three fixed validation images after each evaluation interval
-# (the first frame is the untrained network):
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Animation of model R3's x4 prediction along training between bicubic interpolation and the high-resolution target, each frame labelled with the training steps and the PSNR", "classes": "srkit-screen-only"}}
+plots.show_gif(
+    result.paths["gif_high_upsample"],
+    caption=plots.gif_caption("high_upsample", "R3"),
+)
 
-# %% tags=["hide-input"]
-plots.show_gif(result.paths["gif_high_upsample"])
+# %% tags=["remove-input"] mystnb={"image": {"alt": "Still frames of model R3's x4 prediction at four moments of training, then bicubic interpolation and the high-resolution target, each labelled with the training steps and the PSNR", "classes": "srkit-print-only"}}
+plots.show_strip(result.paths["gif_high_upsample"])
 
 # %% [markdown]
 # ## Takeaways

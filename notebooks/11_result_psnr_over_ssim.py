@@ -27,6 +27,23 @@
 # The step reads the prepared images from the run's data cache and writes both training
 # rounds, their histories and GIFs, and `metrics.json` into the run folder.
 
+# %% [markdown]
+# ```{glue:md} answer
+# :format: myst
+# ```
+#
+# ```{glue:figure} answer_figure
+# :alt: Input, bicubic, model, target and error change of one region, magnified
+# :name: answer-11
+# ```
+#
+# ```{glue:md} answer_caption
+# :format: myst
+# ```
+#
+# ```{glue} answer_slider
+# ```
+
 # %% tags=["parameters", "remove-cell"]
 # srkit: data-sets n_images retrain_n_images
 profile: str = "smoke"  # parameter profile this page ran with
@@ -46,6 +63,7 @@ learning_rate: float = 0.001  # Adam step size
 vgg_weights: str = "random"  # VGG16 block-1 weights: random | imagenet | PATH
 precision: str = "float32"  # auto | float32 | mixed_bfloat16
 xla: bool = False  # compile training steps with XLA
+devices: str = "1"  # devices to train on: 1, N or all (several: JAX backend)
 
 retrain_n_images: int = 0  # source images of the second round (0: all)
 retrain_steps: int = 4  # optimizer steps of the second round
@@ -92,20 +110,6 @@ report.banner(
         f"images, {retrain_steps} steps, learning rate {retrain_learning_rate:g}."
     ),
 )
-
-# %% [markdown]
-# ```{glue:md} answer
-# :format: myst
-# ```
-#
-# ```{glue:md} answer_caption
-# :format: myst
-# ```
-#
-# ```{glue:figure} answer_figure
-# :alt: Input, bicubic, model, target and error change of one region, magnified
-# :name: answer-11
-# ```
 
 # %% [markdown]
 # ## Data
@@ -197,28 +201,33 @@ answer = report.answer(evaluation, RUN.step_metrics(CONTROL), profile)
 glue("answer", answer, display=False)
 glue("answer_figure", figure, display=False)
 glue("answer_caption", report.markdown(figure.caption), display=False)
+slider = report.before_after(result.model, more.val, figure.choice, profile)
+glue("answer_slider", slider, display=False)
 
 # %% [markdown]
 # Learning curves of the first round, then of the second.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Learning curves of model R4: loss and metrics per evaluation interval on training and validation images (first round of training)"}}
 plots.learning_curves(first.history, title="First round")
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Learning curves of model R4: loss and metrics per evaluation interval on training and validation images (second round of training)"}}
 plots.learning_curves(result.history, title="Second round")
 
 # %% [markdown]
 # The best and worst reconstructed validation images at 288 px after the second round,
 # ranked by PSNR, with magnified crops.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "The best and the worst reconstructed validation images of model R4 at 288 px, ranked by PSNR, each prediction beside its target with a magnified region"}}
 plots.best_worst_figure(result.model, more.val, evaluation.per_image, scale=4, k=2)
 
-# %% [markdown]
-# Predictions for three fixed validation images during the second round:
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Animation of model R4's x4 prediction along training between bicubic interpolation and the high-resolution target, each frame labelled with the training steps and the PSNR", "classes": "srkit-screen-only"}}
+plots.show_gif(
+    result.paths["gif_high_upsample"],
+    caption=plots.gif_caption("high_upsample", "R4"),
+)
 
-# %% tags=["hide-input"]
-plots.show_gif(result.paths["gif_high_upsample"])
+# %% tags=["remove-input"] mystnb={"image": {"alt": "Still frames of model R4's x4 prediction at four moments of training, then bicubic interpolation and the high-resolution target, each labelled with the training steps and the PSNR", "classes": "srkit-print-only"}}
+plots.show_strip(result.paths["gif_high_upsample"])
 
 # %% [markdown]
 # ## Takeaways

@@ -84,7 +84,7 @@ benchmark_page.benchmark_tables(summary, published)
 #
 # Each scored model's PSNR margin over bicubic, drawn as bars when there is one.
 
-# %%
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Bar charts of each scored model's PSNR margin over bicubic interpolation per benchmark set and scale, green above bicubic and red below"}}
 display(benchmark_page.margin_figure_intro(summary))
 if not summary.empty and (summary["model"] != "bicubic").any():
     display(plots.margin_bars(summary, metric="psnr"))
@@ -98,7 +98,7 @@ if not summary.empty and (summary["model"] != "bicubic").any():
 # The box marks where bicubic errs most; the second row magnifies it. Without a scored
 # model there is no figure.
 
-# %%
+# %% tags=["hide-input"] mystnb={"image": {"alt": "One benchmark image with the region where bicubic errs most marked, then that region magnified in bicubic, each trained model and the target"}}
 if trained and SETS:
     for name, folder in SETS.items():
         display(benchmark_page.benchmark_figure(trained, per_image, name, folder))

@@ -13,17 +13,9 @@
 # %% [markdown]
 # # 13 · Summary
 #
-# Which architecture and which loss work best? The box below answers from this run:
-# the best model at each scale and how far it lands from bicubic interpolation on the
-# public benchmark sets of step 12, the best training loss, and whether the original
-# study's finding holds here. The sections after it show the numbers behind the
-# answer: the ranking of all eleven models, the margins over bicubic per benchmark
-# set, every model on our validation images beside bicubic, a chart per metric, the
-# study's own numbers apart from ours with the orders that can be compared, the best
-# reconstruction of the best model and the training GIFs.
-#
-# Models carry their step labels (02 to 07, R1 to R4), each linked to its page. The
-# page reads only the run folder and writes the combined table to `metrics.json`.
+# Which architecture and which loss work best? The box below answers from this run,
+# and the figure under it sets the result models and the best architecture model side
+# by side on one image. Models carry their step labels (02 to 07, R1 to R4).
 
 # %% tags=["parameters", "remove-cell"]
 # srkit: data-sets n_images
@@ -55,10 +47,18 @@ split = data.prepare(
     mode=data_mode or None,
     cache_dir=RUN.data,
 )
-report.banner(profile, split)
 
 # %% tags=["hide-input"]
 summary_page.headline(bench, ours, original, profile, pages)
+
+# %% tags=["hide-input"] mystnb={"image": {"alt": "One magnified region of a validation image as input, bicubic, the best architecture model, R1, R2, R3, R4 and the high-resolution target, each model titled with its training loss, with the PSNR and SSIM of the region under each"}}
+side = summary_page.side_by_side(RUN, split.val, ours)
+if side is not None:
+    display(report.markdown(side.caption))
+    display(side)
+
+# %% tags=["hide-input"]
+report.banner(profile, split)
 
 # %% [markdown]
 # ## Ranking of the eleven models
@@ -121,14 +121,14 @@ summary_page.validation_tables(comparison, ("mse", "mae"), pages)
 # Our value for every model, grouped by output size; the dashed line is bicubic
 # interpolation on our validation images. Only this run's numbers are drawn.
 
-# %%
-plots.metric_bars(ours, metric="psnr")
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Bar chart of the mean validation PSNR in dB of every model, labelled 02 to 07 and R1 to R4, at x2 and at x4, with bicubic interpolation as a dashed line"}}
+plots.metric_bars(ours, metric="psnr", labels=summary_page.short_label, stacked=True)
 
-# %%
-plots.metric_bars(ours, metric="ssim")
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Bar chart of the mean validation SSIM of every model, labelled 02 to 07 and R1 to R4, at x2 and at x4, with bicubic interpolation as a dashed line"}}
+plots.metric_bars(ours, metric="ssim", labels=summary_page.short_label, stacked=True)
 
-# %%
-plots.metric_bars(ours, metric="mae")
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Bar chart of the mean validation MAE of every model, labelled 02 to 07 and R1 to R4, at x2 and at x4, with bicubic interpolation as a dashed line (lower is better)"}}
+plots.metric_bars(ours, metric="mae", labels=summary_page.short_label, stacked=True)
 
 # %% [markdown]
 # ## The original study's numbers
@@ -154,29 +154,56 @@ summary_page.study_orderings(ranking, original, profile, pages)
 # ## The best model's best reconstruction
 #
 # The model with the highest PSNR at 288 px in this run, on its best and its worst
-# validation image, with a magnified region of prediction and target.
+# validation image, with a magnified region of prediction and target. In a run that
+# trained, a slider below sets bicubic interpolation against it on the region a step
+# page would magnify (its median-PSNR image, the busiest square).
 
-# %%
+# %% tags=["hide-input"] mystnb={"image": {"alt": "The best model's best and worst validation image at 288 px, each with a magnified region of the prediction and the target"}}
 best_name = report.best_model(ours, scale=4)
 best_model = models.load(RUN.best_model(best_name))
 best_eval = evaluate.evaluate(best_model, split.val)
-plots.best_worst_figure(best_model, split.val, best_eval.per_image, scale=4, k=1)
+display(
+    plots.best_worst_figure(best_model, split.val, best_eval.per_image, scale=4, k=1)
+)
+# the step pages' before/after slider (none in a smoke run), on the region chosen
+# as their answer figure chooses it: the median-PSNR image, its busiest square
+crop = plots.choose_crop(best_eval, split.val, scale=4)
+label = summary_page.short_label(best_name)
+report.before_after(best_model, split.val, crop, profile, label=label)
 
 # %% [markdown]
 # ## Training GIFs
 #
-# The predictions of each model for three fixed validation images after each
-# evaluation interval, at the largest output the model has.
+# Each model's predictions of its first validation image along training, at the
+# largest output the model has, each under its label. Each frame shows bicubic
+# interpolation, the model's prediction after the number of training steps above it,
+# and the high-resolution target at their own pixels (a large output is cropped to
+# the square where brightness varies most); the PSNR under each label is of the whole
+# image against the target. The first frame is the untrained network. A printed page
+# shows the same frames as still strips instead.
 
-# %%
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Animation of one model's prediction along training, between bicubic interpolation and the high-resolution target, each frame labelled with the training steps and the PSNR; the model is named in the caption above", "classes": "srkit-screen-only"}}
 for gif in report.training_gifs(RUN):
-    display(plots.show_gif(gif.path, title=summary_page.short_label(gif.model)))
+    label = summary_page.short_label(gif.model)
+    caption = summary_page.gif_caption(gif.model, gif.path)
+    display(plots.show_gif(gif.path, title=label, caption=caption))
+
+# %% tags=["remove-input"] mystnb={"image": {"alt": "Still frames of one model's prediction along training, then bicubic interpolation and the high-resolution target, each labelled with the training steps and the PSNR", "classes": "srkit-print-only"}}
+for gif in report.training_gifs(RUN):
+    if (strip := plots.show_strip(gif.path)) is not None:
+        display(strip)
 
 # %% [markdown]
 # ## The models by label
 #
-# The pages name each model by its step (02 to 07) or result label (R1 to R4); this
-# table gives the name the code and the run folder use, and the loss it trains on.
+# The pages name each model by its step (02 to 07) or result label (R1 to R4), each
+# linked to its page; this table gives the name the code and the run folder use, and
+# the loss it trains on. The sections above show the numbers behind the answer: the
+# ranking of all eleven models, the margins over bicubic per benchmark set, every
+# model on our validation images beside bicubic, a chart per metric, the study's own
+# numbers apart from ours with the orders that can be compared, the best
+# reconstruction of the best model and the training GIFs. The page reads only the
+# run folder and writes the combined table to `metrics.json`.
 
 # %%
 summary_page.model_legend(pages)

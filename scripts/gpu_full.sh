@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The full profile on one lent GPU machine, on Keras' JAX backend, with no network.
+# The full profile on one lent GPU machine, on Keras' JAX backend, with no network;
+# every model trains on all of the machine's GPUs (`-p devices=all`: one global batch
+# of batch_size split over them, srkit.distribute).
 #
 # Run from the repository root, with gpu_carry/ filled here first by
 #   python scripts/gpu_pack.py pack
@@ -12,9 +14,9 @@
 #      $SRKIT_GPU_TRAIN_SECONDS (scripts/gpu_pack.py budgets: measured images/s of
 #      an earlier try when $SRKIT_GPU_IMAGES_PER_S names its CSV, else a FLOP
 #      estimate);
-#   4. runs `srkit run --profile full` on the carried images with the benchmark
-#      sets and random VGG weights (ImageNet weights cannot be downloaded there),
-#      stopped in time to leave the results;
+#   4. runs `srkit run --profile full -p devices=all` on the carried images with
+#      the benchmark sets and random VGG weights (ImageNet weights cannot be
+#      downloaded there), stopped in time to leave the results;
 #   5. writes under $OUT: gpu_full.log, peaks.json, images_per_s.csv and
 #      results.tar.gz.part* (executed notebooks, run.json, metrics, histories,
 #      settings, GIFs; `cat results.tar.gz.part* | tar xz`).
@@ -27,6 +29,11 @@
 #   SRKIT_GPU_TRAIN_SECONDS  training seconds to size the budgets for (default 300)
 #   SRKIT_GPU_IMAGES_PER_S   images_per_s.csv of an earlier try (default: none)
 #   SRKIT_GPU_BUDGETS        0: keep the profile's own budgets (default 1 for full)
+#   SRKIT_GPU_OVERRIDES      more `srkit run` arguments, last so they win, e.g.
+#                            "-p steps=2 -p eval_every=2 -p n_images=20"
+#   SRKIT_GPU_CPU_DEVICES    N: no GPU; JAX on the CPU split into N host devices
+#                            (XLA_FLAGS=--xla_force_host_platform_device_count=N),
+#                            to test the data-parallel path on a CPU
 #   PYTHON                   the interpreter (default python3)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -57,6 +64,13 @@ fi
 export PYTHONPATH="$SITE:$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 export PATH="$SITE/bin:$PATH"
 export KERAS_BACKEND=jax
+CPU_DEVICES=${SRKIT_GPU_CPU_DEVICES:-}
+if [ -n "$CPU_DEVICES" ]; then # set before JAX starts in any process
+    export JAX_PLATFORMS=cpu
+    HOST_DEVICES="--xla_force_host_platform_device_count=$CPU_DEVICES"
+    export XLA_FLAGS="${XLA_FLAGS:+$XLA_FLAGS }$HOST_DEVICES"
+fi
+read -r -a EXTRA <<<"${SRKIT_GPU_OVERRIDES:-}"
 export XLA_PYTHON_CLIENT_PREALLOCATE=false # the CLI and each step kernel share the GPU
 export PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=3
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 || true; } >>"$LOG"
@@ -76,11 +90,13 @@ fi
 
 REMAINING=$((LIMIT_S - ($(date +%s) - START) - 40)) # 40 s to collect
 if [ "$REMAINING" -lt 10 ]; then REMAINING=10; fi # timeout 0 would mean no limit
-say "srkit run --profile $PROFILE ${ONLY:+--only $ONLY} (stopped after $REMAINING s)"
+say "srkit run --profile $PROFILE -p devices=all ${EXTRA[*]} ${ONLY:+--only $ONLY}" \
+    "(stopped after $REMAINING s)"
 # shellcheck disable=SC2086
 timeout -s INT -k 20 "$REMAINING" "$PYTHON" -m srkit run --profile "$PROFILE" \
     --data "folder:$CARRY/train" -p "benchmarks=folder:$CARRY/benchmarks" \
-    -p vgg_weights=random "${OVERRIDES[@]}" ${ONLY:+--only $ONLY} \
+    -p vgg_weights=random -p devices=all "${OVERRIDES[@]}" "${EXTRA[@]}" \
+    ${ONLY:+--only $ONLY} \
     --no-book --heartbeat 60 --run-dir "$RUN_DIR" 2>&1 | tee -a "$LOG"
 STATUS=${PIPESTATUS[0]}
 say "srkit run exit status $STATUS"

@@ -14,9 +14,11 @@ With ``--fit`` it answers a second question: how much does a step cost inside
 :func:`srkit.train.fit` (the batch stream, callbacks, Keras' per-step work) beside
 ``train_on_batch`` on the same batches? Each model trains twice in float32 in the
 profiles' regime (bicubic skip, ``--window`` px windows): once through ``fit`` for
-two intervals of ``--steps`` steps (the second interval's training time is the
-figure; the first holds the tracing), once by ``train_on_batch`` on the batches the
-second interval drew. ``srkit.bench`` measures raw
+``--rounds`` + 1 intervals of ``--steps`` steps (the first holds the tracing; the
+figure is the fastest of the others), once by ``train_on_batch`` on the batches the
+second interval drew, ``--rounds`` times over (the fastest round is the figure).
+The fastest of a few rounds on each side resists the load of other work on the
+machine, and the table gives the ratio of the two. ``srkit.bench`` measures raw
 train/inference speed and FLOP rates on random data; this benchmark measures the
 training step that ``fit`` runs.
 """
@@ -47,6 +49,7 @@ DEFAULT_STEPS = 3
 DEFAULT_BATCH = 8
 DEFAULT_IMAGES = 24
 DEFAULT_WINDOW = 24  # --fit: the profiles' training windows
+DEFAULT_ROUNDS = 3  # --fit: timed intervals of fit, timed rounds of train_on_batch
 PRECISIONS = ("float32", "mixed_bfloat16")
 
 
@@ -111,18 +114,27 @@ def measure(
 
 
 def measure_fit(
-    name: str, split, steps: int, batch_size: int, window: int, xla: bool
+    name: str,
+    split,
+    steps: int,
+    batch_size: int,
+    window: int,
+    xla: bool,
+    rounds: int = DEFAULT_ROUNDS,
 ) -> dict[str, float]:
     """Seconds per float32 training step inside ``fit`` and by ``train_on_batch``.
 
     Args:
         name: a name from ``srkit.models.MODEL_NAMES`` (built with the bicubic skip).
         split: a ``srkit.data.Split``.
-        steps: steps per interval; ``fit`` runs two intervals and the second is
-            timed, ``train_on_batch`` repeats the second interval's batches.
+        steps: steps per interval; ``fit`` runs ``rounds`` + 1 intervals and
+            times all but the first (tracing), ``train_on_batch`` repeats the
+            second interval's batches ``rounds`` times.
         batch_size: images per batch (>= 1).
         window: training window side in pixels.
         xla: compile the step with XLA, as the profiles' ``xla`` parameter does.
+        rounds: timed intervals of ``fit`` and timed rounds of
+            ``train_on_batch`` (>= 1); the fastest of each is the figure.
 
     Returns:
         ``{"fit s/step", "train_on_batch s/step", "fit/train_on_batch"}``.
@@ -134,7 +146,7 @@ def measure_fit(
     loss = models.MODEL_INFO[name]["loss"]
     settings = train.Settings(
         loss=loss,
-        steps=2 * steps,
+        steps=(rounds + 1) * steps,
         eval_every=steps,
         batch_size=batch_size,
         window=window,
@@ -146,7 +158,7 @@ def measure_fit(
     model = models.build(name, vgg_weights="random", seed=0, skip="bicubic")
     with tempfile.TemporaryDirectory(prefix="srkit-bench-fit-") as folder:
         result = train.fit(model, split, settings, run_dir=folder, verbose=0, gif=False)
-    fit_seconds = float(result.history["train_time_s"].iloc[-1]) / steps
+    fit_seconds = float(result.history["train_time_s"].iloc[1:].min()) / steps
 
     keras.backend.clear_session()
     model = models.build(name, vgg_weights="random", seed=0, skip="bicubic")
@@ -156,10 +168,13 @@ def measure_fit(
     batches = [next(stream) for _ in range(steps)]
     for x, targets in batches[:2]:  # tracing, untimed
         trained.train_on_batch(x, _targets(targets, outputs))
-    started = time.perf_counter()
-    for x, targets in batches:
-        trained.train_on_batch(x, _targets(targets, outputs))
-    batch_seconds = (time.perf_counter() - started) / steps
+    seconds = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for x, targets in batches:
+            trained.train_on_batch(x, _targets(targets, outputs))
+        seconds.append(time.perf_counter() - started)
+    batch_seconds = min(seconds) / steps
     gc.collect()
     return {
         "fit s/step": fit_seconds,
@@ -176,16 +191,19 @@ def run_fit(
     window: int = DEFAULT_WINDOW,
     xla: bool = True,
     progress=None,
+    rounds: int = DEFAULT_ROUNDS,
 ) -> pd.DataFrame:
     """:func:`measure_fit` for every model; a DataFrame indexed by model."""
     rows = []
     for name in names:
-        row = measure_fit(name, split, steps, batch_size, window, xla)
+        row = measure_fit(name, split, steps, batch_size, window, xla, rounds)
         rows.append({"model": name, "params": models.MODEL_INFO[name]["params"], **row})
         if progress:
             progress(
                 f"{name:<45} fit {row['fit s/step']:.4f} s/step, train_on_batch "
-                f"{row['train_on_batch s/step']:.4f} s/step"
+                f"{row['train_on_batch s/step']:.4f} s/step, ratio "
+                f"{row['fit/train_on_batch']:.2f} (load average "
+                f"{environment.load_average()})"
             )
     return pd.DataFrame(rows).set_index("model")
 
@@ -259,7 +277,7 @@ def _parser() -> argparse.ArgumentParser:
         "--fit",
         action="store_true",
         help="compare seconds per step inside srkit.train.fit with train_on_batch "
-        "on the same batches (float32, bicubic skip; two intervals of --steps)",
+        "on the same batches (float32, bicubic skip; intervals of --steps)",
     )
     parser.add_argument(
         "--window",
@@ -271,6 +289,13 @@ def _parser() -> argparse.ArgumentParser:
         "--no-xla",
         action="store_true",
         help="--fit: compile without XLA (the result models' setting in the profiles)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=DEFAULT_ROUNDS,
+        help=f"--fit: timed intervals of fit and rounds of train_on_batch over the "
+        f"same batches; the fastest of each is reported (default {DEFAULT_ROUNDS})",
     )
     parser.add_argument("--cache-dir", default=None, help="srkit.data cache folder")
     parser.add_argument("--csv", default=None, help="also write the table to this CSV")
@@ -317,6 +342,7 @@ def _checked_settings(arguments: argparse.Namespace) -> tuple[list[str], list[st
     for option, value in (
         ("--steps", arguments.steps),
         ("--batch-size", arguments.batch_size),
+        ("--rounds", arguments.rounds),
     ):
         if value < 1:
             problems.append(f"{option} must be at least 1, got {value}")
@@ -363,9 +389,11 @@ def _run(arguments: argparse.Namespace) -> int:
         print(
             f"data: sample, fresh random windows ({arguments.window} px inputs) of "
             f"{len(split.train)} training photos; batch {arguments.batch_size}, "
-            f"float32, XLA {'off' if arguments.no_xla else 'on'}; fit: 2 intervals "
-            f"of {arguments.steps} steps, the second timed; train_on_batch: the "
-            "same batches after 2 untimed ones"
+            f"float32, XLA {'off' if arguments.no_xla else 'on'}; fit: "
+            f"{arguments.rounds + 1} intervals of {arguments.steps} steps, the "
+            f"fastest of the last {arguments.rounds}; train_on_batch: the second "
+            f"interval's batches after 2 untimed ones, the fastest of "
+            f"{arguments.rounds} rounds"
         )
         table = run_fit(
             names,
@@ -375,6 +403,7 @@ def _run(arguments: argparse.Namespace) -> int:
             arguments.window,
             not arguments.no_xla,
             progress=progress,
+            rounds=arguments.rounds,
         )
     else:
         print(

@@ -1,8 +1,10 @@
 """Training callbacks: the animated prediction GIF and the periodic prediction figure.
 
 This module owns what a reader sees of training besides the log lines:
-:class:`SavePredictionCallback` predicts a fixed handful of validation images before
-training and after every epoch and writes one animated GIF per model output, and
+:class:`SavePredictionCallback` predicts fixed validation images before training and
+after every epoch and writes, per model output, an animated GIF (bicubic |
+prediction | target, each frame labelled with the training steps and the PSNR) and
+the same frames as one still strip (:func:`strip_path`) for print, and
 :class:`PlotPredictionCallback` shows (in a notebook) or saves (elsewhere) a
 bicubic / prediction / target figure every few epochs. Both write through
 :func:`srkit.atomic.atomic_path`, so an interruption never leaves a half-written
@@ -14,35 +16,45 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import cv2
-import imageio.v3 as iio
 import keras
 import numpy as np
 
 from srkit import images, metrics
 from srkit.atomic import atomic_path
 from srkit.layout import gif_path
-from srkit.vocab import FACTOR_OUTPUTS, OUTPUT_NAMES
+from srkit.vocab import FACTOR_OUTPUTS, OUTPUT_FACTORS, OUTPUT_NAMES
 
 __all__ = [
     "PlotPredictionCallback",
     "SavePredictionCallback",
     "select_frames",
+    "strip_path",
 ]
 
-# GIF defaults. A 144 px tile is the x2 prediction at full size; the x4 prediction
-# (288 px) is shrunk to it for the GIF only, which keeps a 30-frame GIF of three
-# photo tiles at about 1-2 MB (LZW compresses photographic content poorly).
-TILE_SIZE = 144
+# GIF defaults. A frame shows one validation image as three tiles at their own
+# pixels: bicubic | prediction | target. A tile is at most TILE_SIZE px square: the
+# x2 output (144 px for a 72 px input) is whole, the x4 output (288 px) is cropped
+# to its busiest 240 px square, so the three tiles (about 730 px) fit the book's
+# column (about 750 px at a 1400 px window) without being shrunk. Only the
+# prediction's tile and its label change between frames, which keeps a 30-frame
+# GIF at a few hundred kB (GIF stores the changed region of each frame).
+TILE_SIZE = 240
 MAX_FRAMES = 30
 FRAME_MS = 500  # display time of one frame
 LAST_FRAME_MS = 2000  # the final state is held longer before the loop restarts
-HEADER_PX = 18  # height of the text band carrying "epoch N"
-GAP_PX = 2  # dark gap between tiles
+HEADER_PX = 40  # height of the two text lines above each tile
+GAP_PX = 4  # dark gap between tiles
+#: Predictions in the static strip (the first, the last and evenly spaced ones).
+STRIP_FRAMES = 4
+#: Tiles per row of the strip (it fits the book's column like a GIF frame).
+STRIP_COLUMNS = 3
 PLOT_DPI = 100
+_BAND = (24, 24, 24)  # colour of the text bands and gaps
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 def _check_images(images, what: str, ndim: int) -> np.ndarray:
@@ -67,47 +79,149 @@ def _outputs_by_name(model: keras.Model, predictions) -> dict[str, np.ndarray]:
     return {model.output_names[0]: np.asarray(predictions)}
 
 
-def _to_uint8(images: np.ndarray) -> np.ndarray:
-    # NaN (a diverged model) shows as black rather than crashing the GIF writer.
+def _clean(images: np.ndarray) -> np.ndarray:
+    # NaN (a diverged model) shows as black rather than crashing the GIF writer;
+    # values are clipped to [0, 1] as the results tables clip them.
     clean = np.nan_to_num(np.asarray(images, dtype=np.float32), nan=0.0)
-    return np.round(np.clip(clean, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return np.clip(clean, 0.0, 1.0)
 
 
-def _tile_row(images: np.ndarray, size: int) -> np.ndarray:
-    """(n, h, w, 3) float -> one uint8 row of n tiles, each at most ``size`` px."""
-    tiles = []
-    for image in _to_uint8(images):
-        height, width = image.shape[:2]
-        scale = min(1.0, size / max(height, width))
-        if scale < 1.0:
-            shape = (max(1, round(width * scale)), max(1, round(height * scale)))
-            image = cv2.resize(image, shape, interpolation=cv2.INTER_AREA)
-        tiles.append(image)
-    height = max(tile.shape[0] for tile in tiles)
-    gap = np.zeros((height, GAP_PX, 3), np.uint8)
-    parts = []
-    for index, tile in enumerate(tiles):
-        if index:
-            parts.append(gap)
-        pad = height - tile.shape[0]
-        parts.append(np.pad(tile, ((0, pad), (0, 0), (0, 0))))
-    return np.concatenate(parts, axis=1)
+def _to_uint8(images: np.ndarray) -> np.ndarray:
+    return np.round(_clean(images) * 255.0).astype(np.uint8)
 
 
-def _label(row: np.ndarray, text: str) -> np.ndarray:
-    """Put a black band with white ``text`` above a uint8 image row."""
-    band = np.zeros((HEADER_PX, row.shape[1], 3), np.uint8)
+def _psnr(target: np.ndarray, prediction: np.ndarray) -> float:
+    """PSNR (dB, at most 100) of one clipped prediction against its target."""
+    error = float(np.mean((_clean(prediction) - target) ** 2, dtype=np.float64))
+    return float(min(100.0, 10.0 * np.log10(1.0 / max(error, 1e-10))))
+
+
+def _crop_box(target: np.ndarray, size: int, factor: int) -> tuple[int, int, int]:
+    """(top, left, side) of the square tile: the whole image or its busiest square.
+
+    The side is at most ``size`` and the image's shorter side, a multiple of
+    ``factor``; the square's corner is on a multiple of ``factor``, where the
+    target's brightness varies most (the rule of ``srkit.plots.busiest_window``,
+    which this floor of the package cannot import), so the tile shows detail.
+    """
+    height, width = target.shape[:2]
+    side = min(size, height, width)
+    side = max(side - side % factor, min(factor, height, width))
+    if side == height == width:
+        return 0, 0, side
+    luma = target.mean(axis=-1, dtype=np.float64)
+    sums, squares = cv2.integral2(luma, sdepth=cv2.CV_64F)[:2]
+
+    def windows(table: np.ndarray) -> np.ndarray:
+        return (
+            table[side:, side:]
+            - table[:-side, side:]
+            - table[side:, :-side]
+            + table[:-side, :-side]
+        )
+
+    area = float(side * side)
+    mean = windows(sums) / area
+    variance = (windows(squares) / area - mean * mean)[::factor, ::factor]
+    top, left = np.unravel_index(int(np.argmax(variance)), variance.shape)
+    return int(top) * factor, int(left) * factor, side
+
+
+def _crop(image: np.ndarray, box: tuple[int, int, int]) -> np.ndarray:
+    top, left, side = box
+    return image[top : top + side, left : left + side]
+
+
+def _write_line(band: np.ndarray, text: str, baseline: int, scale: float) -> None:
+    """Draw ``text`` on ``band`` at ``baseline``, shrunk until it fits its width."""
+    room = band.shape[1] - 8
+    while scale > 0.3:
+        (width, _), _ = cv2.getTextSize(text, _FONT, scale, 1)
+        if width <= room:
+            break
+        scale -= 0.02
     cv2.putText(
-        band,
-        text,
-        (4, HEADER_PX - 5),
-        cv2.FONT_HERSHEY_SIMPLEX,
-        0.45,
-        (255, 255, 255),
-        1,
-        cv2.LINE_AA,
+        band, text, (4, baseline), _FONT, scale, (255, 255, 255), 1, cv2.LINE_AA
     )
-    return np.concatenate([band, row], axis=0)
+
+
+def _headed(tile: np.ndarray, lines: tuple[str, str]) -> np.ndarray:
+    """A uint8 tile under a dark band with two lines of text (title, value)."""
+    band = np.empty((HEADER_PX, tile.shape[1], 3), np.uint8)
+    band[:] = _BAND
+    _write_line(band, lines[0], 16, 0.5)
+    if lines[1]:
+        _write_line(band, lines[1], 34, 0.45)
+    return np.concatenate([band, tile], axis=0)
+
+
+def _side_by_side(parts: Sequence[np.ndarray], axis: int) -> np.ndarray:
+    """Concatenate uint8 images along ``axis`` (1: a row, 0: a column) with gaps."""
+    pieces = []
+    for index, part in enumerate(parts):
+        if index:
+            shape = list(part.shape)
+            shape[axis] = GAP_PX
+            gap = np.empty(shape, np.uint8)
+            gap[:] = _BAND
+            pieces.append(gap)
+        pieces.append(part)
+    return np.concatenate(pieces, axis=axis)
+
+
+def _grid(tiles: Sequence[np.ndarray], columns: int) -> np.ndarray:
+    """Equal-sized uint8 tiles in rows of ``columns`` (the last row padded)."""
+    blank = np.empty_like(tiles[0])
+    blank[:] = _BAND
+    rows = []
+    for start in range(0, len(tiles), columns):
+        row = list(tiles[start : start + columns])
+        row += [blank] * (columns - len(row))
+        rows.append(_side_by_side(row, axis=1))
+    return _side_by_side(rows, axis=0)
+
+
+def _write_gif(path: Path, frames: Sequence[np.ndarray], durations) -> None:
+    """Write uint8 RGB ``frames`` as a looping GIF with one shared palette.
+
+    One palette (from all frames, without dithering) maps a pixel that does not
+    change to the same index in every frame, so the GIF stores only the region
+    that changes (the prediction and its label) after the first frame.
+    """
+    from PIL import Image
+
+    pictures = [Image.fromarray(frame, "RGB") for frame in frames]
+    mosaic = Image.fromarray(np.concatenate(list(frames), axis=0), "RGB")
+    palette = mosaic.quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    indexed = [
+        picture.quantize(palette=palette, dither=Image.Dither.NONE)
+        for picture in pictures
+    ]
+    indexed[0].save(
+        path,
+        format="GIF",
+        save_all=True,
+        append_images=indexed[1:],
+        duration=durations,
+        loop=0,
+        disposal=1,
+    )
+
+
+def _write_png(path: Path, picture: np.ndarray) -> None:
+    """Write a uint8 RGB picture as a 256-colour PNG (the GIF's colours, a third
+    of the bytes of a full-colour PNG of photographs)."""
+    from PIL import Image
+
+    image = Image.fromarray(picture, "RGB")
+    indexed = image.quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    indexed.save(path, format="PNG", optimize=True)
+
+
+def strip_path(gif: str | os.PathLike) -> Path:
+    """``strip_<output>.png`` beside ``gif_<output>.gif``: its frames as one still."""
+    gif = Path(gif)
+    return gif.with_name("strip_" + gif.stem.removeprefix("gif_") + ".png")
 
 
 def select_frames(count: int, max_frames: int) -> list[int]:
@@ -128,49 +242,65 @@ def select_frames(count: int, max_frames: int) -> list[int]:
 
 
 class SavePredictionCallback(keras.callbacks.Callback):
-    """Record predictions of a few fixed images during training as animated GIFs.
+    """Record predictions of fixed validation images along training as GIFs.
 
-    Before the first epoch of a ``fit`` call (the "epoch 0" frame of a fresh run)
-    and after every ``every``-th epoch, the callback predicts ``images`` and keeps,
-    for each model output named in ``names``, one small uint8 frame in memory: the
-    predictions side by side under a band reading ``"<output>  epoch N"``. When
-    training ends (``on_train_end``, or :meth:`write` called by
-    :func:`srkit.train.fit` after an interruption or divergence) it writes one GIF
-    per output, ``gif_<output>.gif``, that loops forever, shows each frame for
-    ``FRAME_MS`` and holds the last one for ``LAST_FRAME_MS``.
+    Before the first epoch of a ``fit`` call (the first frame of a fresh run is the
+    untrained network) and after every ``every``-th epoch, the callback predicts
+    ``images`` and keeps, for each model output named in ``targets``, the
+    prediction's tile and its PSNR against the target. When training ends
+    (``on_train_end``, or :meth:`write` called by :func:`srkit.train.fit` after an
+    interruption or divergence) it writes, per output:
 
-    Frames stay small: each tile is shrunk to at most ``size`` px, and at most
+    - ``gif_<output>.gif``: one frame per recorded prediction, each image a row of
+      three tiles at their own pixels, bicubic | prediction | target, each under a
+      plain label ("bicubic", "x4 after 1,200 steps", "HR target") and the PSNR of
+      the whole image (clipped to [0, 1], as in the results tables) against the
+      target. It loops forever, shows each frame for ``FRAME_MS`` and holds the last
+      one for ``LAST_FRAME_MS``;
+    - ``strip_<output>.png`` (:func:`strip_path`): the first image's predictions at
+      ``STRIP_FRAMES`` moments (the first, the last and evenly spaced ones), then
+      its bicubic and target tiles, in rows of ``STRIP_COLUMNS``: the GIF on paper.
+
+    A tile is the whole output when it is at most ``size`` px square, else the
+    ``size`` px square of the target where brightness varies most. At most
     ``max_frames`` frames are written (the first, the last and evenly spaced ones
     in between); in memory at most ``3 * max_frames`` are kept per output. The
-    frames live in memory only, so a resumed run's GIF starts at the epoch it
-    resumed from (its first frame is labelled with that epoch).
+    frames live in memory only, so a resumed run's GIF starts at the step it
+    resumed from.
 
     Args:
-        images: float32 (n, h, w, 3) RGB in [0, 1], the inputs to predict
-            (typically the first three 72x72 validation images).
+        images: float32 (n, h, w, 3) RGB in [0, 1], the inputs to predict (one row
+            of tiles each; :func:`srkit.train.fit` passes the first validation
+            image).
         output_dir: folder of the GIFs (created when writing).
+        targets: output name -> float32 (n, f*h, f*w, 3) targets of ``images`` at
+            that output's factor f (``y2`` for ``low_upsample``, ``y4`` for
+            ``high_upsample``).
         names: output names to record; outputs the model lacks are ignored.
         every: record a frame after every ``every``-th epoch (and after the final
             one); None records every epoch and thins at the end.
         max_frames: the most frames in one GIF (>= 2).
-        size: the largest side of one tile in px (the x4 prediction, 288 px for a
-            72 px input, is shrunk to it).
+        size: the largest side of one tile in px (>= 8).
         steps_per_epoch: when set, frames are labelled with optimizer steps
-            (``"step N"``, N = epochs x this) instead of ``"epoch N"``; for
+            ("x4 after 1,200 steps", steps = epochs x this) instead of epochs; for
             :func:`srkit.train.fit`, whose Keras epochs are evaluation intervals.
 
     Attributes:
         paths: ``{output name: Path}`` of the GIFs written so far.
+        strip_paths: ``{output name: Path}`` of the strips written so far.
         frame_epochs: ``{output name: [epoch, ...]}`` of the frames held.
 
     Raises:
-        ValueError: bad ``images`` shape, ``every`` < 1 or ``max_frames`` < 2.
+        ValueError: bad ``images`` or ``targets`` shapes, an output of ``targets``
+            that is not ``low_upsample`` or ``high_upsample``, ``every`` < 1,
+            ``max_frames`` < 2 or ``size`` < 8.
     """
 
     def __init__(
         self,
         images,
         output_dir: str | os.PathLike,
+        targets: Mapping[str, np.ndarray],
         names: Sequence[str] = OUTPUT_NAMES,
         every: int | None = None,
         max_frames: int = MAX_FRAMES,
@@ -188,24 +318,80 @@ class SavePredictionCallback(keras.callbacks.Callback):
             raise ValueError(f"max_frames must be an integer >= 2, got {max_frames!r}")
         if not isinstance(size, int) or size < 8:
             raise ValueError(f"size must be an integer >= 8 (px), got {size!r}")
+        self.targets = self._check_targets(targets)
         self.every = every
         self.max_frames = max_frames
         self.size = size
         self.paths: dict[str, Path] = {}
-        self._frames: dict[str, list[tuple[int, np.ndarray]]] = {}
+        self.strip_paths: dict[str, Path] = {}
+        # per output: the crop boxes, and the (label, value, uint8 tile) of the
+        # bicubic and target columns of each image
+        self._fixed: dict[str, tuple[list, list, list]] = {}
+        # per output: (epoch, uint8 tiles (n, side, side, 3), PSNR per image)
+        self._frames: dict[str, list[tuple[int, np.ndarray, list[float]]]] = {}
         self._written = True  # nothing to write before training starts
+
+    def _check_targets(self, targets) -> dict[str, np.ndarray]:
+        if not isinstance(targets, Mapping) or not targets:
+            raise ValueError(
+                "targets must map output names (low_upsample, high_upsample) to "
+                f"their target images, got {type(targets).__name__}"
+            )
+        checked = {}
+        count, height, width = self.images.shape[:3]
+        for name, value in targets.items():
+            if name not in OUTPUT_FACTORS:
+                raise ValueError(
+                    f"targets has an output {name!r}; use {sorted(OUTPUT_FACTORS)}"
+                )
+            factor = OUTPUT_FACTORS[name]
+            array = _check_images(value, f"targets[{name!r}]", 4)
+            expected = (count, factor * height, factor * width, 3)
+            if array.shape != expected:
+                raise ValueError(
+                    f"targets[{name!r}] has shape {array.shape}; {count} images of "
+                    f"{height}x{width} at x{factor} need {expected}"
+                )
+            checked[name] = array
+        return checked
 
     @property
     def frame_epochs(self) -> dict[str, list[int]]:
         return {
-            name: [epoch for epoch, _ in kept] for name, kept in self._frames.items()
+            name: [epoch for epoch, _, _ in kept] for name, kept in self._frames.items()
         }
 
     def on_train_begin(self, logs=None):
-        self._frames = {
-            name: [] for name in self.model.output_names if name in self.names
-        }
+        recorded = [
+            name
+            for name in self.model.output_names
+            if name in self.names and name in self.targets
+        ]
+        self._frames = {name: [] for name in recorded}
+        for name in recorded:
+            if name not in self._fixed:
+                self._fixed[name] = self._fixed_columns(name)
         self._written = False
+
+    def _fixed_columns(self, name: str) -> tuple[list, list, list]:
+        """Crop boxes, bicubic and target tiles of output ``name``, per image."""
+        factor = OUTPUT_FACTORS[name]
+        boxes, bicubic_tiles, target_tiles = [], [], []
+        for image, target in zip(self.images, self.targets[name], strict=True):
+            box = _crop_box(target, self.size, factor)
+            bicubic = _clean(images.bicubic_upscale(image, factor))
+            boxes.append(box)
+            bicubic_tiles.append(
+                (
+                    f"bicubic x{factor}",
+                    f"PSNR {_psnr(target, bicubic):.2f} dB",
+                    _to_uint8(_crop(bicubic, box)),
+                )
+            )
+            target_tiles.append(
+                ("HR target", "the truth", _to_uint8(_crop(target, box)))
+            )
+        return boxes, bicubic_tiles, target_tiles
 
     def on_epoch_begin(self, epoch, logs=None):
         # The "before training" frame. Taken here rather than in on_train_begin
@@ -229,22 +415,61 @@ class SavePredictionCallback(keras.callbacks.Callback):
             self.model, self.model.predict_on_batch(self.images)
         )
         for name, kept in self._frames.items():
-            kept.append((epoch, _tile_row(predictions[name], self.size)))
+            boxes = self._fixed[name][0]
+            predicted = predictions[name]
+            tiles = np.stack(
+                [
+                    _to_uint8(_crop(p, box))
+                    for p, box in zip(predicted, boxes, strict=True)
+                ]
+            )
+            scores = [
+                _psnr(t, p) for t, p in zip(self.targets[name], predicted, strict=True)
+            ]
+            kept.append((epoch, tiles, scores))
             if len(kept) >= 3 * self.max_frames:  # bound memory on long runs
                 held = select_frames(len(kept), 2 * self.max_frames)
                 kept[:] = [kept[i] for i in held]
 
-    def _when(self, epoch: int) -> str:
-        if self.steps_per_epoch is None:
-            return f"epoch {epoch}"
-        return f"step {epoch * self.steps_per_epoch}"
+    def when(self, name: str, epoch: int) -> str:
+        """A prediction's label: "x4 after 1,200 steps", "x2 before training"."""
+        scale = f"x{OUTPUT_FACTORS[name]}"
+        count = epoch if self.steps_per_epoch is None else epoch * self.steps_per_epoch
+        if count == 0:
+            return f"{scale} before training"
+        unit = "epoch" if self.steps_per_epoch is None else "step"
+        return f"{scale} after {count:,} {unit}{'' if count == 1 else 's'}"
+
+    def _frame(self, name: str, epoch: int, tiles, scores) -> np.ndarray:
+        _, bicubic, target = self._fixed[name]
+        rows = []
+        for index, (tile, score) in enumerate(zip(tiles, scores, strict=True)):
+            columns = [
+                _headed(bicubic[index][2], bicubic[index][:2]),
+                _headed(tile, (self.when(name, epoch), f"PSNR {score:.2f} dB")),
+                _headed(target[index][2], target[index][:2]),
+            ]
+            rows.append(_side_by_side(columns, axis=1))
+        return _side_by_side(rows, axis=0)
+
+    def _strip(self, name: str, chosen) -> np.ndarray:
+        _, bicubic, target = self._fixed[name]
+        shown = [chosen[i] for i in select_frames(len(chosen), STRIP_FRAMES)]
+        tiles = [
+            _headed(crops[0], (self.when(name, epoch), f"PSNR {scores[0]:.2f} dB"))
+            for epoch, crops, scores in shown
+        ]
+        tiles += [_headed(bicubic[0][2], bicubic[0][:2])]
+        tiles += [_headed(target[0][2], target[0][:2])]
+        return _grid(tiles, min(STRIP_COLUMNS, len(tiles)))
 
     def write(self) -> dict[str, Path]:
-        """Write the GIFs of the frames recorded so far (once per training run).
+        """Write the GIFs and strips of the frames recorded so far (once per run).
 
         Returns:
             ``{output name: Path}`` of the GIFs written (outputs with at least one
-            frame); also stored in :attr:`paths`.
+            frame); also stored in :attr:`paths` (the strips in
+            :attr:`strip_paths`).
         """
         if self._written:
             return dict(self.paths)
@@ -253,22 +478,18 @@ class SavePredictionCallback(keras.callbacks.Callback):
             if not kept:
                 continue
             chosen = [kept[i] for i in select_frames(len(kept), self.max_frames)]
-            frames = [
-                _label(row, f"{name}  {self._when(epoch)}") for epoch, row in chosen
-            ]
+            frames = [self._frame(name, *frame) for frame in chosen]
             durations = [FRAME_MS] * (len(frames) - 1) + [LAST_FRAME_MS]
             if len(frames) == 1:  # imageio wants a scalar duration for one frame
                 durations = LAST_FRAME_MS
             path = gif_path(self.output_dir, name)
             with atomic_path(path) as temporary:
-                iio.imwrite(
-                    temporary,
-                    np.stack(frames),
-                    extension=".gif",
-                    duration=durations,
-                    loop=0,
-                )
+                _write_gif(temporary, frames, durations)
+            strip = strip_path(path)
+            with atomic_path(strip) as temporary:
+                _write_png(temporary, self._strip(name, chosen))
             self.paths[name] = path
+            self.strip_paths[name] = strip
         return dict(self.paths)
 
 

@@ -45,12 +45,15 @@ SAFE_LEARNING_RATE = 1e-4
 
 
 class TrainingDiverged(RuntimeError):
-    """The training loss became NaN or infinite; training stopped at that batch.
+    """The training loss became NaN or infinite; training stopped at that interval.
+
+    :class:`RunRecorder` checks the interval's logs at its end: a non-finite loss
+    at any step makes the interval's mean loss non-finite too.
 
     Attributes:
         epoch: 1-based interval in which the loss stopped being finite.
-        batch: 1-based step of that interval, or None when found at the interval's
-            end (e.g. a non-finite validation loss).
+        batch: 1-based step of that interval where known, else None (the check at
+            the interval's end cannot tell the step).
         value: the offending value (NaN or +-inf).
         last_good_epoch: the last interval saved in ``last.keras`` (0: none).
     """
@@ -174,7 +177,12 @@ class RunRecorder(keras.callbacks.Callback):
     """Divergence guard, per-epoch checkpoints, history rows and epoch timing.
 
     It must run before any callback that may interrupt training at an epoch's end,
-    so that a finished epoch is saved first. Order of writes per epoch: history,
+    so that a finished epoch is saved first. It does its work at an epoch's
+    beginning and end only: a hook after every batch would make Keras wait for
+    each step to finish (to hand it the step's loss as a number) and turn off its
+    asynchronous dispatch, so the next batch could not be prepared while a step
+    runs. The divergence check therefore reads the epoch's logs, whose mean loss
+    is not finite when any step's was. Order of writes per epoch: history,
     then ``last.keras``, then ``best.keras``; :func:`resume_state` reconciles the
     history with the optimizer step count in ``last.keras`` when resuming.
 
@@ -185,7 +193,8 @@ class RunRecorder(keras.callbacks.Callback):
         learning_rate: the initial rate, for the advice of a divergence.
 
     Raises:
-        TrainingDiverged: from the hooks, at the first non-finite loss or log.
+        TrainingDiverged: at the end of the first epoch with a non-finite loss or
+            log, before anything of that epoch is written.
     """
 
     def __init__(self, run_dir: Path, rows: list[dict], monitor: str, learning_rate):
@@ -219,18 +228,18 @@ class RunRecorder(keras.callbacks.Callback):
 
     def on_test_begin(self, logs=None):
         if self._train_time is None:  # validation starts: the training part is over
+            # On JAX the steps run asynchronously and may still be running: the
+            # step counter, an output of the last step, is there when it is done.
+            keras.ops.convert_to_numpy(self.model.optimizer.iterations)
             self._train_time = time.perf_counter() - self._start
-
-    def on_train_batch_end(self, batch, logs=None):
-        value = (logs or {}).get("loss")
-        if value is not None and not _finite(value):
-            raise self._diverged(batch + 1, "the training loss", float(value))
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
-        for key, value in logs.items():
-            if not _finite(value):
-                raise self._diverged(None, key, float(value))
+        # The training loss first: it names the divergence, the other logs follow.
+        for key in sorted(logs, key=lambda key: key != "loss"):
+            if not _finite(logs[key]):
+                name = "the training loss" if key == "loss" else key
+                raise self._diverged(None, name, float(logs[key]))
         elapsed = time.perf_counter() - self._start
         steps = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
         rate = self.model.optimizer.learning_rate
@@ -265,7 +274,8 @@ def _differences(previous: dict | None, stored: dict, keys) -> list[str]:
 def _clear(run_dir: Path) -> None:
     """Remove a previous run's artifacts (and stray temporary files)."""
     doomed = list(model_files(run_dir).values())
-    doomed += list(run_dir.glob("gif_*.gif")) + list(run_dir.glob("plot_epoch_*.png"))
+    doomed += list(run_dir.glob("gif_*.gif")) + list(run_dir.glob("strip_*.png"))
+    doomed += list(run_dir.glob("plot_epoch_*.png"))
     for path in doomed:
         path.unlink(missing_ok=True)
 

@@ -22,10 +22,12 @@ first three:
   including validation (``epoch_time_s``);
 - ``settings.json``: the recorded :class:`Settings` (loss, steps, interval, batch
   size, learning rate and schedule, warm-up, window, precision, seed), the model's
-  name, size and skip, image counts, data key, backend and versions, plus the
-  run's ``status`` ("running", "complete", "interrupted", "diverged") and
+  name, size and skip, image counts, data key, backend, devices and versions, plus
+  the run's ``status`` ("running", "complete", "interrupted", "diverged") and
   ``epochs_completed`` (intervals);
-- ``gif_<output>.gif``: predictions of three validation images along training.
+- ``gif_<output>.gif``: predictions of the first validation image along training
+  beside its bicubic and target tiles, and ``strip_<output>.png``, its frames as
+  one still.
 
 Every file is written to a temporary name in the same folder and renamed into place
 (:func:`srkit.atomic.atomic_path`). The ``.keras`` files carry no compile
@@ -48,6 +50,8 @@ from __future__ import annotations
 import functools
 import math
 import os
+import queue
+import threading
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -63,6 +67,7 @@ import pandas as pd
 from srkit import callbacks as srkit_callbacks
 from srkit import (
     checkpoints,
+    distribute,
     layers,  # the custom layers (also registers them for loading)
     losses,
     metrics,
@@ -81,6 +86,7 @@ __all__ = [
     "LR_SCHEDULES",
     "PRECISIONS",
     "PrecisionChoice",
+    "Prefetch",
     "Settings",
     "batches",
     "choose_precision",
@@ -97,7 +103,10 @@ BF16_MIN_SPEEDUP = 1.3
 # per channel) tripled the step time of the small models, so it is left to the
 # evaluation of the trained model (srkit.evaluate).
 METRICS = (metrics.mse, metrics.mae, metrics.psnr)
-GIF_IMAGES = 3  # the first three validation images, a fixed and deterministic choice
+GIF_IMAGES = 1  # the first validation image, a fixed and deterministic choice
+# Batches fit draws ahead in a background thread while the model trains on
+# the current one (a few: enough to ride out a slow draw, little memory).
+PREFETCH_BATCHES = 3
 
 
 @dataclass(frozen=True)
@@ -105,10 +114,10 @@ class Settings:
     """The training settings of a :func:`fit` call, checked when they are made.
 
     A step page makes them from its parameters (:meth:`from_params`). Every field
-    except ``xla`` is written to ``settings.json`` and must equal the previous
-    run's for :func:`fit` to resume or skip it (:data:`MATCH_KEYS`), so a new
-    training setting is one field here and its value in the profiles (plus a
-    parameter on the step pages that vary it).
+    except ``xla`` and ``devices`` is written to ``settings.json`` and must equal
+    the previous run's for :func:`fit` to resume or skip it (:data:`MATCH_KEYS`),
+    so a new training setting is one field here and its value in the profiles
+    (plus a parameter on the step pages that vary it).
 
     Attributes:
         loss: loss name from ``srkit.losses.NAMES``, applied to every output (a
@@ -133,6 +142,11 @@ class Settings:
             keeps the precision it resolves to.
         xla: compile the training step with XLA (see :func:`prepare_model`). Not
             recorded, so switching it does not start a run over.
+        devices: "all" or a number of devices to train on (1: one device, as
+            without it); several train one model by data parallelism on the JAX
+            backend, ``batch_size`` being the batch of all of them together
+            (:mod:`srkit.distribute`). ``settings.json`` names the devices used;
+            switching it does not start a run over.
         seed: seeds Python, NumPy and the backend (``keras.utils.set_random_seed``)
             and the batch stream: the same seed on the same machine gives the same
             history. Build the model after seeding too (``srkit.models.build(...,
@@ -141,8 +155,8 @@ class Settings:
     Raises:
         ValueError: when made with an unknown loss, schedule or precision, steps or
             batch size below 1, an interval that does not divide ``steps``, a
-            learning rate that is not positive, warm-up steps out of range or a
-            window outside 8 to 72.
+            learning rate that is not positive, warm-up steps out of range, a
+            window outside 8 to 72 or ``devices`` neither "all" nor a number >= 1.
     """
 
     loss: str
@@ -155,6 +169,7 @@ class Settings:
     window: int = LOW_SIZE
     precision: str = "float32"
     xla: bool = field(default=False, metadata={"recorded": False})
+    devices: int | str = field(default=1, metadata={"recorded": False})
     seed: int = 0
 
     def __post_init__(self):
@@ -177,6 +192,7 @@ class Settings:
         object.__setattr__(self, "eval_every", eval_every)
         object.__setattr__(self, "learning_rate", learning_rate)
         object.__setattr__(self, "window", window)
+        object.__setattr__(self, "devices", distribute.check_devices(self.devices))
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], **values) -> Settings:
@@ -206,7 +222,8 @@ class Settings:
         return {name: getattr(self, name) for name in RECORDED_SETTINGS}
 
 
-#: The :class:`Settings` fields written to ``settings.json``: all but ``xla``.
+#: The :class:`Settings` fields written to ``settings.json``: all but ``xla`` and
+#: ``devices`` (``settings.json`` names the devices themselves).
 RECORDED_SETTINGS = tuple(
     f.name for f in fields(Settings) if f.metadata.get("recorded", True)
 )
@@ -272,7 +289,8 @@ class FitResult:
 
         Returns:
             A plain dict: loss, steps, batch size, image counts, speed, wall time,
-            precision and the VGG16 weights (None for a model without VGG).
+            precision, the VGG16 weights (None for a model without VGG) and the
+            devices trained on (None in a run recorded before they were).
         """
         settings = self.settings
         return {
@@ -289,6 +307,7 @@ class FitResult:
             "precision": self.precision,
             "vgg_weights": settings.get("vgg_weights")
             or srkit_models.vgg_weights_used(self.model),
+            "devices": settings.get("devices"),
         }
 
 
@@ -473,6 +492,102 @@ def _keras_batches(source, outputs, settings: Settings, start: int):
         yield x, (arrays[outputs[0]] if len(outputs) == 1 else arrays)
 
 
+class Prefetch:
+    """The items of an iterator, drawn ahead in a background thread.
+
+    A thread takes items from ``iterator`` in order and keeps at most ``depth`` of
+    them waiting, so that drawing the next training batch (NumPy work that mostly
+    releases the GIL) overlaps the training step instead of preceding it. The
+    items come out in the iterator's own order: a stream that depends only on its
+    seed (:func:`batches`) gives the same batches with or without prefetching.
+
+    Iterate over ``iter(prefetch)``, a generator (what ``Model.fit`` accepts), in
+    one thread at a time. An exception raised by ``iterator`` is raised again
+    there, at the item where it happened, and kept in :attr:`error`. :meth:`close`
+    (or leaving a ``with`` block) stops the thread and closes ``iterator``; an
+    iteration still waiting then ends.
+
+    Args:
+        iterator: any iterator (e.g. a generator of batches).
+        depth: items kept ready (>= 1).
+
+    Attributes:
+        error: the exception ``iterator`` raised, or None.
+
+    Raises:
+        ValueError: ``depth`` below 1.
+    """
+
+    _ITEM, _ERROR, _END = "item", "error", "end"
+
+    def __init__(self, iterator, depth: int = PREFETCH_BATCHES):
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+            raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
+        self._iterator = iterator
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._fill, name="srkit-prefetch", daemon=True
+        )
+        self._thread.start()
+
+    def _put(self, kind: str, value) -> bool:
+        """Queue one entry unless stopped; False when stopped first."""
+        while not self._stop.is_set():
+            try:
+                self._queue.put((kind, value), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _fill(self) -> None:
+        """The thread: draw items until stopped, the iterator ends or fails."""
+        try:
+            for item in self._iterator:
+                if not self._put(self._ITEM, item):
+                    return
+        except BaseException as error:  # noqa: BLE001  (raised in the consumer)
+            self.error = error
+            self._put(self._ERROR, error)
+            return
+        self._put(self._END, None)
+
+    def _get(self) -> tuple[str, Any]:
+        while True:
+            try:
+                return self._queue.get(timeout=0.1)
+            except queue.Empty:
+                if self._stop.is_set():
+                    return self._END, None
+
+    def __iter__(self) -> Iterator:
+        while True:
+            kind, value = self._get()
+            if kind == self._END:
+                return
+            if kind == self._ERROR:
+                raise value
+            yield value
+
+    def close(self) -> None:
+        """Stop the thread (after the item it is drawing) and close ``iterator``."""
+        self._stop.set()
+        self._thread.join()
+        while not self._queue.empty():  # free the batches nobody will take
+            self._queue.get_nowait()
+        close = getattr(self._iterator, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> Prefetch:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
 def _learning_rate(learning_rate: float, schedule: str, steps: int, warmup: int = 0):
     """The rate or schedule: ``warmup`` steps rising linearly from 0, then the
     schedule over the remaining steps (a constant rate is a cosine with floor 1)."""
@@ -578,10 +693,13 @@ def _clone_with_policy(model: keras.Model, policy: str) -> keras.Model:
     return clone
 
 
-def _settings_file(model, split, settings: Settings, precision: str) -> dict:
+def _settings_file(
+    model, split, settings: Settings, precision: str, devices: Sequence[str]
+) -> dict:
     """What ``settings.json`` holds before training: settings, model and data.
 
-    ``precision`` is the resolved name, which replaces a requested "auto".
+    ``precision`` is the resolved name, which replaces a requested "auto";
+    ``devices`` the devices trained on (:class:`srkit.distribute.Placement`).
     """
     info = getattr(split, "info", None) or {}
     return {
@@ -590,6 +708,7 @@ def _settings_file(model, split, settings: Settings, precision: str) -> dict:
         "outputs": list(model.output_names),
         **settings.recorded(),
         "precision": precision,
+        "devices": list(devices),
         "skip": srkit_models.skip_used(model),
         "n_train": int(len(split.train)),
         "n_val": int(len(split.val.x)),
@@ -622,6 +741,7 @@ class _Job:
         n_val: validation images (0: Keras' ``loss`` picks the best interval).
         precision: the resolved precision name.
         stored: the content of ``settings.json`` (:func:`_settings_file`).
+        placement: the devices to train on (:func:`srkit.distribute.place`).
     """
 
     run_dir: Path
@@ -629,6 +749,7 @@ class _Job:
     n_val: int
     precision: str
     stored: dict
+    placement: distribute.Placement
 
 
 def _job(model, split, settings: Settings, run_dir) -> _Job:
@@ -636,8 +757,8 @@ def _job(model, split, settings: Settings, run_dir) -> _Job:
 
     Raises:
         TypeError: ``settings`` is not a :class:`Settings`.
-        ValueError: a missing ``run_dir``, bad data or a model output without a
-            target.
+        ValueError: a missing ``run_dir``, bad data, a model output without a
+            target, or devices this machine and backend cannot train on.
     """
     if not isinstance(settings, Settings):
         raise TypeError(
@@ -647,13 +768,14 @@ def _job(model, split, settings: Settings, run_dir) -> _Job:
     if run_dir is None:
         raise ValueError("run_dir is required: the folder for this model's artifacts")
     precision = choose_precision(settings.precision).name
+    placement = distribute.place(settings.devices, settings.batch_size)
     n_val = _check_split(split)
     outputs = _check_outputs(model)
     run_dir = Path(run_dir).absolute()
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoints.sweep_temporaries(run_dir)
-    stored = _settings_file(model, split, settings, precision)
-    return _Job(run_dir, outputs, n_val, precision, stored)
+    stored = _settings_file(model, split, settings, precision, placement.devices)
+    return _Job(run_dir, outputs, n_val, precision, stored, placement)
 
 
 def _result(rows, started, job: _Job, resumed_from: int, stored: dict) -> FitResult:
@@ -728,7 +850,10 @@ def _training_model(
 
     On a resume ``last.keras`` is loaded (history rows beyond it are dropped from
     ``plan.rows``); an untrustworthy checkpoint starts over with the model's
-    weights as they were and a fresh optimizer.
+    weights as they were and a fresh optimizer. On several devices the model
+    trained is a copy of ``model`` (:meth:`srkit.distribute.Placement.replicate`);
+    call this inside the placement's scope, which places the optimizer and
+    metric variables too.
     """
     initial_weights = model.get_weights()
     rate = _learning_rate(
@@ -737,7 +862,12 @@ def _training_model(
         settings.steps,
         settings.warmup_steps,
     )
-    train_model = prepare_model(model, settings.loss, rate, job.precision, settings.xla)
+
+    def compiled():  # the model on the run's devices (itself on one device)
+        placed = job.placement.replicate(model)
+        return prepare_model(placed, settings.loss, rate, job.precision, settings.xla)
+
+    train_model = compiled()
     if plan.action != "resume":
         return train_model, 0
     resumed_from = checkpoints.resume_state(
@@ -745,7 +875,7 @@ def _training_model(
     )
     if resumed_from is None:  # untrustworthy checkpoint: fresh model and optimizer
         model.set_weights(initial_weights)
-        return prepare_model(model, settings.loss, rate, job.precision, settings.xla), 0
+        return compiled(), 0
     if verbose:
         step = resumed_from * settings.eval_every
         print(f"srkit.train: resuming {job.run_dir} after step {step}")
@@ -791,7 +921,14 @@ def _built_in_callbacks(recorder, val, run_dir, eval_every, gif, gif_every, plot
     gif_callback = None
     if gif and val is not None:
         gif_callback = srkit_callbacks.SavePredictionCallback(
-            val.x[:GIF_IMAGES], run_dir, every=gif_every, steps_per_epoch=eval_every
+            val.x[:GIF_IMAGES],
+            run_dir,
+            targets={
+                name: getattr(val, field)[:GIF_IMAGES]
+                for name, field in OUTPUT_TARGETS.items()
+            },
+            every=gif_every,
+            steps_per_epoch=eval_every,
         )
         built_in.append(gif_callback)
     if plot_every and val is not None:
@@ -820,17 +957,19 @@ def fit(
 
     Targets: output ``low_upsample`` learns the x2 target and ``high_upsample`` the
     x4 target; only the outputs the model has are used. Every batch is drawn afresh
-    (:func:`batches`). Every ``settings.eval_every`` steps: validation on
+    (:func:`batches`), a few batches ahead in a background thread
+    (:class:`Prefetch`), the same batches as without. The callbacks work only
+    at an interval's end. Every ``settings.eval_every`` steps: validation on
     ``split.val``, a history row, ``last.keras`` and ``best.keras``, a GIF frame.
     See the module docstring for the files written, resuming, skipping and
     restarting.
 
     Args:
         model: built Keras model, input (None, None, 3), outputs named
-            ``low_upsample`` and/or ``high_upsample``. With "float32" it is trained
-            in place (it ends with the last interval's weights); with
-            "mixed_bfloat16" (or a bfloat16 model in "float32") a clone is
-            trained and ``model`` is unchanged.
+            ``low_upsample`` and/or ``high_upsample``. With "float32" on one
+            device it is trained in place (it ends with the last interval's
+            weights); with "mixed_bfloat16" (or a bfloat16 model in "float32") or
+            on several devices a clone is trained and ``model`` is unchanged.
         split: object with ``train`` (a :class:`srkit.windows.PatchSource`, or a
             Subset with ``x`` float32 (n, h, w, 3) RGB in [0, 1], ``y2`` (n, 2h,
             2w, 3), ``y4`` (n, 4h, 4w, 3)) and ``val`` (a Subset); optional
@@ -838,8 +977,9 @@ def fit(
         settings: the :class:`Settings` (loss, steps, interval, batch size, ...).
         run_dir: the model's run folder (created if missing). Required.
         verbose: Keras' verbosity; 2 prints one line per interval.
-        gif: record the first three validation images' predictions into
-            ``gif_<output>.gif`` (:class:`srkit.callbacks.SavePredictionCallback`).
+        gif: record the first validation image's predictions into
+            ``gif_<output>.gif`` and ``strip_<output>.png``
+            (:class:`srkit.callbacks.SavePredictionCallback`).
         gif_every: record a GIF frame every this many intervals (None: every
             interval, thinned to at most 30 frames).
         plot_every: if set, show (notebook) or save (``plot_epoch_NNN.png``) a
@@ -859,9 +999,12 @@ def fit(
         ValueError: a missing ``run_dir``, a model output without a target, bad
             array shapes or values, or checkpoints without a readable history.
         srkit.checkpoints.TrainingDiverged: the loss became NaN or infinite;
-            raised at once (at the end of the step), with ``best.keras`` and
-            ``last.keras`` left at the last good interval and ``settings.json``
-            status "diverged".
+            raised at the end of the interval where it happened, with
+            ``best.keras`` and ``last.keras`` left at the last good interval and
+            ``settings.json`` status "diverged".
+        Exception: whatever the batch stream raised (e.g. a ``ValueError`` of
+            the training source), as it was raised, even where Keras' input
+            pipeline wrapped it in an error of its own.
     """
     started = time.perf_counter()
     job = _job(model, split, settings, run_dir)
@@ -872,7 +1015,8 @@ def fit(
     if plan.changed:
         _warn_starting_over(job.run_dir, plan.changed, verbose)
     keras.utils.set_random_seed(settings.seed)
-    train_model, resumed_from = _training_model(model, settings, job, plan, verbose)
+    with job.placement.scope():  # weights, optimizer and metrics on every device
+        train_model, resumed_from = _training_model(model, settings, job, plan, verbose)
     monitor = "val_loss" if job.n_val else "loss"
     rows = checkpoints.kept_rows(job.run_dir, plan.rows, resumed_from, monitor)
     _write_status(job, "running", resumed_from, "started")
@@ -886,11 +1030,13 @@ def fit(
     )
     validation = (val.x, _targets(val, job.outputs)) if val is not None else None
     start = resumed_from * settings.eval_every  # the batch stream continues there
-    stream = _keras_batches(split.train, job.outputs, settings, start)
+    # The next batches are drawn in a thread while the model trains on this one.
+    ahead = Prefetch(_keras_batches(split.train, job.outputs, settings, start))
     status = "interrupted"
     try:
-        train_model.fit(
-            stream,
+        job.placement.fit(  # train_model.fit, on every device of the run
+            train_model,
+            iter(ahead),
             steps_per_epoch=settings.eval_every,
             epochs=intervals,
             initial_epoch=resumed_from,
@@ -903,6 +1049,12 @@ def fit(
     except checkpoints.TrainingDiverged:
         status = "diverged"
         raise
+    except Exception as error:
+        if ahead.error is not None and ahead.error is not error:
+            # the batch stream failed; TensorFlow's input pipeline wraps its error
+            raise ahead.error from error
+        raise
     finally:
+        ahead.close()
         _finish(job, gif_callback, status, len(rows))
     return _result(rows, started, job, resumed_from, job.stored)

@@ -35,6 +35,19 @@ def images(n=3, side=LOW, seed=0):
     return np.random.default_rng(seed).random((n, side, side, 3), dtype=np.float32)
 
 
+def targets(inputs, seed=1):
+    """Random x2 and x4 targets of ``inputs``, by output name."""
+    n, side = inputs.shape[:2]
+    return {
+        "low_upsample": images(n, 2 * side, seed),
+        "high_upsample": images(n, 4 * side, seed + 1),
+    }
+
+
+def recorder(inputs, folder, **kwargs):
+    return SavePredictionCallback(inputs, folder, targets=targets(inputs), **kwargs)
+
+
 def drive(callback, model, epochs, start=0):
     """Call the hooks the way model.fit does, nudging the weights each epoch."""
     callback.set_model(model)
@@ -109,7 +122,7 @@ def test_select_frames_keeps_first_last_and_at_most_the_limit(count, limit):
 
 
 def test_gif_per_output_with_one_frame_per_epoch_plus_the_start(tmp_path):
-    callback = SavePredictionCallback(images(), tmp_path)
+    callback = recorder(images(), tmp_path)
     drive(callback, tiny_model(), epochs=3)
     assert set(callback.paths) == {"low_upsample", "high_upsample"}
     assert callback.frame_epochs["low_upsample"] == [0, 1, 2, 3]
@@ -124,44 +137,87 @@ def test_gif_per_output_with_one_frame_per_epoch_plus_the_start(tmp_path):
                 gif.seek(index)
                 durations.append(gif.info["duration"])
         assert durations == [callbacks.FRAME_MS] * 3 + [callbacks.LAST_FRAME_MS]
-    # Three tiles side by side under the label band; the x4 tiles are shrunk.
+    # Per image a row of three labelled tiles at their own pixels (bicubic,
+    # prediction, target); an x4 output above TILE_SIZE is cropped, not shrunk.
     low = iio.imread(callback.paths["low_upsample"], index=0)
     high = iio.imread(callback.paths["high_upsample"], index=0)
-    gaps = 2 * callbacks.GAP_PX
-    assert low.shape[:2] == (callbacks.HEADER_PX + 2 * LOW, 3 * 2 * LOW + gaps)
-    assert high.shape[:2] == (callbacks.HEADER_PX + 4 * LOW, 3 * 4 * LOW + gaps)
-    big = SavePredictionCallback(images(side=72), tmp_path / "big")
+    gaps, head = 2 * callbacks.GAP_PX, callbacks.HEADER_PX
+    assert low.shape[:2] == (3 * (head + 2 * LOW) + gaps, 3 * 2 * LOW + gaps)
+    assert high.shape[:2] == (3 * (head + 4 * LOW) + gaps, 3 * 4 * LOW + gaps)
+    big = recorder(images(1, side=72), tmp_path / "big")
     drive(big, tiny_model(), epochs=1)
     frame = iio.imread(big.paths["high_upsample"], index=0)
-    assert frame.shape[:2] == (callbacks.HEADER_PX + 144, 3 * 144 + gaps)
+    tile = callbacks.TILE_SIZE
+    assert frame.shape[:2] == (head + tile, 3 * tile + gaps)
+    assert 3 * tile + gaps <= 750  # the book's column at a 1400 px window
+
+
+def test_gif_labels_are_plain_words_with_steps(tmp_path):
+    callback = recorder(images(1), tmp_path, steps_per_epoch=400)
+    assert callback.when("high_upsample", 0) == "x4 before training"
+    assert callback.when("high_upsample", 3) == "x4 after 1,200 steps"
+    assert callback.when("low_upsample", 1) == "x2 after 400 steps"
+    by_epoch = recorder(images(1), tmp_path)
+    assert by_epoch.when("low_upsample", 1) == "x2 after 1 epoch"
+    assert by_epoch.when("low_upsample", 2) == "x2 after 2 epochs"
+
+
+def test_gif_frames_store_only_the_prediction_and_strip_is_written(tmp_path):
+    callback = recorder(images(1, side=24), tmp_path, steps_per_epoch=10)
+    drive(callback, tiny_model(), epochs=4)
+    gaps = callbacks.GAP_PX
+    with Image.open(callback.paths["high_upsample"]) as gif:
+        for index in range(1, gif.n_frames):
+            gif.seek(index)
+            left, _, right, _ = gif.tile[0][1]
+            # after the first frame, only the middle (prediction) column changes
+            assert left >= 96 + gaps and right <= 2 * 96 + gaps
+    for name, factor in (("low_upsample", 2), ("high_upsample", 4)):
+        strip = callback.strip_paths[name]
+        assert strip == tmp_path / f"strip_{name}.png"
+        assert callbacks.strip_path(callback.paths[name]) == strip
+        picture = iio.imread(strip)
+        side = 24 * factor
+        head = callbacks.HEADER_PX
+        # four predictions, bicubic and target in two rows of three
+        assert picture.shape[:2] == (2 * (head + side) + gaps, 3 * side + 2 * gaps)
+
+
+def test_gif_psnr_is_of_the_clipped_prediction(tmp_path):
+    callback = recorder(images(1), tmp_path)
+    truth = callback.targets["low_upsample"][0]
+    assert callbacks._psnr(truth, truth) == 100.0
+    assert callbacks._psnr(truth, truth + 5.0) == callbacks._psnr(
+        truth, np.ones_like(truth)
+    )
 
 
 def test_gif_one_epoch_has_two_frames_and_resumed_run_is_labelled(tmp_path):
-    callback = SavePredictionCallback(images(), tmp_path, names=("low_upsample",))
+    callback = recorder(images(), tmp_path, names=("low_upsample",))
     drive(callback, tiny_model(), epochs=1)
     assert set(callback.paths) == {"low_upsample"}
     assert iio.imread(callback.paths["low_upsample"], index=None).shape[0] == 2
-    resumed = SavePredictionCallback(images(), tmp_path / "resumed")
+    resumed = recorder(images(), tmp_path / "resumed")
     drive(resumed, tiny_model(), epochs=5, start=3)
     assert resumed.frame_epochs["low_upsample"] == [3, 4, 5]
 
 
 def test_gif_long_runs_are_thinned_and_every_is_honoured(tmp_path):
-    thinned = SavePredictionCallback(images(1), tmp_path / "a", max_frames=6)
+    thinned = recorder(images(1), tmp_path / "a", max_frames=6)
     drive(thinned, tiny_model(two_outputs=False), epochs=25)
     held = thinned.frame_epochs["low_upsample"]
     assert len(held) < 3 * 6 and held[0] == 0 and held[-1] == 25
     frames = iio.imread(thinned.paths["low_upsample"], index=None)
     assert frames.shape[0] == 6
 
-    sparse = SavePredictionCallback(images(1), tmp_path / "b", every=2)
+    sparse = recorder(images(1), tmp_path / "b", every=2)
     drive(sparse, tiny_model(two_outputs=False), epochs=5)
     assert sparse.frame_epochs == {"low_upsample": [0, 2, 4, 5]}  # final always kept
 
 
 def test_gif_of_a_diverged_model_still_writes(tmp_path):
     model = tiny_model(two_outputs=False)
-    callback = SavePredictionCallback(images(1), tmp_path)
+    callback = recorder(images(1), tmp_path)
     callback.set_model(model)
     callback.set_params({"epochs": 2})
     callback.on_train_begin()
@@ -175,11 +231,11 @@ def test_gif_of_a_diverged_model_still_writes(tmp_path):
 
 def test_gif_stays_small_for_a_full_length_run(tmp_path):
     # Worst case for GIF compression: noise tiles at the 144 px limit, 30 frames.
-    callback = SavePredictionCallback(images(side=72, seed=3), tmp_path)
+    callback = recorder(images(1, side=72, seed=3), tmp_path)
     drive(callback, tiny_model(), epochs=60)
     for path in callback.paths.values():
         assert iio.imread(path, index=None).shape[0] == callbacks.MAX_FRAMES
-        assert path.stat().st_size < 2_000_000
+        assert path.stat().st_size < 2_500_000
 
 
 @pytest.mark.parametrize(
@@ -188,10 +244,18 @@ def test_gif_stays_small_for_a_full_length_run(tmp_path):
         ({"images": np.zeros((3, 8, 8))}, "images"),
         ({"every": 0}, "every"),
         ({"max_frames": 1}, "max_frames"),
+        ({"targets": {}}, "targets"),
+        ({"targets": {"middle": images(3, 2 * LOW)}}, "middle"),
+        ({"targets": {"low_upsample": images(3, 4 * LOW)}}, "x2 need"),
     ],
 )
 def test_save_prediction_rejects_bad_arguments(tmp_path, kwargs, message):
-    arguments = {"images": images(), "output_dir": tmp_path, **kwargs}
+    arguments = {
+        "images": images(),
+        "output_dir": tmp_path,
+        "targets": targets(images()),
+        **kwargs,
+    }
     with pytest.raises(ValueError, match=message):
         SavePredictionCallback(**arguments)
 
