@@ -12,6 +12,12 @@ which settings pay on this machine, and what a full profile would cost. The numb
 describe speed only: the weights are random. Every table is printed with the load
 average, since other processes slow every figure.
 
+``python -m srkit.bench --upscale 3000x2000`` times ``srkit upscale`` itself
+instead (:func:`measure_upscale`): a synthetic photo upscaled by the command in a
+child process under ``/usr/bin/time -v``, its convolution FLOP per second beside
+a float32 matmul timed just before and after it in the same run, its peak RSS,
+and the load average beside each figure.
+
 FLOP conventions: a multiply-add counts 2 FLOP; only convolutions are counted
 (bias, activations, additions, concatenation, upsampling and depth-to-space add
 well under 1 %); a training step is approximated as 3x the forward FLOP (forward
@@ -25,9 +31,13 @@ import argparse
 import gc
 import os
 import platform
+import re
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -44,8 +54,10 @@ __all__ = [
     "main",
     "matmul_gflops",
     "measure_model",
+    "measure_upscale",
     "peaks",
     "run_benchmark",
+    "synthetic_photo",
 ]
 
 # The program name that command-line error lines start with.
@@ -434,6 +446,191 @@ def run_benchmark(
     return table, peak
 
 
+# The side of the image whose upscaling times the command's start (imports,
+# model loading) alone.
+STARTUP_SIDE = 16
+# /usr/bin/time -v lines read by measure_upscale -> result keys.
+_TIME_FIELDS = {
+    "Maximum resident set size (kbytes)": "peak_rss_kb",
+    "User time (seconds)": "user_s",
+    "System time (seconds)": "system_s",
+}
+
+
+def synthetic_photo(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A photo-like 8-bit RGB test image: smooth shading, hard edges and noise.
+
+    Args:
+        height, width: size in pixels (>= 1).
+        seed: seed of the noise and of the shapes.
+
+    Returns:
+        uint8 (height, width, 3).
+    """
+    rng = np.random.default_rng(seed)
+    rows = np.arange(height, dtype=np.float32)[:, None]
+    cols = np.arange(width, dtype=np.float32)[None, :]
+    image = np.empty((height, width, 3), np.float32)
+    for channel in range(3):  # broad shading, a different phase per channel
+        image[..., channel] = 0.5 + 0.35 * np.sin(cols / 97 + channel) * np.cos(
+            rows / 61 - channel
+        )
+    for _ in range(12):  # discs with hard edges
+        y, x = rng.random(2) * (height, width)
+        radius = rng.uniform(0.03, 0.15) * min(height, width)
+        inside = (rows - y) ** 2 + (cols - x) ** 2 < radius**2
+        image[inside] = rng.random(3, dtype=np.float32)
+    image += rng.normal(0.0, 0.03, image.shape).astype(np.float32)
+    return np.rint(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def _run_upscale(source, target, scale, model_file, srkit_path) -> dict:
+    """Run ``python -m srkit upscale`` once (under ``/usr/bin/time -v`` where it
+    exists); wall seconds, CPU seconds and peak RSS of the child."""
+    command = [sys.executable, "-m", "srkit", "upscale", str(source), str(target)]
+    command += ["--scale", str(scale), "--overwrite"]
+    if model_file is not None:
+        command += ["--model-file", str(model_file)]
+    timer = "/usr/bin/time" if Path("/usr/bin/time").is_file() else None
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    if srkit_path is not None:
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(srkit_path), *filter(None, [env.get("PYTHONPATH")])]
+        )
+    start = time.perf_counter()
+    done = subprocess.run(
+        [timer, "-v", *command] if timer else command,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    found = {"seconds": time.perf_counter() - start}
+    found.update(dict.fromkeys(_TIME_FIELDS.values(), float("nan")))  # no timer
+    if done.returncode != 0:
+        tail = " ".join(done.stderr.strip().splitlines()[-3:])
+        raise RuntimeError(f"srkit upscale failed ({done.returncode}): {tail}")
+    for line in done.stderr.splitlines():
+        key, _, value = line.strip().rpartition(": ")
+        if key in _TIME_FIELDS:
+            found[_TIME_FIELDS[key]] = float(value)
+    return found
+
+
+def measure_upscale(
+    height: int = 2000,
+    width: int = 3000,
+    scale: int = 4,
+    model_file: str | os.PathLike | None = None,
+    srkit_path: str | os.PathLike | None = None,
+    matmul_repeats: int = 5,
+) -> dict:
+    """Time ``srkit upscale`` of a synthetic photo against this machine's matmul.
+
+    Writes :func:`synthetic_photo` as a PNG to a temporary folder, times a float32
+    :func:`matmul_gflops`, runs ``python -m srkit upscale`` on the photo in a child
+    process (under ``/usr/bin/time -v``: its wall time, CPU time and peak RSS),
+    then on a tiny image (the command's start: imports and model loading), and
+    times the matmul again. The photo's FLOP are :func:`conv_flops` of the model
+    (every output's convolutions, as the zoo specifies it). Each figure comes with
+    the 1-minute load average read just after it.
+
+    Args:
+        height, width: size of the photo in pixels.
+        scale: 2 or 4.
+        model_file: the ``.keras`` model (default: the model shipped inside srkit).
+        srkit_path: a folder put first on the child's ``PYTHONPATH``, to time the
+            srkit package in it (e.g. an older checkout) instead of this one.
+        matmul_repeats: timings of each matmul measurement (the fastest is kept).
+
+    Returns:
+        dict with ``model_file``, ``height``, ``width``, ``scale``, ``gflop``,
+        ``seconds``, ``user_s``, ``system_s``, ``peak_rss_mb``, ``gflop_s``,
+        ``startup_s``, ``predict_gflop_s`` (FLOP over the seconds less the start),
+        ``matmul_before``, ``matmul_after`` (GFLOP/s), ``matmul_mean``,
+        ``share`` and ``predict_share`` (GFLOP/s over the mean matmul) and
+        ``load_*`` (1-minute load average after each figure).
+    """
+    from srkit import shipped  # deferred: the zoo benchmark needs no shipped model
+
+    if height < 1 or width < 1 or scale not in OUTPUT_FACTORS.values():
+        raise ValueError(
+            f"need a size of at least 1x1 and scale 2 or 4, got {width}x{height} "
+            f"x{scale}"
+        )
+    model_path = Path(model_file) if model_file else shipped.find()
+    model = models.load(model_path)
+    gflop = conv_flops(model, height, width) / 1e9
+    del model
+    keras.backend.clear_session()
+    found = {"model_file": str(model_path), "height": height, "width": width}
+    found.update(scale=scale, gflop=gflop)
+    found["srkit_path"] = None if srkit_path is None else str(srkit_path)
+
+    def load():
+        return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+    with tempfile.TemporaryDirectory(prefix="srkit-bench-") as folder:
+        from PIL import Image
+
+        photo, tiny = Path(folder) / "photo.png", Path(folder) / "tiny.png"
+        Image.fromarray(synthetic_photo(height, width)).save(photo)
+        Image.fromarray(synthetic_photo(STARTUP_SIDE, STARTUP_SIDE)).save(tiny)
+        found["matmul_before"] = matmul_gflops(repeats=matmul_repeats)["keras"]
+        found["load_matmul_before"] = load()
+        settings = (scale, model_file, srkit_path)
+        run = _run_upscale(photo, Path(folder) / "out.png", *settings)
+        found.update(run, load_upscale=load())
+        start = _run_upscale(tiny, Path(folder) / "tiny_out.png", *settings)
+        found["startup_s"], found["load_startup"] = start["seconds"], load()
+        found["matmul_after"] = matmul_gflops(repeats=matmul_repeats)["keras"]
+        found["load_matmul_after"] = load()
+    found["peak_rss_mb"] = found.pop("peak_rss_kb", float("nan")) / 1024
+    found["gflop_s"] = gflop / found["seconds"]
+    found["predict_gflop_s"] = gflop / max(found["seconds"] - found["startup_s"], 1e-9)
+    found["matmul_mean"] = (found["matmul_before"] + found["matmul_after"]) / 2
+    found["share"] = found["gflop_s"] / found["matmul_mean"]
+    found["predict_share"] = found["predict_gflop_s"] / found["matmul_mean"]
+    return found
+
+
+def _print_upscale(found: dict) -> None:
+    """The figures of :func:`measure_upscale`, one per line with its load."""
+    f = found
+    print(
+        f"srkit upscale x{f['scale']} of a synthetic {f['width']}x{f['height']} "
+        f"photo with {f['model_file']}"
+        + (f" (srkit from {f['srkit_path']})" if f["srkit_path"] else "")
+    )
+    print(f"machine: {environment.cpu_model()}, {os.cpu_count()} CPU threads")
+    print(
+        f"model convolutions: {f['gflop']:.1f} GFLOP "
+        f"({f['gflop'] * 1e9 / (f['height'] * f['width']):,.0f} FLOP per input pixel)"
+    )
+    print(
+        f"matmul float32 before: {f['matmul_before']:.1f} GFLOP/s "
+        f"(load {f['load_matmul_before']:.2f})"
+    )
+    print(
+        f"upscale: {f['seconds']:.1f} s wall, {f['user_s']:.1f} s user + "
+        f"{f['system_s']:.1f} s system CPU, peak RSS {f['peak_rss_mb']:.0f} MB; "
+        f"{f['gflop_s']:.1f} GFLOP/s (load {f['load_upscale']:.2f})"
+    )
+    print(
+        f"command start ({STARTUP_SIDE}x{STARTUP_SIDE} image): {f['startup_s']:.1f} s "
+        f"(load {f['load_startup']:.2f}); without it {f['predict_gflop_s']:.1f} GFLOP/s"
+    )
+    print(
+        f"matmul float32 after: {f['matmul_after']:.1f} GFLOP/s "
+        f"(load {f['load_matmul_after']:.2f})"
+    )
+    print(
+        f"share of the mean matmul ({f['matmul_mean']:.1f} GFLOP/s): "
+        f"{100 * f['share']:.0f} % for the whole command, "
+        f"{100 * f['predict_share']:.0f} % without its start"
+    )
+
+
 # Short column titles for the printed table (the CSV keeps the long names).
 _DISPLAY = {
     "precision": "precision",
@@ -527,6 +724,24 @@ def _parser():
         action="store_true",
         help="measure only the matmul and convolution peaks",
     )
+    parser.add_argument(
+        "--upscale",
+        metavar="WxH",
+        help="time `srkit upscale` of a synthetic WxH photo instead (e.g. 3000x2000) "
+        "beside a float32 matmul before and after it",
+    )
+    parser.add_argument(
+        "--scale", type=int, default=4, help="with --upscale: 2 or 4 (default: 4)"
+    )
+    parser.add_argument(
+        "--model-file",
+        help="with --upscale: the .keras model (default: the shipped model)",
+    )
+    parser.add_argument(
+        "--srkit-path",
+        help="with --upscale: time the srkit package in this folder (put first on "
+        "the command's PYTHONPATH), e.g. an older checkout",
+    )
     parser.add_argument("--csv", help="also write the table to this CSV file")
     parser.add_argument(
         "--json", help="also write the peaks (GFLOP/s), backend and load to this file"
@@ -575,6 +790,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     """Measure what ``args`` asks for and print it; returns the exit status."""
+    if args.upscale:
+        size = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", args.upscale)
+        if size is None:
+            raise ValueError(
+                f"--upscale takes WIDTHxHEIGHT in pixels, e.g. 3000x2000, got "
+                f"{args.upscale!r}"
+            )
+        width, height = int(size[1]), int(size[2])
+        found = measure_upscale(
+            height, width, args.scale, args.model_file, args.srkit_path
+        )
+        _print_upscale(found)
+        if args.json:
+            write_json(args.json, found)
+        return 0
     if args.peaks_only:
         peak = peaks()
         print(_header(args, peak))

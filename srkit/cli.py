@@ -335,9 +335,9 @@ def _add_upscale_command(commands) -> None:
         "--tile",
         type=int,
         metavar="N",
-        help="tile size in input pixels (default: chosen from the image size, at "
-        "most 256 at x2 and 128 at x4, so memory stays bounded; 0: the whole image "
-        "at once)",
+        help="tile size in input pixels (default: chosen from the image size, the "
+        "largest whose activations fit 512 MiB, so memory stays bounded; 0: the "
+        "whole image at once)",
     )
     upscale.add_argument(
         "-r",

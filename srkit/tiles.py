@@ -1,12 +1,17 @@
 """Applying a model to images: one batch, or one image of any size tile by tile.
 
 This module owns how srkit calls a trained model on images outside training.
-:func:`predict_batch` runs one batch and returns numpy outputs by name. A large
-image is cut into square cores (:func:`choose_tile`), each predicted with enough
-context around it (the model's :func:`receptive_radius`, read from its layers, or
-else measured by :func:`measure_radius`) that no seam shows, and
-the cores are written into one result (:func:`predict_full`) or streamed strip by
-strip (:func:`predict_strips`), so memory holds one tile's activations.
+:func:`predict_batch` runs one batch and returns numpy outputs by name, through
+one compiled function per model (:func:`model_function`: a graph on TensorFlow,
+``jax.jit`` on JAX), not layer by layer. A large image is cut into square cores
+(:func:`choose_tile`), each predicted with enough context around it (the model's
+:func:`receptive_radius`, read from its layers, or else measured by
+:func:`measure_radius`) that no seam shows, and the cores are written into one
+result (:func:`predict_full`) or streamed strip by strip (:func:`predict_strips`).
+The automatic core is the largest whose activations fit :data:`TILE_BYTES` (the
+model's :func:`activation_bytes`); every window of an image has one shape (windows
+at the border shift inwards instead of shrinking), so the model compiles once and
+the windows of a strip go in batches. Memory holds one call's activations.
 
 ``tile`` means the same everywhere in srkit (here, in :mod:`srkit.evaluate` and in
 :mod:`srkit.upscale`): None chooses the core from the image size, :data:`WHOLE`
@@ -17,10 +22,10 @@ input pixels.
 from __future__ import annotations
 
 import contextlib
+import math
 import numbers
 import weakref
-from collections.abc import Iterator, Mapping
-from math import ceil
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -29,9 +34,23 @@ from srkit.vocab import HIGH_OUTPUT
 
 #: ``tile`` value that predicts the whole image at once (no tiling).
 WHOLE = 0
-#: Largest tile core (input pixels per side) of the automatic tiling: a 256 px
-#: window at x4 keeps a 64-channel float32 activation near 270 MB.
-MAX_TILE = 256
+#: Memory for the activations of one prediction call (one window, or a batch of
+#: windows): the automatic tiling takes the largest core whose window fits by
+#: :func:`activation_bytes`. dts_model at x4 needs about 4.4 kB per window pixel
+#: (4.0 kB measured on TensorFlow), so its cores are about 330 px, and
+#: ``srkit upscale`` of a 6000x4000 photo stays under 2 GB.
+TILE_BYTES = 512 * 2**20
+#: Largest core (input pixels per side) of the automatic tiling, whatever the
+#: memory allows: beyond it the overlap costs under 2 % of the work.
+MAX_TILE = 1024
+#: Smallest automatic core (input pixels per side): below it the overlap would
+#: cost more than the core, whatever the memory estimate says.
+MIN_TILE = 16
+#: Bytes per activation value of :func:`activation_bytes` (float32).
+ACTIVATION_ITEM_BYTES = 4
+#: Activation bytes per window pixel assumed for a model whose layers cannot be
+#: read (a nested model, an unknown layer): about four times dts_model's x4.
+UNREAD_PIXEL_BYTES = 16 * 2**10
 #: Sides (input pixels) of the random images :func:`measure_radius` probes a model
 #: with, smallest first; the largest bounds the radius it can measure (63 px, more
 #: than the zoo's widest model, 59 px) and its cost (two 129 px predictions).
@@ -44,8 +63,8 @@ PROBE_MARGIN = 2
 PROBE_TOLERANCE = 1e-5
 #: Largest image (input pixels) predicted whole when a model's receptive field can
 #: neither be read nor measured (e.g. a normalization over the whole image, where
-#: tiles would differ from the whole image): four automatic tiles' worth.
-UNBOUNDED_MAX_PIXELS = 4 * MAX_TILE * MAX_TILE
+#: tiles would differ from the whole image): 512x512.
+UNBOUNDED_MAX_PIXELS = 512 * 512
 #: Extra context beyond the receptive field: the fractional pixel alignment of
 #: upsampling layers, so tiled and whole-image predictions stay equal.
 OVERLAP_SLACK = 1
@@ -95,8 +114,97 @@ def output_names(model) -> list[str]:
     return [tensor._keras_history.operation.name for tensor in model.outputs]
 
 
+_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def model_function(model) -> Callable[[np.ndarray], object]:
+    """``model(batch, training=False)`` as one compiled function, made once per model.
+
+    Calling a Keras model runs it layer by layer from Python, each operation on its
+    own; on TensorFlow that took 1.7 times as long as the same model in a graph
+    (104 ms against 61 ms for dts_model on a 138 px window, 2-core CPU). So the
+    model is called through ``tf.function`` on TensorFlow (one graph for every
+    input size after the second, ``reduce_retracing``; a graph per input size for
+    a model that cannot be traced with unknown sizes, e.g. Keras' bilinear
+    ``UpSampling2D``; layer by layer for one that cannot be traced at all; without
+    XLA, which compiled for seconds per size and ran slower on a CPU) and
+    ``jax.jit`` on JAX (compiled once per input shape, with the variables' current
+    values passed at each call, so a model still training is called with its
+    latest weights). Other backends, and callables that are not Keras models, are
+    called as they are.
+
+    Args:
+        model: a Keras model, or any callable taking ``(batch, training=False)``.
+
+    Returns:
+        A function of a float32 (n, h, w, c) batch returning what the model
+        returns (backend tensors: one, a list, or a dict by output name).
+    """
+    import keras  # deferred: plotting and metrics files need no Keras
+
+    with contextlib.suppress(KeyError, TypeError):  # TypeError: not weakly referable
+        return _FUNCTIONS[model]
+    try:
+        owner = weakref.ref(model)  # the cache must not keep the model alive
+    except TypeError:
+        return lambda batch: model(batch, training=False)
+    backend = keras.backend.backend()
+    if not isinstance(model, keras.Model) or backend not in ("tensorflow", "jax"):
+
+        def function(batch):
+            return owner()(batch, training=False)
+
+    elif backend == "tensorflow":
+        function = _graph_function(owner)
+    else:
+        import jax
+
+        compiled = jax.jit(
+            lambda trainable, other, batch: owner().stateless_call(
+                trainable, other, batch, training=False
+            )[0]
+        )
+
+        def function(batch):
+            current = owner()
+            return compiled(
+                [variable.value for variable in current.trainable_variables],
+                [variable.value for variable in current.non_trainable_variables],
+                batch,
+            )
+
+    _FUNCTIONS[model] = function
+    return function
+
+
+def _graph_function(owner: weakref.ref) -> Callable[[np.ndarray], object]:
+    """The TensorFlow graph of :func:`model_function`: traced for any input size,
+    else for each input size, else none (the model called layer by layer)."""
+    import tensorflow as tf
+
+    def call(batch):
+        return owner()(batch, training=False)
+
+    tries = [
+        tf.function(call, reduce_retracing=True, autograph=False),
+        tf.function(call, reduce_retracing=False, autograph=False),
+        call,
+    ]
+
+    def function(batch):
+        while True:
+            try:
+                return tries[0](batch)
+            except Exception:
+                if len(tries) == 1:
+                    raise
+                del tries[0]  # this model cannot be traced so: the next way
+
+    return function
+
+
 def predict_batch(model, batch: np.ndarray) -> dict[str, np.ndarray]:
-    """Call a model on one batch, unclipped.
+    """Call a model on one batch, unclipped, through its :func:`model_function`.
 
     Args:
         model: a Keras model.
@@ -111,7 +219,7 @@ def predict_batch(model, batch: np.ndarray) -> dict[str, np.ndarray]:
     import keras  # deferred: plotting and metrics files need no Keras
 
     names = output_names(model)
-    outputs = model(np.asarray(batch, dtype=np.float32), training=False)
+    outputs = model_function(model)(np.asarray(batch, dtype=np.float32))
     if isinstance(outputs, Mapping):
         items = {str(name): value for name, value in outputs.items()}
     else:
@@ -129,23 +237,32 @@ def predict_batch(model, batch: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
+_PARTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _one_output(model, output: str):
     """The part of ``model`` that computes ``output`` alone, sharing its layers.
 
     Predicting x2 with a two-output model would otherwise also run its x4 branch,
     which works on the largest maps: for the result models that is more than half
     of the work (measured 4.0 s against 1.6 s on a 200 px input). A model that is
-    not a graph of layers (subclassed) is returned as it is.
+    not a graph of layers (subclassed) is returned as it is. The part is made once
+    per model and output, so its :func:`model_function` compiles once.
     """
     import keras  # deferred: plotting and metrics files need no Keras
 
     names = output_names(model)
     if names == [output] or not getattr(model, "outputs", None):
         return model
+    with contextlib.suppress(KeyError, TypeError):
+        return _PARTS[model][output]
     tensor = model.outputs[names.index(output)]
     if isinstance(model.output, Mapping):  # keep the output's name
         tensor = {output: tensor}
-    return keras.Model(model.input, tensor, name=f"{model.name}_{output}")
+    part = keras.Model(model.input, tensor, name=f"{model.name}_{output}")
+    with contextlib.suppress(TypeError):  # not weakly referable: made every time
+        _PARTS.setdefault(model, {})[output] = part
+    return part
 
 
 def _pair(value) -> tuple[int, int]:
@@ -212,6 +329,47 @@ def receptive_radius(model) -> float | None:
         The largest radius over the model's outputs, or None when a layer of an
         unknown kind (or a nested model) makes it unknowable.
     """
+    read = _read_layers(model)
+    if read is None:
+        return None
+    reached, outputs = read
+    return max(reached[name][0] for name in outputs)
+
+
+def activation_bytes(model) -> int | None:
+    """Estimated memory of a model's activations per input pixel of a window.
+
+    The sum over the model's layers of the values each one outputs per input
+    pixel (its channels times the square of the upscaling reached there, read as
+    :func:`receptive_radius` reads the radius), at :data:`ACTIVATION_ITEM_BYTES`
+    each: as if every activation were alive at once. For dts_model's x4 output that
+    is 4.4 kB; TensorFlow's peak was 4.0 kB per window pixel (measured with the
+    process' peak RSS for 266 to 1034 px windows).
+
+    Args:
+        model: a functional Keras model (one output, e.g. a part of
+            :func:`predict_strips`).
+
+    Returns:
+        Bytes per input pixel, or None when the layers cannot be read.
+    """
+    read = _read_layers(model)
+    if read is None:
+        return None
+    values = 0
+    try:
+        for name, (_, scale) in read[0].items():
+            channels = model.get_layer(name).output.shape[-1]
+            values += int(channels) * scale * scale
+    except (AttributeError, ValueError, TypeError):
+        return None
+    return ACTIVATION_ITEM_BYTES * values
+
+
+def _read_layers(model) -> tuple[dict[str, tuple[float, int]], list[str]] | None:
+    """(radius, scale) reached after each layer of a functional model, by layer
+    name, and the names of its output layers; None when a layer of an unknown kind
+    (or a nested model) makes them unknowable."""
     try:
         config = model.get_config()
         layers = config["layers"]
@@ -239,7 +397,7 @@ def receptive_radius(model) -> float | None:
         reached[layer["name"]] = (radius + step[0] / scale, scale * step[1])
     if any(name not in reached for name in outputs):
         return None
-    return max(reached[name][0] for name in outputs)
+    return reached, outputs
 
 
 def measure_radius(model, output: str | None = None) -> float | None:
@@ -310,7 +468,7 @@ def context_overlap(model, output: str) -> int | None:
     """
     radius = receptive_radius(model)
     if radius is not None:
-        return ceil(radius) + OVERLAP_SLACK
+        return math.ceil(radius) + OVERLAP_SLACK
     try:
         known = _MEASURED.setdefault(model, {})
     except TypeError:  # not weakly referable: measure every time
@@ -319,7 +477,29 @@ def context_overlap(model, output: str) -> int | None:
         known[output] = measure_radius(model, output)
     if known[output] is None:
         return None
-    return ceil(known[output]) + OVERLAP_SLACK + PROBE_MARGIN
+    return math.ceil(known[output]) + OVERLAP_SLACK + PROBE_MARGIN
+
+
+def memory_tile(pixel_bytes: int, overlap: int) -> int:
+    """The largest core side whose window's activations fit :data:`TILE_BYTES`.
+
+    Args:
+        pixel_bytes: activation bytes per window pixel (:func:`activation_bytes`).
+        overlap: context around the core in input pixels (>= 0).
+
+    Returns:
+        The side s with ``(s + 2 * overlap) ** 2 * pixel_bytes <= TILE_BYTES``, at
+        least :data:`MIN_TILE` and at most :data:`MAX_TILE`.
+
+    Raises:
+        ValueError: for ``pixel_bytes`` below 1 or a negative overlap.
+    """
+    if pixel_bytes < 1 or overlap < 0:
+        raise ValueError(
+            f"need pixel_bytes >= 1 and overlap >= 0, got {pixel_bytes}, {overlap}"
+        )
+    window = math.isqrt(TILE_BYTES // int(pixel_bytes))
+    return min(MAX_TILE, max(MIN_TILE, window - 2 * int(overlap)))
 
 
 def choose_tile(height: int, width: int, max_tile: int | None = None) -> int:
@@ -327,7 +507,8 @@ def choose_tile(height: int, width: int, max_tile: int | None = None) -> int:
 
     Args:
         height, width: image size in input pixels (>= 1).
-        max_tile: largest core side in input pixels (default :data:`MAX_TILE`).
+        max_tile: largest core side in input pixels (default :data:`MAX_TILE`;
+            :func:`predict_strips` passes :func:`memory_tile`).
 
     Returns:
         :data:`WHOLE` (the whole image at once) when both sides fit in
@@ -375,14 +556,17 @@ def predict_full(
     """Apply a fully convolutional model to one image of any size, tile by tile.
 
     The low-resolution image is cut into ``tile`` x ``tile`` cores, each predicted
-    with ``overlap`` extra input pixels of context on every side (less at the
-    image border, where the model's own padding applies as in the untiled call),
-    and each core's upscaled centre is written into one preallocated result. The
-    result equals the untiled prediction whenever the model's receptive field radius
-    (in input pixels) is at most ``overlap``, which the default guarantees for the
-    zoo's layer kinds, so no seam shows. Memory stays at one tile's activations plus
-    the result: use ``dtype=np.uint8`` to keep that at one byte per value, and
-    :func:`predict_strips` to stream the result without holding it whole.
+    in a window of ``tile + 2 * overlap`` input pixels per side around it (at the
+    image border the window shifts inwards, where the model's own padding applies
+    as in the untiled call, so every window has one shape), and each core's
+    upscaled part is written into one preallocated result. The windows of one row
+    of cores go to the model in batches of at most :data:`TILE_BYTES` of
+    activations. The result equals the untiled prediction whenever the model's
+    receptive field radius (in input pixels) is at most ``overlap``, which the
+    default guarantees for the zoo's layer kinds, so no seam shows. Memory stays at
+    one call's activations plus the result: use ``dtype=np.uint8`` to keep that at
+    one byte per value, and :func:`predict_strips` to stream the result without
+    holding it whole.
 
     Args:
         model: a fully convolutional Keras model.
@@ -392,9 +576,10 @@ def predict_full(
             never float32 whole).
         output: name of the model output to return.
         tile: core size of a tile in input pixels; None (default) picks it from
-            the image size with :func:`choose_tile` (cores of at most
-            :data:`MAX_TILE` px; the whole image when it fits); :data:`WHOLE` (0)
-            predicts the whole image at once.
+            the image size and the memory with :func:`choose_tile`: the whole
+            image when its activations fit :data:`TILE_BYTES` and both sides
+            :data:`MAX_TILE`, else equal cores of at most :func:`memory_tile`
+            px; :data:`WHOLE` (0) predicts the whole image at once.
         overlap: context in input pixels added around each tile (>= 0); None
             (default) uses :func:`context_overlap`: the model's
             :func:`receptive_radius` plus :data:`OVERLAP_SLACK`, or else its
@@ -437,7 +622,7 @@ def predict_strips(
     The arguments are checked at the call; the strips come, top to bottom, as the
     returned iterator is consumed. Each strip is the full result's rows
     ``[top * s, bottom * s)`` for one row of tile cores, so memory holds one strip
-    and one tile's activations, not the whole result (see
+    and one call's activations, not the whole result (see
     :func:`srkit.images.write_png_strips`).
 
     Args:
@@ -464,16 +649,21 @@ def predict_strips(
     if dtype not in (np.float32, np.uint8):
         raise ValueError(f"dtype must be float32 or uint8, got {dtype}")
     height, width = image.shape[:2]
-    if tile is None:
-        tile = choose_tile(height, width)
-    if isinstance(tile, bool) or not isinstance(tile, numbers.Integral) or tile < 0:
+    if tile is not None and (
+        isinstance(tile, bool) or not isinstance(tile, numbers.Integral) or tile < 0
+    ):
         raise ValueError(
             "tile must be None (chosen from the image size), 0 (the whole image) or "
             f"a positive number of pixels, got {tile!r}"
         )
     if overlap is not None and overlap < 0:
         raise ValueError(f"overlap must be >= 0, got {overlap}")
-    if tile == WHOLE or (tile >= height and tile >= width):
+    pixel_bytes = activation_bytes(_one_output(model, output)) or UNREAD_PIXEL_BYTES
+    if tile is None and (
+        max(height, width) <= MAX_TILE and height * width * pixel_bytes <= TILE_BYTES
+    ):
+        tile = WHOLE  # the whole image fits: no overlap to compute
+    if tile is not None and (tile == WHOLE or (tile >= height and tile >= width)):
         tile, overlap = max(height, width), 0  # one window: the whole image
     elif overlap is None:
         overlap = context_overlap(model, output)
@@ -489,38 +679,69 @@ def predict_strips(
             )
         if overlap is None:
             tile, overlap = max(height, width), 0  # one window: the whole image
-    return _strips(model, image, output, int(tile), overlap, dtype)
+    if tile is None:
+        tile = choose_tile(height, width, memory_tile(pixel_bytes, overlap))
+        if tile == WHOLE:
+            tile, overlap = max(height, width), 0
+    return _strips(model, image, output, int(tile), overlap, dtype, pixel_bytes)
 
 
-def _strips(model, image, output, tile, overlap, dtype) -> Iterator[np.ndarray]:
+def _window_start(start: int, overlap: int, window: int, length: int) -> int:
+    """Where a window of ``window`` pixels around the core at ``start`` begins:
+    ``overlap`` before it, shifted inwards at the image border (the core keeps at
+    least ``overlap`` pixels of context on each side, or reaches the border)."""
+    return max(0, min(start - overlap, length - window))
+
+
+def _batches(starts: list[int], count: int) -> list[list[int]]:
+    """``starts`` in consecutive groups of at most ``count``, as even as can be (at
+    most two batch sizes, so a backend that compiles per shape compiles twice)."""
+    groups = -(-len(starts) // count)
+    size, extra = divmod(len(starts), groups)
+    bounds = [0]
+    for index in range(groups):
+        bounds.append(bounds[-1] + size + (index < extra))
+    return [starts[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def _strips(
+    model, image, output, tile, overlap, dtype, pixel_bytes
+) -> Iterator[np.ndarray]:
     """The strips of :func:`predict_strips`, its arguments checked."""
     height, width = image.shape[:2]
     model = _one_output(model, output)
+    rows, cols = min(tile + 2 * overlap, height), min(tile + 2 * overlap, width)
+    per_call = max(1, TILE_BYTES // (rows * cols * pixel_bytes))
     for top in _tile_starts(height, tile):
         bottom = min(top + tile, height)
+        window_top = _window_start(top, overlap, rows, height)
         strip = None
-        for left in _tile_starts(width, tile):
-            right = min(left + tile, width)
-            window_top, window_left = max(top - overlap, 0), max(left - overlap, 0)
-            window = image[
-                window_top : min(bottom + overlap, height),
-                window_left : min(right + overlap, width),
-            ]
-            if window.dtype != np.float32:
-                window = images.pixels_to_float(window)
-            prediction = predict_batch(model, window[None])[output][0]
-            factor = _factor_of(prediction.shape, window.shape, output)
+        for lefts in _batches(_tile_starts(width, tile), per_call):
+            batch = np.stack(
+                [
+                    image[window_top : window_top + rows, start : start + cols]
+                    for start in (_window_start(x, overlap, cols, width) for x in lefts)
+                ]
+            )
+            if batch.dtype != np.float32:
+                batch = images.pixels_to_float(batch)
+            predictions = predict_batch(model, batch)[output]
+            del batch
+            factor = _factor_of(predictions.shape[1:], (rows, cols), output)
             if strip is None:
                 strip = np.empty(((bottom - top) * factor, width * factor, 3), dtype)
-            row, col = (top - window_top) * factor, (left - window_left) * factor
-            _store(
-                strip[:, left * factor : right * factor],
-                prediction[
-                    row : row + (bottom - top) * factor,
-                    col : col + (right - left) * factor,
-                ],
-            )
-            del prediction, window
+            row = (top - window_top) * factor
+            for left, prediction in zip(lefts, predictions, strict=True):
+                right = min(left + tile, width)
+                col = (left - _window_start(left, overlap, cols, width)) * factor
+                _store(
+                    strip[:, left * factor : right * factor],
+                    prediction[
+                        row : row + (bottom - top) * factor,
+                        col : col + (right - left) * factor,
+                    ],
+                )
+            del predictions
         yield strip
         del strip
 

@@ -13,7 +13,8 @@ atomic, so an existing output is complete and a rerun resumes). Each image is
 checked against the available memory, then predicted in tiles from its samples,
 each tile converted to float32 alone; a prediction with NaN or infinite values is
 an error naming the model. An 8-bit PNG output without alpha is streamed: each
-strip of tiles is written as it is predicted (``srkit.images.write_png_strips``);
+strip of tiles is written as it is predicted (``srkit.images.write_png_strips``,
+in a thread that compresses one strip while the model predicts the next);
 other outputs are predicted whole: 8-bit, or 16-bit for a 16-bit input written as
 PNG or TIFF, with the input's alpha upscaled bicubically beside them. The input's
 ICC profile and EXIF are copied into PNG, JPEG, WebP and TIFF outputs; a BMP
@@ -27,6 +28,8 @@ import csv
 import json
 import math
 import os
+import queue
+import threading
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,12 +60,13 @@ SMOKE_PROFILE = "smoke"
 BYTES_PER_INPUT_PIXEL = 2 * 4 + 4
 # Output formats written strip by strip, never whole in memory.
 STREAMED_EXTENSIONS = (".png",)
-# TensorFlow and Keras once imported (about 0.8 GB measured on a CPU machine) and
-# one tile's activations.
-BASE_BYTES = 1 * 2**30
-# Largest tile core (input pixels) at x4: its activations are 16 times its area
-# (0.5 GB measured for 256 px cores with dts_model, 0.2 GB for 128 px).
-MAX_TILE_X4 = 128
+# TensorFlow and Keras once imported (about 0.8 GB measured on a CPU machine),
+# one prediction call's activations (srkit.tiles.TILE_BYTES) and the strips
+# waiting for the PNG writer.
+BASE_BYTES = 2**30 + tiles.TILE_BYTES
+# Strips of a streamed PNG predicted ahead of the one being written: prediction
+# and compression run at once, and memory holds at most this many more strips.
+STRIPS_AHEAD = 1
 
 
 def _step_of_model(name: str) -> str:
@@ -520,8 +524,10 @@ def plan_jobs(
 class _FiniteOutput:
     """A model of one output that refuses NaN or infinite predictions.
 
-    Called as Keras models are (``srkit.tiles.predict_batch``); a non-finite value
-    would otherwise be clipped to black and written as a picture.
+    Called as Keras models are (``srkit.tiles.predict_batch``), through the
+    network's compiled ``srkit.tiles.model_function``; a non-finite value would
+    otherwise be clipped to black and written as a picture. Other attributes are
+    the network's, so ``srkit.tiles`` reads its layers (receptive field, memory).
     """
 
     def __init__(self, network, output: str, label: str):
@@ -535,10 +541,15 @@ class _FiniteOutput:
         self.name = network.name
         self.source = None  # the image being predicted, for the message
 
+    def __getattr__(self, name):
+        if name == "network":  # not set yet: no network to ask
+            raise AttributeError(name)
+        return getattr(self.network, name)
+
     def __call__(self, batch, training=False):
         import keras
 
-        outputs = self.network(batch, training=training)
+        outputs = tiles.model_function(self.network)(batch)
         if isinstance(outputs, list | tuple):
             outputs = outputs[0]
         if isinstance(outputs, dict):
@@ -621,24 +632,23 @@ def _upscale_one(predictor, job: Job, scale: int, tile, overwrite: bool, read=No
     deep = image.dtype == np.uint16 and suffix in DEEP_EXTENSIONS
     output = predictor.output_names[0]
     predictor.source = job.source
-    core = tile
-    if tile is None:
-        limit = MAX_TILE_X4 if scale == 4 else tiles.MAX_TILE
-        core = tiles.choose_tile(*image.shape[:2], max_tile=limit)
     shape = (image.shape[0] * scale, image.shape[1] * scale, 3)
     if _streamed(job.target) and alpha is None and not deep:
         strips = tiles.predict_strips(
-            predictor, image, output=output, tile=core, dtype=np.uint8
+            predictor, image, output=output, tile=tile, dtype=np.uint8
         )
-        images.write_png_strips(
-            job.target, shape[0], strips, overwrite=overwrite, metadata=metadata
+        _write_while_predicting(
+            lambda ahead: images.write_png_strips(
+                job.target, shape[0], ahead, overwrite=overwrite, metadata=metadata
+            ),
+            strips,
         )
         return tuple(shape), notes
     if _streamed(job.target) or deep or alpha is not None:  # a larger result
         extra = (6 if deep else 1) + (0 if alpha is None else 2)
         check_image_memory(job.source, scale, bytes_per_value=extra)
     dtype = np.float32 if deep else np.uint8
-    result = tiles.predict_full(predictor, image, output=output, tile=core, dtype=dtype)
+    result = tiles.predict_full(predictor, image, output=output, tile=tile, dtype=dtype)
     if deep:
         result = images.to_uint16(result)
     if alpha is not None:
@@ -660,6 +670,66 @@ def _upscale_one(predictor, job: Job, scale: int, tile, overwrite: bool, read=No
             )
     images.write_image(job.target, result, overwrite=overwrite, metadata=metadata)
     return tuple(result.shape[:2]) + (3,), notes
+
+
+class _WriterStopped(Exception):
+    """Raised inside the PNG writer thread when the prediction stopped first."""
+
+
+def _write_while_predicting(write: Callable, strips) -> None:
+    """Run ``write(strips)`` in a thread while this thread predicts the strips.
+
+    ``write`` (``srkit.images.write_png_strips``) filters and deflates each strip
+    while the model predicts the next one: zlib and numpy release the GIL, so the
+    two use the CPU cores at once. At most :data:`STRIPS_AHEAD` strips wait
+    between them. Prediction stays in this (the main) thread, where Ctrl-C and
+    SIGTERM arrive; when it stops (an error, an interruption) the writer is told,
+    ends by raising inside its atomic write (which removes the temporary file) and
+    is waited for, so no partial file is left. An error of the writer is raised
+    here.
+    """
+    handoff: queue.Queue = queue.Queue(maxsize=STRIPS_AHEAD)
+    done, failure = object(), []
+
+    def received():
+        while True:
+            strip = handoff.get()
+            if strip is done:
+                return
+            if strip is None:
+                raise _WriterStopped
+            yield strip
+
+    def run():
+        try:
+            write(received())
+        except BaseException as error:  # noqa: BLE001  (handed to the main thread)
+            failure.append(error)
+
+    writer = threading.Thread(target=run, name="srkit-png-writer", daemon=True)
+    writer.start()
+
+    def hand(item) -> bool:
+        """Put ``item`` for the writer; False once the writer has ended."""
+        while writer.is_alive():
+            with contextlib.suppress(queue.Full):
+                handoff.put(item, timeout=0.1)
+                return True
+        return False
+
+    finished = False
+    try:
+        for strip in strips:
+            if not hand(strip):
+                break
+            del strip
+        finished = hand(done) or not failure
+    finally:
+        if not finished:
+            hand(None)  # the writer raises _WriterStopped in its atomic write
+        writer.join()
+    if failure and not isinstance(failure[0], _WriterStopped):
+        raise failure[0]
 
 
 def upscale(
@@ -698,8 +768,9 @@ def upscale(
         project, run_dir, model_file: where the model is (see ``find_model_file``).
         scale: 2 (output ``low_upsample``) or 4 (``high_upsample``).
         tile: tile core size in input pixels; None picks it from the image size
-            (at most ``srkit.tiles.MAX_TILE`` at x2 and :data:`MAX_TILE_X4` at
-            x4), 0 (``srkit.tiles.WHOLE``) predicts the whole image at once.
+            and the model's activation memory (``srkit.tiles.choose_tile``: the
+            largest cores whose activations fit ``srkit.tiles.TILE_BYTES``), 0
+            (``srkit.tiles.WHOLE``) predicts the whole image at once.
         overwrite: replace existing output files.
         recursive: folders' subfolders too, mirrored under the output folder.
         report: called as each image ends with ("wrote", target, "WxH"),

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from srkit import bench, bench_train
+from srkit import layers as srkit_layers
 
 
 def test_conv_flops_counts_a_known_convolution():
@@ -70,13 +71,40 @@ def test_unknown_settings_are_refused_before_any_work():
         bench.measure_model("simple_model_nearest", jit="sometimes")
 
 
+def test_synthetic_photo_is_a_seeded_8bit_image():
+    photo = bench.synthetic_photo(30, 40, seed=1)
+    assert photo.shape == (30, 40, 3) and photo.dtype == np.uint8
+    assert photo.std() > 10  # shading, edges and noise, not a flat field
+    np.testing.assert_array_equal(photo, bench.synthetic_photo(30, 40, seed=1))
+
+
+def test_upscale_figures_relate_the_command_to_the_matmul(monkeypatch, tmp_path):
+    model_file = tmp_path / "m.keras"
+    inputs = keras.Input((None, None, 3))
+    outputs = keras.layers.Conv2D(48, 3, padding="same")(inputs)
+    high = srkit_layers.DepthToSpace(4, name="high_upsample")(outputs)
+    keras.Model(inputs, high).save(model_file)
+    runs = iter([{"seconds": 8.0, "user_s": 14.0, "system_s": 1.0}, {"seconds": 3.0}])
+    monkeypatch.setattr(bench, "_run_upscale", lambda *args: next(runs))
+    rates = iter([{"keras": 90.0}, {"keras": 110.0}])
+    monkeypatch.setattr(bench, "matmul_gflops", lambda repeats: next(rates))
+    found = bench.measure_upscale(20, 30, 4, model_file)
+    assert found["gflop"] == 2 * 9 * 3 * 48 * 20 * 30 / 1e9
+    assert found["matmul_mean"] == 100.0 and found["startup_s"] == 3.0
+    assert found["share"] == pytest.approx(found["gflop"] / 8.0 / 100.0)
+    assert found["predict_share"] == pytest.approx(found["gflop"] / 5.0 / 100.0)
+    assert all(key in found for key in ("load_upscale", "load_matmul_after"))
+
+
 @pytest.mark.parametrize(
     "module, argv, named",
     [
         (bench, ["--models", "no_such_model"], "'no_such_model'"),
         (bench, ["--models", "dts_model", "--steps", "0"], "--steps"),
+        (bench, ["--upscale", "big"], "--upscale"),
         (bench_train, ["--models", "no_such_model"], "no_such_model"),
         (bench_train, ["--precisions", "fp16", "--batch-size", "0"], "fp16"),
+        (bench_train, ["--fit", "--rounds", "0"], "--rounds must be at least 1"),
     ],
 )
 def test_a_bad_setting_is_one_line_with_exit_code_2(module, argv, named, capsys):
@@ -101,9 +129,12 @@ def test_bench_train_runs_on_the_default_patch_source(tmp_path, capsys):
 def test_bench_train_fit_compares_fit_with_train_on_batch(tmp_path, capsys):
     argv = ["--fit", "--models", "simple_model_nearest", "--steps", "2"]
     argv += ["--batch-size", "2", "--window", "16", "--cache-dir", str(tmp_path)]
-    assert bench_train.main(argv) == 0
-    out = capsys.readouterr().out
-    assert "16 px inputs" in out
+    assert bench_train.main([*argv, "--rounds", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert "16 px inputs" in out and "the fastest of 2 rounds" in out
+    assert "3 intervals of 2 steps" in out
+    progress = next(line for line in err.splitlines() if "simple_model" in line)
+    assert "ratio" in progress and "load average" in progress
     header = next(line for line in out.splitlines() if "fit s/step" in line)
     assert "train_on_batch s/step" in header and "fit/train_on_batch" in header
     row = next(line for line in out.splitlines() if line.startswith("simple_model"))

@@ -12,11 +12,11 @@ from srkit import images, models, tiles
     [(1, 1, tiles.WHOLE), (256, 200, tiles.WHOLE), (1000, 1500, 250), (257, 10, 129)],
 )
 def test_choose_tile_balances_cores_of_at_most_max_tile(height, width, tile):
-    assert tiles.choose_tile(height, width) == tile
+    assert tiles.choose_tile(height, width, max_tile=256) == tile
     if tile != tiles.WHOLE:
-        assert tile <= tiles.MAX_TILE
+        assert tile <= 256
         count = -(-max(height, width) // tile)
-        assert count == -(-max(height, width) // tiles.MAX_TILE)
+        assert count == -(-max(height, width) // 256)
 
 
 # Hand-counted from the zoo (input pixels): 3x3 convolutions add 1 / scale, a
@@ -239,3 +239,72 @@ def test_an_unbounded_field_is_predicted_whole_or_refused(monkeypatch):
         100,
         3,
     )
+
+
+# ------------------------------------- issue 21: memory-sized, batched, one shape
+
+
+def test_activation_bytes_of_dts_model_x4_by_hand():
+    part = tiles._one_output(models.build("dts_model"), "high_upsample")
+    # input 3, conv1 64, conv2 64, VGG 64, concat 128, pre_d2s_x2 64, then at x2
+    # 16 * 4 and 64 * 4, at x4 16 * 16 and the 3-channel head * 16: float32 each
+    assert tiles.activation_bytes(part) == 4 * (
+        3 + 64 * 3 + 128 + 64 + 64 + 256 * 2 + 48
+    )
+    assert tiles.activation_bytes(lambda_model()) is None
+    side = tiles.memory_tile(4044, 5)
+    assert (side + 10) ** 2 * 4044 <= tiles.TILE_BYTES < (side + 11) ** 2 * 4044
+
+
+def calls_of(monkeypatch):
+    """The batches tiles.predict_batch is called with, recorded."""
+    seen, real = [], tiles.predict_batch
+
+    def spy(model, batch):
+        seen.append(np.shape(batch))
+        return real(model, batch)
+
+    monkeypatch.setattr(tiles, "predict_batch", spy)
+    return seen
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8])
+def test_batched_windows_of_one_shape_equal_the_whole_image(monkeypatch, dtype):
+    model = models.build("dts_model", seed=3)
+    image = np.random.default_rng(11).random((45, 61, 3), dtype=np.float32)
+    whole = tiles.predict_full(model, image, "high_upsample", tile=0, dtype=dtype)
+    unit = 255.0 if dtype == np.uint8 else 1.0
+
+    def off(values):  # largest difference from the whole image, in [0, 1] units
+        return float(np.abs(values.astype(np.float32) - whole).max()) / unit
+
+    seen = calls_of(monkeypatch)
+    monkeypatch.setattr(tiles, "MAX_TILE", 10)  # 5 x 7 cores of 9 px or less
+    tiled = tiles.predict_full(model, image, "high_upsample", dtype=dtype)
+    # one window shape (border windows shift inwards), a row of cores per call
+    assert seen == [(7, 19, 19, 3)] * 5  # 9 px and 5 px of context
+    assert off(tiled) <= (1 / 255 if dtype == np.uint8 else 1e-5)
+    # context one pixel short of the radius (3.5 px) shows seams
+    assert tiles.context_overlap(model, "high_upsample") == 5
+    assert off(tiles.predict_full(model, image, "high_upsample", overlap=3)) > 2 / 255
+
+
+def test_automatic_tiles_fit_the_memory_and_batch_within_it(monkeypatch):
+    model = models.build("dts_model", seed=4)
+    pixel_bytes = tiles.activation_bytes(tiles._one_output(model, "high_upsample"))
+    image = np.random.default_rng(12).integers(0, 256, (60, 45, 3), dtype=np.uint8)
+    whole = tiles.predict_full(model, image, "high_upsample", tile=0, dtype=np.uint8)
+    seen = calls_of(monkeypatch)
+    budget = 3 * 26 * 26 * pixel_bytes  # three windows of 16 px cores
+    monkeypatch.setattr(tiles, "TILE_BYTES", budget)
+    for max_tile, windows in ((tiles.MAX_TILE, [(1, 40, 40, 3)] * 4), (16, None)):
+        seen.clear()
+        monkeypatch.setattr(tiles, "MAX_TILE", max_tile)
+        tiled = tiles.predict_full(model, image, "high_upsample", dtype=np.uint8)
+        np.testing.assert_allclose(tiled, whole, atol=1)
+        assert len({shape[1:] for shape in seen}) == 1
+        assert all(np.prod(shape[:3]) * pixel_bytes <= budget for shape in seen)
+        # the memory decides: 2 x 2 cores of 30 px (40 px windows, up to 35 px
+        # fit), one per call; with 16 px at most, 4 x 3 cores of 15 px (25 px
+        # windows), a row of three per call
+        assert seen == (windows or [(3, 25, 25, 3)] * 4)

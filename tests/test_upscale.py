@@ -1,6 +1,7 @@
 """Tests of srkit.upscale: finding the model, naming its run, folders, memory."""
 
 import json
+import threading
 
 import keras
 import numpy as np
@@ -149,3 +150,72 @@ def test_upscale_writes_the_tiled_8bit_prediction(tmp_path, suffix):
         network, pixels, "high_upsample", tile=8, dtype=np.uint8
     )
     np.testing.assert_array_equal(images.read_pixels(out), expected)
+
+
+def x2_model_file(path):
+    """A one-output x2 model with a 3x3 convolution, saved at ``path``."""
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(3, 3, padding="same")(inputs)
+    keras.Model(inputs, keras.layers.UpSampling2D(2, name="low_upsample")(x)).save(path)
+    return path
+
+
+def test_a_png_is_compressed_in_a_thread_while_the_next_strip_is_predicted(
+    tmp_path, monkeypatch
+):
+    model_file = x2_model_file(tmp_path / "m.keras")
+    pixels = np.random.default_rng(3).integers(0, 256, (30, 21, 3), dtype=np.uint8)
+    images.write_image(tmp_path / "in.png", pixels)
+    threads, write = [], images.write_png_strips
+
+    def record(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(upscale.images, "write_png_strips", record)
+    out = tmp_path / "out.png"
+    upscale.upscale(tmp_path / "in.png", out, "m", model_file=model_file, tile=8)
+    assert [thread.name for thread in threads] == ["srkit-png-writer"]
+    expected = tiles.predict_full(
+        upscale.load_model(model_file), pixels, "low_upsample", tile=8, dtype=np.uint8
+    )
+    np.testing.assert_array_equal(images.read_pixels(out), expected)
+
+
+@pytest.mark.parametrize("fails", ["prediction", "writer"])
+def test_a_failure_on_either_side_of_the_writer_leaves_no_file(
+    tmp_path, monkeypatch, fails
+):
+    model_file = x2_model_file(tmp_path / "m.keras")
+    pixels = np.random.default_rng(4).integers(0, 256, (80, 21, 3), dtype=np.uint8)
+    images.write_image(tmp_path / "in.png", pixels)
+    calls, predict, write = [], tiles.predict_batch, images.write_png_strips
+
+    def predict_twice(model, batch):
+        calls.append(len(batch))
+        if fails == "prediction" and len(calls) == 3:
+            raise KeyboardInterrupt  # as Ctrl-C in the third strip
+        return predict(model, batch)
+
+    def write_one_strip(path, height, strips, **kwargs):
+        def first():
+            yield next(iter(strips))
+            raise OSError("disk full")
+
+        return write(path, height, first(), **kwargs)
+
+    monkeypatch.setattr(tiles, "predict_batch", predict_twice)
+    if fails == "writer":
+        monkeypatch.setattr(upscale.images, "write_png_strips", write_one_strip)
+    error = KeyboardInterrupt if fails == "prediction" else OSError
+    with pytest.raises(error):
+        upscale.upscale(
+            tmp_path / "in.png",
+            tmp_path / "out.png",
+            "m",
+            model_file=model_file,
+            tile=8,
+        )
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.png", "m.keras"]
+    assert "srkit-png-writer" not in [t.name for t in threading.enumerate()]
+    assert len(calls) <= 4  # of 10 strips: the error stopped the prediction early
