@@ -5,16 +5,19 @@
 ``jupyter-book build``:
 
 - ``book/about_run.md``: parameters, versions, hardware and the compute time of
-  every step, cached ones included;
+  every step, cached ones included, then the training speed of every model
+  (``srkit.speed_page``);
 - ``book/this_build.md``: the "This build" box that the landing page includes;
 - the announcement bar on every page, set at build time by :func:`setup`, which
   makes this module a Sphinx extension (``_config.yml`` lists it); the same
   extension drops the unused live-code (thebe) scripts from every page and points
   the theme's download menu at small sources (a step's ``notebooks/*.py``, a
-  page's ``.md``) instead of the executed notebooks.
+  page's ``.md``) instead of the executed notebooks; after the build it removes
+  the files no page loads (most of MathJax, source maps: :func:`slim_static`).
 
 Paths on these pages are shown relative to the project. It imports only
-``srkit.layout`` from srkit, so the pipeline can import it.
+``srkit.layout``, ``srkit.environment`` and ``srkit.speed_page`` from srkit (none
+imports Keras), so the pipeline can import it.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from srkit.layout import (
     read_records,
     shown_path,
 )
+from srkit.speed_page import speed_section
 
 Echo = Callable[[str], None]
 #: The landing page's "This build" box, included by ``book/intro.md``.
@@ -141,25 +145,35 @@ def build_facts(records: dict) -> dict[str, str]:
 
 
 def announcement(records: dict) -> str:
-    """The one-line HTML of the announcement bar on every page."""
+    """The HTML of the announcement bar on every page: one paragraph, small type.
+
+    The smoke warning comes first, in bold; then the build's profile, data, VGG16
+    weights and hardware, in a ``srkit-build-facts`` span. ``book/_static/
+    first-screen.css`` sets the bar in small type with thin padding, so that it
+    takes one or two lines on a desktop and a step page's answer stays in the first
+    screen.
+    """
     if not records:
         return "No run records: these pages were not built by <code>srkit run</code>."
     facts = build_facts(records)
     parts = [
-        f"profile <b>{facts['profile']}</b>",
-        f"data {facts['data']}",
-        f"VGG16 weights {facts['vgg'].split(':')[0]}",
-        facts["hardware"],
+        f"profile <b>{html.escape(facts['profile'], quote=False)}</b>",
+        f"data {html.escape(facts['data'], quote=False)}",
+        f"VGG16 weights {html.escape(facts['vgg'].split(':')[0], quote=False)}",
+        html.escape(facts["hardware"], quote=False),
     ]
-    text = "This build: " + " · ".join(html.escape(p, quote=False) for p in parts)
-    text = text.replace("&lt;b&gt;", "<b>").replace("&lt;/b&gt;", "</b>")
+    text = f'<span class="srkit-build-facts">This build: {" · ".join(parts)}</span>'
     if facts["warning"]:
         text = f"<b>{html.escape(facts['warning'])}</b> " + text
     return text
 
 
 def this_build_box(records: dict) -> str:
-    """Markdown of the landing page's "This build" box (smoke warning first)."""
+    """Markdown of the landing page's "This build" box (smoke warning first).
+
+    One paragraph in small type: the smoke warning, the profile, data, VGG16
+    weights and hardware, and a link to the About page.
+    """
     if not records:
         return (
             ":::{admonition} This build\n:class: note\n\nNo run records were found: "
@@ -168,16 +182,20 @@ def this_build_box(records: dict) -> str:
         )
     facts = build_facts(records)
     kind = "warning" if facts["warning"] else "note"
-    lines = [":::{admonition} This build", f":class: {kind}", ""]
-    if facts["warning"]:
-        lines += [f"**{facts['warning']}**", ""]
+    # one paragraph in small type (book/_static/first-screen.css: srkit-run)
+    lines = [":::{admonition} This build", f":class: {kind} srkit-run", ""]
+    warning = f"**{facts['warning']}** " if facts["warning"] else ""
     lines += [
-        f"- **Profile:** `{facts['profile']}`",
-        f"- **Data:** {facts['data']}",
-        f"- **VGG16 weights:** {facts['vgg']}",
-        f"- **Hardware:** {facts['hardware']}",
-        "",
-        "The page {doc}`about_run` lists every parameter, version and step time.",
+        warning
+        + " · ".join(
+            [
+                f"**Profile:** `{facts['profile']}`",
+                f"**Data:** {facts['data']}",
+                f"**VGG16 weights:** {facts['vgg']}",
+                f"**Hardware:** {facts['hardware']}",
+            ]
+        )
+        + ". The page {doc}`about_run` lists every parameter, version and step time.",
         ":::",
     ]
     return "\n".join(lines) + "\n"
@@ -203,6 +221,8 @@ def setup(app):
     app.connect("html-page-context", drop_thebe_scripts)
     # after sphinx-book-theme's header buttons (priority 501)
     app.connect("html-page-context", offer_small_sources, priority=600)
+    # after sphinx-mathjax-offline copies MathJax (build-finished, priority 500)
+    app.connect("build-finished", slim_site, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
 
 
@@ -290,6 +310,89 @@ def offer_small_sources(app, pagename, templatename, context, doctree):
     for group in groups:
         kept = [b for b in group["buttons"] if b.get("label") not in _SOURCE_BUTTONS]
         group["buttons"] = entries + kept
+
+
+# ------------------------------------------------------------- a lighter site
+
+#: What a page needs of the MathJax 3 copy in ``_static/mathjax/`` (24 MB: every
+#: component, output and locale, copied whole by sphinx-mathjax-offline), relative
+#: to that folder. Besides the component the pages load (``mathjax_path``):
+MATHJAX_NEEDS = (
+    "output/chtml/fonts/woff-v2",  # the CHTML fonts, fetched per style used
+    "input/tex/extensions",  # TeX packages loaded on first use (\boldsymbol ...)
+    "ui",  # the right-click menu's lazy and safe options
+    "a11y",  # the menu's accessibility options (explorer, speech, braille)
+    "input/mml.js",  # ... whose semantic enrichment reads MathML
+    # the speech rule engine's rules: shared, English, Nemeth braille (the book is
+    # in English; the menu's other speech languages are left out, about 3 MB)
+    "sre/mathmaps/base.json",
+    "sre/mathmaps/en.json",
+    "sre/mathmaps/nemeth.json",
+)
+
+
+def slim_static(site: str | os.PathLike, component: str | None = "tex-chtml.js") -> int:
+    """Remove the files of a built site that no reader's browser loads.
+
+    - ``_static/mathjax/``: all but ``component`` and :data:`MATHJAX_NEEDS`
+      (the other combined components, SVG output, MathML and AsciiMath input,
+      the Node.js build, other speech languages);
+    - ``_static/**/*.map``: the theme's source maps, read only by a developer's
+      browser tools.
+
+    Args:
+        site: the built site (``_build/html``).
+        component: the MathJax file the pages load, relative to
+            ``_static/mathjax/`` (None: the pages load MathJax from elsewhere and
+            the folder is left as it is).
+
+    Returns:
+        The bytes removed (0 for a site without these files).
+
+    Raises:
+        ValueError: when ``_static/mathjax/`` exists but lacks ``component`` (the
+            pages would render no formula).
+    """
+    static = Path(site) / "_static"
+    removed = 0
+    mathjax = static / "mathjax"
+    if component is not None and mathjax.is_dir():
+        if not (mathjax / component).is_file():
+            raise ValueError(
+                f"{mathjax} has no {component}, the MathJax file the pages load; "
+                "check mathjax_path (sphinx-mathjax-offline sets it)"
+            )
+        keep = {mathjax / component, *(mathjax / need for need in MATHJAX_NEEDS)}
+        # reversed: a folder's files come before the folder
+        for path in sorted(mathjax.rglob("*"), reverse=True):
+            if path in keep or any(k in path.parents for k in keep):
+                continue
+            if path.is_file():
+                removed += path.stat().st_size
+                path.unlink()
+            elif path.is_dir() and not any(path.iterdir()):  # holds nothing kept
+                path.rmdir()
+    if static.is_dir():
+        for path in static.rglob("*.map"):
+            removed += path.stat().st_size
+            path.unlink()
+    return removed
+
+
+def slim_site(app, exception):
+    """Run :func:`slim_static` on a finished HTML build (``build-finished`` hook).
+
+    Connected after sphinx-mathjax-offline's copy of MathJax (same event, a later
+    priority), so the copy is there to trim.
+    """
+    if exception is not None or app.builder.format != "html":
+        return
+    path = getattr(app.config, "mathjax_path", "") or ""
+    prefix = "mathjax/"
+    if path.startswith(prefix):
+        slim_static(app.outdir, path.removeprefix(prefix))
+    else:  # MathJax from elsewhere: only the source maps go
+        slim_static(app.outdir, component=None)
 
 
 # ------------------------------------------------------------------ about page
@@ -525,6 +628,9 @@ def _parameter_section(steps: dict, project=None, pages=None) -> list[str]:
 def write_about_page(project: Path, run_dir: Path | None = None) -> Path:
     """Write ``book/about_run.md`` and ``book/this_build.md`` from a run's records.
 
+    The About page ends with the run's training speed
+    (:func:`srkit.speed_page.speed_section`).
+
     Args:
         project: the project folder.
         run_dir: whose records (default: the run of the pages in ``book/steps``).
@@ -537,7 +643,10 @@ def write_about_page(project: Path, run_dir: Path | None = None) -> Path:
     records = read_records(run_dir) if run_dir else {}
     path = project / ABOUT_PAGE
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(about_page(records, page_titles(project)))
+    titles = page_titles(project)
+    labels = {stem: step_label(stem, title)[0] for stem, title in titles.items()}
+    speed = speed_section(records, run_dir, labels)
+    path.write_text(about_page(records, titles) + (f"\n{speed}" if speed else ""))
     (project / BUILD_BOX_PAGE).write_text(this_build_box(records))
     return path
 

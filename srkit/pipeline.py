@@ -56,6 +56,15 @@ from srkit.layout import (
     published_run,
     read_records,
 )
+from srkit.speed_page import (
+    LOAD_END,
+    PROBE_KEY,
+    load_average_now,
+    needs_probe,
+    probe_line,
+    run_probe,
+    step_start_facts,
+)
 from srkit.steps import (
     DEFAULT_PROFILE,
     FOLDER_PARAMETERS,
@@ -69,7 +78,7 @@ from srkit.steps import (
 
 # Code that does not change what a notebook computes: the run and its steps'
 # parameters and execution, the book build, the command line, applying a model to
-# files, and the benchmarks.
+# files, the benchmarks and the speed section of the About page.
 HASH_EXCLUDED = (
     "pipeline.py",
     "steps.py",
@@ -80,6 +89,7 @@ HASH_EXCLUDED = (
     "upscale.py",
     "bench.py",
     "bench_train.py",
+    "speed_page.py",
 )
 
 Echo = Callable[[str], None]
@@ -835,9 +845,12 @@ def _run_locked(
         to_run = plan.to_run(old_steps)
         _write_run_folder(plan)
         log = RunLog.start(plan, previous)
+        if PROBE_KEY in previous:  # the cached training steps ran after it
+            log.records[PROBE_KEY] = previous[PROBE_KEY]
         log.save()
         try:
             _prepare_run_data(plan, to_run, log, echo)
+            _probe_speed(plan, to_run, log, echo)
             failure = _execute_steps(plan, old_steps, to_run, log, echo, heartbeat_s)
         except BaseException as error:
             log.stop(error)
@@ -892,6 +905,21 @@ def _prepare_run_data(plan: RunPlan, to_run: dict, log: RunLog, echo: Echo) -> N
     log.save()
 
 
+def _probe_speed(plan: RunPlan, to_run: dict, log: RunLog, echo: Echo) -> None:
+    """Before a training step executes, time a matmul and count the zoo's FLOP.
+
+    The probe (``srkit.speed_page.run_probe``: 14 to 26 s on a 2-core CPU, most
+    of it importing the backend and building the zoo) goes into the run log; the
+    About page's speed section compares the training steps with it.
+    """
+    params = [plan.params[s.stem] for s in plan.selected if to_run[s.stem]]
+    if not needs_probe(params):
+        return
+    log.records[PROBE_KEY] = run_probe()
+    echo(probe_line(log.records[PROBE_KEY]))
+    log.save()
+
+
 def _execute_steps(
     plan: RunPlan,
     old_steps: dict,
@@ -941,6 +969,7 @@ def _execute_one(
     echo(f"{label} ... running")
     record = log.step(step.stem)
     record.update(status="running", key=key, ok=False, started=_now(), finished=None)
+    record.update(step_start_facts(log.records, plan.params[step.stem]))
     record.pop("error", None)
     log.save()
     notebook_path = plan.folder.page(step.stem)
@@ -964,6 +993,7 @@ def _execute_one(
     elapsed = round(time.perf_counter() - start, 2)
     log.seconds[step.stem] = elapsed
     record.update(seconds=elapsed, finished=_now(), notebook=str(notebook_path))
+    record[LOAD_END] = load_average_now()
     if failure is not None:
         log.mark(step.stem, "failed")
         record["error"] = {

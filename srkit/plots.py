@@ -8,13 +8,16 @@ exception is :func:`learning_curves`, which returns a small table when a history
 too short to draw. Only the object-oriented matplotlib API is used (no ``pyplot``
 state), so the functions run under any backend, Agg included, and leave no open
 figures behind. :func:`show_gif` is the single place that decides how an animated
-GIF reaches the HTML book. The benchmark page uses :func:`margin_bars` (margins over
-bicubic) and :func:`zoom_comparison` (one image, zoomed, beside its
-reconstructions); :func:`regime_curves` sets the validation curves of one model
-trained with and without the bicubic skip beside bicubic's line. A step page opens
-with :func:`answer_figure`: one region of a typical validation image (median PSNR,
-busiest region, :func:`choose_crop`) magnified, input | bicubic | model | target |
-error change (:func:`compare_crops`), drawn at its own pixel size.
+GIF reaches the HTML book (with its caption above it, :func:`gif_caption`), and
+:func:`show_strip` shows its still strip for print. The benchmark page uses
+:func:`margin_bars` (margins over bicubic) and :func:`zoom_comparison` (one image,
+zoomed, beside its reconstructions); :func:`regime_curves` sets the validation
+curves of one model trained with and without the bicubic skip beside bicubic's
+line. A step page opens with :func:`answer_figure`: one region of a typical
+validation image (median PSNR, busiest region, :func:`choose_crop`) magnified,
+input | bicubic | model | target | error change (:func:`compare_crops`), drawn at
+its own pixel size; the summary sets several models on one such crop
+(:func:`models_figure`, :func:`models_crops`).
 
 Images follow the package convention: float RGB in [0, 1], shape (h, w, 3). Small
 images are drawn with nearest-neighbour interpolation so their pixels stay visible.
@@ -49,12 +52,14 @@ from srkit.vocab import (
 )
 
 if TYPE_CHECKING:
+    from IPython.display import Image as IPythonImage
     from pandas.io.formats.style import Styler
 
 #: Resolution of every figure (dots per inch); PNG output at a fixed size.
 DPI = 100
-#: Width of a full-width figure in inches (a book page).
-WIDTH_INCHES = 9.0
+#: Width of a full-width figure in inches (a book page): 750 px at :data:`DPI`, so
+#: the book's column (784 px at a 1400 px window) shows it at its own pixels.
+WIDTH_INCHES = 7.5
 #: Metric name -> axis label, with units.
 METRIC_LABELS = {
     "loss": "loss",
@@ -749,6 +754,155 @@ def crop_caption(choice: CropChoice, zoom: int = CROP_ZOOM) -> str:
     )
 
 
+#: Row margins of :func:`models_crops` in figure pixels: above the panels (two
+#: title lines) and below them (two metric lines), and above the whole figure.
+_GRID_TOP, _GRID_BOTTOM, _GRID_TITLE = 40, 40, 28
+
+
+def models_crops(
+    low_res,
+    target,
+    predictions: Mapping[str, np.ndarray],
+    box: tuple[int, int, int],
+    scale: int,
+    zoom: int = CROP_ZOOM,
+    columns: int = 4,
+    title: str | None = None,
+) -> BookFigure:
+    """One region of one image, magnified, as several models reconstruct it.
+
+    Panels in reading order, ``columns`` per row: the input enlarged by pixel
+    repetition, bicubic interpolation, each model's output (titled by its key in
+    ``predictions``), then the target. Each panel is the same square region of
+    the target grid drawn with nearest-neighbour interpolation at ``zoom`` screen
+    pixels per target pixel, the figure sized to the pixels (at :data:`DPI`), as
+    in :func:`compare_crops`. Under bicubic and every model: PSNR and SSIM of the
+    crop against the target's crop.
+
+    Args:
+        low_res: float (h, w, 3) in [0, 1], the network input.
+        target: float (h * scale, w * scale, 3), the high-resolution target.
+        predictions: panel title (may hold a line break) -> float output of the
+            target's shape, in the order to draw.
+        box: (top, left, size) of the square in target pixels.
+        scale: the upscaling factor (2 or 4).
+        zoom: screen pixels per target pixel.
+        columns: panels per row (>= 1).
+        title: the figure title; None for none.
+
+    Returns:
+        A Figure of ``len(predictions) + 3`` panels.
+
+    Raises:
+        ValueError: on no predictions, mismatched shapes, a box outside the
+            target, a zoom below 1 or fewer than one column.
+    """
+    low_res = _as_image(low_res, "low_res")
+    target = _as_image(target, "target")
+    expected = (low_res.shape[0] * scale, low_res.shape[1] * scale, 3)
+    if not predictions:
+        raise ValueError("predictions is empty: pass at least one model's output")
+    shown = {name: _as_image(image, name) for name, image in predictions.items()}
+    for what, image in (("target", target), *shown.items()):
+        if image.shape != expected:
+            raise ValueError(
+                f"{what} has shape {image.shape}; a {low_res.shape[:2]} input at "
+                f"x{scale} gives {expected}"
+            )
+    if int(zoom) < 1 or int(columns) < 1:
+        raise ValueError(f"zoom and columns must be >= 1, got {zoom} and {columns}")
+    top, left, size = _zoom_box(box, min(target.shape[:2]))
+    nearest = np.repeat(np.repeat(low_res, scale, axis=0), scale, axis=1)
+    bicubic = np.clip(bicubic_upscale(low_res, scale), 0.0, 1.0)
+
+    def crop(image: np.ndarray) -> np.ndarray:
+        return image[top : top + size, left : left + size]
+
+    truth = crop(target)
+    panels = [(f"input, nearest x{scale}", crop(nearest), False)]
+    panels.append((f"bicubic x{scale}", crop(bicubic), True))
+    panels += [(name, crop(image), True) for name, image in shown.items()]
+    panels.append(("target (HR)", truth, False))
+
+    panel = size * int(zoom)
+    columns = min(int(columns), len(panels))
+    rows = -(-len(panels) // columns)
+    row_height = _GRID_TOP + panel + _GRID_BOTTOM
+    width = 2 * _CROP_MARGIN + columns * panel + (columns - 1) * _CROP_GAP
+    height = (_GRID_TITLE if title else 0) + rows * row_height
+    figure = BookFigure(figsize=(width / DPI, height / DPI), dpi=DPI)
+    for number, (name, image, scored) in enumerate(panels):
+        row, column = divmod(number, columns)
+        x = _CROP_MARGIN + column * (panel + _CROP_GAP)
+        y = height - (_GRID_TITLE if title else 0) - row * row_height
+        bottom = y - _GRID_TOP - panel
+        axes = figure.add_axes(
+            (x / width, bottom / height, panel / width, panel / height)
+        )
+        _show(axes, image, name)
+        if scored:
+            axes.set_xlabel(_crop_metric_text(truth, image), fontsize=8)
+    if title:
+        figure.suptitle(title, fontsize=10, y=1 - 6 / height, va="top")
+    figure.panel_titles = [name for name, _, _ in panels]
+    return figure
+
+
+def models_figure(
+    shown: Mapping[str, object],
+    subset,
+    choice: CropChoice,
+    zoom: int = CROP_ZOOM,
+    columns: int = 4,
+) -> BookFigure:
+    """Several trained models on one validation image, side by side, same crop.
+
+    Each model predicts the one image of ``choice`` (:func:`choose_crop`); see
+    :func:`models_crops` for the panels.
+
+    Args:
+        shown: panel title -> Keras model, in the order to draw.
+        subset: the validation :class:`srkit.windows.Subset`.
+        choice: the image, region and scale to show.
+        zoom: screen pixels per target pixel.
+        columns: panels per row.
+
+    Returns:
+        The figure, with ``choice`` and ``panel_titles``.
+
+    Raises:
+        ValueError: for no models, or a model without the choice's scale.
+    """
+    if not shown:
+        raise ValueError("shown is empty: pass at least one model")
+    output = FACTOR_OUTPUTS[choice.scale]
+    predictions = {}
+    for title, model in shown.items():
+        predicted = evaluate.predict_images(model, subset, [choice.index])
+        if output not in predicted:
+            raise ValueError(
+                f"model {model.name!r} has no output {output!r} for "
+                f"x{choice.scale}; its outputs are {sorted(predicted)}"
+            )
+        predictions[title] = predicted[output][0]
+    target = np.asarray(getattr(subset, OUTPUT_TARGETS[output]))[choice.index]
+    figure = models_crops(
+        np.asarray(subset.x)[choice.index],
+        target,
+        predictions,
+        (choice.top, choice.left, choice.size),
+        choice.scale,
+        zoom=zoom,
+        columns=columns,
+        title=(
+            f"{choice.name}, x{choice.scale}: a {choice.size} px region magnified "
+            f"{zoom}x"
+        ),
+    )
+    figure.choice = choice
+    return figure
+
+
 # ------------------------------------------------------------------------ training
 
 
@@ -1107,7 +1261,11 @@ def regime_curves(
 
 
 def metric_bars(
-    table: pd.DataFrame, metric: str = "psnr", original: pd.DataFrame | None = None
+    table: pd.DataFrame,
+    metric: str = "psnr",
+    original: pd.DataFrame | None = None,
+    labels=None,
+    stacked: bool = False,
 ) -> Figure:
     """Horizontal bars of one metric per model, one panel per scale.
 
@@ -1115,12 +1273,19 @@ def metric_bars(
     model ("this run" and "original report"); the bicubic baseline (rows whose
     model is ``bicubic``) is a dashed vertical line.
 
+    ``stacked`` sizes the figure for a phone as well as a page: the panels one
+    above the other, each with only the models that have that scale, 480 px wide
+    with large type, so a 390 px screen shows it at three quarters of its size.
+
     Args:
         table: columns ``model, scale`` and the metric (``Evaluation.table`` or
             ``srkit.records.collect_metrics``); a repeated (model, scale) keeps the
             last row.
         metric: ``mse``, ``mae``, ``psnr`` or ``ssim``.
         original: the original report's table (``load_original_results``) or None.
+        labels: model name -> the label on the axis (a mapping or a function,
+            e.g. ``srkit.summary_page.short_label``); None shows the names.
+        stacked: one panel per row, narrow and in large type (see above).
 
     Returns:
         A Figure with one panel per scale.
@@ -1145,14 +1310,39 @@ def metric_bars(
         reference = original[original["model"].isin(names)]
         if not reference.empty:
             series.append(("original report", reference))
-    height = 0.35 * len(names) * len(series) + 1.6
-    figure = _figure(WIDTH_INCHES, max(height, 2.8))
-    grid = figure.subplots(1, len(scales), squeeze=False, sharey=True)
+    if labels is None:
+        label_of = str
+    elif callable(labels):
+        label_of = labels
+    else:
+        label_of = lambda name: labels.get(name, name)  # noqa: E731
+    type_size = {"tick": 11, "value": 10, "title": 12} if stacked else {}
+    panel_names = {
+        scale: [
+            n
+            for n in names
+            if ((models["model"] == n) & (models["scale"] == scale)).any()
+        ]
+        if stacked
+        else names
+        for scale in scales
+    }
+    if stacked:
+        rows_per = [len(panel_names[s]) * len(series) for s in scales]
+        figure = _figure(4.8, sum(0.3 * n + 1.1 for n in rows_per) + 0.9)
+        grid = figure.subplots(
+            len(scales), 1, squeeze=False, height_ratios=[n + 3 for n in rows_per]
+        ).T
+    else:
+        height = 0.35 * len(names) * len(series) + 1.6
+        figure = _figure(WIDTH_INCHES, max(height, 2.8))
+        grid = figure.subplots(1, len(scales), squeeze=False, sharey=True)
     bar = 0.8 / len(series)
-    positions = np.arange(len(names))
     label = METRIC_LABELS[metric]
     for column, scale in enumerate(scales):
         axes = grid[0, column]
+        names = panel_names[scale]
+        positions = np.arange(len(names))
         shown = []
         for number, (source, frame) in enumerate(series):
             rows = frame[frame["scale"] == scale].set_index("model")[metric]
@@ -1169,7 +1359,8 @@ def metric_bars(
             for y, value in zip(positions + offset, values, strict=True):
                 if np.isfinite(value):
                     text = " " + _VALUE_FORMATS[metric].format(value)
-                    axes.text(value, y, text, va="center", fontsize=7)
+                    size = type_size.get("value", 7)
+                    axes.text(value, y, text, va="center", fontsize=size)
         baseline = ours[is_bicubic & (ours["scale"] == scale)][metric]
         if len(baseline):
             axes.axvline(
@@ -1179,17 +1370,27 @@ def metric_bars(
         values = np.concatenate(shown) if shown else np.array([])
         if metric == "psnr" and values.size:
             # PSNR differences of a few dB matter: start the axis near the data.
-            axes.set_xlim(np.floor(values.min()) - 1.0, np.ceil(values.max()) + 1.0)
+            low, high = np.floor(values.min()) - 1.0, np.ceil(values.max()) + 1.0
+            axes.set_xlim(low, high + (1.0 if stacked else 0.0))  # room for values
         elif values.size:
-            axes.set_xlim(0, values.max() * 1.15)
-        axes.set_title(f"{output_side(scale)} px output (x{scale})", fontsize=10)
-        axes.set_xlabel(label)
+            axes.set_xlim(0, values.max() * (1.3 if stacked else 1.15))
+        title = f"{output_side(scale)} px output (x{scale})"
+        axes.set_title(title, fontsize=type_size.get("title", 10))
+        axes.set_xlabel(label, fontsize=type_size.get("tick", 10))
         axes.grid(axis="x", alpha=0.3)
-    grid[0, 0].set_yticks(positions, names, fontsize=8)
-    grid[0, 0].invert_yaxis()
-    handles, labels = grid[0, 0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=8)
-    figure.suptitle(f"{label} per model, validation mean")
+        if stacked or column == 0:
+            shown_labels = [label_of(name) for name in names]
+            axes.set_yticks(positions, shown_labels, fontsize=type_size.get("tick", 8))
+            axes.tick_params(axis="x", labelsize=type_size.get("tick", 10))
+        if stacked:  # few ticks: large numbers must not run into each other
+            axes.xaxis.set_major_locator(MaxNLocator(nbins=4))
+            axes.invert_yaxis()
+    handles, legend = grid[0, 0].get_legend_handles_labels()
+    size = type_size.get("tick", 8)
+    figure.legend(handles, legend, loc="outside lower center", ncols=3, fontsize=size)
+    figure.suptitle(
+        f"{label} per model, validation mean", fontsize=type_size.get("title", 12)
+    )
     return figure
 
 
@@ -1266,21 +1467,39 @@ def margin_bars(summary: pd.DataFrame, metric: str = "psnr") -> Figure:
 
 
 class GifDisplay:
-    """An animated GIF for a notebook output, optionally with a bold title above.
+    """An animated GIF for a notebook output, with its caption above it.
 
-    Displayed as a Markdown title (when given) followed by an ``image/gif`` output
-    holding the file's bytes unchanged; see :func:`show_gif` for why.
+    Displayed as a Markdown caption (when there is a title or caption) followed by
+    an ``image/gif`` output holding the file's bytes unchanged; see
+    :func:`show_gif` for why.
 
     Attributes:
         image: the ``IPython.display.Image`` (``format="gif"``).
-        title: the title, or None.
+        title: the title (bold, first words of the caption), or None.
+        caption: the caption's Markdown text, or None.
     """
 
-    def __init__(self, content: bytes, width: int | None, title: str | None):
+    def __init__(
+        self,
+        content: bytes,
+        width: int | None,
+        title: str | None,
+        caption: str | None = None,
+    ):
         from IPython.display import Image  # deferred: only notebooks need IPython
 
         self.image = Image(data=content, format="gif", width=width)
         self.title = title
+        self.caption = caption
+
+    @property
+    def caption_markdown(self) -> str | None:
+        """``**title.** caption``, the bold title alone, the caption alone or None."""
+        if self.title and self.caption:
+            return f"**{self.title}.** {self.caption}"
+        if self.title:
+            return f"**{self.title}**"
+        return self.caption
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         return self.image._repr_mimebundle_(include, exclude)
@@ -1288,12 +1507,17 @@ class GifDisplay:
     def _ipython_display_(self) -> None:
         from IPython.display import Markdown, display
 
-        if self.title:
-            display(Markdown(f"**{self.title}**"))
+        if self.caption_markdown:
+            display(Markdown(self.caption_markdown))
         display(self.image)
 
 
-def show_gif(path, width: int | None = None, title: str | None = None) -> GifDisplay:
+def show_gif(
+    path,
+    width: int | None = None,
+    title: str | None = None,
+    caption: str | None = None,
+) -> GifDisplay:
     """Display an animated GIF in a notebook so the HTML book keeps it animated.
 
     The output is the ``image/gif`` MIME type with the file's bytes (an
@@ -1309,6 +1533,8 @@ def show_gif(path, width: int | None = None, title: str | None = None) -> GifDis
         path: a ``.gif`` file (e.g. ``gif_high_upsample.gif`` in a model folder).
         width: display width in pixels, or None for the file's own width.
         title: shown in bold above the GIF (a separate Markdown output), or None.
+        caption: Markdown shown above the GIF after the title (the figure's
+            caption, :func:`gif_caption`), or None.
 
     Returns:
         A :class:`GifDisplay`; the last expression of a cell or ``display(...)``
@@ -1323,4 +1549,55 @@ def show_gif(path, width: int | None = None, title: str | None = None) -> GifDis
     content = path.read_bytes()
     if not content.startswith(_GIF_SIGNATURES):
         raise ValueError(f"{str(path)!r} is not a GIF file (no GIF87a/GIF89a header)")
-    return GifDisplay(content, width, title)
+    return GifDisplay(content, width, title, caption)
+
+
+def gif_caption(output: str, label: str | None = None) -> str:
+    """The caption of a training GIF of ``srkit.callbacks.SavePredictionCallback``.
+
+    Args:
+        output: the output the GIF shows (``low_upsample`` or ``high_upsample``).
+        label: the model's reader label (``R4``) or name, or None for "the model".
+
+    Returns:
+        Markdown: what each frame shows and how to read its numbers.
+    """
+    from srkit import callbacks  # deferred: Keras
+
+    if output not in OUTPUT_FACTORS:
+        raise ValueError(
+            f"output must be one of {sorted(OUTPUT_FACTORS)}, got {output!r}"
+        )
+    scale = OUTPUT_FACTORS[output]
+    who = f"{label}'s" if label else "The model's"
+    return (
+        f"{who} x{scale} output during training, on the first validation image. Each "
+        "frame shows bicubic interpolation, the model's prediction after the number "
+        "of training steps above it, and the high-resolution target, at their own "
+        f"pixels (an output wider than {callbacks.TILE_SIZE} px is cropped to the "
+        "square where brightness varies most). The PSNR under each label is of the "
+        "whole image against the target. The first frame is the untrained network; "
+        "the last is held for two seconds."
+    )
+
+
+def show_strip(gif) -> IPythonImage | None:
+    """The still strip of a training GIF (``strip_<output>.png`` beside it), for print.
+
+    Args:
+        gif: the GIF's path (``gif_<output>.gif``); the strip is
+            ``srkit.callbacks.strip_path(gif)``.
+
+    Returns:
+        An ``IPython.display.Image`` (``image/png``, the file's bytes), or None
+        (nothing shown) when there is no strip: a model trained before strips
+        were written keeps its GIF, and a run that skips it still builds.
+    """
+    from IPython.display import Image
+
+    from srkit.callbacks import strip_path  # deferred: Keras
+
+    strip = strip_path(gif)
+    if not strip.is_file():
+        return None
+    return Image(data=strip.read_bytes(), format="png")

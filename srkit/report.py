@@ -6,7 +6,8 @@ numbers come from the run. Those pieces live here so that a notebook stays a seq
 of short calls: the run folder, the banner (with the machine facts of
 ``srkit.environment``), the parameter check, the answer that opens a step page
 (:func:`answer`), the results, training and model tables, the takeaways and budget
-sentences of a training step, the metric agreement of the data page, the best
+sentences of a training step, the before/after slider of a page's answer crop
+(:func:`before_after`), the metric agreement of the data page, the best
 model and the training GIFs of a run, and the Markdown helpers (:func:`markdown`,
 :func:`markdown_table`) that the benchmark and summary pages
 (``srkit.benchmark_page``, ``srkit.summary_page``) build on. It may use every srkit
@@ -15,7 +16,10 @@ module below it, and it knows nothing about papermill or jupyter-book.
 
 from __future__ import annotations
 
+import base64
 import functools
+import html
+import io
 import os
 from pathlib import Path
 
@@ -23,8 +27,15 @@ import numpy as np
 import pandas as pd
 
 import srkit
-from srkit import environment, layout, metrics, models, plots, records
-from srkit.vocab import BICUBIC, METRICS, OUTPUT_NAMES, output_side, scale_label
+from srkit import environment, evaluate, images, layout, metrics, models, plots, records
+from srkit.vocab import (
+    BICUBIC,
+    FACTOR_OUTPUTS,
+    METRICS,
+    OUTPUT_NAMES,
+    output_side,
+    scale_label,
+)
 
 
 def project_root(start: str | os.PathLike | None = None) -> Path | None:
@@ -178,14 +189,15 @@ def banner(
     parts += _machine_facts()
     kind = "warning" if profile == "smoke" else "note"
     title = "Smoke run: these numbers are noise" if profile == "smoke" else "This run"
-    lines = [f":::{{admonition}} {title}", f":class: {kind}", ""]
+    # one paragraph in small type (book/_static/first-screen.css: srkit-run)
+    lines = [f":::{{admonition}} {title}", f":class: {kind} srkit-run", ""]
+    facts = " · ".join(parts) + "."
     if profile == "smoke":
-        lines.append(
-            "This page ran with the **smoke** profile: every model trains for a "
-            "handful of optimizer steps. The numbers show that the code runs; they "
-            "are not results about the architectures.\n"
+        facts = (
+            "Every model trains for a handful of optimizer steps: the numbers show "
+            "that the code runs, they are not results about the architectures. " + facts
         )
-    lines.append(" · ".join(parts) + ".")
+    lines.append(facts)
     if extra:
         lines.append("\n" + extra)
     lines.append(":::")
@@ -658,10 +670,178 @@ def answer(evaluations, control=None, profile: str = ""):
         )
     if profile == "smoke":
         text += (
-            " This is a smoke run: a handful of optimizer steps, so these margins "
-            "are noise, not results about the architecture."
+            # short: the banner and the announcement bar say why (a handful of
+            # optimizer steps), and the page's figure should stay in its first screen
+            " Smoke run: these margins are noise, not results about the architecture."
         )
     return markdown(text)
+
+
+#: Screen pixels per target pixel in :func:`before_after`: twice the answer figure's
+#: magnification, so its 48 px crop is shown 288 px wide (a phone's column holds it).
+SLIDER_ZOOM = 6
+#: The custom element of the vendored slider (``book/_static/img-comparison-slider``,
+#: loaded on every page by ``_config.yml``): slot ``first`` is shown left of the
+#: divider, slot ``second`` right of it.
+SLIDER_TAG = "img-comparison-slider"
+
+
+def png_data_uri(image: np.ndarray) -> str:
+    """An RGB image as a ``data:image/png;base64,...`` URI (for a page's HTML).
+
+    Args:
+        image: float (h, w, 3) in [0, 1] (values outside are clipped) or uint8.
+
+    Returns:
+        The URI of a PNG of the image at its own size.
+
+    Raises:
+        ValueError: for an array that is not (h, w, 3).
+    """
+    from PIL import Image  # Pillow comes with matplotlib
+
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[-1] != 3 or 0 in array.shape:
+        raise ValueError(f"image must be (h, w, 3), got shape {array.shape}")
+    if array.dtype != np.uint8:
+        array = np.round(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", optimize=True)  # RGB: (h, w, 3)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def slider_html(
+    before: np.ndarray,
+    after: np.ndarray,
+    labels: tuple[str, str],
+    alts: tuple[str, str],
+    zoom: int = SLIDER_ZOOM,
+    caption: str = "",
+) -> str:
+    """The HTML of a before/after slider of two images of the same size.
+
+    The images are embedded as PNG data URIs at their own size and drawn ``zoom``
+    times larger with square pixels (``image-rendering: pixelated``); ``before``
+    lies left of the divider, ``after`` right of it. Above them a row with the two
+    labels, under them ``caption``. The element needs the vendored script; without
+    it (or in print, ``book/_static/before-after.css``) the slider stays hidden.
+
+    Args:
+        before, after: float (h, w, 3) images in [0, 1], of one shape.
+        labels: the (left, right) labels shown above the slider.
+        alts: the (left, right) alt texts of the two images.
+        zoom: screen pixels per image pixel (at least 1).
+        caption: plain text under the slider ("" for none); it is escaped.
+
+    Returns:
+        One ``<figure>`` element as a string.
+
+    Raises:
+        ValueError: on images of different shapes or a zoom below 1.
+    """
+    before, after = np.asarray(before), np.asarray(after)
+    if before.shape != after.shape:
+        raise ValueError(
+            f"before {before.shape} and after {after.shape} must have one shape"
+        )
+    if int(zoom) < 1:
+        raise ValueError(f"zoom must be >= 1, got {zoom}")
+    height, width = (int(side) * int(zoom) for side in before.shape[:2])
+    # long registry names may break after an underscore, never inside a word
+    left, right = (html.escape(str(label)).replace("_", "_<wbr>") for label in labels)
+    tags = []
+    for slot, image, alt in (("first", before, alts[0]), ("second", after, alts[1])):
+        tags.append(
+            f'<img slot="{slot}" src="{png_data_uri(image)}" width="{width}" '
+            f'height="{height}" alt="{html.escape(str(alt))}" '
+            'style="image-rendering: pixelated">'
+        )
+    aria = html.escape(
+        f"Before/after slider: {labels[0]} left of the divider, {labels[1]} right "
+        "of it; drag the divider or press the arrow keys",
+    )
+    text = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
+    return (
+        f'<figure class="srkit-before-after" style="width: {width}px">'
+        '<div class="srkit-before-after-labels">'
+        f"<span>◀&nbsp;{left}</span><span>{right}&nbsp;▶</span></div>"
+        f'<{SLIDER_TAG} value="50" role="group" aria-label="{aria}">'
+        + "".join(tags)
+        + f"</{SLIDER_TAG}>{text}</figure>"
+    )
+
+
+def before_after(
+    model,
+    subset,
+    choice,
+    profile: str = "",
+    label: str | None = None,
+    zoom: int = SLIDER_ZOOM,
+):
+    """A before/after slider of a page's answer crop: bicubic against the model.
+
+    The region is the one of the page's answer figure (``plots.answer_figure``'s
+    ``choice``): the same image, square and scale, bicubic interpolation of the
+    input left of the divider and the model's output right of it, magnified
+    ``zoom`` times. The two crops travel inside the page as small PNGs (a 48 px
+    crop is a few kB). A smoke run gets no slider, only an HTML comment that says
+    why: a model trained for a handful of steps shows noise, and the page's static
+    figure already shows it.
+
+    Args:
+        model: the trained Keras model.
+        subset: the validation :class:`srkit.windows.Subset` of the choice.
+        choice: the ``plots.CropChoice`` of the answer figure.
+        profile: the run's profile; ``smoke`` gives no slider.
+        label: how the slider's label and caption name the model (default: its
+            registry name, which the alt text always gives).
+        zoom: screen pixels per target pixel.
+
+    Returns:
+        An ``IPython.display.HTML`` object.
+
+    Raises:
+        ValueError: for a scale the model does not output.
+    """
+    from IPython.display import HTML
+
+    if profile == "smoke":
+        return HTML("<!-- no before/after slider: a smoke model's output is noise -->")
+    output = FACTOR_OUTPUTS[choice.scale]
+    predictions = evaluate.predict_images(model, subset, [choice.index])
+    if output not in predictions:
+        raise ValueError(
+            f"model {model.name!r} has no output {output!r} for x{choice.scale}; "
+            f"its outputs are {sorted(predictions)}"
+        )
+    low_res = np.asarray(subset.x)[choice.index]
+    bicubic = np.clip(images.bicubic_upscale(low_res, choice.scale), 0.0, 1.0)
+    rows = slice(choice.top, choice.top + choice.size)
+    columns = slice(choice.left, choice.left + choice.size)
+    name = label or model.name
+    full = name if name == model.name else f"{name} ({model.name})"
+    where = (
+        f"the {choice.size} px region of validation image {choice.name} at "
+        f"x{choice.scale} (row {choice.top}, column {choice.left})"
+    )
+    return HTML(
+        slider_html(
+            bicubic[rows, columns],
+            predictions[output][0][rows, columns],
+            labels=(f"bicubic x{choice.scale}", name),
+            alts=(
+                f"Bicubic interpolation of {where}, magnified {zoom}x",
+                f"Output of {model.name} for {where}, magnified {zoom}x",
+            ),
+            zoom=zoom,
+            caption=(
+                f"{where[0].upper()}{where[1:]}, magnified {zoom}x: drag the divider "
+                "(or focus the image and press the arrow keys) to compare bicubic "
+                f"interpolation with {full}."
+            ),
+        )
+    )
 
 
 def regime_takeaways(histories, bicubic):

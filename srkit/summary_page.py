@@ -3,8 +3,10 @@
 This module owns what compares the models of a whole run: each model's reader label
 (``07``, ``R4``) and its link to the page that trains it (the page is named in the
 model registry, ``srkit.models.MODEL_INFO[name]["page"]``), the headline that
-answers the study's question from the run, the margins over bicubic on the
-benchmark sets (tables and sentences, shown by the benchmark page too), the
+answers the study's question from the run and the figure under it (the result
+models and the best architecture model on one image, :func:`side_by_side`), the
+margins over bicubic on the benchmark sets (tables and sentences, shown by the
+benchmark page too), the
 validation tables beside bicubic, the ranking of the models beside the study's,
 the study's own numbers in tables apart from ours, why the two cannot be compared
 and what can (the order of pairs of models), the legend of labels and the
@@ -13,10 +15,13 @@ conclusions. Built on ``srkit.report`` (Markdown).
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import pandas as pd
 
 from srkit import models, records, report
-from srkit.vocab import output_side
+from srkit.vocab import OUTPUT_FACTORS, output_side
 
 #: The data behind the original report's numbers (``srkit.report.STUDY_IMAGES``):
 #: its own validation images; its text names no image collection (the ``voc2007``
@@ -182,6 +187,119 @@ def headline(
     body = "\n\n".join([*lines, "\n".join(bullets)])
     title = f":::{{admonition}} What this run found\n:class: {kind} srkit-headline\n"
     return report.markdown(f"{title}\n{body}\n:::")
+
+
+def result_names() -> list[str]:
+    """The registry names of the four result models, R1 to R4, in order."""
+    return [
+        n for n in models.MODEL_NAMES if str(models.MODEL_INFO[n]["step"])[0] == "R"
+    ]
+
+
+def best_architecture(table: pd.DataFrame, scale: int = 4) -> str | None:
+    """The architecture model (steps 02-07) with the highest mean PSNR at ``scale``.
+
+    Args:
+        table: ``srkit.records.collect_metrics`` output.
+        scale: the upscaling factor compared.
+
+    Returns:
+        Its registry name, or None when no model of 02-07 has a row at ``scale``.
+    """
+    results = set(result_names())
+    rows = table[
+        (table["model"] != "bicubic")
+        & ~table["model"].isin(results)
+        & (table["scale"] == scale)
+    ]
+    if rows.empty:
+        return None
+    return report.best_model(rows, scale=scale)
+
+
+def panel_title(name: str) -> str:
+    """A model's panel title in the side-by-side figure: label, then its loss."""
+    return f"{short_label(name)}\nloss: {models.MODEL_INFO[name]['loss']}"
+
+
+def side_by_side(run, subset, table: pd.DataFrame, scale: int = 4):
+    """The summary's figure: R1-R4 and the best architecture model on one image.
+
+    Loads each model's ``best.keras`` from the run, predicts one image and
+    draws :func:`srkit.plots.models_figure`: the same crop of the same validation
+    image (the one of median bicubic PSNR, chosen before any model) through input,
+    bicubic, the best model of steps 02-07, R1 to R4 and the target, each titled
+    with its label and training loss, PSNR and SSIM of the crop under each.
+
+    Args:
+        run: the ``srkit.layout.RunFolder`` (``best_model(name)`` paths).
+        subset: the validation :class:`srkit.windows.Subset` to draw from.
+        table: ``srkit.records.collect_metrics`` output (which models the run has).
+        scale: the upscaling factor shown.
+
+    Returns:
+        The figure, with ``caption`` (Markdown, to show above it), or None when
+        the run has none of these models.
+    """
+    from srkit import evaluate, plots  # deferred: Keras and matplotlib
+
+    in_run = set(table["model"].astype(str))
+    names = [n for n in [best_architecture(table, scale)] if n]
+    names += [n for n in result_names() if n in in_run]
+    names = [n for n in names if run.best_model(n).exists()]
+    if not names:
+        return None
+    # The image: the one of median bicubic PSNR (typical difficulty, chosen before
+    # any model is seen); the region: its busiest square.
+    bicubic = evaluate.evaluate(None, subset)
+    bicubic.per_image = bicubic.bicubic_per_image
+    choice = plots.choose_crop(bicubic, subset, scale)
+    shown = {panel_title(n): models.load(run.best_model(n)) for n in names}
+    # Each model traces its own function: TensorFlow's "retracing" warning about
+    # it would print into the page.
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        figure = plots.models_figure(shown, subset, choice)
+    finally:
+        logger.setLevel(level)
+    labels = [short_label(n) for n in names]
+    architecture = (
+        f"{labels[0]}, the architecture model (steps 02 to 07) with the highest "
+        f"validation PSNR at x{scale} in this run, and "
+        if names[0] not in result_names()
+        else ""
+    )
+    results = [short_label(n) for n in names if n in result_names()]
+    figure.caption = (
+        f"**The models side by side.** {architecture}the result models "
+        f"{', '.join(results)} (which differ mainly in their training loss, named "
+        f"under each label) on `{choice.name}`, the validation image of median "
+        f"bicubic PSNR among {choice.n_images}, at x{scale}: the {choice.size} px "
+        "square of its target where brightness varies most, magnified "
+        f"{plots.CROP_ZOOM}x, from the input (pixels repeated) and bicubic "
+        "interpolation to the target. PSNR and SSIM under the panels are of the crop."
+    )
+    return figure
+
+
+def gif_caption(name: str, gif) -> str:
+    """The short caption of a model's training GIF on the summary page.
+
+    Args:
+        name: the model's registry name.
+        gif: the GIF's path (``gif_<output>.gif``), which names the output.
+
+    Returns:
+        Markdown, e.g. "the x4 output of `dts_model`, trained on the mse loss."
+    """
+    output = Path(gif).stem.removeprefix("gif_")
+    scale = OUTPUT_FACTORS.get(output)
+    shown = f"the x{scale} output" if scale else f"the output `{output}`"
+    loss = models.MODEL_INFO.get(name, {}).get("loss")
+    trained = f", trained on the {loss} loss" if loss else ""
+    return f"{shown.capitalize()} of `{name}`{trained}."
 
 
 def summary_table(

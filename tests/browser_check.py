@@ -12,12 +12,22 @@ desktop width (1400 px) and a phone width (390 px). On each page it checks:
 - ``math``: no raw ``$``, ``\\(`` or ``\\[`` left in the text once MathJax is done
   (code blocks aside);
 - ``banner``: the announcement bar holds the expected words (the smoke warning);
-- ``link``: the previous/next links resolve to pages of the site.
+- ``link``: the previous/next links resolve to pages of the site;
+- ``alt``: every picture of the column has an alt text, and not a file path;
+- ``size``: (desktop) no picture is shown narrower than its own pixels;
+- ``slider``: every ``img-comparison-slider`` is defined (its script loaded
+  offline) and shows its two images;
+- ``first-screen``: (desktop, 1400x900) a step page 02-11 shows a figure before
+  the reader scrolls;
+- ``weight``: (with ``--max-mb``) the whole site weighs at most that much.
 
-One screenshot per page and width is written to a temporary folder, printed at the
-end. Chromium runs with no network beyond the loopback server and a fresh profile.
+The rules are pure functions over what the page script collects
+(:func:`page_defects`), tested without a browser. One screenshot per page and width
+is written to a temporary folder, printed at the end. Chromium runs with a fresh
+profile and no network beyond the loopback server (no host name resolves).
 
-Usage: ``python tests/browser_check.py _build/html [--banner "Smoke build"]``.
+Usage: ``python tests/browser_check.py _build/html [--banner "Smoke build"]
+[--max-mb 30]``.
 """
 
 from __future__ import annotations
@@ -54,6 +64,9 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
     "--hide-scrollbars",
+    # offline: no host name resolves, so a CDN script fails as it would for a
+    # reader without network; the site itself is served on 127.0.0.1
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
 ]
 SKIPPED_PAGES = ("genindex.html", "search.html", "py-modindex.html")
 START_TIMEOUT_S = 30.0  # Chromium writes its DevTools port within seconds
@@ -62,6 +75,7 @@ PAGE_TIMEOUT_S = 30.0  # load, MathJax and images of one page
 # Runs in the page after load: waits for MathJax and the images, then measures.
 MEASURE = r"""
 (async () => {
+  const SLIDER = "img-comparison-slider";
   for (const img of document.images) { img.loading = "eager"; }
   if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
     await MathJax.startup.promise;
@@ -71,6 +85,11 @@ MEASURE = r"""
     setTimeout(done, 5000);
   });
   await Promise.all([...document.images].map(wait));
+  // a slider's script may define the element after the load event
+  if (document.querySelector(SLIDER) && window.customElements) {
+    await Promise.race([customElements.whenDefined(SLIDER),
+                        new Promise((done) => setTimeout(done, 2000))]);
+  }
   await document.fonts.ready;
   const main = document.querySelector(".bd-article") ||
                document.querySelector("main") || document.body;
@@ -115,12 +134,30 @@ MEASURE = r"""
     const at = text.indexOf(token);
     if (at >= 0) raw.push(JSON.stringify(text.slice(Math.max(0, at - 30), at + 30)));
   }
+  // the column's pictures, with their place on the page (document coordinates)
+  const pictures = [...main.querySelectorAll("img")].map((img) => {
+    const box = img.getBoundingClientRect();
+    return {
+      src: img.getAttribute("src"), alt: img.getAttribute("alt"),
+      decorative: ["presentation", "none"].includes(img.getAttribute("role")) ||
+                  img.closest("[aria-hidden=true]") !== null,
+      naturalWidth: img.naturalWidth, width: box.width, height: box.height,
+      top: box.top + window.scrollY,
+    };
+  });
+  const sliders = [...document.querySelectorAll(SLIDER)].map((el) => ({
+    defined: el.matches(":defined"), width: el.getBoundingClientRect().width,
+    images: [...el.querySelectorAll("img")].map((img) => ({
+      src: img.getAttribute("src"), loaded: img.complete && img.naturalWidth > 0,
+    })),
+  }));
   const bar = document.querySelector(".bd-header-announcement");
   const links = [...document.querySelectorAll(".prev-next-area a")]
     .map((a) => a.href);
   return {
     images, sticking: sticking.slice(0, 5), hidden: hidden.slice(0, 5), raw,
     pageWidth: document.documentElement.scrollWidth, viewport: window.innerWidth,
+    viewportHeight: window.innerHeight, pictures, sliders,
     banner: bar ? bar.textContent.trim() : null, links,
   };
 })()
@@ -133,7 +170,9 @@ class Defect:
 
     page: str
     width: str
-    kind: str  # image | console | overflow | math | banner | link
+    # image | console | overflow | math | banner | link | alt | size | slider
+    # | first-screen | weight
+    kind: str
     detail: str
 
     def __str__(self) -> str:
@@ -269,6 +308,8 @@ class Browser:
                 errors.append(" ".join(str(a.get("value", "")) for a in params["args"]))
             elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
                 entry = params["entry"]
+                if entry.get("url", "").endswith("/favicon.ico"):
+                    continue  # the browser asks for it by itself; no page links it
                 errors.append(f"{entry.get('text', '')} {entry.get('url', '')}".strip())
         return errors
 
@@ -329,6 +370,19 @@ def site_pages(site: Path) -> list[str]:
     return pages
 
 
+def site_bytes(site: Path) -> int:
+    """What a reader's browser could download: every file of the built site."""
+    return sum(f.stat().st_size for f in Path(site).rglob("*") if f.is_file())
+
+
+def weight_defects(total_bytes: int, max_mb: float | None) -> list[Defect]:
+    """The site heavier than ``max_mb`` megabytes (10**6 bytes; None: no limit)."""
+    if max_mb is None or total_bytes <= max_mb * 1e6:
+        return []
+    detail = f"the site weighs {total_bytes / 1e6:.1f} MB, more than {max_mb:g} MB"
+    return [Defect("-", "-", "weight", detail)]
+
+
 def redirect_defects(site: Path) -> list[Defect]:
     """Redirect-only pages whose target is not a file of the site."""
     defects = []
@@ -350,14 +404,120 @@ def _resolves(link: str, server_url: str) -> bool:
         return False
 
 
-def check_page(browser, server_url, page, width_name, banner, shots) -> list[Defect]:
-    """Open one page at one width and list what a reader would see wrong."""
-    width, height = WIDTHS[width_name]
-    found = browser.open(server_url + page, width, height)
-    defects = [Defect(page, width_name, "console", e) for e in browser.console_errors()]
-    defects += [
-        Defect(page, width_name, "image", f"not loaded: {s}") for s in found["images"]
-    ]
+# ------------------------------------------------------------------ the rules
+# Pure functions over what MEASURE collects, so each rule is tested without a browser
+# (tests/test_browser_rules.py). A picture is a dict with src, alt, decorative,
+# naturalWidth, width, height and top (CSS px from the top of the page); a slider is
+# a dict with defined, width and images (each with src and loaded).
+
+#: An alt text that is a file name or path: what Sphinx writes when none was given.
+PATH_ALT = re.compile(
+    r"^\S*(/|\\)\S*$|^\S+\.(png|jpe?g|gif|svg|webp|avif)$", re.IGNORECASE
+)
+#: Step pages whose first screen must show a figure: 02-11 (01 is data, 12-13 differ).
+FIRST_SCREEN_PAGE = re.compile(r"(^|/)steps/(0[2-9]|1[01])_[^/]*\.html$")
+#: How much of a picture the first screen must show (all of a smaller one), in px.
+FIRST_SCREEN_MIN_PX = 100
+SHRINK_TOLERANCE_PX = 1  # sub-pixel layout rounding
+
+
+def _name(src: str | None) -> str:
+    return (src or "?").rsplit("/", 1)[-1]
+
+
+def alt_defects(pictures: list[dict]) -> list[str]:
+    """Content pictures whose alt text is missing, empty or a file path.
+
+    A picture marked decorative (``role="presentation"`` or inside
+    ``aria-hidden="true"``) may have an empty alt.
+    """
+    defects = []
+    for picture in pictures:
+        alt = (picture.get("alt") or "").strip()
+        if picture.get("decorative"):
+            continue
+        if not alt:
+            defects.append(f"no alt text: {_name(picture['src'])}")
+        elif PATH_ALT.match(alt):
+            defects.append(f"alt text is a file path: {alt}")
+    return defects
+
+
+def size_defects(pictures: list[dict]) -> list[str]:
+    """Pictures shown narrower than their own pixels (downsampled by the page).
+
+    Hidden pictures (width 0, e.g. in a closed toggle) and pictures that did not
+    load (natural width 0, reported as ``image``) are left out.
+    """
+    defects = []
+    for picture in pictures:
+        natural, shown = picture.get("naturalWidth") or 0, picture.get("width") or 0
+        if natural and shown and shown < natural - SHRINK_TOLERANCE_PX:
+            defects.append(
+                f"{_name(picture['src'])} shown {round(shown)} px wide, "
+                f"its image is {natural} px (downsampled {natural / shown:.1f}x)"
+            )
+    return defects
+
+
+def slider_defects(sliders: list[dict]) -> list[str]:
+    """Before/after sliders that do not work: element undefined, images missing.
+
+    The browser runs offline (:data:`CHROMIUM_FLAGS` resolve no host but the
+    loopback server), so a slider whose script comes from a CDN is undefined.
+    """
+    defects = []
+    for number, slider in enumerate(sliders, 1):
+        name = f"slider {number}"
+        if not slider.get("defined"):
+            defects.append(f"{name}: img-comparison-slider is not defined (no script)")
+        elif not slider.get("width"):
+            defects.append(f"{name}: shown 0 px wide")
+        images = slider.get("images") or []
+        if len(images) < 2:
+            defects.append(f"{name}: {len(images)} image(s), a comparison needs 2")
+        defects += [
+            f"{name}: image not loaded: {_name(image['src'])}"
+            for image in images
+            if not image.get("loaded")
+        ]
+    return defects
+
+
+def first_screen_defects(page: str, pictures: list[dict], height: int) -> list[str]:
+    """A step page (02-11) whose first screen (``height`` px) shows no picture.
+
+    A picture counts when it is shown (width > 0), is not decorative, and at least
+    :data:`FIRST_SCREEN_MIN_PX` of it (all of a smaller one) lies above ``height``.
+    """
+    if not FIRST_SCREEN_PAGE.search(page):
+        return []
+    for picture in pictures:
+        if picture.get("decorative") or not picture.get("width"):
+            continue
+        needed = min(picture.get("height") or 0, FIRST_SCREEN_MIN_PX)
+        if picture["top"] >= 0 and picture["top"] + needed <= height:
+            return []
+    shown = [p for p in pictures if p.get("width") and not p.get("decorative")]
+    first = min((p["top"] for p in shown), default=None)
+    where = f"the first starts at {round(first)} px" if first is not None else "none"
+    return [f"no figure in the first {height} px ({where})"]
+
+
+def page_defects(page: str, width_name: str, found: dict, banner=None) -> list[Defect]:
+    """Every defect that the measurements of one page show (console and links aside).
+
+    Args:
+        page: the page, relative to the site (``book/steps/02_x.html``).
+        width_name: a key of :data:`WIDTHS`.
+        found: what :data:`MEASURE` returned for the page.
+        banner: words the announcement bar must hold (None: not checked).
+    """
+
+    def named(kind, details):
+        return [Defect(page, width_name, kind, detail) for detail in details]
+
+    defects = named("image", [f"not loaded: {s}" for s in found["images"]])
     if found["pageWidth"] > found["viewport"] + 1:
         defects.append(
             Defect(
@@ -367,22 +527,36 @@ def check_page(browser, server_url, page, width_name, banner, shots) -> list[Def
                 f"page {found['pageWidth']} px wide in a {found['viewport']} px window",
             )
         )
-    defects += [
-        Defect(page, width_name, "overflow", f"sticks out of the column: {s}")
-        for s in found["sticking"]
-    ]
+    defects += named(
+        "overflow", [f"sticks out of the column: {s}" for s in found["sticking"]]
+    )
     if width_name == "desktop":
-        defects += [
-            Defect(page, width_name, "overflow", f"wider than its column: {s}")
-            for s in found["hidden"]
-        ]
-    defects += [
-        Defect(page, width_name, "math", f"raw math: {s}") for s in found["raw"]
-    ]
+        defects += named(
+            "overflow", [f"wider than its column: {s}" for s in found["hidden"]]
+        )
+    defects += named("math", [f"raw math: {s}" for s in found["raw"]])
     if banner is not None and banner not in (found["banner"] or ""):
         defects.append(
             Defect(page, width_name, "banner", f"{banner!r} not in {found['banner']!r}")
         )
+    pictures = found.get("pictures", [])
+    defects += named("alt", alt_defects(pictures))
+    defects += named("slider", slider_defects(found.get("sliders", [])))
+    if width_name == "desktop":  # a phone shrinks wide figures to its column
+        defects += named("size", size_defects(pictures))
+        defects += named(
+            "first-screen",
+            first_screen_defects(page, pictures, found["viewportHeight"]),
+        )
+    return defects
+
+
+def check_page(browser, server_url, page, width_name, banner, shots) -> list[Defect]:
+    """Open one page at one width and list what a reader would see wrong."""
+    width, height = WIDTHS[width_name]
+    found = browser.open(server_url + page, width, height)
+    defects = [Defect(page, width_name, "console", e) for e in browser.console_errors()]
+    defects += page_defects(page, width_name, found, banner)
     for link in found["links"]:
         if not _resolves(link, server_url):
             defects.append(
@@ -471,15 +645,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("site", help="the built book, e.g. _build/html")
     parser.add_argument("--banner", help="words every announcement bar must hold")
     parser.add_argument("--shots", help="screenshot folder (default: a new temp one)")
+    parser.add_argument(
+        "--max-mb", type=float, help="the most the whole site may weigh, in MB"
+    )
     args = parser.parse_args(argv)
     shots = args.shots or tempfile.mkdtemp(prefix="srkit-book-shots-")
     pages = site_pages(Path(args.site))
     defects = check_site(args.site, banner=args.banner, shots=shots, pages=pages)
+    total = site_bytes(Path(args.site))
+    defects += weight_defects(total, args.max_mb)
     for defect in defects:
         print(defect)
     print(
         f"{len(pages)} pages x {len(WIDTHS)} widths checked, {len(defects)} defects; "
-        f"screenshots in {shots}"
+        f"site {total / 1e6:.1f} MB; screenshots in {shots}"
     )
     return 1 if defects else 0
 

@@ -102,6 +102,28 @@ def test_smoke_warning_comes_first_in_every_label():
     assert "No run records" in book.this_build_box({})
 
 
+def test_build_labels_are_compact_and_keep_every_fact():
+    # small enough that a step page's answer figure is in its first screen
+    bar = book.announcement(RECORDS)
+    warning, facts = bar.split(' <span class="srkit-build-facts">')
+    assert warning == f"<b>{book.build_facts(RECORDS)['warning']}</b>"
+    assert facts.startswith("This build: profile <b>smoke</b> · data ")
+    assert facts.endswith("Test CPU, 2 cores, no GPU</span>")
+    assert "\n" not in bar and "<br" not in bar
+    odd = {**RECORDS, "hardware": {"cpu": "A<B> CPU", "cores": 2, "gpus": []}}
+    assert "A&lt;B&gt; CPU" in book.announcement(odd)  # text, never markup
+    box = book.this_build_box(RECORDS).split("\n")
+    assert box[:3] == [":::{admonition} This build", ":class: warning srkit-run", ""]
+    assert len(box) == 6 and box[4:] == [":::", ""]  # one paragraph
+    paragraph = box[3]
+    assert paragraph.startswith("**Smoke build: every model trained")
+    for fact in ("`smoke`", "train (19 train / 5 val)", "random (offline)", "Test CPU"):
+        assert fact in paragraph
+    assert paragraph.endswith(
+        "{doc}`about_run` lists every parameter, version and step time."
+    )
+
+
 def test_write_about_page_writes_the_build_box(tmp_path):
     run_dir = tmp_path / "runs" / "smoke"
     run_dir.mkdir(parents=True)

@@ -1,18 +1,23 @@
 """The browser checker catches each defect a reader would see, on purpose-made pages.
 
 Each page of a tiny site carries one defect (a missing image, a script error, a
-wide block, a hidden table column, raw math, no banner, a dead next link); the
-checker must name it, and must find nothing on the good page. Skipped where
-Debian's chromium is not installed (``.ci/run`` installs it).
+wide block, a hidden table column, raw math, no banner, a dead next link, an alt
+text that is a path, a downsampled figure, a slider loaded from a CDN, a step page
+that opens without a figure); the checker must name it, and must find nothing on the
+good pages. Skipped where Debian's chromium is not installed (``.ci/run`` installs
+it). The rules alone are tested without a browser in ``test_browser_rules.py``.
 """
 
 from __future__ import annotations
 
 import base64
+import shutil
 from pathlib import Path
 
 import browser_check
+import numpy as np
 import pytest
+from PIL import Image
 
 pytestmark = pytest.mark.skipif(
     browser_check.find_chromium() is None, reason="chromium is not installed"
@@ -26,7 +31,8 @@ BANNER = '<div class="bd-header-announcement">Smoke build: the numbers are noise
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body {{ margin: 0 }} main {{ max-width: 700px; margin: 0 auto }}</style>
+<style>body {{ margin: 0 }} main {{ max-width: 700px; margin: 0 auto }}
+img {{ max-width: 100% }}</style>
 </head><body>{banner}
 <main class="bd-article"><h1>A page</h1>{body}</main>
 <div class="prev-next-area">{links}</div>
@@ -48,22 +54,71 @@ BROKEN = {
     "math.html": (r"<p>a formula left raw: \(x^2\) and $$y$$</p>", "math"),
     "nobanner.html": ("<p>no announcement bar</p>", "banner"),
     "badlink.html": ("<p>a dead next link</p>", "link"),
+    "alt.html": ('<img src="/pixel.png" alt="../_images/pixel.png">', "alt"),
+    "narrow.html": ('<img src="/wide.png" alt="a wide chart" width="300">', "size"),
+    # the browser is offline: a slider whose script comes from a CDN stays undefined
+    "slider.html": (
+        '<script type="module" src="https://cdn.jsdelivr.net/npm/'
+        'img-comparison-slider@8/dist/index.js"></script>' + "{slider}",
+        "slider",
+    ),
+    "book/steps/02_late.html": (
+        '<div style="height: 1200px">a long question</div>'
+        '<img src="/wide.png" alt="the answer, too far down">',
+        "first-screen",
+    ),
 }
+# a stand-in for the vendored component: defined by a script of the page itself
+SLIDER = (
+    '<img-comparison-slider><img slot="first" src="/wide.png" alt="bicubic">'
+    '<img slot="second" src="/wide.png" alt="model"></img-comparison-slider>'
+)
+DEFINE_SLIDER = (
+    "<script>customElements.define('img-comparison-slider', class extends "
+    "HTMLElement { constructor() { super(); this.attachShadow({mode: 'open'})"
+    ".innerHTML = '<slot name=first></slot>'; } });</script>"
+)
+#: the component the book vendors, served by the site as the book serves it
+VENDORED = (
+    Path(__file__).resolve().parents[1] / "book" / "_static" / "img-comparison-slider"
+)
+GOOD = {
+    "good.html": '<p>Text and an image.</p><img src="/pixel.png" alt="pixel">',
+    "book/steps/03_good.html": (
+        '<img src="/wide.png" alt="the answer first"><p>The question.</p>'
+        + DEFINE_SLIDER
+        + SLIDER
+    ),
+}
+if (VENDORED / "index.js").is_file():
+    GOOD["vendored_slider.html"] = (
+        '<script defer src="/vendored/index.js"></script>' + SLIDER
+    )
 
 
 def write_site(root: Path) -> Path:
     root.mkdir(parents=True)
+    if (VENDORED / "index.js").is_file():
+        shutil.copytree(VENDORED, root / "vendored")
     (root / "pixel.png").write_bytes(PIXEL)
-    good = '<p>Text and an image.</p><img src="pixel.png" alt="pixel">'
-    link = '<a class="right-next" href="{}">next</a>'
-    (root / "good.html").write_text(
-        PAGE.format(banner=BANNER, body=good, links=link.format("image.html"))
-    )
+    # 600 px: shown at its own size in the 700 px column, unless squeezed
+    Image.fromarray(np.full((40, 600, 3), 128, np.uint8)).save(root / "wide.png")
+    link = '<a class="right-next" href="/{}">next</a>'
+    for name, body in GOOD.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(
+            PAGE.format(banner=BANNER, body=body, links=link.format("image.html"))
+        )
     for name, (body, kind) in BROKEN.items():
         target = "nowhere.html" if kind == "link" else "good.html"
         banner = "" if kind == "banner" else BANNER
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(
-            PAGE.format(banner=banner, body=body, links=link.format(target))
+            PAGE.format(
+                banner=banner,
+                body=body.replace("{slider}", SLIDER),
+                links=link.format(target),
+            )
         )
     return root
 
@@ -71,14 +126,15 @@ def write_site(root: Path) -> Path:
 def test_each_defect_is_caught_and_the_good_page_passes(tmp_path):
     site = write_site(tmp_path / "site")
     shots = tmp_path / "shots"
-    pages = ["good.html", *BROKEN]
+    pages = [*GOOD, *BROKEN]
     defects = browser_check.check_site(
         site, banner="Smoke build", shots=shots, pages=pages
     )
     found = {}
     for defect in defects:
         found.setdefault(defect.page, set()).add(defect.kind)
-    assert "good.html" not in found, [str(d) for d in defects if d.page == "good.html"]
+    for name in GOOD:
+        assert name not in found, [str(d) for d in defects if d.page == name]
     for name, (_, kind) in BROKEN.items():
         assert kind in found.get(name, set()), f"{name}: {kind} not caught"
     details = {d.page: d.detail for d in defects}
@@ -86,6 +142,10 @@ def test_each_defect_is_caught_and_the_good_page_passes(tmp_path):
     assert "already been declared" in details["redeclared.html"]
     hidden = [d for d in defects if d.page == "hidden.html"]
     assert {d.width for d in hidden} == {"desktop"}  # a phone may scroll a table
+    slider = [d.detail for d in defects if d.page == "slider.html"]
+    assert "slider 1: img-comparison-slider is not defined (no script)" in slider
+    late = [d for d in defects if d.kind == "first-screen"]
+    assert [(d.page, d.width) for d in late] == [("book/steps/02_late.html", "desktop")]
     assert len(list(shots.glob("*.png"))) == 2 * len(pages)
 
 

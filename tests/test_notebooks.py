@@ -134,11 +134,14 @@ def tags(cell) -> list[str]:
 @pytest.mark.parametrize("path", TRAINING_STEPS, ids=lambda p: p.stem)
 def test_step_opens_with_its_answer(path):
     notebook, cells = code_cells(path)
-    setup = notebook.cells.index(cells[1])  # after the parameters cell
-    top = notebook.cells[setup + 1]
+    # right after the question (the first cell), before the parameters and the
+    # banner: the answer's figure is in the page's first screen
+    top = notebook.cells[1]
     assert top.cell_type == "markdown", path.name
+    assert notebook.cells[2] is cells[0] and "parameters" in tags(cells[0])
     references = GLUE_REFERENCE.findall(top.source)
-    assert references == ["answer", "answer_caption", "answer_figure"], path.name
+    expected = ["answer", "answer_figure", "answer_caption", "answer_slider"]
+    assert references == expected, path.name
     assert ":alt:" in top.source  # the figure has words for a reader without it
     glued = [key for cell in cells for key in GLUE_KEY.findall(cell.source)]
     assert sorted(glued) == sorted(references), path.name  # each glued once
@@ -148,6 +151,7 @@ def test_step_opens_with_its_answer(path):
     assert "remove-cell" in tags(glue_cell)
     assert "report.answer(" in glue_cell.source
     assert "plots.answer_figure(" in glue_cell.source
+    assert "report.before_after(" in glue_cell.source
 
 
 @pytest.mark.parametrize("path", TRAINING_STEPS, ids=lambda p: p.stem)

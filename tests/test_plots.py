@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 
 import matplotlib
 
@@ -535,3 +536,166 @@ def test_compare_crops_fits_the_column_and_wraps_long_model_names():
     boxes = [axes.title.get_window_extent(renderer) for axes in figure.axes]
     for left, right in zip(boxes[:-1], boxes[1:], strict=True):
         assert left.x1 < right.x0
+
+
+# --- issue 22: readable GIFs, the models side by side, short labels, alt text ---
+
+
+def test_metric_bars_short_labels_stacked_for_a_phone():
+    ours = pd.DataFrame(
+        {
+            "model": ["simple_model_nearest", "dts_model", "bicubic"]
+            + ["dts_model", "dts_dilated_conv_block_model", "bicubic"],
+            "scale": [2, 2, 2, 4, 4, 4],
+            "psnr": [21.0, 22.0, 20.0, 21.5, 22.5, 19.5],
+        }
+    )
+    from srkit import summary_page
+
+    figure = rendered(
+        plots.metric_bars(ours, "psnr", labels=summary_page.short_label, stacked=True)
+    )
+    width, _ = figure.get_size_inches() * figure.dpi
+    assert width <= 480  # a 390 px phone shows it at about three quarters
+    low, high = figure.axes[:2]
+    assert [t.get_text() for t in low.get_yticklabels()] == ["02 nearest", "07"]
+    assert [t.get_text() for t in high.get_yticklabels()] == ["07", "R1"]
+    assert min(t.get_fontsize() for t in high.get_yticklabels()) >= 11
+    wide = rendered(plots.metric_bars(ours, "psnr", labels={"dts_model": "07"}))
+    shown = [t.get_text() for t in wide.axes[0].get_yticklabels()]
+    assert shown == ["simple_model_nearest", "07", "dts_dilated_conv_block_model"]
+
+
+def test_models_crops_draws_every_model_at_native_size_in_rows():
+    low = RNG.random((24, 24, 3), dtype=np.float32)
+    target = RNG.random((96, 96, 3), dtype=np.float32)
+    predictions = {
+        f"R{i}\nloss: l{i}": RNG.random((96, 96, 3), dtype=np.float32)
+        for i in range(1, 6)
+    }
+    figure = rendered(
+        plots.models_crops(low, target, predictions, (8, 16, 48), 4, title="t")
+    )
+    titles = [axes.get_title() for axes in figure.axes]
+    assert titles[:2] == ["input, nearest x4", "bicubic x4"]
+    assert titles[2:7] == list(predictions) and titles[-1] == "target (HR)"
+    assert figure.panel_titles == titles
+    # each panel is 48 target px at 3 screen px per pixel; two rows of four
+    for axes in figure.axes:
+        box = axes.get_window_extent()
+        assert round(box.width) == round(box.height) == 48 * plots.CROP_ZOOM
+    width = figure.get_size_inches()[0] * figure.dpi
+    assert width <= 750  # the book's column at a 1400 px window
+    scored = [axes.get_xlabel() for axes in figure.axes]
+    assert scored[0] == "" and scored[-1] == ""
+    assert all(label.startswith("PSNR") and "SSIM" in label for label in scored[1:-1])
+    with pytest.raises(ValueError, match="empty"):
+        plots.models_crops(low, target, {}, (0, 0, 48), 4)
+    with pytest.raises(ValueError, match="R9"):
+        plots.models_crops(low, target, {"R9": target[:48]}, (0, 0, 48), 4)
+
+
+def test_models_figure_predicts_the_chosen_image():
+    subset = tiny_subset(3)
+    model = tiny_model()
+    bicubic = evaluate.evaluate(None, subset)
+    bicubic.per_image = bicubic.bicubic_per_image
+    choice = plots.choose_crop(bicubic, subset, 4)
+    figure = rendered(plots.models_figure({"A": model, "B": model}, subset, choice))
+    assert figure.choice == choice
+    assert figure.panel_titles[2:4] == ["A", "B"]
+    assert choice.name in figure.texts[0].get_text()
+
+
+def test_gif_caption_and_show_gif_caption_above_the_gif(tmp_path, monkeypatch):
+    import IPython.display
+
+    caption = plots.gif_caption("high_upsample", "R4")
+    assert caption.startswith("R4's x4 output during training")
+    for words in ("bicubic", "target", "PSNR", "untrained", "training steps"):
+        assert words in caption
+    assert plots.gif_caption("low_upsample").startswith("The model's x2 output")
+    with pytest.raises(ValueError, match="middle"):
+        plots.gif_caption("middle")
+    path = tmp_path / "gif_high_upsample.gif"
+    iio.imwrite(path, np.zeros((2, 8, 8, 3), np.uint8), extension=".gif")
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
+    plots.show_gif(path, title="R4", caption=caption)._ipython_display_()
+    assert shown[0].data == f"**R4.** {caption}"  # the caption first, then the GIF
+    assert shown[1].data == path.read_bytes()
+
+
+def test_show_strip_shows_the_png_beside_the_gif(tmp_path):
+    gif = tmp_path / "gif_high_upsample.gif"
+    assert plots.show_strip(gif) is None  # a model trained before strips
+    iio.imwrite(tmp_path / "strip_high_upsample.png", np.zeros((8, 8, 3), np.uint8))
+    strip = plots.show_strip(gif)
+    assert strip.data == (tmp_path / "strip_high_upsample.png").read_bytes()
+    assert strip.format == "png"
+
+
+ALT = re.compile(r"^# %%.*mystnb=(\{.*\})\s*$")
+FIGURE_CALLS = re.compile(
+    r"plots\.(sample_grid|learning_curves|best_worst_figure|show_gif|show_strip|"
+    r"metric_bars|margin_bars|regime_curves)\(|benchmark_figure\(|side_by_side\("
+)
+
+
+def test_every_figure_cell_of_the_notebooks_has_alt_text():
+    import json
+    import pathlib
+
+    import jupytext
+
+    folder = pathlib.Path(__file__).resolve().parents[1] / "notebooks"
+    missing = []
+    for path in sorted(folder.glob("*.py")):
+        notebook = jupytext.read(path)
+        for cell in notebook.cells:
+            if cell.cell_type != "code" or not FIGURE_CALLS.search(cell.source):
+                continue
+            if "remove-cell" in cell.metadata.get("tags", []):
+                continue
+            alt = cell.metadata.get("mystnb", {}).get("image", {}).get("alt", "")
+            if len(alt.split()) < 6 or re.search(r"\.(png|gif|jpe?g)\b|/", alt):
+                missing.append(f"{path.name}: {cell.source.splitlines()[0]}")
+        for line in path.read_text().splitlines():  # the metadata is valid JSON
+            match = ALT.match(line)
+            if match:
+                json.loads(match.group(1))
+    assert not missing, "figure cells without a real alt text:\n" + "\n".join(missing)
+
+
+def test_full_width_figures_fit_the_book_column_at_their_own_pixels():
+    figure = plots.sample_grid(tiny_subset(1), n=1)
+    assert figure.get_size_inches()[0] * figure.dpi <= 750
+
+
+def test_summary_side_by_side_sets_the_best_architecture_beside_the_results(
+    tmp_path,
+):
+    from srkit import layout, summary_page
+
+    run = layout.RunFolder(tmp_path)
+    table = pd.DataFrame(
+        {
+            "model": ["multi_upsampling_model", "dts_model", "bicubic"]
+            + ["dts_dilated_conv_block_model", "dts_model"],
+            "scale": [4, 4, 4, 4, 2],
+            "psnr": [20.0, 21.0, 19.0, 22.0, 30.0],
+        }
+    )
+    for name in ("multi_upsampling_model", "dts_model", "dts_dilated_conv_block_model"):
+        run.best_model(name).parent.mkdir(parents=True)
+        tiny_model().save(run.best_model(name))
+    assert summary_page.best_architecture(table) == "dts_model"
+    figure = rendered(summary_page.side_by_side(run, tiny_subset(3), table))
+    assert figure.panel_titles[2:4] == ["07\nloss: mse", "R1\nloss: psnr"]
+    assert "07, the architecture model" in figure.caption
+    assert "result models R1 (" in figure.caption
+    assert figure.choice.name in figure.caption
+    empty = table[table["model"] == "bicubic"]
+    assert summary_page.side_by_side(run, tiny_subset(3), empty) is None
+    caption = summary_page.gif_caption("dts_model", tmp_path / "gif_high_upsample.gif")
+    assert caption == "The x4 output of `dts_model`, trained on the mse loss."

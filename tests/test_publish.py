@@ -1,6 +1,7 @@
 """Tests of what a reader and a host get: licence and citation files, the GitHub
 workflow that builds and deploys the book, `make publish`, and the book settings
-that keep pages clean (no download menu, MathJax served with the site)."""
+that keep pages clean and light (a download menu of small sources only, the part of
+MathJax the pages load served with the site)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import browser_check
 import pytest
 import yaml
 
@@ -241,7 +243,7 @@ def test_publish_pushes_the_site_to_gh_pages(tmp_path):
 # ------------------------------------------------------------------------ book
 
 
-def test_book_config_drops_downloads_and_serves_mathjax():
+def test_book_config_offers_small_downloads_and_serves_mathjax():
     from jupyter_book.config import get_final_config
 
     config, _ = get_final_config(
@@ -251,7 +253,9 @@ def test_book_config_drops_downloads_and_serves_mathjax():
     )
     assert "sphinx-mathjax-offline" in config["extensions"]
     theme = config["html_theme_options"]
-    assert theme["use_download_button"] is False
+    # on, with srkit.book's small sources instead of the executed notebooks
+    assert theme["use_download_button"] is True
+    assert "srkit.book" in config["extensions"]
     # merged into jupyter-book's theme options, not replacing them
     assert "launch_buttons" in theme and "search_bar_text" in theme
     assert theme["repository_url"] == pyproject()["urls"]["Source"]
@@ -283,15 +287,19 @@ def tiny_notebook(path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_tiny_book_reads_offline_and_offers_no_download(tmp_path):
+def test_tiny_book_reads_offline_and_offers_small_downloads(tmp_path):
     """A two-page book built with the project's _config.yml (not the whole book)."""
     shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
     shutil.copytree(ROOT / "book" / "_static", tmp_path / "book" / "_static")
     (tmp_path / "_toc.yml").write_text(
-        "format: jb-book\nroot: intro\nchapters:\n  - file: step\n"
+        "format: jb-book\nroot: intro\nchapters:\n  - file: book/steps/01_step\n"
     )
     (tmp_path / "intro.md").write_text("# Intro\n\nPSNR is $10 \\log_{10}(1/m)$.\n")
-    tiny_notebook(tmp_path / "step.ipynb")
+    (tmp_path / "book" / "steps").mkdir(parents=True)
+    tiny_notebook(tmp_path / "book" / "steps" / "01_step.ipynb")
+    (tmp_path / "notebooks").mkdir()
+    source = "# %% [markdown]\n# # 01 · A step\n"
+    (tmp_path / "notebooks" / "01_step.py").write_text(source)
     result = subprocess.run(
         [str(BIN / "jupyter-book"), "build", "-W", "-n", "--keep-going", "."],
         cwd=tmp_path,
@@ -301,15 +309,82 @@ def test_tiny_book_reads_offline_and_offers_no_download(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
     html = tmp_path / "_build" / "html"
-    assert (html / "_static" / "mathjax" / "tex-chtml.js").is_file()
-    fonts = html / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2"
+    mathjax = html / "_static" / "mathjax"
+    assert (mathjax / "tex-chtml.js").is_file()
+    fonts = mathjax / "output" / "chtml" / "fonts" / "woff-v2"
     assert any(fonts.glob("*.woff"))
-    for name in ("intro.html", "step.html"):
-        page = (html / name).read_text()
-        assert "_static/mathjax/tex-chtml.js" in page, name
-        assert "cdn.jsdelivr.net" not in page, name
-        assert "download-source-button" not in page, name
-        assert "download-notebook-button" not in page, name
-    step = (html / "step.html").read_text()
+    # trimmed to what the pages load (the whole copy is 24 MB)
+    assert not (mathjax / "tex-svg.js").exists()
+    assert tree_bytes(mathjax) < MATHJAX_MAX_BYTES
+    assert not list(html.rglob("*.map"))
+    step_page = html / "book" / "steps" / "01_step.html"
+    for page_path in (html / "intro.html", step_page):
+        page = page_path.read_text()
+        assert "_static/mathjax/tex-chtml.js" in page, page_path
+        assert "cdn.jsdelivr.net" not in page, page_path
+        assert "download-notebook-button" not in page, page_path
+    # the download menu offers the small sources, copied into the site
+    assert 'href="_sources/intro.md"' in (html / "intro.html").read_text()
+    step = step_page.read_text()
+    assert 'href="../../_sources/book/steps/01_step.py"' in step
+    assert (html / "_sources" / "book" / "steps" / "01_step.py").read_text() == source
+    assert (html / "_sources" / "intro.md").is_file()
+    assert not list(html.rglob("*.ipynb"))
     assert "INJECTED_VALUE" not in step  # papermill's cell, tagged remove-cell
-    assert not (html / "_sources").exists()
+    if browser_check.find_chromium() is not None:  # formulas render offline
+        pages = ["intro.html", "book/steps/01_step.html"]
+        defects = browser_check.check_site(html, pages=pages)
+        assert not [d for d in defects if d.kind != "first-screen"], defects
+
+
+def tree_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+#: The MathJax a site keeps is about 3.7 MB (of 24 MB in sphinx-mathjax-offline).
+MATHJAX_MAX_BYTES = 5_000_000
+
+
+def mathjax_package() -> Path:
+    from importlib.metadata import distribution
+
+    files = distribution("sphinx-mathjax-offline").files
+    component = next(f for f in files if f.as_posix().endswith("mathjax/tex-chtml.js"))
+    return Path(component.locate()).parent
+
+
+def test_slim_static_keeps_what_the_pages_load(tmp_path):
+    from srkit.book import MATHJAX_NEEDS, slim_static
+
+    package = mathjax_package()
+    for need in MATHJAX_NEEDS:  # a newer package that moved a file fails here
+        assert (package / need).exists(), need
+    static = tmp_path / "_static"
+    shutil.copytree(package, static / "mathjax")
+    (static / "scripts").mkdir()
+    (static / "scripts" / "theme.js").write_text("x\n//# sourceMappingURL=theme.js.map")
+    (static / "scripts" / "theme.js.map").write_text("{}")
+    before = tree_bytes(tmp_path)
+    assert before > 20_000_000
+    removed = slim_static(tmp_path)
+    assert removed == before - tree_bytes(tmp_path)
+    mathjax = static / "mathjax"
+    assert tree_bytes(mathjax) < MATHJAX_MAX_BYTES
+    # what a page loads, also when a reader turns on the menu's speech explorer
+    for kept in (
+        "tex-chtml.js",
+        "output/chtml/fonts/woff-v2/MathJax_Main-Regular.woff",
+        "input/tex/extensions/boldsymbol.js",
+        "ui/menu.js",
+        "a11y/explorer.js",
+        "input/mml.js",
+        "sre/mathmaps/en.json",
+    ):
+        assert (mathjax / kept).is_file(), kept
+    for dropped in ("tex-svg.js", "output/svg", "sre/mathmaps/de.json", "mml-svg.js"):
+        assert not (mathjax / dropped).exists(), dropped
+    assert not (static / "scripts" / "theme.js.map").exists()
+    assert (static / "scripts" / "theme.js").is_file()
+    assert slim_static(tmp_path) == 0  # nothing left to trim
+    with pytest.raises(ValueError, match="tex-svg.js"):
+        slim_static(tmp_path, component="tex-svg.js")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -82,6 +85,19 @@ def test_banner_states_profile_data_and_hardware():
     assert "not results" in text  # the smoke warning
     quick = report.banner("quick", tiny_split()).data
     assert "not results" not in quick and ":class: note" in quick
+
+
+def test_banner_is_one_paragraph_in_small_type():
+    # compact: the page's answer follows it in the first screen
+    for profile in ("smoke", "quick"):
+        lines = report.banner(profile, tiny_split(), steps=4, batch_size=8).data
+        lines = lines.split("\n")
+        assert lines[1].endswith(" srkit-run"), lines[1]
+        body = lines[3:-1]
+        assert len(body) == 1 and lines[-1] == ":::", lines  # one paragraph
+    smoke = report.banner("smoke", tiny_split(), steps=4).data
+    assert smoke.startswith(":::{admonition} Smoke run: these numbers are noise")
+    assert "handful of optimizer steps" in smoke and "profile **smoke**" in smoke
 
 
 def test_check_params_accepts_the_spec_and_rejects_a_mismatch():
@@ -899,3 +915,112 @@ def test_leading_is_the_evaluation_the_answer_puts_first():
     assert "`simple_model_nearest` reaches 25.40 dB" in text
     with pytest.raises(ValueError, match="no model rows"):
         report.leading(SimpleNamespace(table=nearest.table.iloc[1:2]))
+
+
+# ---------------------------------------------------------- the before/after slider
+
+
+class SliderParts(HTMLParser):
+    """The tags and attributes of a slider's HTML, and its text."""
+
+    def __init__(self, markup: str):
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.text: list[str] = []
+        self.feed(markup)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+    def images(self) -> dict[str, dict]:
+        return {a["slot"]: a for tag, a in self.tags if tag == "img"}
+
+
+def decoded(uri: str) -> np.ndarray:
+    from PIL import Image
+
+    prefix = "data:image/png;base64,"
+    assert uri.startswith(prefix)
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri[len(prefix) :]))))
+
+
+def test_slider_html_holds_both_crops_as_data_uris_with_labels_and_alt():
+    rng = np.random.default_rng(0)
+    before = rng.random((48, 48, 3), dtype=np.float32)
+    after = rng.random((48, 48, 3), dtype=np.float32)
+    markup = report.slider_html(
+        before,
+        after,
+        labels=("bicubic x4", "R4 <best>"),
+        alts=("Bicubic of the crop", 'Output of "R4"'),
+        caption="Drag the divider.",
+    )
+    parts = SliderParts(markup)
+    assert [tag for tag, _ in parts.tags].count("img-comparison-slider") == 1
+    assert markup.count("</img-comparison-slider>") == 1
+    slider = dict(parts.tags)["img-comparison-slider"]
+    assert slider["value"] == "50" and "bicubic x4 left" in slider["aria-label"]
+    images = parts.images()
+    assert sorted(images) == ["first", "second"]  # first: left of the divider
+    for slot, image in (("first", before), ("second", after)):
+        shown = images[slot]
+        pixels = decoded(shown["src"])  # the crop at its own size, 8 bits
+        assert pixels.shape == (48, 48, 3)
+        assert np.array_equal(pixels, np.round(image * 255).astype(np.uint8))
+        assert (shown["width"], shown["height"]) == ("288", "288")  # 6x
+        assert "pixelated" in shown["style"]
+    assert images["first"]["alt"] == "Bicubic of the crop"
+    assert images["second"]["alt"] == 'Output of "R4"'
+    text = "".join(parts.text)
+    assert "bicubic x4" in text and "R4 <best>" in text  # labels, escaped
+    assert "<best>" not in markup and "Drag the divider." in text
+    assert len(markup) < 30_000  # two 48 px PNGs of noise, base64
+    with pytest.raises(ValueError, match="one shape"):
+        report.slider_html(before, after[:40], ("a", "b"), ("a", "b"))
+
+
+def test_before_after_shows_bicubic_and_the_model_on_the_answer_crop():
+    import keras
+
+    from srkit import plots
+    from srkit.images import bicubic_upscale
+
+    inputs = keras.Input((None, None, 3))
+    low = keras.layers.UpSampling2D(2, name="low_upsample")(inputs)
+    high = keras.layers.UpSampling2D(2, name="high_upsample")(low)
+    model = keras.Model(inputs, [low, high], name="nearest_model")
+    rng = np.random.default_rng(1)
+    subset = windows.Subset(
+        x=rng.random((3, 72, 72, 3), dtype=np.float32),
+        y2=rng.random((3, 144, 144, 3), dtype=np.float32),
+        y4=rng.random((3, 288, 288, 3), dtype=np.float32),
+        names=["a", "b", "c"],
+    )
+    evaluation = evaluate.evaluate(model, subset)
+    choice = plots.choose_crop(evaluation, subset, scale=4)
+    markup = report.before_after(model, subset, choice, "quick").data
+    parts = SliderParts(markup)
+    images = parts.images()
+    box = np.s_[choice.top : choice.top + 48, choice.left : choice.left + 48]
+    low_res = subset.x[choice.index]
+    bicubic = np.clip(bicubic_upscale(low_res, 4), 0, 1)[box]
+    nearest = np.repeat(np.repeat(low_res, 4, axis=0), 4, axis=1)[box]
+    for slot, expected in (("first", bicubic), ("second", nearest)):
+        error = np.abs(decoded(images[slot]["src"]) - expected * 255.0)
+        assert error.max() <= 0.51, slot  # 8-bit rounding only
+    assert f"validation image {choice.name} at x4" in images["second"]["alt"]
+    assert images["second"]["alt"].startswith("Output of nearest_model")
+    text = "".join(parts.text)
+    assert "bicubic x4" in text and "nearest_model" in text
+    assert "<span>nearest_<wbr>model&nbsp;▶</span>" in markup  # breaks after _
+    labelled = report.before_after(model, subset, choice, "quick", label="R9").data
+    assert "R9&nbsp;▶" in labelled
+    assert "compare bicubic interpolation with R9 (nearest_model)." in labelled
+    caption = f"The 48 px region of validation image {choice.name} at x4 (row "
+    assert caption in text and "interpolation with nearest_model." in text
+    assert 'alt="Output of nearest_model for' in labelled  # the registry name
+    smoke = report.before_after(model, subset, choice, "smoke").data
+    assert "img-comparison-slider" not in smoke and smoke.startswith("<!--")
