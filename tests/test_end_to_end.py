@@ -21,6 +21,8 @@ import yaml
 from srkit import cli, models
 
 PROJECT = Path(__file__).resolve().parents[1]
+#: The smoke site's weight limit in MB: a reader on a phone loads what it links.
+SITE_MB = 30
 
 pytestmark = pytest.mark.slow
 
@@ -136,5 +138,7 @@ def test_the_book_reads_well_in_a_browser(smoke_run, tmp_path_factory):
     defects = browser_check.check_site(
         project / "_build" / "html", banner="Smoke build", shots=shots
     )
+    site = project / "_build" / "html"
+    defects += browser_check.weight_defects(browser_check.site_bytes(site), SITE_MB)
     print(f"browser check: screenshots of every page in {shots}")
     assert not defects, "\n".join(str(d) for d in defects)
