@@ -17,9 +17,6 @@
 # from the 72 px input, an upsampling layer doubles their size, and a 1x1 convolution
 # turns them into a 144 px colour image. We train it twice, once with nearest-neighbour
 # and once with bilinear upsampling, and compare both with plain bicubic interpolation.
-#
-# The step reads the prepared images from the run's data cache and writes both trained
-# models, their histories, GIFs and `metrics.json` into the run folder.
 
 # %% [markdown]
 # ```{glue:md} answer
@@ -94,6 +91,9 @@ report.banner(
 # photographs the network never sees during training. Page 01 shows samples of the
 # 72 px inputs and of their targets; this step predicts only the 144 px ones, the
 # 288 px targets appear from step 03 on.
+#
+# The step writes both trained models, their histories, GIFs and `metrics.json` into the
+# run folder.
 
 # %% [markdown]
 # ## Model

@@ -17,9 +17,6 @@
 # step 02, upsample their features twice and attach an output after each upsampling: a
 # 144 px image (x2) and a 288 px image (x4). Both outputs are trained together, so the
 # shared convolutions must serve both sizes.
-#
-# The step reads the prepared images from the run's data cache and writes the trained
-# model, its history, the training GIFs and `metrics.json` into the run folder.
 
 # %% [markdown]
 # ```{glue:md} answer
@@ -94,6 +91,9 @@ report.banner(
 # figure on this page is measured on the validation images, which come from
 # photographs the network never sees during training. Page 01 shows samples of the
 # 72 px inputs and of their 144 px and 288 px targets.
+#
+# The step writes the trained model, its history, the training GIFs and `metrics.json`
+# into the run folder.
 
 # %% [markdown]
 # ## Model

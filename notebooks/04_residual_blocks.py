@@ -18,9 +18,6 @@
 # 1x1 convolution maps the image to 32 channels, two residual blocks refine the features
 # before the first upsampling, and a third block works on the upsampled map before the
 # second.
-#
-# The step reads the prepared images from the run's data cache and writes the trained
-# model, its history, the training GIFs and `metrics.json` into the run folder.
 
 # %% [markdown]
 # ```{glue:md} answer
@@ -95,6 +92,9 @@ report.banner(
 # figure on this page is measured on the validation images, which come from
 # photographs the network never sees during training. Page 01 shows samples of the
 # 72 px inputs and of their 144 px and 288 px targets.
+#
+# The step writes the trained model, its history, the training GIFs and `metrics.json`
+# into the run folder.
 
 # %% [markdown]
 # ## Model

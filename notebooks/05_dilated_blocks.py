@@ -17,9 +17,6 @@
 # so with dilation rates 1, 2 and 4 three parallel convolutions see neighbourhoods of 3,
 # 5 and 9 pixels for the price of a 3x3 kernel each. We replace each residual block of
 # step 04 with such a dilated block, wrapped in a skip connection.
-#
-# The step reads the prepared images from the run's data cache and writes the trained
-# model, its history, the training GIFs and `metrics.json` into the run folder.
 
 # %% [markdown]
 # ```{glue:md} answer
@@ -94,6 +91,9 @@ report.banner(
 # figure on this page is measured on the validation images, which come from
 # photographs the network never sees during training. Page 01 shows samples of the
 # 72 px inputs and of their 144 px and 288 px targets.
+#
+# The step writes the trained model, its history, the training GIFs and `metrics.json`
+# into the run folder.
 
 # %% [markdown]
 # ## Model

@@ -23,9 +23,6 @@
 # profiles) gives the frozen block random, untrained weights instead: its features are
 # then fixed random projections, and this page measures that variant. The banner
 # states which weights this run used.
-#
-# The step reads the prepared images from the run's data cache and writes the trained
-# model, its history, the training GIFs and `metrics.json` into the run folder.
 
 # %% [markdown]
 # ```{glue:md} answer
@@ -102,6 +99,9 @@ report.banner(
 # figure on this page is measured on the validation images, which come from
 # photographs the network never sees during training. Page 01 shows samples of the
 # 72 px inputs and of their 144 px and 288 px targets.
+#
+# The step writes the trained model, its history, the training GIFs and `metrics.json`
+# into the run folder.
 
 # %% [markdown]
 # ## Model

@@ -18,9 +18,6 @@
 # convolution of ESPCN) instead computes 64 channels at low resolution and rearranges
 # each group of four channels into a 2x2 patch of pixels, so the network decides what
 # every new pixel looks like.
-#
-# The step reads the prepared images from the run's data cache and writes the trained
-# model, its history, the training GIFs and `metrics.json` into the run folder.
 
 # %% [markdown]
 # ```{glue:md} answer
@@ -97,6 +94,9 @@ report.banner(
 # figure on this page is measured on the validation images, which come from
 # photographs the network never sees during training. Page 01 shows samples of the
 # 72 px inputs and of their 144 px and 288 px targets.
+#
+# The step writes the trained model, its history, the training GIFs and `metrics.json`
+# into the run folder.
 
 # %% [markdown]
 # ## Model

@@ -21,11 +21,6 @@
 # Its VGG16 block is frozen. The smoke, default and quick profiles build offline, and
 # then that block holds random, untrained weights rather than pretrained ones as in the
 # study; the banner states which weights this run used.
-#
-# The step reads the prepared images from the run's data cache and writes the trained
-# model, its history, the training GIFs and `metrics.json` into the run folder, and a
-# second copy of the model trained in the other regime of the bicubic skip into a
-# subfolder of the model's folder.
 
 # %% [markdown]
 # ```{glue:md} answer
@@ -102,6 +97,10 @@ report.banner(
 # figure on this page is measured on the validation images, which come from
 # photographs the network never sees during training. Page 01 shows samples of the
 # 72 px inputs and of their 144 px and 288 px targets.
+#
+# The step writes the trained model, its history, the training GIFs and `metrics.json`
+# into the run folder, and a second copy of the model trained in the other regime of the
+# bicubic skip into a subfolder of the model's folder.
 
 # %% [markdown]
 # ## Model

@@ -23,9 +23,6 @@
 # Its VGG16 block is frozen. The smoke, default and quick profiles build offline, and
 # then that block holds random, untrained weights rather than pretrained ones as in the
 # study; the banner states which weights this run used.
-#
-# The step reads the prepared images from the run's data cache and writes both training
-# rounds, their histories and GIFs, and `metrics.json` into the run folder.
 
 # %% [markdown]
 # ```{glue:md} answer
@@ -120,6 +117,9 @@ report.banner(
 # validation images, which come from photographs the network never sees during
 # training. Page 01 shows samples of the 72 px inputs and of their 144 px and 288 px
 # targets.
+#
+# The step writes both training rounds, their histories and GIFs, and `metrics.json`
+# into the run folder.
 
 # %% [markdown]
 # ## Model
