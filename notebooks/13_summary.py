@@ -26,7 +26,7 @@ data_mode: str = ""  # resize | crop; empty means the source's default
 n_images: int = 24  # images of the split whose validation part shows the best image
 seed: int = 0  # seed of that split
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "One magnified region of a validation image as input, bicubic, the best architecture model, R1, R2, R3, R4 and the high-resolution target, each model titled with its training loss, with the PSNR and SSIM of the region under each"}}
 # srkit: reads-earlier-steps (re-run when an earlier step's metrics.json changes)
 from IPython.display import display
 
@@ -47,11 +47,7 @@ split = data.prepare(
     mode=data_mode or None,
     cache_dir=RUN.data,
 )
-
-# %% tags=["hide-input"]
-summary_page.headline(bench, ours, original, profile, pages)
-
-# %% tags=["hide-input"] mystnb={"image": {"alt": "One magnified region of a validation image as input, bicubic, the best architecture model, R1, R2, R3, R4 and the high-resolution target, each model titled with its training loss, with the PSNR and SSIM of the region under each"}}
+display(summary_page.headline(bench, ours, original, profile, pages))
 side = summary_page.side_by_side(RUN, split.val, ours)
 if side is not None:
     display(report.markdown(side.caption))
