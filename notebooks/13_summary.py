@@ -49,9 +49,9 @@ split = data.prepare(
 )
 display(summary_page.headline(bench, ours, original, profile, pages))
 side = summary_page.side_by_side(RUN, split.val, ours)
-if side is not None:
-    display(report.markdown(side.caption))
+if side is not None:  # the caption under the figure, as on the step pages
     display(side)
+    display(report.markdown(side.caption))
 
 # %% tags=["hide-input"]
 report.banner(profile, split)
