@@ -557,6 +557,41 @@ def choose_crop(evaluation, subset, scale: int, size: int = CROP_SIZE) -> CropCh
     )
 
 
+def _region(low_res, target, outputs: Mapping[str, np.ndarray], box, scale: int):
+    """One square region of the target grid, cut from every image of a crop figure.
+
+    Checks that ``target`` and each of ``outputs`` (name -> image) are ``low_res``
+    enlarged ``scale`` times, and cuts ``box`` (top, left, size in target pixels)
+    from the input enlarged by pixel repetition, from bicubic interpolation of the
+    input, from the target and from each output.
+
+    Returns:
+        (size, nearest crop, bicubic crop, target crop, name -> output crop).
+
+    Raises:
+        ValueError: on mismatched shapes or a box outside the target.
+    """
+    low_res = _as_image(low_res, "low_res")
+    expected = (low_res.shape[0] * scale, low_res.shape[1] * scale, 3)
+    target = _as_image(target, "target")
+    images = {name: _as_image(image, name) for name, image in outputs.items()}
+    for what, image in (("target", target), *images.items()):
+        if image.shape != expected:
+            raise ValueError(
+                f"{what} has shape {image.shape}; a {low_res.shape[:2]} input at "
+                f"x{scale} gives {expected}"
+            )
+    top, left, size = _zoom_box(box, min(expected[:2]))
+    nearest = np.repeat(np.repeat(low_res, scale, axis=0), scale, axis=1)
+    bicubic = np.clip(bicubic_upscale(low_res, scale), 0.0, 1.0)
+
+    def crop(image: np.ndarray) -> np.ndarray:
+        return image[top : top + size, left : left + size]
+
+    crops = {name: crop(image) for name, image in images.items()}
+    return size, crop(nearest), crop(bicubic), crop(target), crops
+
+
 def compare_crops(
     low_res,
     prediction,
@@ -597,30 +632,15 @@ def compare_crops(
         ValueError: on mismatched shapes, a box outside the target or a zoom
             below 1.
     """
-    low_res = _as_image(low_res, "low_res")
-    prediction = _as_image(prediction, "prediction")
-    target = _as_image(target, "target")
-    expected = (low_res.shape[0] * scale, low_res.shape[1] * scale, 3)
-    for what, image in (("prediction", prediction), ("target", target)):
-        if image.shape != expected:
-            raise ValueError(
-                f"{what} has shape {image.shape}; a {low_res.shape[:2]} input at "
-                f"x{scale} gives {expected}"
-            )
+    size, nearest, bicubic, truth, crops = _region(
+        low_res, target, {"prediction": prediction}, box, scale
+    )
     if int(zoom) < 1:
         raise ValueError(f"zoom must be >= 1, got {zoom}")
-    top, left, size = _zoom_box(box, min(target.shape[:2]))
-    nearest = np.repeat(np.repeat(low_res, scale, axis=0), scale, axis=1)
-    bicubic = np.clip(bicubic_upscale(low_res, scale), 0.0, 1.0)
-
-    def crop(image: np.ndarray) -> np.ndarray:
-        return image[top : top + size, left : left + size]
-
-    truth = crop(target)
     panels = [
-        (f"input, nearest x{scale}", crop(nearest)),
-        (f"bicubic x{scale}", crop(bicubic)),
-        (_wrap_name(model_name, _CROP_TITLE_CHARS), crop(prediction)),
+        (f"input, nearest x{scale}", nearest),
+        (f"bicubic x{scale}", bicubic),
+        (_wrap_name(model_name, _CROP_TITLE_CHARS), crops["prediction"]),
         ("target (HR)", truth),
     ]
     texts = {}
@@ -797,31 +817,16 @@ def models_crops(
         ValueError: on no predictions, mismatched shapes, a box outside the
             target, a zoom below 1 or fewer than one column.
     """
-    low_res = _as_image(low_res, "low_res")
-    target = _as_image(target, "target")
-    expected = (low_res.shape[0] * scale, low_res.shape[1] * scale, 3)
     if not predictions:
         raise ValueError("predictions is empty: pass at least one model's output")
-    shown = {name: _as_image(image, name) for name, image in predictions.items()}
-    for what, image in (("target", target), *shown.items()):
-        if image.shape != expected:
-            raise ValueError(
-                f"{what} has shape {image.shape}; a {low_res.shape[:2]} input at "
-                f"x{scale} gives {expected}"
-            )
+    size, nearest, bicubic, truth, crops = _region(
+        low_res, target, predictions, box, scale
+    )
     if int(zoom) < 1 or int(columns) < 1:
         raise ValueError(f"zoom and columns must be >= 1, got {zoom} and {columns}")
-    top, left, size = _zoom_box(box, min(target.shape[:2]))
-    nearest = np.repeat(np.repeat(low_res, scale, axis=0), scale, axis=1)
-    bicubic = np.clip(bicubic_upscale(low_res, scale), 0.0, 1.0)
-
-    def crop(image: np.ndarray) -> np.ndarray:
-        return image[top : top + size, left : left + size]
-
-    truth = crop(target)
-    panels = [(f"input, nearest x{scale}", crop(nearest), False)]
-    panels.append((f"bicubic x{scale}", crop(bicubic), True))
-    panels += [(name, crop(image), True) for name, image in shown.items()]
+    panels = [(f"input, nearest x{scale}", nearest, False)]
+    panels.append((f"bicubic x{scale}", bicubic, True))
+    panels += [(name, crop, True) for name, crop in crops.items()]
     panels.append(("target (HR)", truth, False))
 
     panel = size * int(zoom)
