@@ -64,11 +64,7 @@ report.banner(profile, split)
 # %%
 report.markdown_table(data.describe(split))
 
-# %% [markdown]
-# Three validation examples at the three sizes, each shown at the same display size so
-# the loss of detail is visible:
-
-# %% tags=["hide-input"] mystnb={"image": {"alt": "Three validation images, each as the 72 px network input and its 144 px and 288 px targets, shown at the same display size"}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Three validation images, each as the 72 px network input and its 144 px and 288 px targets, shown at the same display size"}, "figure": {"caption": "Three validation examples at the three sizes, each shown at the same display size so the loss of detail is visible.", "name": "sample-grid-01"}}
 plots.sample_grid(split.val, n=3)
 
 # %% [markdown]

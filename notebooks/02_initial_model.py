@@ -13,10 +13,8 @@
 # %% [markdown]
 # # 02 · A first fully convolutional model
 #
-# How far does the simplest possible network get? Two 3x3 convolutions extract features
-# from the 72 px input, an upsampling layer doubles their size, and a 1x1 convolution
-# turns them into a 144 px colour image. We train it twice, once with nearest-neighbour
-# and once with bilinear upsampling, and compare both with plain bicubic interpolation.
+# How far does the simplest possible network get, with nearest-neighbour or with
+# bilinear upsampling, against plain bicubic interpolation?
 
 # %% [markdown]
 # ```{glue:md} answer
@@ -26,14 +24,18 @@
 # ```{glue:figure} answer_figure
 # :alt: Input, bicubic, model, target and error change of one region, magnified
 # :name: answer-02
-# ```
 #
-# ```{glue:md} answer_caption
-# :format: myst
+# {glue:md}`answer_caption:myst`
 # ```
 #
 # ```{glue} answer_slider
 # ```
+#
+# ## Idea
+#
+# Two 3x3 convolutions extract features from the 72 px input, an upsampling layer
+# doubles their size, and a 1x1 convolution turns them into a 144 px colour image. We
+# train it twice, once with nearest-neighbour and once with bilinear upsampling.
 
 # %% tags=["parameters", "remove-cell"]
 # srkit: data-sets n_images
@@ -173,24 +175,17 @@ slider = report.before_after(
 )
 glue("answer_slider", slider, display=False)
 
-# %% [markdown]
-# Learning curves of the nearest-neighbour variant, then of the bilinear one.
-
-# %% tags=["hide-input"] mystnb={"image": {"alt": "Learning curves of model 02 nearest: loss and metrics per evaluation interval on training and validation images"}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Learning curves of model 02 nearest: loss and metrics per evaluation interval on training and validation images"}, "figure": {"caption": "Learning curves of the nearest-neighbour variant: the loss and each metric per evaluation interval, on training and validation images.", "name": "learning-curves-02-nearest"}}
 plots.learning_curves(
     results["simple_model_nearest"].history, title="simple_model_nearest"
 )
 
-# %% tags=["hide-input"] mystnb={"image": {"alt": "Learning curves of model 02 bilinear: loss and metrics per evaluation interval on training and validation images"}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Learning curves of model 02 bilinear: loss and metrics per evaluation interval on training and validation images"}, "figure": {"caption": "Learning curves of the bilinear variant.", "name": "learning-curves-02-bilinear"}}
 plots.learning_curves(
     results["simple_model_bilinear"].history, title="simple_model_bilinear"
 )
 
-# %% [markdown]
-# The best and worst reconstructed validation images of the bilinear variant, ranked
-# by PSNR, with a magnified crop of the same region in prediction and target.
-
-# %% tags=["hide-input"] mystnb={"image": {"alt": "The best and the worst reconstructed validation images of model 02 bilinear at 144 px, ranked by PSNR, each prediction beside its target with a magnified region"}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "The best and the worst reconstructed validation images of model 02 bilinear at 144 px, ranked by PSNR, each prediction beside its target with a magnified region"}, "figure": {"caption": "The best and worst reconstructed validation images of the bilinear variant, ranked by PSNR, with a magnified crop of the same region in prediction and target.", "name": "best-worst-02"}}
 plots.best_worst_figure(
     results["simple_model_bilinear"].model,
     split.val,

@@ -13,10 +13,7 @@
 # %% [markdown]
 # # 03 · Two outputs: x2 and x4
 #
-# Can one network produce two magnifications at once? We keep the two convolutions of
-# step 02, upsample their features twice and attach an output after each upsampling: a
-# 144 px image (x2) and a 288 px image (x4). Both outputs are trained together, so the
-# shared convolutions must serve both sizes.
+# Can one network produce two magnifications at once?
 
 # %% [markdown]
 # ```{glue:md} answer
@@ -26,14 +23,18 @@
 # ```{glue:figure} answer_figure
 # :alt: Input, bicubic, model, target and error change of one region, magnified
 # :name: answer-03
-# ```
 #
-# ```{glue:md} answer_caption
-# :format: myst
+# {glue:md}`answer_caption:myst`
 # ```
 #
 # ```{glue} answer_slider
 # ```
+#
+# ## Idea
+#
+# We keep the two convolutions of step 02, upsample their features twice and attach an
+# output after each upsampling: a 144 px image (x2) and a 288 px image (x4). Both
+# outputs are trained together, so the shared convolutions must serve both sizes.
 
 # %% tags=["parameters", "remove-cell"]
 # srkit: data-sets n_images
@@ -154,18 +155,10 @@ glue("answer_caption", report.markdown(figure.caption), display=False)
 slider = report.before_after(result.model, split.val, figure.choice, profile)
 glue("answer_slider", slider, display=False)
 
-# %% [markdown]
-# Learning curves: the loss and each metric per evaluation interval, on training and
-# validation images.
-
-# %% tags=["hide-input"] mystnb={"image": {"alt": "Learning curves of model 03: loss and metrics per evaluation interval on training and validation images"}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Learning curves of model 03: loss and metrics per evaluation interval on training and validation images"}, "figure": {"caption": "Learning curves: the loss and each metric per evaluation interval, on training and validation images.", "name": "learning-curves-03"}}
 plots.learning_curves(result.history)
 
-# %% [markdown]
-# The validation images the model reconstructs best and worst at 288 px, ranked by PSNR,
-# with a magnified crop of the same region in the prediction and in the target.
-
-# %% tags=["hide-input"] mystnb={"image": {"alt": "The best and the worst reconstructed validation images of model 03 at 288 px, ranked by PSNR, each prediction beside its target with a magnified region"}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "The best and the worst reconstructed validation images of model 03 at 288 px, ranked by PSNR, each prediction beside its target with a magnified region"}, "figure": {"caption": "The validation images the model reconstructs best and worst at 288 px, ranked by PSNR, with a magnified crop of the same region in the prediction and in the target.", "name": "best-worst-03"}}
 plots.best_worst_figure(result.model, split.val, evaluation.per_image, scale=4, k=2)
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Animation of model 03's x4 prediction along training between bicubic interpolation and the high-resolution target, each frame labelled with the training steps and the PSNR", "classes": "srkit-screen-only"}}

@@ -13,10 +13,7 @@
 # %% [markdown]
 # # 05 · Dilated convolution blocks
 #
-# Does a wider view of the image help? A dilated convolution spreads its 3x3 taps apart,
-# so with dilation rates 1, 2 and 4 three parallel convolutions see neighbourhoods of 3,
-# 5 and 9 pixels for the price of a 3x3 kernel each. We replace each residual block of
-# step 04 with such a dilated block, wrapped in a skip connection.
+# Does a wider view of the image help?
 
 # %% [markdown]
 # ```{glue:md} answer
@@ -26,14 +23,19 @@
 # ```{glue:figure} answer_figure
 # :alt: Input, bicubic, model, target and error change of one region, magnified
 # :name: answer-05
-# ```
 #
-# ```{glue:md} answer_caption
-# :format: myst
+# {glue:md}`answer_caption:myst`
 # ```
 #
 # ```{glue} answer_slider
 # ```
+#
+# ## Idea
+#
+# A dilated convolution spreads its 3x3 taps apart, so with dilation rates 1, 2 and 4
+# three parallel convolutions see neighbourhoods of 3, 5 and 9 pixels for the price of a
+# 3x3 kernel each. We replace each residual block of step 04 with such a dilated block,
+# wrapped in a skip connection.
 
 # %% tags=["parameters", "remove-cell"]
 # srkit: data-sets n_images
@@ -149,18 +151,10 @@ glue("answer_caption", report.markdown(figure.caption), display=False)
 slider = report.before_after(result.model, split.val, figure.choice, profile)
 glue("answer_slider", slider, display=False)
 
-# %% [markdown]
-# Learning curves: the loss and each metric per evaluation interval, on training and
-# validation images.
-
-# %% tags=["hide-input"] mystnb={"image": {"alt": "Learning curves of model 05: loss and metrics per evaluation interval on training and validation images"}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Learning curves of model 05: loss and metrics per evaluation interval on training and validation images"}, "figure": {"caption": "Learning curves: the loss and each metric per evaluation interval, on training and validation images.", "name": "learning-curves-05"}}
 plots.learning_curves(result.history)
 
-# %% [markdown]
-# The validation images the model reconstructs best and worst at 288 px, ranked by PSNR,
-# with a magnified crop of the same region in the prediction and in the target.
-
-# %% tags=["hide-input"] mystnb={"image": {"alt": "The best and the worst reconstructed validation images of model 05 at 288 px, ranked by PSNR, each prediction beside its target with a magnified region"}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "The best and the worst reconstructed validation images of model 05 at 288 px, ranked by PSNR, each prediction beside its target with a magnified region"}, "figure": {"caption": "The validation images the model reconstructs best and worst at 288 px, ranked by PSNR, with a magnified crop of the same region in the prediction and in the target.", "name": "best-worst-05"}}
 plots.best_worst_figure(result.model, split.val, evaluation.per_image, scale=4, k=2)
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Animation of model 05's x4 prediction along training between bicubic interpolation and the high-resolution target, each frame labelled with the training steps and the PSNR", "classes": "srkit-screen-only"}}

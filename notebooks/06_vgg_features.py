@@ -13,16 +13,7 @@
 # %% [markdown]
 # # 06 · VGG16 features
 #
-# Do features learned for image classification help super-resolution? We feed the input
-# both to two trainable 1x1 convolutions and to the first block of VGG16 (two 3x3
-# convolutions with 64 filters), concatenate both feature maps and upsample them to the
-# two outputs. The VGG16 block is frozen.
-#
-# The study used a pretrained VGG16. Pretrained weights (Keras offers those trained on
-# ImageNet) are a download, so an offline build (the smoke, default and quick
-# profiles) gives the frozen block random, untrained weights instead: its features are
-# then fixed random projections, and this page measures that variant. The banner
-# states which weights this run used.
+# Do features learned for image classification help super-resolution?
 
 # %% [markdown]
 # ```{glue:md} answer
@@ -32,14 +23,24 @@
 # ```{glue:figure} answer_figure
 # :alt: Input, bicubic, model, target and error change of one region, magnified
 # :name: answer-06
-# ```
 #
-# ```{glue:md} answer_caption
-# :format: myst
+# {glue:md}`answer_caption:myst`
 # ```
 #
 # ```{glue} answer_slider
 # ```
+#
+# ## Idea
+#
+# We feed the input both to two trainable 1x1 convolutions and to the first block of
+# VGG16 (two 3x3 convolutions with 64 filters), concatenate both feature maps and
+# upsample them to the two outputs. The VGG16 block is frozen.
+#
+# The study used a pretrained VGG16. Pretrained weights (Keras offers those trained on
+# ImageNet) are a download, so an offline build (the smoke, default and quick profiles)
+# gives the frozen block random, untrained weights instead: its features are then fixed
+# random projections, and this page measures that variant. The banner states which
+# weights this run used.
 
 # %% tags=["parameters", "remove-cell"]
 # srkit: data-sets n_images
@@ -157,18 +158,10 @@ glue("answer_caption", report.markdown(figure.caption), display=False)
 slider = report.before_after(result.model, split.val, figure.choice, profile)
 glue("answer_slider", slider, display=False)
 
-# %% [markdown]
-# Learning curves: the loss and each metric per evaluation interval, on training and
-# validation images.
-
-# %% tags=["hide-input"] mystnb={"image": {"alt": "Learning curves of model 06: loss and metrics per evaluation interval on training and validation images"}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Learning curves of model 06: loss and metrics per evaluation interval on training and validation images"}, "figure": {"caption": "Learning curves: the loss and each metric per evaluation interval, on training and validation images.", "name": "learning-curves-06"}}
 plots.learning_curves(result.history)
 
-# %% [markdown]
-# The validation images the model reconstructs best and worst at 288 px, ranked by PSNR,
-# with a magnified crop of the same region in the prediction and in the target.
-
-# %% tags=["hide-input"] mystnb={"image": {"alt": "The best and the worst reconstructed validation images of model 06 at 288 px, ranked by PSNR, each prediction beside its target with a magnified region"}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "The best and the worst reconstructed validation images of model 06 at 288 px, ranked by PSNR, each prediction beside its target with a magnified region"}, "figure": {"caption": "The validation images the model reconstructs best and worst at 288 px, ranked by PSNR, with a magnified crop of the same region in the prediction and in the target.", "name": "best-worst-06"}}
 plots.best_worst_figure(result.model, split.val, evaluation.per_image, scale=4, k=2)
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Animation of model 06's x4 prediction along training between bicubic interpolation and the high-resolution target, each frame labelled with the training steps and the PSNR", "classes": "srkit-screen-only"}}

@@ -13,11 +13,7 @@
 # %% [markdown]
 # # 07 · Depth-to-space upsampling
 #
-# Is a learned upsampling better than a fixed one? Until now the network enlarged its
-# feature maps by copying or interpolating pixels. Depth-to-space (the sub-pixel
-# convolution of ESPCN) instead computes 64 channels at low resolution and rearranges
-# each group of four channels into a 2x2 patch of pixels, so the network decides what
-# every new pixel looks like.
+# Is a learned upsampling better than a fixed one?
 
 # %% [markdown]
 # ```{glue:md} answer
@@ -27,14 +23,19 @@
 # ```{glue:figure} answer_figure
 # :alt: Input, bicubic, model, target and error change of one region, magnified
 # :name: answer-07
-# ```
 #
-# ```{glue:md} answer_caption
-# :format: myst
+# {glue:md}`answer_caption:myst`
 # ```
 #
 # ```{glue} answer_slider
 # ```
+#
+# ## Idea
+#
+# Until now the network enlarged its feature maps by copying or interpolating pixels.
+# Depth-to-space (the sub-pixel convolution of ESPCN) instead computes 64 channels at
+# low resolution and rearranges each group of four channels into a 2x2 patch of pixels,
+# so the network decides what every new pixel looks like.
 
 # %% tags=["parameters", "remove-cell"]
 # srkit: data-sets n_images
@@ -151,18 +152,10 @@ glue("answer_caption", report.markdown(figure.caption), display=False)
 slider = report.before_after(result.model, split.val, figure.choice, profile)
 glue("answer_slider", slider, display=False)
 
-# %% [markdown]
-# Learning curves: the loss and each metric per evaluation interval, on training and
-# validation images.
-
-# %% tags=["hide-input"] mystnb={"image": {"alt": "Learning curves of model 07: loss and metrics per evaluation interval on training and validation images"}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Learning curves of model 07: loss and metrics per evaluation interval on training and validation images"}, "figure": {"caption": "Learning curves: the loss and each metric per evaluation interval, on training and validation images.", "name": "learning-curves-07"}}
 plots.learning_curves(result.history)
 
-# %% [markdown]
-# The validation images the model reconstructs best and worst at 288 px, ranked by PSNR,
-# with a magnified crop of the same region in the prediction and in the target.
-
-# %% tags=["hide-input"] mystnb={"image": {"alt": "The best and the worst reconstructed validation images of model 07 at 288 px, ranked by PSNR, each prediction beside its target with a magnified region"}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "The best and the worst reconstructed validation images of model 07 at 288 px, ranked by PSNR, each prediction beside its target with a magnified region"}, "figure": {"caption": "The validation images the model reconstructs best and worst at 288 px, ranked by PSNR, with a magnified crop of the same region in the prediction and in the target.", "name": "best-worst-07"}}
 plots.best_worst_figure(result.model, split.val, evaluation.per_image, scale=4, k=2)
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Animation of model 07's x4 prediction along training between bicubic interpolation and the high-resolution target, each frame labelled with the training steps and the PSNR", "classes": "srkit-screen-only"}}

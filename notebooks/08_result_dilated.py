@@ -13,14 +13,8 @@
 # %% [markdown]
 # # 08 · R1: dilated residual blocks, loss −PSNR
 #
-# The first result model combines the ideas of steps 04 to 07: dilated residual blocks,
-# the frozen VGG16 features and depth-to-space upsampling. It is also the first model
-# trained on PSNR directly: the loss is the negative PSNR of each output, so maximising
-# PSNR is the training goal.
-#
-# Its VGG16 block is frozen. The smoke, default and quick profiles build offline, and
-# then that block holds random, untrained weights rather than pretrained ones as in the
-# study; the banner states which weights this run used.
+# Do the ideas of steps 04 to 07 add up? R1 combines dilated residual blocks, the
+# frozen VGG16 features and depth-to-space upsampling, and trains on PSNR directly.
 
 # %% [markdown]
 # ```{glue:md} answer
@@ -30,14 +24,23 @@
 # ```{glue:figure} answer_figure
 # :alt: Input, bicubic, model, target and error change of one region, magnified
 # :name: answer-08
-# ```
 #
-# ```{glue:md} answer_caption
-# :format: myst
+# {glue:md}`answer_caption:myst`
 # ```
 #
 # ```{glue} answer_slider
 # ```
+#
+# ## Idea
+#
+# R1 is the first model trained on PSNR directly: the loss is the negative PSNR of each
+# output, so maximising PSNR is the training goal. Its blocks and features come from the
+# earlier steps: dilated residual blocks (04, 05), the frozen VGG16 block (06) and
+# depth-to-space upsampling (07).
+#
+# Its VGG16 block is frozen. The smoke, default and quick profiles build offline, and
+# then that block holds random, untrained weights rather than pretrained ones as in the
+# study; the banner states which weights this run used.
 
 # %% tags=["parameters", "remove-cell"]
 # srkit: data-sets n_images
@@ -158,18 +161,10 @@ glue("answer_caption", report.markdown(figure.caption), display=False)
 slider = report.before_after(result.model, split.val, figure.choice, profile)
 glue("answer_slider", slider, display=False)
 
-# %% [markdown]
-# Learning curves: the loss and each metric per evaluation interval, on training and
-# validation images.
-
-# %% tags=["hide-input"] mystnb={"image": {"alt": "Learning curves of model R1: loss and metrics per evaluation interval on training and validation images"}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Learning curves of model R1: loss and metrics per evaluation interval on training and validation images"}, "figure": {"caption": "Learning curves: the loss and each metric per evaluation interval, on training and validation images.", "name": "learning-curves-08"}}
 plots.learning_curves(result.history)
 
-# %% [markdown]
-# The validation images the model reconstructs best and worst at 288 px, ranked by PSNR,
-# with a magnified crop of the same region in the prediction and in the target.
-
-# %% tags=["hide-input"] mystnb={"image": {"alt": "The best and the worst reconstructed validation images of model R1 at 288 px, ranked by PSNR, each prediction beside its target with a magnified region"}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "The best and the worst reconstructed validation images of model R1 at 288 px, ranked by PSNR, each prediction beside its target with a magnified region"}, "figure": {"caption": "The validation images the model reconstructs best and worst at 288 px, ranked by PSNR, with a magnified crop of the same region in the prediction and in the target.", "name": "best-worst-08"}}
 plots.best_worst_figure(result.model, split.val, evaluation.per_image, scale=4, k=2)
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Animation of model R1's x4 prediction along training between bicubic interpolation and the high-resolution target, each frame labelled with the training steps and the PSNR", "classes": "srkit-screen-only"}}
@@ -211,10 +206,7 @@ other = train.fit(
 )
 print(report.fit_summary(other))
 
-# %% [markdown]
-# Validation PSNR of both copies at each evaluation, bicubic interpolation dashed:
-
-# %% tags=["hide-input"] mystnb={"image": {"alt": "Validation PSNR of R1 at each evaluation, trained with and without the bicubic skip, with bicubic interpolation as a dashed line"}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Validation PSNR of R1 at each evaluation, trained with and without the bicubic skip, with bicubic interpolation as a dashed line"}, "figure": {"caption": "Validation PSNR of both copies at each evaluation, bicubic interpolation dashed.", "name": "regime-curves-08"}}
 regimes = {skip: result.history, other_skip: other.history}
 plots.regime_curves(regimes, evaluation.table)
 

@@ -13,13 +13,8 @@
 # %% [markdown]
 # # 09 · R2: extended dilated blocks, loss −PSNR−SSIM
 #
-# The second result model deepens the three parallel blocks of R1 (each now chains three
-# dilated blocks instead of two) and adds SSIM to the loss. SSIM rewards matching local
-# structure (contrast and correlation in small windows), which PSNR ignores.
-#
-# Its VGG16 block is frozen. The smoke, default and quick profiles build offline, and
-# then that block holds random, untrained weights rather than pretrained ones as in the
-# study; the banner states which weights this run used.
+# Do deeper blocks and SSIM in the loss help? R2 deepens the blocks of R1 and trains
+# on −PSNR−SSIM.
 
 # %% [markdown]
 # ```{glue:md} answer
@@ -29,14 +24,22 @@
 # ```{glue:figure} answer_figure
 # :alt: Input, bicubic, model, target and error change of one region, magnified
 # :name: answer-09
-# ```
 #
-# ```{glue:md} answer_caption
-# :format: myst
+# {glue:md}`answer_caption:myst`
 # ```
 #
 # ```{glue} answer_slider
 # ```
+#
+# ## Idea
+#
+# The second result model deepens the three parallel blocks of R1 (each now chains three
+# dilated blocks instead of two) and adds SSIM to the loss. SSIM rewards matching local
+# structure (contrast and correlation in small windows), which PSNR ignores.
+#
+# Its VGG16 block is frozen. The smoke, default and quick profiles build offline, and
+# then that block holds random, untrained weights rather than pretrained ones as in the
+# study; the banner states which weights this run used.
 
 # %% tags=["parameters", "remove-cell"]
 # srkit: data-sets n_images
@@ -152,18 +155,10 @@ glue("answer_caption", report.markdown(figure.caption), display=False)
 slider = report.before_after(result.model, split.val, figure.choice, profile)
 glue("answer_slider", slider, display=False)
 
-# %% [markdown]
-# Learning curves: the loss and each metric per evaluation interval, on training and
-# validation images.
-
-# %% tags=["hide-input"] mystnb={"image": {"alt": "Learning curves of model R2: loss and metrics per evaluation interval on training and validation images"}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Learning curves of model R2: loss and metrics per evaluation interval on training and validation images"}, "figure": {"caption": "Learning curves: the loss and each metric per evaluation interval, on training and validation images.", "name": "learning-curves-09"}}
 plots.learning_curves(result.history)
 
-# %% [markdown]
-# The validation images the model reconstructs best and worst at 288 px, ranked by PSNR,
-# with a magnified crop of the same region in the prediction and in the target.
-
-# %% tags=["hide-input"] mystnb={"image": {"alt": "The best and the worst reconstructed validation images of model R2 at 288 px, ranked by PSNR, each prediction beside its target with a magnified region"}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "The best and the worst reconstructed validation images of model R2 at 288 px, ranked by PSNR, each prediction beside its target with a magnified region"}, "figure": {"caption": "The validation images the model reconstructs best and worst at 288 px, ranked by PSNR, with a magnified crop of the same region in the prediction and in the target.", "name": "best-worst-09"}}
 plots.best_worst_figure(result.model, split.val, evaluation.per_image, scale=4, k=2)
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Animation of model R2's x4 prediction along training between bicubic interpolation and the high-resolution target, each frame labelled with the training steps and the PSNR", "classes": "srkit-screen-only"}}

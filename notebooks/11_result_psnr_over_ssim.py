@@ -13,6 +13,26 @@
 # %% [markdown]
 # # 11 · R4: chained blocks, loss −PSNR/(1−SSIM)
 #
+# Do chained blocks and a loss that pushes PSNR and SSIM up together beat the other
+# result models?
+
+# %% [markdown]
+# ```{glue:md} answer
+# :format: myst
+# ```
+#
+# ```{glue:figure} answer_figure
+# :alt: Input, bicubic, model, target and error change of one region, magnified
+# :name: answer-11
+#
+# {glue:md}`answer_caption:myst`
+# ```
+#
+# ```{glue} answer_slider
+# ```
+#
+# ## Idea
+#
 # The last result model changes how its blocks are wired and what it optimises. The
 # three extended dilated blocks now run one after another, and their outputs are added
 # to the first feature map instead of concatenated. The loss −PSNR/(1−SSIM) grows
@@ -23,23 +43,6 @@
 # Its VGG16 block is frozen. The smoke, default and quick profiles build offline, and
 # then that block holds random, untrained weights rather than pretrained ones as in the
 # study; the banner states which weights this run used.
-
-# %% [markdown]
-# ```{glue:md} answer
-# :format: myst
-# ```
-#
-# ```{glue:figure} answer_figure
-# :alt: Input, bicubic, model, target and error change of one region, magnified
-# :name: answer-11
-# ```
-#
-# ```{glue:md} answer_caption
-# :format: myst
-# ```
-#
-# ```{glue} answer_slider
-# ```
 
 # %% tags=["parameters", "remove-cell"]
 # srkit: data-sets n_images retrain_n_images
@@ -204,20 +207,13 @@ glue("answer_caption", report.markdown(figure.caption), display=False)
 slider = report.before_after(result.model, more.val, figure.choice, profile)
 glue("answer_slider", slider, display=False)
 
-# %% [markdown]
-# Learning curves of the first round, then of the second.
-
-# %% tags=["hide-input"] mystnb={"image": {"alt": "Learning curves of model R4: loss and metrics per evaluation interval on training and validation images (first round of training)"}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Learning curves of model R4: loss and metrics per evaluation interval on training and validation images (first round of training)"}, "figure": {"caption": "Learning curves of the first round: the loss and each metric per evaluation interval, on training and validation images.", "name": "learning-curves-11-first"}}
 plots.learning_curves(first.history, title="First round")
 
-# %% tags=["hide-input"] mystnb={"image": {"alt": "Learning curves of model R4: loss and metrics per evaluation interval on training and validation images (second round of training)"}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Learning curves of model R4: loss and metrics per evaluation interval on training and validation images (second round of training)"}, "figure": {"caption": "Learning curves of the second round, on more images with a smaller learning rate.", "name": "learning-curves-11-second"}}
 plots.learning_curves(result.history, title="Second round")
 
-# %% [markdown]
-# The best and worst reconstructed validation images at 288 px after the second round,
-# ranked by PSNR, with magnified crops.
-
-# %% tags=["hide-input"] mystnb={"image": {"alt": "The best and the worst reconstructed validation images of model R4 at 288 px, ranked by PSNR, each prediction beside its target with a magnified region"}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "The best and the worst reconstructed validation images of model R4 at 288 px, ranked by PSNR, each prediction beside its target with a magnified region"}, "figure": {"caption": "The best and worst reconstructed validation images at 288 px after the second round, ranked by PSNR, with magnified crops.", "name": "best-worst-11"}}
 plots.best_worst_figure(result.model, more.val, evaluation.per_image, scale=4, k=2)
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Animation of model R4's x4 prediction along training between bicubic interpolation and the high-resolution target, each frame labelled with the training steps and the PSNR", "classes": "srkit-screen-only"}}

@@ -13,9 +13,8 @@
 # %% [markdown]
 # # 13 · Summary
 #
-# Which architecture and which loss work best? The box below answers from this run,
-# and the figure under it sets the result models and the best architecture model side
-# by side on one image. Models carry their step labels (02 to 07, R1 to R4).
+# Which architecture and which loss work best? This run's answer (models by their step
+# labels, 02 to 07 and R1 to R4), then its best models side by side:
 
 # %% tags=["parameters", "remove-cell"]
 # srkit: data-sets n_images
@@ -26,9 +25,10 @@ data_mode: str = ""  # resize | crop; empty means the source's default
 n_images: int = 24  # images of the split whose validation part shows the best image
 seed: int = 0  # seed of that split
 
-# %% tags=["hide-input"] mystnb={"image": {"alt": "One magnified region of a validation image as input, bicubic, the best architecture model, R1, R2, R3, R4 and the high-resolution target, each model titled with its training loss, with the PSNR and SSIM of the region under each"}}
+# %% tags=["hide-input"]
 # srkit: reads-earlier-steps (re-run when an earlier step's metrics.json changes)
 from IPython.display import display
+from myst_nb import glue
 
 from srkit import data, evaluate, models, plots, records, report, summary_page
 
@@ -47,11 +47,27 @@ split = data.prepare(
     mode=data_mode or None,
     cache_dir=RUN.data,
 )
-display(summary_page.headline(bench, ours, original, profile, pages))
+display(summary_page.headline(bench, ours, profile, pages))
+# The figure is pasted below as a numbered figure with its caption.
 side = summary_page.side_by_side(RUN, split.val, ours)
-if side is not None:  # the caption under the figure, as on the step pages
-    display(side)
-    display(report.markdown(side.caption))
+if side is None:
+    caption = "No model of this run has a saved `best.keras` to show."
+    side = report.markdown("*This run has no saved model.*")
+else:
+    caption = side.caption
+glue("side_by_side", side, display=False)
+glue("side_by_side_caption", report.markdown(caption), display=False)
+
+# %% [markdown]
+# ```{glue:figure} side_by_side
+# :alt: One magnified region of a validation image as input, bicubic, the best architecture model, R1, R2, R3, R4 and the high-resolution target, each model titled with its training loss, with the PSNR and SSIM of the region under each
+# :name: side-by-side
+#
+# {glue:md}`side_by_side_caption:myst`
+# ```
+
+# %% tags=["remove-input"]
+summary_page.study_verdict(bench, ours, original, profile)
 
 # %% tags=["hide-input"]
 report.banner(profile, split)
@@ -117,13 +133,13 @@ summary_page.validation_tables(comparison, ("mse", "mae"), pages)
 # Our value for every model, grouped by output size; the dashed line is bicubic
 # interpolation on our validation images. Only this run's numbers are drawn.
 
-# %% tags=["hide-input"] mystnb={"image": {"alt": "Bar chart of the mean validation PSNR in dB of every model, labelled 02 to 07 and R1 to R4, at x2 and at x4, with bicubic interpolation as a dashed line"}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Bar chart of the mean validation PSNR in dB of every model, labelled 02 to 07 and R1 to R4, at x2 and at x4, with bicubic interpolation as a dashed line"}, "figure": {"caption": "Mean validation PSNR (dB, higher is better) of every model at x2 and x4; the dashed line is bicubic interpolation.", "name": "bars-13-psnr"}}
 plots.metric_bars(ours, metric="psnr", labels=summary_page.short_label, stacked=True)
 
-# %% tags=["hide-input"] mystnb={"image": {"alt": "Bar chart of the mean validation SSIM of every model, labelled 02 to 07 and R1 to R4, at x2 and at x4, with bicubic interpolation as a dashed line"}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Bar chart of the mean validation SSIM of every model, labelled 02 to 07 and R1 to R4, at x2 and at x4, with bicubic interpolation as a dashed line"}, "figure": {"caption": "Mean validation SSIM (higher is better) of every model at x2 and x4; the dashed line is bicubic interpolation.", "name": "bars-13-ssim"}}
 plots.metric_bars(ours, metric="ssim", labels=summary_page.short_label, stacked=True)
 
-# %% tags=["hide-input"] mystnb={"image": {"alt": "Bar chart of the mean validation MAE of every model, labelled 02 to 07 and R1 to R4, at x2 and at x4, with bicubic interpolation as a dashed line (lower is better)"}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Bar chart of the mean validation MAE of every model, labelled 02 to 07 and R1 to R4, at x2 and at x4, with bicubic interpolation as a dashed line (lower is better)"}, "figure": {"caption": "Mean validation MAE (lower is better) of every model at x2 and x4; the dashed line is bicubic interpolation.", "name": "bars-13-mae"}}
 plots.metric_bars(ours, metric="mae", labels=summary_page.short_label, stacked=True)
 
 # %% [markdown]

@@ -98,68 +98,87 @@ def _margins_on_validation(table: pd.DataFrame) -> pd.DataFrame:
     return rows.assign(psnr_margin=rows["psnr"] - rows["scale"].map(bicubic))
 
 
+def _scored_rows(bench: pd.DataFrame, ours: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The margins the headline ranks, and where they were measured.
+
+    The benchmark sets' margins when the run scored any; otherwise each model's
+    margin on our validation images.
+    """
+    scored = bench[bench["model"] != "bicubic"] if len(bench) else bench
+    if len(scored):
+        sets = ", ".join(dict.fromkeys(scored["set"]))
+        return scored, f"mean over the benchmark sets {sets}"
+    where = "on our validation images; this run has no benchmark result"
+    return _margins_on_validation(ours), where
+
+
 def headline(
     bench: pd.DataFrame,
     ours: pd.DataFrame,
-    original: pd.DataFrame,
     profile: str,
     pages: dict[str, str] | None = None,
 ):
-    """The summary page's answer, computed from the run, as an admonition.
+    """The summary page's answer, computed from the run, as a short admonition.
 
     The best model per scale is the one with the largest mean PSNR margin over
     bicubic on the benchmark sets (on the validation images when the run has no
     benchmark result); the best loss is that of the best result model (R1-R4,
-    which differ mainly in their training loss); then what the original study
-    found and whether this run agrees. A smoke build says first that the ranking
-    is noise.
+    which differ mainly in their training loss). Short enough that the figure
+    under it starts on a phone's first screen; what the original study found
+    follows the figure (:func:`study_verdict`). A smoke build's title says that
+    the ranking is noise.
 
     Args:
         bench: ``srkit.records.read_benchmarks`` output (may be empty).
         ours: ``srkit.records.collect_metrics`` output.
-        original: ``srkit.records.load_original_results`` output.
         profile: the run's parameter profile.
         pages: model -> step page stem (:func:`model_pages`), for links.
 
     Returns:
         An ``IPython.display.Markdown`` admonition.
     """
-    lines = []
-    if profile == "smoke":
-        lines.append(
-            "**This is a smoke build: every model trained for a handful of steps, so "
-            "the ranking below is noise.** It shows that the pipeline works, not "
-            "which model is best."
-        )
-    scored = bench[bench["model"] != "bicubic"] if len(bench) else bench
-    if len(scored):
-        where = "over the benchmark sets " + ", ".join(dict.fromkeys(scored["set"]))
-        rows = scored
-    else:
-        where = "over our validation images; this run has no benchmark result"
-        rows = _margins_on_validation(ours)
-    best = _best_by_scale(rows, "psnr_margin")
+    rows, where = _scored_rows(bench, ours)
     bullets = []
-    for scale, (name, margin) in best.items():
-        above = "above" if margin > 0 else "below"
+    for scale, (name, margin) in _best_by_scale(rows, "psnr_margin").items():
         bullets.append(
             f"- **Best at x{scale}:** {linked_label(name, pages)}, "
-            f"{abs(margin):.2f} dB {above} bicubic interpolation in PSNR "
-            f"(mean {where})."
+            f"{report.signed(round(margin, 2) + 0.0, 2)} dB"
         )
-    results = [
-        n for n in models.MODEL_NAMES if str(models.MODEL_INFO[n]["step"])[0] == "R"
-    ]
-    in_run = rows[rows["model"].isin(results)]
+    in_run = rows[rows["model"].isin(result_names())]
     if len(in_run):
         mean = in_run.groupby("model", sort=False)["psnr_margin"].mean()
         winner = str(mean.sort_values(ascending=False, kind="stable").index[0])
-        above = "above" if mean[winner] > 0 else "below"
         bullets.append(
-            f"- **Best loss:** `{models.MODEL_INFO[winner]['loss']}`, the loss of "
-            f"{linked_label(winner, pages)}, the result model (R1-R4) with the "
-            f"largest mean PSNR margin: {abs(mean[winner]):.2f} dB {above} bicubic."
+            f"- **Best loss:** `{models.MODEL_INFO[winner]['loss']}` "
+            f"({linked_label(winner, pages)}, the best result model: "
+            f"{report.signed(round(mean[winner], 2) + 0.0, 2)} dB)"
         )
+    note = f"PSNR over bicubic interpolation, {where}."
+    if profile == "smoke":  # the title says it first
+        title, kind = (
+            "What this smoke build found: noise (a few training steps)",
+            "warning",
+        )
+    else:
+        title, kind = "What this run found", "important"
+    head = f":::{{admonition}} {title}\n:class: {kind} srkit-headline\n"
+    return report.markdown(f"{head}\n" + "\n".join(bullets) + f"\n\n{note}\n:::")
+
+
+def study_verdict(
+    bench: pd.DataFrame, ours: pd.DataFrame, original: pd.DataFrame, profile: str
+):
+    """What the original study found best, and whether this run agrees.
+
+    Args:
+        bench, ours, profile: as for :func:`headline`.
+        original: ``srkit.records.load_original_results`` output.
+
+    Returns:
+        An ``IPython.display.Markdown`` paragraph.
+    """
+    rows, _ = _scored_rows(bench, ours)
+    best = _best_by_scale(rows, "psnr_margin")
     study = _best_by_scale(original, "psnr")
     study_names = {name for name, _ in study.values()}
     if len(study_names) == 1:
@@ -179,14 +198,10 @@ def headline(
         verdict = "This run agrees at " + ", ".join(f"x{s}" for s in agree) + " only."
     else:
         verdict = "This run does not agree."
-    bullets.append(
-        f"- **The original study** found {study_text}, measured in PSNR on "
+    return report.markdown(
+        f"**The original study** found {study_text}, measured in PSNR on "
         f"{ORIGINAL_DATA}. {verdict}"
     )
-    kind = "warning" if profile == "smoke" else "important"
-    body = "\n\n".join([*lines, "\n".join(bullets)])
-    title = f":::{{admonition}} What this run found\n:class: {kind} srkit-headline\n"
-    return report.markdown(f"{title}\n{body}\n:::")
 
 
 def result_names() -> list[str]:
@@ -238,7 +253,7 @@ def side_by_side(run, subset, table: pd.DataFrame, scale: int = 4):
         scale: the upscaling factor shown.
 
     Returns:
-        The figure, with ``caption`` (Markdown, to show above it), or None when
+        The figure, with ``caption`` (Markdown, its numbered caption), or None when
         the run has none of these models.
     """
     from srkit import evaluate, plots  # deferred: Keras and matplotlib

@@ -17,8 +17,8 @@ desktop width (1400 px) and a phone width (390 px). On each page it checks:
 - ``size``: (desktop) no picture is shown narrower than its own pixels;
 - ``slider``: every ``img-comparison-slider`` is defined (its script loaded
   offline) and shows its two images;
-- ``first-screen``: (desktop, 1400x900) a step page 02-11 shows a figure before
-  the reader scrolls;
+- ``first-screen``: a step page 02-11 and the summary (13) show a figure before
+  the reader scrolls, on the desktop (1400x900) and on the phone (390x844);
 - ``weight``: (with ``--max-mb``) the whole site weighs at most that much.
 
 The rules are pure functions over what the page script collects
@@ -156,8 +156,11 @@ MEASURE = r"""
     .map((a) => a.href);
   return {
     images, sticking: sticking.slice(0, 5), hidden: hidden.slice(0, 5), raw,
-    pageWidth: document.documentElement.scrollWidth, viewport: window.innerWidth,
-    viewportHeight: window.innerHeight, pictures, sliders,
+    // the screen's size (a phone's window grows to content wider than the screen:
+    // innerWidth would hide that overflow)
+    pageWidth: document.documentElement.scrollWidth,
+    viewport: document.documentElement.clientWidth,
+    viewportHeight: document.documentElement.clientHeight, pictures, sliders,
     banner: bar ? bar.textContent.trim() : null, links,
   };
 })()
@@ -414,8 +417,9 @@ def _resolves(link: str, server_url: str) -> bool:
 PATH_ALT = re.compile(
     r"^\S*(/|\\)\S*$|^\S+\.(png|jpe?g|gif|svg|webp|avif)$", re.IGNORECASE
 )
-#: Step pages whose first screen must show a figure: 02-11 (01 is data, 12-13 differ).
-FIRST_SCREEN_PAGE = re.compile(r"(^|/)steps/(0[2-9]|1[01])_[^/]*\.html$")
+#: Pages whose first screen must show a figure: steps 02-11 and the summary (13);
+#: 01 shows data and 12 benchmark tables.
+FIRST_SCREEN_PAGE = re.compile(r"(^|/)steps/(0[2-9]|1[013])_[^/]*\.html$")
 #: How much of a picture the first screen must show (all of a smaller one), in px.
 FIRST_SCREEN_MIN_PX = 100
 SHRINK_TOLERANCE_PX = 1  # sub-pixel layout rounding
@@ -485,7 +489,7 @@ def slider_defects(sliders: list[dict]) -> list[str]:
 
 
 def first_screen_defects(page: str, pictures: list[dict], height: int) -> list[str]:
-    """A step page (02-11) whose first screen (``height`` px) shows no picture.
+    """A step page (02-11, 13) whose first screen (``height`` px) shows no picture.
 
     A picture counts when it is shown (width > 0), is not decorative, and at least
     :data:`FIRST_SCREEN_MIN_PX` of it (all of a smaller one) lies above ``height``.
@@ -544,10 +548,9 @@ def page_defects(page: str, width_name: str, found: dict, banner=None) -> list[D
     defects += named("slider", slider_defects(found.get("sliders", [])))
     if width_name == "desktop":  # a phone shrinks wide figures to its column
         defects += named("size", size_defects(pictures))
-        defects += named(
-            "first-screen",
-            first_screen_defects(page, pictures, found["viewportHeight"]),
-        )
+    defects += named(
+        "first-screen", first_screen_defects(page, pictures, found["viewportHeight"])
+    )
     return defects
 
 

@@ -46,6 +46,13 @@ BROKEN = {
         "console",
     ),
     "overflow.html": ('<div style="width: 2000px">a very wide block</div>', "overflow"),
+    # fits the desktop column, not a phone: the phone's window grows to it
+    "phone_overflow.html": (
+        '<div style="display: flex; justify-content: center"><div><span style='
+        '"display: block; white-space: nowrap">' + "build facts " * 6 + "</span>"
+        "</div></div>",
+        "overflow",
+    ),
     "hidden.html": (
         '<div style="overflow-x: auto"><table style="width: 1200px">'
         "<tr><td>model</td><td>SSIM</td></tr></table></div>",
@@ -144,8 +151,14 @@ def test_each_defect_is_caught_and_the_good_page_passes(tmp_path):
     assert {d.width for d in hidden} == {"desktop"}  # a phone may scroll a table
     slider = [d.detail for d in defects if d.page == "slider.html"]
     assert "slider 1: img-comparison-slider is not defined (no script)" in slider
-    late = [d for d in defects if d.kind == "first-screen"]
-    assert [(d.page, d.width) for d in late] == [("book/steps/02_late.html", "desktop")]
+    phone = {(d.width, d.detail) for d in defects if d.page == "phone_overflow.html"}
+    assert {width for width, _ in phone} == {"phone"}, phone
+    assert any("px window" in detail and "390" in detail for _, detail in phone)
+    late = [(d.page, d.width) for d in defects if d.kind == "first-screen"]
+    assert late == [
+        ("book/steps/02_late.html", "desktop"),
+        ("book/steps/02_late.html", "phone"),
+    ]
     assert len(list(shots.glob("*.png"))) == 2 * len(pages)
 
 

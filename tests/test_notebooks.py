@@ -124,7 +124,9 @@ CONTROLS = {
     "11": "10_result_mse_ssim",
 }
 GLUE_KEY = re.compile(r'glue\(\s*"(\w+)"')
-GLUE_REFERENCE = re.compile(r"```\{glue(?::\w+)?\}\s+(\w+)")
+#: A pasted glue key: a directive (```{glue:figure} key) or an inline role
+#: ({glue:md}`key:myst`, as in a figure's caption).
+GLUE_REFERENCE = re.compile(r"```\{glue(?::\w+)?\}\s+(\w+)|\{glue:md\}`(\w+)")
 
 
 def tags(cell) -> list[str]:
@@ -139,10 +141,18 @@ def test_step_opens_with_its_answer(path):
     top = notebook.cells[1]
     assert top.cell_type == "markdown", path.name
     assert notebook.cells[2] is cells[0] and "parameters" in tags(cells[0])
-    references = GLUE_REFERENCE.findall(top.source)
+    references = [a or b for a, b in GLUE_REFERENCE.findall(top.source)]
     expected = ["answer", "answer_figure", "answer_caption", "answer_slider"]
     assert references == expected, path.name
     assert ":alt:" in top.source  # the figure has words for a reader without it
+    # the caption is the figure's own, so Sphinx numbers it ("Fig. 3")
+    figure = re.search(r"```\{glue:figure\}.*?\n```", top.source, re.DOTALL)
+    assert "{glue:md}`answer_caption:myst`" in figure.group(0), path.name
+    # the question alone comes before the answer (a phone's first screen holds
+    # title, question, margin sentence and figure); the rest follows it
+    question = notebook.cells[0].source.split("\n\n", 1)[1]
+    assert len(question) < 200 and "\n\n" not in question, path.name
+    assert "## Idea" in top.source.split("{glue} answer_slider")[1], path.name
     glued = [key for cell in cells for key in GLUE_KEY.findall(cell.source)]
     assert sorted(glued) == sorted(references), path.name  # each glued once
     text = path.read_text()

@@ -537,26 +537,32 @@ def summary_inputs():
 def test_headline_names_best_per_scale_from_the_benchmarks():
     ours, original = summary_inputs()
     pages = summary_page.model_pages(ours)
-    text = summary_page.headline(
-        benchmark_summary_table(), ours, original, "quick", pages
-    )
+    text = summary_page.headline(benchmark_summary_table(), ours, "quick", pages)
     text = text.data
     assert text.startswith(":::{admonition} What this run found\n:class: important")
-    assert "**Best at x2:** {doc}`07 <07_depth_to_space>`, 0.25 dB above" in text
-    assert "**Best at x4:** {doc}`07 <07_depth_to_space>`, 0.35 dB above" in text
-    assert "found R4 best at both scales" in text and summary_page.ORIGINAL_DATA in text
-    assert "This run does not agree." in text
-    assert "noise" not in text and "differs" not in text
+    assert "**Best at x2:** {doc}`07 <07_depth_to_space>`, +0.25 dB" in text
+    assert "**Best at x4:** {doc}`07 <07_depth_to_space>`, +0.35 dB" in text
+    assert "mean over the benchmark sets" in text
+    assert "noise" not in text and "study" not in text
+    # short: the figure under it must start on a phone's first screen
+    assert len(text) < 500
+    verdict = summary_page.study_verdict(
+        benchmark_summary_table(), ours, original, "quick"
+    ).data
+    assert "found R4 best at both scales" in verdict
+    assert summary_page.ORIGINAL_DATA in verdict
+    assert "This run does not agree." in verdict
 
 
 def test_headline_of_a_smoke_build_says_noise_first():
     ours, original = summary_inputs()
-    text = summary_page.headline(
+    text = summary_page.headline(benchmark_summary_table(), ours, "smoke").data
+    title = text.splitlines()[0]
+    assert ":class: warning" in text and "smoke build" in title and "noise" in title
+    verdict = summary_page.study_verdict(
         benchmark_summary_table(), ours, original, "smoke"
     ).data
-    first = text.splitlines()[3]
-    assert ":class: warning" in text and "smoke build" in first and "noise" in first
-    assert "trains too little to test that" in text and "agree" not in text
+    assert "trains too little to test that" in verdict and "agree" not in verdict
 
 
 def test_headline_falls_back_to_validation_and_can_agree():
@@ -564,15 +570,15 @@ def test_headline_falls_back_to_validation_and_can_agree():
     ours.loc[ours["model"] == "dts_model", "model"] = summary_page.ORIGINAL_BEST
     ours = pd.concat([ours, ours.assign(scale=2)])
     empty = benchmark_summary_table().iloc[0:0]
-    text = summary_page.headline(empty, ours, original, "quick").data
+    text = summary_page.headline(empty, ours, "quick").data
     assert "validation images" in text
-    assert "**Best at x4:** 04, 7.00 dB below bicubic" in text
-    assert "**Best loss:** `psnr_over_ssim`" in text and "8.00 dB below" in text
-    assert "This run does not agree." in text
+    assert "**Best at x4:** 04, -7.00 dB" in text
+    assert "**Best loss:** `psnr_over_ssim`" in text and "-8.00 dB" in text
+    verdict = summary_page.study_verdict(empty, ours, original, "quick").data
+    assert "This run does not agree." in verdict
     ours.loc[ours["model"] == "residual_block_model", "psnr"] = 10.0
-    assert (
-        "This run agrees." in summary_page.headline(empty, ours, original, "full").data
-    )
+    verdict = summary_page.study_verdict(empty, ours, original, "full").data
+    assert "This run agrees." in verdict
 
 
 def test_margin_tables_are_narrow_with_flat_headers():

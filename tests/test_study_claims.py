@@ -174,7 +174,8 @@ def generated_texts():
     empty = pd.DataFrame(columns=["set", "scale", "model", "psnr_margin"])
     ranking = summary_page.model_ranking(per_step, empty, original)
     for profile in ("smoke", "quick"):
-        texts.append(summary_page.headline(empty, ours, original, profile).data)
+        texts.append(summary_page.headline(empty, ours, profile).data)
+        texts.append(summary_page.study_verdict(empty, ours, original, profile).data)
         texts.append(summary_page.study_orderings(ranking, original, profile).data)
     for with_study in (True, False):
         texts.append(summary_page.ranking_sentences(ranking, None, with_study).data)
