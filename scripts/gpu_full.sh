@@ -81,8 +81,10 @@ timeout -k 10 120 "$PYTHON" -m srkit.bench --peaks-only --json "$OUT/peaks.json"
 
 OVERRIDES=()
 if [ "$BUDGETS" = 1 ]; then
-    say "sizing budgets for $TRAIN_S s of training"
+    DEVICES=$("$PYTHON" -c "import jax; print(jax.local_device_count())")
+    say "sizing budgets for $TRAIN_S s of training on $DEVICES device(s)"
     mapfile -t OVERRIDES < <("$PYTHON" scripts/gpu_pack.py budgets --seconds "$TRAIN_S" \
+        --devices "$DEVICES" \
         ${IMAGES_PER_S:+--images-per-s "$IMAGES_PER_S"} 2> >(tee -a "$LOG" >&2) |
         tr ' ' '\n')
     echo "overrides: ${OVERRIDES[*]}" | tee -a "$LOG"

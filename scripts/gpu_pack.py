@@ -16,7 +16,9 @@ training of all 11 models into a number of seconds. Images per second come from
 a CSV of an earlier run on the same machine (``images_per_s.csv`` from
 ``collect``) when one is given, else from a FLOP estimate: each model's analytic
 training FLOP per image (3x the forward convolutions) at an assumed sustained
-rate, and at least a fixed time per optimizer step (batch drawing, dispatch).
+rate per GPU times ``--devices`` (the run trains each model over every GPU with
+one global batch), and at least a fixed time per optimizer step (batch drawing,
+dispatch), which more devices do not shorten.
 Budgets never exceed the full profile's own.
 
 ``collect`` (there): writes ``images_per_s.csv`` (one row per trained model, from
@@ -291,6 +293,13 @@ def _read_images_per_s(path: Path) -> dict[str, float]:
     return dict(zip(table["model"], table["images_per_s"], strict=True))
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
 def budgets(arguments) -> int:
     """Print the overrides, one ``-p`` pair per line, and the plan on stderr."""
     gflop = _gflop_per_image()
@@ -298,6 +307,7 @@ def budgets(arguments) -> int:
     if arguments.images_per_s and Path(arguments.images_per_s).is_file():
         measured = _read_images_per_s(Path(arguments.images_per_s))
     seconds = float(arguments.seconds)
+    rate_gflop_s = ASSUMED_GFLOP_S * arguments.devices
     small_steps = [step for step in STEP_MODELS if step < "08"]
     small_models = sum(len(STEP_MODELS[step]) for step in small_steps)
     share = {
@@ -311,7 +321,7 @@ def budgets(arguments) -> int:
         for name in models:
             rate = measured.get(name)
             if rate is None or not math.isfinite(rate) or rate <= 0:
-                flop_s = BATCH_SIZE * TRAIN_FLOP_FACTOR * gflop[name] / ASSUMED_GFLOP_S
+                flop_s = BATCH_SIZE * TRAIN_FLOP_FACTOR * gflop[name] / rate_gflop_s
                 per_step_s += max(MIN_STEP_S, flop_s)
             else:
                 per_step_s += BATCH_SIZE / rate
@@ -447,6 +457,12 @@ def _parser() -> argparse.ArgumentParser:
     budget_parser = commands.add_parser("budgets", help="print the -p overrides")
     budget_parser.add_argument("--seconds", type=float, required=True)
     budget_parser.add_argument("--images-per-s", help="images_per_s.csv of a try")
+    budget_parser.add_argument(
+        "--devices",
+        type=_positive_int,
+        default=1,
+        help="GPUs the run trains on (scales the FLOP estimate; default 1)",
+    )
     collect_parser = commands.add_parser("collect", help="CSV and result archive")
     collect_parser.add_argument("run_dir")
     collect_parser.add_argument("out")

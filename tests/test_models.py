@@ -261,6 +261,21 @@ def test_depth_to_space_matches_tensorflow(block_size, channels):
     np.testing.assert_array_equal(ours, theirs)
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.function")
+@pytest.mark.parametrize("known", ["both", "width", "none"])
+def test_depth_to_space_traced_with_unknown_sizes_matches_tensorflow(known):
+    # Known sizes take the reshape path; unknown ones the backend op (a reshape to
+    # run-time sizes folds wrongly on TensorFlow when only one size is known).
+    tf = pytest.importorskip("tensorflow")
+    x = np.random.default_rng(1).random((2, 3, 5, 16), "float32")
+    spec = {"both": (None, 3, 5, 16), "width": (None, None, 5, 16)}
+    shape = spec.get(known, (None, None, None, 16))
+    layer = layers.DepthToSpace(2)
+    traced = tf.function(layer, input_signature=[tf.TensorSpec(shape, tf.float32)])
+    ours = traced(tf.constant(x)).numpy()
+    np.testing.assert_array_equal(ours, tf.nn.depth_to_space(x, 2).numpy())
+
+
 def test_depth_to_space_dynamic_shape_and_config():
     inputs = keras.Input((None, None, 8))
     model = keras.Model(inputs, layers.DepthToSpace(2, name="d2s")(inputs))
