@@ -158,9 +158,8 @@ class _PhaseUpSampling2D(layers.Layer):
     A subclass names ``_phases(x, factor, axis)``, which returns the ``factor``
     phases of ``x`` along ``axis`` (phase r holds output pixels factor * i + r).
     Columns are interpolated first, then rows (TensorFlow's order, so that float32
-    rounding matches its resize), and ``keras.ops.depth_to_space`` places the
-    ``factor**2`` phases (:func:`depth_to_space`), so the layer never needs the
-    input's shape.
+    rounding matches its resize), and :func:`depth_to_space` places the
+    ``factor**2`` phases, so the layer never needs the input's shape.
     """
 
     _phases = None  # set by each subclass
