@@ -180,3 +180,54 @@ def test_redirect_pages_are_followed_not_opened(tmp_path):
     assert browser_check.site_pages(tmp_path) == ["book/intro.html"]
     defects = browser_check.redirect_defects(tmp_path)
     assert [(d.page, d.kind) for d in defects] == [("old.html", "link")]
+
+
+ZOOM_JS = VENDORED.parent / "zoom.js"
+CLICK = """(async () => {
+  const wait = () => new Promise((done) => setTimeout(done, 50));
+  const shown = () => {
+    const big = document.querySelector(".srkit-zoom img");
+    return big ? Math.round(big.getBoundingClientRect().width) : 0;
+  };
+  const steps = {};
+  document.querySelector(".cell_output img").click();
+  await wait();
+  steps.figure = shown();
+  document.dispatchEvent(new KeyboardEvent("keydown", {key: "Escape"}));
+  await wait();
+  steps.afterEscape = shown();
+  document.querySelector("img-comparison-slider img").click();
+  await wait();
+  steps.slider = shown();
+  return steps;
+})()"""
+
+
+@pytest.mark.skipif(not ZOOM_JS.is_file(), reason="book/_static/zoom.js missing")
+def test_a_click_magnifies_a_figure_offline_and_escape_closes_it(tmp_path):
+    site = write_site(tmp_path / "site")
+    shutil.copy(ZOOM_JS, site / "zoom.js")
+    body = (
+        '<script defer src="/zoom.js"></script>'
+        '<div class="cell_output"><img src="/wide.png" alt="a figure"></div>'
+        + DEFINE_SLIDER
+        + SLIDER
+    )
+    (site / "zoom.html").write_text(PAGE.format(banner=BANNER, body=body, links=""))
+    browser = browser_check.Browser(browser_check.find_chromium())
+    try:
+        with browser_check.Server(site) as server:
+            browser.open(server.url + "zoom.html", 1400, 900)
+            result = browser.send(
+                "Runtime.evaluate",
+                expression=CLICK,
+                awaitPromise=True,
+                returnByValue=True,
+            )
+            errors = browser.console_errors()
+    finally:
+        browser.close()
+    steps = result["result"]["value"]
+    # wide.png is 600 px: the overlay shows it at 1200 px, square pixels
+    assert steps == {"figure": 1200, "afterEscape": 0, "slider": 0}
+    assert errors == []
