@@ -49,12 +49,12 @@ def depth_to_space(inputs, block_size: int):
 
     With every size known when traced (training windows, upscale tiles) it is a
     reshape and a transpose to constant sizes: on a CPU about 30 % less time than
-    the backend op (44 instead of 60 ms for a 668 px, 64-channel map). Otherwise it is the backend op (``tf.nn.depth_to_space``
-    on TensorFlow), which takes the sizes from the tensor at run time: a reshape
-    to sizes read with ``ops.shape`` fails on TensorFlow after dilated
-    convolutions when only one of h, w is known statically, because graph
-    optimisation folds the unknown one to the known value
-    (https://github.com/tensorflow/tensorflow/issues/26797).
+    the backend op (44 instead of 60 ms for a 668 px, 64-channel map). Otherwise
+    it is the backend op (``tf.nn.depth_to_space`` on TensorFlow), which takes the
+    sizes from the tensor at run time: a reshape to sizes read with ``ops.shape``
+    fails on TensorFlow after dilated convolutions when only one of h, w is known
+    statically, because graph optimisation folds the unknown one to the known
+    value (https://github.com/tensorflow/tensorflow/issues/26797).
     """
     b = block_size
     _, height, width, channels = inputs.shape
