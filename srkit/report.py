@@ -578,9 +578,14 @@ def leading(evaluations):
     return scores[leader][0]
 
 
+def margin_text(value: float) -> str:
+    """A signed margin to two decimals (``+1.23``), never ``-0.00``."""
+    return signed(round(value, 2) + 0.0, 2)
+
+
 def _db(value: float) -> str:
     """A signed margin in dB, bold, never ``-0.00``."""
-    return f"**{signed(round(value, 2) + 0.0, 2)} dB**"
+    return f"**{margin_text(value)} dB**"
 
 
 def answer(evaluations, control=None, profile: str = ""):

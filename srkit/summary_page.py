@@ -142,7 +142,7 @@ def headline(
     for scale, (name, margin) in _best_by_scale(rows, "psnr_margin").items():
         bullets.append(
             f"- **Best at x{scale}:** {linked_label(name, pages)}, "
-            f"{report.signed(round(margin, 2) + 0.0, 2)} dB"
+            f"{report.margin_text(margin)} dB"
         )
     in_run = rows[rows["model"].isin(result_names())]
     if len(in_run):
@@ -151,7 +151,7 @@ def headline(
         bullets.append(
             f"- **Best loss:** `{models.MODEL_INFO[winner]['loss']}` "
             f"({linked_label(winner, pages)}, the best result model: "
-            f"{report.signed(round(mean[winner], 2) + 0.0, 2)} dB)"
+            f"{report.margin_text(mean[winner])} dB)"
         )
     note = f"PSNR over bicubic interpolation, {where}."
     if profile == "smoke":  # the title says it first
@@ -553,7 +553,7 @@ def study_orderings(
             else:
                 verdict = "differs"
             pair = f"{linked_label(first, pages)} vs {linked_label(second, pages)}"
-            shown = [report.signed(round(v, 2) + 0.0, 2) for v in (theirs, here)]
+            shown = [report.margin_text(v) for v in (theirs, here)]
             lines.append(f"| {pair} | {shown[0]} | {shown[1]} | {verdict} |")
         if total:
             blocks.append("\n".join(lines))
